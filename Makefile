@@ -1,0 +1,44 @@
+# Accord — the two commands are `make run` and `make test` (see README.md).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PKGS := libs/common services/sync services/presence services/edge libs/cli
+PYTEST_ARGS ?=
+
+.PHONY: install run test test-embedded services protos lint check-protos bench clean
+
+install: $(STAMP)
+
+$(STAMP): requirements-dev.txt $(addsuffix /pyproject.toml,$(PKGS))
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-build-isolation $(addprefix -e ,$(PKGS))
+	@touch $(STAMP)
+
+run: install
+	$(VENV)/bin/accord dev
+
+# Every test; PostgreSQL and Redis are started (or installed) first.
+test: install services
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Only the tests that need no servers.
+test-embedded: install
+	$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
+
+services:
+	@bash scripts/ensure-services.sh
+
+protos: install
+	$(PY) scripts/gen_protos.py
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

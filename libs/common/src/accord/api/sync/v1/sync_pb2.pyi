@@ -1,0 +1,205 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ChangeStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CHANGE_STATUS_UNSPECIFIED: _ClassVar[ChangeStatus]
+    CHANGE_STATUS_APPLIED: _ClassVar[ChangeStatus]
+    CHANGE_STATUS_DUPLICATE: _ClassVar[ChangeStatus]
+CHANGE_STATUS_UNSPECIFIED: ChangeStatus
+CHANGE_STATUS_APPLIED: ChangeStatus
+CHANGE_STATUS_DUPLICATE: ChangeStatus
+
+class SetOp(_message.Message):
+    __slots__ = ("fields_json",)
+    FIELDS_JSON_FIELD_NUMBER: _ClassVar[int]
+    fields_json: str
+    def __init__(self, fields_json: _Optional[str] = ...) -> None: ...
+
+class DeleteOp(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class IncrOp(_message.Message):
+    __slots__ = ("field", "by")
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    BY_FIELD_NUMBER: _ClassVar[int]
+    field: str
+    by: int
+    def __init__(self, field: _Optional[str] = ..., by: _Optional[int] = ...) -> None: ...
+
+class Op(_message.Message):
+    __slots__ = ("set", "delete", "incr")
+    SET_FIELD_NUMBER: _ClassVar[int]
+    DELETE_FIELD_NUMBER: _ClassVar[int]
+    INCR_FIELD_NUMBER: _ClassVar[int]
+    set: SetOp
+    delete: DeleteOp
+    incr: IncrOp
+    def __init__(self, set: _Optional[_Union[SetOp, _Mapping]] = ..., delete: _Optional[_Union[DeleteOp, _Mapping]] = ..., incr: _Optional[_Union[IncrOp, _Mapping]] = ...) -> None: ...
+
+class Change(_message.Message):
+    __slots__ = ("client_seq", "collection", "key", "ts", "op")
+    CLIENT_SEQ_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    TS_FIELD_NUMBER: _ClassVar[int]
+    OP_FIELD_NUMBER: _ClassVar[int]
+    client_seq: int
+    collection: str
+    key: str
+    ts: int
+    op: Op
+    def __init__(self, client_seq: _Optional[int] = ..., collection: _Optional[str] = ..., key: _Optional[str] = ..., ts: _Optional[int] = ..., op: _Optional[_Union[Op, _Mapping]] = ...) -> None: ...
+
+class PushRequest(_message.Message):
+    __slots__ = ("room", "user_id", "client_id", "changes")
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
+    room: str
+    user_id: str
+    client_id: str
+    changes: _containers.RepeatedCompositeFieldContainer[Change]
+    def __init__(self, room: _Optional[str] = ..., user_id: _Optional[str] = ..., client_id: _Optional[str] = ..., changes: _Optional[_Iterable[_Union[Change, _Mapping]]] = ...) -> None: ...
+
+class Conflict(_message.Message):
+    __slots__ = ("field", "winner_ts", "winner_client_id")
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    WINNER_TS_FIELD_NUMBER: _ClassVar[int]
+    WINNER_CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    field: str
+    winner_ts: int
+    winner_client_id: str
+    def __init__(self, field: _Optional[str] = ..., winner_ts: _Optional[int] = ..., winner_client_id: _Optional[str] = ...) -> None: ...
+
+class ChangeResult(_message.Message):
+    __slots__ = ("client_seq", "seq", "status", "ts", "ts_adjusted", "conflicts")
+    CLIENT_SEQ_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    TS_FIELD_NUMBER: _ClassVar[int]
+    TS_ADJUSTED_FIELD_NUMBER: _ClassVar[int]
+    CONFLICTS_FIELD_NUMBER: _ClassVar[int]
+    client_seq: int
+    seq: int
+    status: ChangeStatus
+    ts: int
+    ts_adjusted: bool
+    conflicts: _containers.RepeatedCompositeFieldContainer[Conflict]
+    def __init__(self, client_seq: _Optional[int] = ..., seq: _Optional[int] = ..., status: _Optional[_Union[ChangeStatus, str]] = ..., ts: _Optional[int] = ..., ts_adjusted: _Optional[bool] = ..., conflicts: _Optional[_Iterable[_Union[Conflict, _Mapping]]] = ...) -> None: ...
+
+class PushResponse(_message.Message):
+    __slots__ = ("room", "results", "head")
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    HEAD_FIELD_NUMBER: _ClassVar[int]
+    room: str
+    results: _containers.RepeatedCompositeFieldContainer[ChangeResult]
+    head: int
+    def __init__(self, room: _Optional[str] = ..., results: _Optional[_Iterable[_Union[ChangeResult, _Mapping]]] = ..., head: _Optional[int] = ...) -> None: ...
+
+class CommittedChange(_message.Message):
+    __slots__ = ("seq", "collection", "key", "client_id", "client_seq", "ts", "patch_json", "user_id")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_SEQ_FIELD_NUMBER: _ClassVar[int]
+    TS_FIELD_NUMBER: _ClassVar[int]
+    PATCH_JSON_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    collection: str
+    key: str
+    client_id: str
+    client_seq: int
+    ts: int
+    patch_json: str
+    user_id: str
+    def __init__(self, seq: _Optional[int] = ..., collection: _Optional[str] = ..., key: _Optional[str] = ..., client_id: _Optional[str] = ..., client_seq: _Optional[int] = ..., ts: _Optional[int] = ..., patch_json: _Optional[str] = ..., user_id: _Optional[str] = ...) -> None: ...
+
+class ChangeBatch(_message.Message):
+    __slots__ = ("room", "changes")
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
+    room: str
+    changes: _containers.RepeatedCompositeFieldContainer[CommittedChange]
+    def __init__(self, room: _Optional[str] = ..., changes: _Optional[_Iterable[_Union[CommittedChange, _Mapping]]] = ...) -> None: ...
+
+class PullRequest(_message.Message):
+    __slots__ = ("room", "since", "until", "page_size", "changes_only")
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    CHANGES_ONLY_FIELD_NUMBER: _ClassVar[int]
+    room: str
+    since: int
+    until: int
+    page_size: int
+    changes_only: bool
+    def __init__(self, room: _Optional[str] = ..., since: _Optional[int] = ..., until: _Optional[int] = ..., page_size: _Optional[int] = ..., changes_only: _Optional[bool] = ...) -> None: ...
+
+class Record(_message.Message):
+    __slots__ = ("collection", "key", "value_json")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_JSON_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    key: str
+    value_json: str
+    def __init__(self, collection: _Optional[str] = ..., key: _Optional[str] = ..., value_json: _Optional[str] = ...) -> None: ...
+
+class SnapshotChunk(_message.Message):
+    __slots__ = ("seq", "records", "last")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    LAST_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    records: _containers.RepeatedCompositeFieldContainer[Record]
+    last: bool
+    def __init__(self, seq: _Optional[int] = ..., records: _Optional[_Iterable[_Union[Record, _Mapping]]] = ..., last: _Optional[bool] = ...) -> None: ...
+
+class PullResponse(_message.Message):
+    __slots__ = ("head", "snapshot", "changes")
+    HEAD_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
+    head: int
+    snapshot: SnapshotChunk
+    changes: ChangeBatch
+    def __init__(self, head: _Optional[int] = ..., snapshot: _Optional[_Union[SnapshotChunk, _Mapping]] = ..., changes: _Optional[_Union[ChangeBatch, _Mapping]] = ...) -> None: ...
+
+class SubscribeRequest(_message.Message):
+    __slots__ = ("add", "remove")
+    ADD_FIELD_NUMBER: _ClassVar[int]
+    REMOVE_FIELD_NUMBER: _ClassVar[int]
+    add: _containers.RepeatedScalarFieldContainer[str]
+    remove: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, add: _Optional[_Iterable[str]] = ..., remove: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SubscribeResponse(_message.Message):
+    __slots__ = ("changes",)
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
+    changes: ChangeBatch
+    def __init__(self, changes: _Optional[_Union[ChangeBatch, _Mapping]] = ...) -> None: ...
+
+class HeadRequest(_message.Message):
+    __slots__ = ("room",)
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    room: str
+    def __init__(self, room: _Optional[str] = ...) -> None: ...
+
+class HeadResponse(_message.Message):
+    __slots__ = ("head",)
+    HEAD_FIELD_NUMBER: _ClassVar[int]
+    head: int
+    def __init__(self, head: _Optional[int] = ...) -> None: ...

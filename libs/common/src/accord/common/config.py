@@ -1,0 +1,127 @@
+"""Parsing helpers for settings modules.
+
+Only each service's ``settings`` module reads the environment; it uses these
+helpers so that every bad value stops start-up with one clear line naming the
+variable, the value and what was expected.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import TypeVar
+
+from accord.common.logs import LOG_FORMATS, LOG_LEVELS
+
+T = TypeVar("T")
+
+Env = Mapping[str, str]
+
+
+class ConfigError(ValueError):
+    """A setting has a value the service cannot start with."""
+
+
+def environ() -> Env:
+    return os.environ
+
+
+def get_str(env: Env, name: str, default: str) -> str:
+    value = env.get(name)
+    return default if value is None or value == "" else value
+
+
+def get_optional(env: Env, name: str) -> str | None:
+    value = env.get(name)
+    return None if value is None or value.strip() == "" else value.strip()
+
+
+def get_int(env: Env, name: str, default: int, *, minimum: int, maximum: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not an integer") from None
+    if not minimum <= value <= maximum:
+        raise ConfigError(f"{name}={value} is out of range [{minimum}, {maximum}]")
+    return value
+
+
+def get_float(env: Env, name: str, default: float, *, minimum: float, maximum: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if not minimum <= value <= maximum:
+        raise ConfigError(f"{name}={value} is out of range [{minimum}, {maximum}]")
+    return value
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def get_bool(env: Env, name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a boolean (use true or false)")
+
+
+def get_choice(env: Env, name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value not in choices:
+        raise ConfigError(f"{name}={raw!r} must be one of {', '.join(choices)}")
+    return value
+
+
+def get_addr(env: Env, name: str, default: str) -> tuple[str, int]:
+    """A ``host:port`` address (``[::1]:port`` for IPv6)."""
+    raw = get_str(env, name, default).strip()
+    host, sep, port_text = raw.rpartition(":")
+    if not sep or not host:
+        raise ConfigError(f"{name}={raw!r} is not host:port")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} has a port that is not a number") from None
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"{name}={raw!r} has a port outside 0-65535")
+    return host, port
+
+
+def format_addr(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def get_url(env: Env, name: str, schemes: tuple[str, ...]) -> str | None:
+    value = get_optional(env, name)
+    if value is None:
+        return None
+    scheme, sep, _ = value.partition("://")
+    if not sep or scheme not in schemes:
+        raise ConfigError(f"{name} must start with one of {', '.join(s + '://' for s in schemes)}")
+    return value
+
+
+def get_log_level(env: Env) -> str:
+    return get_choice(env, "LOG_LEVEL", "info", LOG_LEVELS)
+
+
+def get_log_format(env: Env) -> str:
+    return get_choice(env, "LOG_FORMAT", "text", LOG_FORMATS)

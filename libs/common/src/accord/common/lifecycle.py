@@ -1,0 +1,52 @@
+"""Process lifecycle: signals, event loop policy, and the shutdown contract.
+
+Every service runs ``main`` as ``run(serve)``, where ``serve(stop)`` starts
+everything, waits for ``stop`` (set on SIGTERM or SIGINT), then tears down in
+reverse order through its ``AsyncExitStack``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from accord.common.config import ConfigError
+
+log = logging.getLogger(__name__)
+
+S = TypeVar("S")
+
+
+def run(serve: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        runner = asyncio.run
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(stop)
+
+    try:
+        runner(main())
+    except ConfigError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+def load_settings(factory: Callable[[], S]) -> S:
+    """Build a settings object, or stop the process with one clear line."""
+    try:
+        return factory()
+    except ConfigError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        sys.exit(2)
