@@ -31,6 +31,7 @@ test-embedded: install
 
 services:
 	@bash scripts/ensure-services.sh
+	@if [ -f scripts/ensure-tools.sh ]; then bash scripts/ensure-tools.sh; fi
 
 protos: install
 	$(PY) scripts/gen_protos.py
