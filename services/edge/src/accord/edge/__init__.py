@@ -1,0 +1,1 @@
+"""Accord edge: the WebSocket gateway clients connect to."""

@@ -1,0 +1,102 @@
+"""Client authentication: JWT verification and room permissions."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from accord.edge.settings import Settings
+
+NAME_RE = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
+CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
+ANONYMOUS_TTL = 10 * 365 * 24 * 3600
+
+
+class AuthError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Identity:
+    user_id: str
+    expires_at: float | None
+    read: tuple[str, ...] | None  # None: every room
+    write: tuple[str, ...] | None  # None: every room
+
+    def can_read(self, room: str) -> bool:
+        return self.read is None or _matches(room, self.read)
+
+    def can_write(self, room: str) -> bool:
+        if not self.can_read(room):
+            return False
+        return self.write is None or _matches(room, self.write)
+
+
+def _matches(room: str, patterns: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatchcase(room, pattern) for pattern in patterns)
+
+
+def _patterns(claims: dict[str, Any], name: str) -> tuple[str, ...] | None:
+    value = claims.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
+        raise AuthError("UNAUTHENTICATED", f"token claim {name!r} must be a list of strings")
+    return tuple(value)
+
+
+class Authenticator:
+    def __init__(self, settings: Settings) -> None:
+        self._secret = settings.jwt_secret
+        self._public_key = settings.jwt_public_key
+        self._allow_anonymous = settings.allow_anonymous
+
+    def authenticate(self, token: str | None) -> Identity:
+        if token is None:
+            if self._allow_anonymous:
+                return Identity(f"anon-{uuid.uuid4().hex[:12]}", None, None, None)
+            raise AuthError("UNAUTHENTICATED", "a token is required")
+        claims = self._decode(token)
+        sub = claims.get("sub")
+        if not isinstance(sub, str) or not 0 < len(sub) <= 256:
+            raise AuthError("UNAUTHENTICATED", "token has no valid 'sub' claim")
+        read = _patterns(claims, "rooms")
+        write = _patterns(claims, "write")
+        if write is None:
+            write = read
+        return Identity(sub, float(claims["exp"]), read, write)
+
+    def _decode(self, token: str) -> dict[str, Any]:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise AuthError("UNAUTHENTICATED", "token is not a valid JWT") from None
+        alg = header.get("alg")
+        if alg == "HS256" and self._secret is not None:
+            key: str = self._secret
+        elif alg in ("RS256", "ES256") and self._public_key is not None:
+            key = self._public_key
+        else:
+            raise AuthError("UNAUTHENTICATED", f"token algorithm {alg!r} is not accepted")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token, key, algorithms=[alg], options={"require": ["exp", "sub"]}, leeway=0
+            )
+        except jwt.ExpiredSignatureError:
+            raise AuthError("TOKEN_EXPIRED", "token has expired") from None
+        except jwt.PyJWTError as error:
+            raise AuthError("UNAUTHENTICATED", f"invalid token: {error}") from None
+        return claims
+
+
+def seconds_until(expires_at: float | None) -> float | None:
+    return None if expires_at is None else expires_at - time.time()

@@ -1,0 +1,153 @@
+"""Typed clients for the sync and presence services, with deadlines and metrics."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from accord.api.presence.v1 import presence_pb2 as ppb
+from accord.api.presence.v1 import presence_pb2_grpc
+from accord.api.sync.v1 import sync_pb2 as spb
+from accord.api.sync.v1 import sync_pb2_grpc
+from accord.common import grpcutil
+from accord.edge import metrics
+from accord.edge.protocol import ProtocolError
+
+# gRPC status -> client protocol code, when the server gave no reason.
+_CODES = {
+    grpc.StatusCode.INVALID_ARGUMENT: "BAD_REQUEST",
+    grpc.StatusCode.RESOURCE_EXHAUSTED: "TOO_LARGE",
+    grpc.StatusCode.PERMISSION_DENIED: "FORBIDDEN",
+    grpc.StatusCode.UNAVAILABLE: "UNAVAILABLE",
+    grpc.StatusCode.DEADLINE_EXCEEDED: "UNAVAILABLE",
+    grpc.StatusCode.CANCELLED: "UNAVAILABLE",
+}
+_CLIENT_CODES = {
+    "BAD_REQUEST",
+    "TOO_LARGE",
+    "FORBIDDEN",
+    "UNAVAILABLE",
+    "INTERNAL",
+    "NOT_SUBSCRIBED",
+    "RATE_LIMITED",
+}
+
+
+def to_protocol_error(error: grpc.aio.AioRpcError, room: str | None = None) -> ProtocolError:
+    reason = grpcutil.reason_of(error)
+    code = reason if reason in _CLIENT_CODES else _CODES.get(error.code(), "INTERNAL")
+    if code in ("UNAVAILABLE", "INTERNAL"):
+        message = "the service is unavailable, try again" if code == "UNAVAILABLE" else "internal error"
+    else:
+        message = error.details() or code.lower()
+    return ProtocolError(code, message, room=room)
+
+
+class _Timed:
+    def __init__(self, method: str) -> None:
+        self._observe = metrics.GRPC_CLIENT.labels(method).observe
+        self._start = 0.0
+
+    def __enter__(self) -> None:
+        self._start = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        self._observe(time.perf_counter() - self._start)
+
+
+class SyncClient:
+    def __init__(self, channel: grpc.aio.Channel, timeout: float) -> None:
+        self.channel = channel
+        self.stub = sync_pb2_grpc.SyncStub(channel)
+        self.timeout = timeout
+
+    async def push(self, request: spb.PushRequest) -> spb.PushResponse:
+        with _Timed("Push"):
+            response: spb.PushResponse = await self.stub.Push(request, timeout=self.timeout)
+        return response
+
+    def pull(self, room: str, since: int, until: int = 0, changes_only: bool = False) -> AsyncIterator[spb.PullResponse]:
+        call: AsyncIterator[spb.PullResponse] = self.stub.Pull(
+            spb.PullRequest(room=room, since=since, until=until, changes_only=changes_only),
+            timeout=self.timeout * 6,
+        )
+        return call
+
+    async def pull_changes(self, room: str, since: int, until: int = 0) -> list[spb.CommittedChange]:
+        changes: list[spb.CommittedChange] = []
+        async for item in self.pull(room, since, until, changes_only=True):
+            if item.WhichOneof("item") == "changes":
+                changes.extend(item.changes.changes)
+        return changes
+
+    def subscribe(self, requests: AsyncIterator[spb.SubscribeRequest]) -> Any:
+        return self.stub.Subscribe(requests)
+
+
+def _peer(peer: dict[str, Any]) -> ppb.Peer:
+    return ppb.Peer(
+        session_id=peer["session_id"],
+        user_id=peer["user_id"],
+        client_id=peer["client_id"],
+        user_json=json.dumps(peer.get("user") or {}, separators=(",", ":")),
+        state_json=json.dumps(peer.get("state") or {}, separators=(",", ":")),
+    )
+
+
+def peer_dict(peer: ppb.Peer) -> dict[str, Any]:
+    return {
+        "session_id": peer.session_id,
+        "user_id": peer.user_id,
+        "client_id": peer.client_id,
+        "user": json.loads(peer.user_json) if peer.user_json else {},
+        "state": json.loads(peer.state_json) if peer.state_json else {},
+    }
+
+
+class PresenceClient:
+    def __init__(self, channel: grpc.aio.Channel, timeout: float, edge_id: str) -> None:
+        self.channel = channel
+        self.stub = presence_pb2_grpc.PresenceStub(channel)
+        self.timeout = timeout
+        self.edge_id = edge_id
+
+    async def join(self, room: str, peer: dict[str, Any]) -> None:
+        with _Timed("Join"):
+            await self.stub.Join(ppb.JoinRequest(room=room, peer=_peer(peer), edge_id=self.edge_id), timeout=self.timeout)
+
+    async def update(self, room: str, session_id: str, state: dict[str, Any]) -> None:
+        with _Timed("Update"):
+            await self.stub.Update(
+                ppb.UpdateRequest(room=room, session_id=session_id, state_json=json.dumps(state, separators=(",", ":"))),
+                timeout=self.timeout,
+            )
+
+    async def leave(self, room: str, session_id: str, reason: int) -> None:
+        with _Timed("Leave"):
+            await self.stub.Leave(ppb.LeaveRequest(room=room, session_id=session_id, reason=reason), timeout=self.timeout)
+
+    async def heartbeat(self, session_ids: list[str]) -> list[str]:
+        with _Timed("Heartbeat"):
+            response: ppb.HeartbeatResponse = await self.stub.Heartbeat(
+                ppb.HeartbeatRequest(edge_id=self.edge_id, session_ids=session_ids), timeout=self.timeout
+            )
+        return list(response.unknown_session_ids)
+
+    async def list(self, room: str) -> list[dict[str, Any]]:
+        with _Timed("List"):
+            response: ppb.ListResponse = await self.stub.List(ppb.ListRequest(room=room), timeout=self.timeout)
+        return [peer_dict(p) for p in response.peers]
+
+    async def broadcast(self, room: str, session_id: str, data: Any) -> None:
+        with _Timed("Broadcast"):
+            await self.stub.Broadcast(
+                ppb.BroadcastRequest(room=room, from_session_id=session_id, data_json=json.dumps(data, separators=(",", ":"))),
+                timeout=self.timeout,
+            )
+
+    def watch(self, requests: AsyncIterator[ppb.WatchRequest]) -> Any:
+        return self.stub.Watch(requests)

@@ -1,0 +1,318 @@
+"""The client protocol's wire forms: JSON text frames and protobuf binary frames.
+
+Incoming frames of either encoding become the same JSON-shaped dict, so the
+session logic is written once. Outgoing messages are ``Out`` objects that
+encode lazily and at most once per encoding, so a fan-out message is encoded
+once and the same bytes go to every socket.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from google.protobuf.message import DecodeError
+
+from accord.api.edge.v1 import frames_pb2 as pb
+from accord.api.sync.v1 import sync_pb2
+
+PROTOCOL_VERSION = 1
+
+
+class ProtocolError(Exception):
+    """A request that gets an ``error`` reply (and, with ``close``, ends the session)."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        room: str | None = None,
+        retry_after_ms: int | None = None,
+        close: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.room = room
+        self.retry_after_ms = retry_after_ms
+        self.close = close
+
+
+def too_deep(value: Any, max_depth: int) -> bool:
+    """True when containers nest deeper than ``max_depth`` (checked without recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > max_depth:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json(data: bytes | str, max_depth: int) -> dict[str, Any]:
+    try:
+        message = json.loads(data, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        raise ProtocolError("BAD_REQUEST", "frame is not valid JSON") from None
+    if not isinstance(message, dict):
+        raise ProtocolError("BAD_REQUEST", "frame must be a JSON object")
+    if too_deep(message, max_depth):
+        raise ProtocolError("BAD_REQUEST", f"JSON nests deeper than {max_depth} levels")
+    return message
+
+
+def _json_field(text: str, what: str) -> Any:
+    if text == "":
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise ProtocolError("BAD_REQUEST", f"{what} is not valid JSON") from None
+
+
+def parse_binary(data: bytes, max_depth: int) -> dict[str, Any]:
+    """A protobuf ``ClientFrame`` as the equivalent JSON message."""
+    frame = pb.ClientFrame()
+    try:
+        frame.ParseFromString(data)
+    except DecodeError:
+        raise ProtocolError("BAD_REQUEST", "binary frame is not a valid ClientFrame") from None
+    kind = frame.WhichOneof("msg")
+    message: dict[str, Any] = {"type": kind or ""}
+    if frame.HasField("id"):
+        message["id"] = frame.id
+    if kind == "hello":
+        message["token"] = frame.hello.token or None
+        message["client_id"] = frame.hello.client_id
+        if frame.hello.user_json:
+            message["user"] = _json_field(frame.hello.user_json, "user_json")
+    elif kind == "refresh":
+        message["token"] = frame.refresh.token
+    elif kind == "subscribe":
+        message["room"] = frame.subscribe.room
+        message["since"] = frame.subscribe.since
+        if frame.subscribe.HasField("presence_json"):
+            message["presence"] = _json_field(frame.subscribe.presence_json, "presence_json") or {}
+    elif kind == "unsubscribe":
+        message["room"] = frame.unsubscribe.room
+    elif kind == "push":
+        changes = []
+        for change in frame.push.changes:
+            item: dict[str, Any] = {
+                "client_seq": change.client_seq,
+                "collection": change.collection,
+                "key": change.key,
+                "op": _json_field(change.op_json, "op_json"),
+            }
+            if change.ts:
+                item["ts"] = change.ts
+            changes.append(item)
+        message["room"] = frame.push.room
+        message["changes"] = changes
+    elif kind == "presence":
+        message["room"] = frame.presence.room
+        message["state"] = _json_field(frame.presence.state_json, "state_json") or {}
+    elif kind == "broadcast":
+        message["room"] = frame.broadcast.room
+        message["data"] = _json_field(frame.broadcast.data_json, "data_json")
+    elif kind is None:
+        raise ProtocolError("UNSUPPORTED", "binary frame carries no known message")
+    if too_deep(message, max_depth):
+        raise ProtocolError("BAD_REQUEST", f"JSON nests deeper than {max_depth} levels")
+    return message
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _peer_pb(peer: dict[str, Any]) -> pb.Peer:
+    return pb.Peer(
+        session_id=peer["session_id"],
+        user_id=peer["user_id"],
+        client_id=peer["client_id"],
+        user_json=_dumps(peer.get("user") or {}),
+        state_json=_dumps(peer.get("state") or {}),
+    )
+
+
+def to_server_frame(message: dict[str, Any]) -> pb.ServerFrame:
+    """The protobuf form of a JSON-shaped server message."""
+    frame = pb.ServerFrame()
+    if "id" in message:
+        frame.id = message["id"]
+    kind = message["type"]
+    if kind == "welcome":
+        server = message["server"]
+        frame.welcome.CopyFrom(
+            pb.Welcome(
+                session_id=message["session_id"],
+                user_id=message["user_id"],
+                server=pb.ServerInfo(
+                    version=server["version"],
+                    protocol=server["protocol"],
+                    heartbeat_ms=server["heartbeat_ms"],
+                    max_message_bytes=server["max_message_bytes"],
+                    features=server["features"],
+                ),
+            )
+        )
+    elif kind == "pong":
+        frame.pong.SetInParent()
+    elif kind == "refreshed":
+        frame.refreshed.SetInParent()
+    elif kind == "subscribed":
+        frame.subscribed.CopyFrom(pb.Subscribed(room=message["room"], head=message["head"]))
+    elif kind == "unsubscribed":
+        frame.unsubscribed.CopyFrom(pb.Unsubscribed(room=message["room"]))
+    elif kind == "snapshot":
+        frame.snapshot.CopyFrom(
+            pb.Snapshot(
+                room=message["room"],
+                seq=message["seq"],
+                last=message["last"],
+                records=[
+                    pb.Record(collection=r["collection"], key=r["key"], value_json=_dumps(r["value"]))
+                    for r in message["records"]
+                ],
+            )
+        )
+    elif kind == "ack":
+        results = []
+        for result in message["results"]:
+            item = pb.AckResult(
+                client_seq=result["client_seq"],
+                seq=result["seq"],
+                status=result["status"],
+                conflicts=[
+                    pb.Conflict(
+                        field=c["field"],
+                        winner_ts=c["winner"]["ts"],
+                        winner_client_id=c["winner"]["client_id"],
+                    )
+                    for c in result.get("conflicts", ())
+                ],
+            )
+            if "ts" in result:
+                item.ts = result["ts"]
+            results.append(item)
+        frame.ack.CopyFrom(pb.Ack(room=message["room"], results=results))
+    elif kind == "presence":
+        event = pb.PresenceEvent(room=message["room"], event=message["event"])
+        if "peers" in message:
+            event.peers.extend(_peer_pb(p) for p in message["peers"])
+        if "peer" in message:
+            event.peer.CopyFrom(_peer_pb(message["peer"]))
+        if "reason" in message:
+            event.reason = message["reason"]
+        frame.presence.CopyFrom(event)
+    elif kind == "broadcast":
+        frame.broadcast.CopyFrom(
+            pb.BroadcastRecv(room=message["room"], data_json=_dumps(message["data"]), **{"from": message["from"]})
+        )
+    elif kind == "error":
+        error = pb.Error(code=message["code"], message=message["message"], room=message.get("room", ""))
+        if "retry_after_ms" in message:
+            error.retry_after_ms = message["retry_after_ms"]
+        frame.error.CopyFrom(error)
+    else:
+        raise ValueError(f"no binary form for server message type {kind!r}")
+    return frame
+
+
+class Out:
+    """A server message, encoded at most once per encoding."""
+
+    __slots__ = ("_binary", "_text", "message")
+
+    def __init__(self, message: dict[str, Any]) -> None:
+        self.message = message
+        self._text: bytes | None = None
+        self._binary: bytes | None = None
+
+    @property
+    def type(self) -> str:
+        return str(self.message["type"])
+
+    def text(self) -> bytes:
+        if self._text is None:
+            self._text = _dumps(self.message).encode()
+        return self._text
+
+    def binary(self) -> bytes:
+        if self._binary is None:
+            self._binary = to_server_frame(self.message).SerializeToString()
+        return self._binary
+
+
+class ChangesOut(Out):
+    """A ``changes`` message built from committed changes; patches are forwarded raw."""
+
+    __slots__ = ("changes", "room")
+
+    def __init__(self, room: str, changes: list[sync_pb2.CommittedChange]) -> None:
+        super().__init__({"type": "changes", "room": room})
+        self.room = room
+        self.changes = changes
+
+    def text(self) -> bytes:
+        if self._text is None:
+            items = ",".join(
+                '{"seq":%d,"collection":%s,"key":%s,"client_id":%s,"client_seq":%d,"ts":%d,"patch":%s}'
+                % (
+                    c.seq,
+                    _dumps(c.collection),
+                    _dumps(c.key),
+                    _dumps(c.client_id),
+                    c.client_seq,
+                    c.ts,
+                    c.patch_json or "{}",
+                )
+                for c in self.changes
+            )
+            self._text = f'{{"type":"changes","room":{_dumps(self.room)},"changes":[{items}]}}'.encode()
+        return self._text
+
+    def binary(self) -> bytes:
+        if self._binary is None:
+            frame = pb.ServerFrame(
+                changes=pb.Changes(
+                    room=self.room,
+                    changes=[
+                        pb.Change(
+                            seq=c.seq,
+                            collection=c.collection,
+                            key=c.key,
+                            client_id=c.client_id,
+                            client_seq=c.client_seq,
+                            ts=c.ts,
+                            patch_json=c.patch_json or "{}",
+                        )
+                        for c in self.changes
+                    ],
+                )
+            )
+            self._binary = frame.SerializeToString()
+        return self._binary
+
+
+def error_message(error: ProtocolError, request_id: int | None) -> dict[str, Any]:
+    message: dict[str, Any] = {"type": "error", "code": error.code, "message": error.message}
+    if request_id is not None:
+        message["id"] = request_id
+    if error.room is not None:
+        message["room"] = error.room
+    if error.retry_after_ms is not None:
+        message["retry_after_ms"] = error.retry_after_ms
+    return message

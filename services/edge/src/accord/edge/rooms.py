@@ -1,0 +1,224 @@
+"""Per-room fan-out of committed changes to this edge's subscribers.
+
+One Subscribe stream to sync carries every room this edge has subscribers
+in. Each room keeps the last seq it dispatched; a batch that skips ahead
+triggers a backfill from the log before it is dispatched, so subscribers see
+every seq once, in order, with no gap. A new subscriber first catches up
+through Pull while live batches collect in its buffer, then turns live.
+Every batch is encoded once per encoding and the same bytes go to every
+subscriber's socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Any, Protocol
+
+from accord.api.sync.v1 import sync_pb2 as spb
+from accord.edge import metrics
+from accord.edge.backends import SyncClient
+from accord.edge.feed import Feed
+from accord.edge.protocol import ChangesOut, Out
+
+log = logging.getLogger(__name__)
+
+
+class Subscriber(Protocol):
+    session_id: str
+
+    def send(self, out: Out) -> None: ...
+
+
+class Subscription:
+    __slots__ = ("buffer", "closed", "live", "position", "room", "session")
+
+    def __init__(self, room: Room, session: Subscriber) -> None:
+        self.room = room
+        self.session = session
+        self.position = 0
+        self.live = False
+        self.closed = False
+        self.buffer: list[spb.CommittedChange] = []
+
+
+class Room:
+    def __init__(self, hub: Hub, name: str) -> None:
+        self.hub = hub
+        self.name = name
+        self.subs: set[Subscription] = set()
+        self.position: int | None = None
+        self.confirmed = asyncio.Event()
+        self.backfilling = False
+        self.pending: list[list[spb.CommittedChange]] = []
+
+    def accept(self, changes: list[spb.CommittedChange]) -> None:
+        if self.backfilling:
+            self.pending.append(changes)
+            return
+        if self.position is not None:
+            if changes[-1].seq <= self.position:
+                return
+            if changes[0].seq <= self.position:
+                changes = [c for c in changes if c.seq > self.position]
+            if changes[0].seq > self.position + 1:
+                self.pending.append(changes)
+                self.start_backfill(changes[0].seq - 1)
+                return
+        self.dispatch(changes)
+
+    def start_backfill(self, until: int) -> None:
+        if self.position is None or self.backfilling:
+            return
+        self.backfilling = True
+        metrics.GAP_BACKFILLS.inc()
+        asyncio.create_task(self._backfill(self.position, until))
+
+    async def _backfill(self, since: int, until: int) -> None:
+        try:
+            changes = await self.hub.sync.pull_changes(self.name, since, until)
+            if changes:
+                self.dispatch(changes)
+        except Exception as error:  # the next batch or reconnect retries
+            log.warning("backfill of room %s (%d, %d] failed: %s", self.name, since, until, error)
+        finally:
+            self.backfilling = False
+            pending, self.pending = self.pending, []
+            for batch in pending:
+                self.accept(batch)
+
+    def dispatch(self, changes: list[spb.CommittedChange]) -> None:
+        first, last = changes[0].seq, changes[-1].seq
+        self.position = last
+        out = ChangesOut(self.name, changes)
+        now_us = time.time() * 1e6
+        metrics.FANOUT_LATENCY.observe(max(0.0, (now_us - changes[-1].ts) / 1e6))
+        for sub in self.subs:
+            if not sub.live:
+                sub.buffer.extend(changes)
+            elif sub.position == first - 1:
+                sub.session.send(out)
+                sub.position = last
+            elif sub.position < last:
+                # A subscriber whose catch-up read further than the stream has reached.
+                rest = [c for c in changes if c.seq > sub.position]
+                if rest[0].seq == sub.position + 1:
+                    sub.session.send(ChangesOut(self.name, rest))
+                    sub.position = last
+                else:
+                    log.error("subscriber of %s at %d cannot take %d..%d", self.name, sub.position, first, last)
+
+
+class Hub:
+    def __init__(self, sync: SyncClient, confirm_timeout: float) -> None:
+        self.sync = sync
+        self.confirm_timeout = confirm_timeout
+        self.rooms: dict[str, Room] = {}
+        self.feed: Feed[spb.SubscribeResponse] = Feed(
+            "sync",
+            sync.subscribe,
+            lambda add, remove: spb.SubscribeRequest(add=add, remove=remove),
+            self._on_message,
+            self._on_reconnect,
+        )
+
+    async def __aenter__(self) -> Hub:
+        await self.feed.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.feed.__aexit__(*exc)
+
+    def _on_message(self, message: spb.SubscribeResponse) -> None:
+        batch = message.changes
+        room = self.rooms.get(batch.room)
+        if room is None:
+            return
+        if not batch.changes:
+            # The stream confirms each added room with an empty batch: from here
+            # on nothing committed to the room can miss this edge.
+            room.confirmed.set()
+            if room.position is not None:
+                room.start_backfill(0)
+            return
+        room.accept(list(batch.changes))
+
+    async def _on_reconnect(self) -> None:
+        for room in self.rooms.values():
+            room.confirmed.clear()
+
+    def open(self, name: str, session: Subscriber) -> Subscription:
+        room = self.rooms.get(name)
+        if room is None:
+            room = self.rooms[name] = Room(self, name)
+            metrics.ROOMS.set(len(self.rooms))
+            self.feed.add(name)
+        sub = Subscription(room, session)
+        room.subs.add(sub)
+        return sub
+
+    def close(self, sub: Subscription) -> None:
+        sub.closed = True
+        room = sub.room
+        room.subs.discard(sub)
+        if not room.subs and self.rooms.get(room.name) is room:
+            del self.rooms[room.name]
+            metrics.ROOMS.set(len(self.rooms))
+            self.feed.remove(room.name)
+
+    async def catch_up(self, sub: Subscription, since: int, on_head: Any) -> None:
+        """Send ``sub`` what it missed since ``since``, then turn it live.
+
+        ``on_head(head)`` is called once the head is known (to send
+        ``subscribed``) before any snapshot or change is sent.
+        """
+        room = sub.room
+        await asyncio.wait_for(room.confirmed.wait(), self.confirm_timeout)
+        head = 0
+        position = since
+        async for item in self.sync.pull(room.name, since):
+            if sub.closed:
+                return
+            kind = item.WhichOneof("item")
+            if kind == "head":
+                head = item.head
+                on_head(head)
+                if room.position is None:
+                    room.position = head
+            elif kind == "snapshot":
+                chunk = item.snapshot
+                records = [
+                    {"collection": r.collection, "key": r.key, "value": json.loads(r.value_json)}
+                    for r in chunk.records
+                ]
+                sub.session.send(
+                    Out(
+                        {
+                            "type": "snapshot",
+                            "room": room.name,
+                            "seq": chunk.seq,
+                            "last": chunk.last,
+                            "records": records,
+                        }
+                    )
+                )
+                position = chunk.seq
+            elif kind == "changes" and item.changes.changes:
+                changes = list(item.changes.changes)
+                sub.session.send(ChangesOut(room.name, changes))
+                position = changes[-1].seq
+        sub.position = position
+        while sub.buffer and not sub.closed:
+            buffered, sub.buffer = sub.buffer, []
+            fresh = [c for c in buffered if c.seq > sub.position]
+            if not fresh:
+                continue
+            if fresh[0].seq > sub.position + 1:
+                missing = await self.sync.pull_changes(room.name, sub.position, fresh[0].seq - 1)
+                if missing:
+                    sub.session.send(ChangesOut(room.name, missing))
+            sub.session.send(ChangesOut(room.name, fresh))
+            sub.position = fresh[-1].seq
+        sub.live = True

@@ -1,0 +1,1 @@
+"""Accord presence: who is online in each room, TTL expiry, ephemeral broadcast."""

@@ -1,0 +1,74 @@
+"""The presence process: store, sweeper, gRPC server and metrics, composed.
+
+Start-up order is store → metrics → sweeper → gRPC; teardown mirrors it:
+health NOT_SERVING → Watch streams ended → ``server.stop(grace)`` → sweeper
+stopped → metrics stopped → store closed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+from accord.api.presence.v1 import presence_pb2_grpc
+from accord.common.config import format_addr
+from accord.common.grpcutil import LatencyInterceptor, add_health, create_server, set_serving
+from accord.common.metrics import metrics_server
+from accord.presence import metrics
+from accord.presence.servicer import SERVICE_NAME, PresenceServicer
+from accord.presence.settings import Settings
+from accord.presence.store import PresenceStore
+from accord.presence.store_memory import open_memory_store
+from accord.presence.store_redis import open_redis_store
+from accord.presence.sweeper import sweeping
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Running:
+    port: int
+    metrics_port: int | None
+    store: PresenceStore
+
+
+def open_store(settings: Settings) -> AbstractAsyncContextManager[PresenceStore]:
+    ttl, max_rooms = settings.presence_ttl, settings.max_rooms_per_session
+    if settings.redis_url is None:
+        return open_memory_store(ttl, max_rooms)
+    return open_redis_store(settings.redis_url, settings.redis_prefix, ttl, max_rooms)
+
+
+@asynccontextmanager
+async def serve(settings: Settings) -> AsyncIterator[Running]:
+    async with AsyncExitStack() as stack:
+        store = await stack.enter_async_context(open_store(settings))
+        metrics_port = stack.enter_context(metrics_server(settings.metrics_addr))
+        await stack.enter_async_context(sweeping(store, settings.sweep_interval))
+
+        servicer = PresenceServicer(
+            store,
+            max_state_bytes=settings.max_state_bytes,
+            watch_queue_size=settings.watch_queue_size,
+        )
+        server = create_server([LatencyInterceptor(metrics.GRPC_HANDLING)])
+        presence_pb2_grpc.add_PresenceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+        health = add_health(server, [SERVICE_NAME])
+        host, requested = settings.presence_addr
+        port = server.add_insecure_port(format_addr(host, requested))
+        if port == 0:
+            raise OSError(f"cannot bind PRESENCE_ADDR {format_addr(host, requested)}")
+        await server.start()
+
+        async def stop() -> None:
+            await set_serving(health, [SERVICE_NAME], False)
+            servicer.end_watches()
+            await server.stop(settings.shutdown_grace)
+
+        stack.push_async_callback(stop)
+        await set_serving(health, [SERVICE_NAME], True)
+        log.info("presence store: %s", "redis" if settings.redis_url else "in-memory")
+        log.info("presence listening on %s", format_addr(host, port))
+        yield Running(port=port, metrics_port=metrics_port, store=store)

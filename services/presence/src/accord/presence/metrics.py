@@ -1,0 +1,18 @@
+"""The presence service's Prometheus metrics (default registry)."""
+
+from __future__ import annotations
+
+from accord.common.grpcutil import server_latency_histogram
+from prometheus_client import Counter, Gauge, Histogram
+
+GRPC_HANDLING = server_latency_histogram("presence")
+SESSIONS = Gauge("accord_presence_sessions", "Sessions present in at least one room")
+JOINS = Counter("accord_presence_joins_total", "Sessions that joined a room (re-joins excluded)")
+LEAVES = Counter("accord_presence_leaves_total", "Sessions that left a room, by reason", ["reason"])
+EXPIRED = Counter("accord_presence_expired_total", "Sessions expired by this replica's sweeper")
+HEARTBEAT_BATCH = Histogram(
+    "accord_presence_heartbeat_batch_size",
+    "Session ids per Heartbeat call",
+    buckets=(1, 10, 100, 1000, 10_000, 100_000),
+)
+BROADCASTS = Counter("accord_presence_broadcasts_total", "Broadcasts accepted")

@@ -1,0 +1,253 @@
+"""The gRPC face of presence: translate wire ↔ model, map errors to status codes.
+
+Error mapping (``accord-reason`` trailing metadata in brackets):
+
+- malformed input → INVALID_ARGUMENT [BAD_REQUEST]
+- JSON over its size limit, or a session over its room limit → RESOURCE_EXHAUSTED [TOO_LARGE]
+- Update of a session not in the room → NOT_FOUND [NOT_SUBSCRIBED]; the caller
+  joins instead (Update carries no user info, so it cannot join by itself)
+- a Watch stream whose queue filled up, or the service shutting down →
+  RESOURCE_EXHAUSTED / UNAVAILABLE [UNAVAILABLE]; the caller watches again
+  and re-lists its rooms
+- store unreachable → UNAVAILABLE [UNAVAILABLE]; anything else → INTERNAL [INTERNAL]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import grpc
+from accord.api.presence.v1 import presence_pb2 as pb
+from accord.api.presence.v1 import presence_pb2_grpc
+from accord.common.grpcutil import abort
+from accord.presence import metrics, validation
+from accord.presence.hub import Subscription, WatchOverflow
+from accord.presence.model import (
+    Event,
+    EventKind,
+    LeaveReason,
+    NotPresent,
+    Peer,
+    TooManyRooms,
+)
+from accord.presence.store import PresenceStore, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = "accord.presence.v1.Presence"
+
+
+class ShuttingDown(Exception):
+    """This replica is stopping; watchers should move to another one."""
+
+
+_KINDS: dict[EventKind, pb.EventKind] = {
+    EventKind.JOIN: pb.EVENT_KIND_JOIN,
+    EventKind.UPDATE: pb.EVENT_KIND_UPDATE,
+    EventKind.LEAVE: pb.EVENT_KIND_LEAVE,
+    EventKind.BROADCAST: pb.EVENT_KIND_BROADCAST,
+    EventKind.WATCHING: pb.EVENT_KIND_WATCHING,
+}
+_REASONS: dict[LeaveReason, pb.LeaveReason] = {
+    LeaveReason.UNSUBSCRIBE: pb.LEAVE_REASON_UNSUBSCRIBE,
+    LeaveReason.DISCONNECT: pb.LEAVE_REASON_DISCONNECT,
+    LeaveReason.TIMEOUT: pb.LEAVE_REASON_TIMEOUT,
+}
+_REASONS_FROM_PROTO: dict[int, LeaveReason] = {int(v): k for k, v in _REASONS.items()}
+
+
+def peer_to_proto(peer: Peer) -> pb.Peer:
+    return pb.Peer(
+        session_id=peer.session_id,
+        user_id=peer.user_id,
+        client_id=peer.client_id,
+        user_json=peer.user_json,
+        state_json=peer.state_json,
+    )
+
+
+def event_to_proto(event: Event) -> pb.PresenceEvent:
+    message = pb.PresenceEvent(room=event.room, kind=_KINDS[event.kind])
+    if event.peer is not None:
+        message.peer.CopyFrom(peer_to_proto(event.peer))
+    if event.reason is not None:
+        message.reason = _REASONS[event.reason]
+    if event.kind is EventKind.BROADCAST:
+        message.from_session_id = event.from_session_id
+        message.data_json = event.data_json
+    return message
+
+
+def _leave_reason(value: int, room: str | None) -> LeaveReason:
+    if value == pb.LEAVE_REASON_UNSPECIFIED:
+        return LeaveReason.UNSUBSCRIBE if room is not None else LeaveReason.DISCONNECT
+    reason = _REASONS_FROM_PROTO.get(value)
+    if reason is None:
+        raise validation.Invalid(f"unknown leave reason {value}")
+    return reason
+
+
+@asynccontextmanager
+async def _status(context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+    """Turn the block's errors into a status code plus ``accord-reason``."""
+    code: grpc.StatusCode
+    try:
+        yield
+        return
+    except grpc.aio.AbortError:
+        raise
+    except validation.Invalid as error:
+        code, reason, message = grpc.StatusCode.INVALID_ARGUMENT, "BAD_REQUEST", str(error)
+    except (validation.TooLarge, TooManyRooms) as error:
+        code, reason, message = grpc.StatusCode.RESOURCE_EXHAUSTED, "TOO_LARGE", str(error)
+    except NotPresent as error:
+        code, reason, message = grpc.StatusCode.NOT_FOUND, "NOT_SUBSCRIBED", str(error)
+    except WatchOverflow as error:
+        code, reason, message = grpc.StatusCode.RESOURCE_EXHAUSTED, "UNAVAILABLE", str(error)
+    except (StoreUnavailable, ShuttingDown) as error:
+        code, reason, message = grpc.StatusCode.UNAVAILABLE, "UNAVAILABLE", str(error)
+    except Exception:
+        log.exception("presence call failed")
+        code, reason, message = grpc.StatusCode.INTERNAL, "INTERNAL", "internal error"
+    await abort(context, code, reason, message)
+
+
+class PresenceServicer(presence_pb2_grpc.PresenceServicer):
+    def __init__(
+        self, store: PresenceStore, *, max_state_bytes: int, watch_queue_size: int
+    ) -> None:
+        self._store = store
+        self._max_state_bytes = max_state_bytes
+        self._watch_queue_size = watch_queue_size
+        self._watches: set[Subscription] = set()
+        self._closing = False
+
+    def end_watches(self) -> None:
+        """End every Watch stream with UNAVAILABLE, and any opened from now on."""
+        self._closing = True
+        for watch in self._watches:
+            watch.fail(ShuttingDown("presence replica is shutting down"))
+
+    async def Join(
+        self, request: pb.JoinRequest, context: grpc.aio.ServicerContext
+    ) -> pb.JoinResponse:
+        async with _status(context):
+            room = validation.room(request.room)
+            peer = validation.peer(
+                Peer(
+                    session_id=request.peer.session_id,
+                    user_id=request.peer.user_id,
+                    client_id=request.peer.client_id,
+                    user_json=request.peer.user_json,
+                    state_json=request.peer.state_json,
+                ),
+                self._max_state_bytes,
+            )
+            edge_id = validation.identifier(request.edge_id, "edge_id", required=False)
+            event = await self._store.join(room, peer, edge_id)
+            if event.kind is EventKind.JOIN:
+                metrics.JOINS.inc()
+        return pb.JoinResponse()
+
+    async def Update(
+        self, request: pb.UpdateRequest, context: grpc.aio.ServicerContext
+    ) -> pb.UpdateResponse:
+        async with _status(context):
+            room = validation.room(request.room)
+            session_id = validation.session_id(request.session_id)
+            state = validation.json_object(request.state_json, "state_json", self._max_state_bytes)
+            await self._store.update(room, session_id, state)
+        return pb.UpdateResponse()
+
+    async def Leave(
+        self, request: pb.LeaveRequest, context: grpc.aio.ServicerContext
+    ) -> pb.LeaveResponse:
+        async with _status(context):
+            room = validation.room(request.room) if request.room else None
+            session_id = validation.session_id(request.session_id)
+            reason = _leave_reason(request.reason, room)
+            rooms = await self._store.leave(session_id, room, reason)
+            if rooms:
+                metrics.LEAVES.labels(reason.value).inc(len(rooms))
+        return pb.LeaveResponse(rooms=rooms)
+
+    async def Heartbeat(
+        self, request: pb.HeartbeatRequest, context: grpc.aio.ServicerContext
+    ) -> pb.HeartbeatResponse:
+        async with _status(context):
+            edge_id = validation.identifier(request.edge_id, "edge_id", required=False)
+            session_ids = [validation.session_id(sid) for sid in request.session_ids]
+            metrics.HEARTBEAT_BATCH.observe(len(session_ids))
+            unknown = await self._store.heartbeat(edge_id, session_ids)
+        return pb.HeartbeatResponse(unknown_session_ids=unknown)
+
+    async def List(
+        self, request: pb.ListRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListResponse:
+        async with _status(context):
+            room = validation.room(request.room)
+            cursor = validation.identifier(request.cursor, "cursor", required=False)
+            page = await self._store.list(room, request.limit, cursor)
+        return pb.ListResponse(
+            peers=[peer_to_proto(peer) for peer in page.peers],
+            next_cursor=page.next_cursor,
+            count=page.count,
+        )
+
+    async def Broadcast(
+        self, request: pb.BroadcastRequest, context: grpc.aio.ServicerContext
+    ) -> pb.BroadcastResponse:
+        async with _status(context):
+            room = validation.room(request.room)
+            sender = validation.identifier(
+                request.from_session_id, "from_session_id", required=False
+            )
+            data = validation.json_object(
+                request.data_json, "data_json", validation.MAX_BROADCAST_BYTES
+            )
+            await self._store.broadcast(room, sender, data)
+            metrics.BROADCASTS.inc()
+        return pb.BroadcastResponse()
+
+    async def Watch(
+        self,
+        request_iterator: AsyncIterator[pb.WatchRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[pb.PresenceEvent]:
+        async with (
+            _status(context),
+            self._store.subscription(self._watch_queue_size) as watch,
+        ):
+            self._watches.add(watch)
+            if self._closing:
+                watch.fail(ShuttingDown("presence replica is shutting down"))
+            follower = asyncio.create_task(self._follow(request_iterator, watch))
+            try:
+                while True:
+                    yield event_to_proto(await watch.next())
+            finally:
+                self._watches.discard(watch)
+                follower.cancel()
+
+    async def _follow(self, requests: AsyncIterator[pb.WatchRequest], watch: Subscription) -> None:
+        """Apply room changes as they come; a bad one ends the stream with its error.
+
+        The stream stays open after the caller stops sending: watching continues
+        until the caller cancels the call. With ``ack``, each added room is
+        confirmed in the stream once its events are sure to arrive, so a List
+        issued after the confirmation cannot miss a change.
+        """
+        try:
+            async for request in requests:
+                removed = [validation.room(room) for room in request.remove]
+                added = [validation.room(room) for room in request.add]
+                await watch.remove(removed)
+                await watch.add(added)
+                if request.ack:
+                    for room in added:
+                        watch.offer(Event(room, EventKind.WATCHING))
+        except Exception as error:
+            watch.fail(error)

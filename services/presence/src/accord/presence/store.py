@@ -1,0 +1,53 @@
+"""What the service needs from a presence store, and how stores are chosen.
+
+A store holds who is present where, expires sessions, and carries events (and
+ephemeral broadcasts) to the watchers on every replica that shares it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+
+from accord.presence.hub import Subscription
+from accord.presence.model import Event, LeaveReason, Page, Peer
+
+
+class StoreUnavailable(Exception):
+    """The backing store cannot be reached; the call may be retried."""
+
+
+class PresenceStore(Protocol):
+    async def join(self, room: str, peer: Peer, edge_id: str) -> Event:
+        """Add or replace ``peer`` in ``room``; the JOIN or UPDATE event it caused.
+
+        Raises :class:`~accord.presence.model.TooManyRooms`.
+        """
+        ...
+
+    async def update(self, room: str, session_id: str, state_json: str) -> Event:
+        """Replace the state of a present session; raises ``NotPresent`` otherwise."""
+        ...
+
+    async def leave(self, session_id: str, room: str | None, reason: LeaveReason) -> list[str]:
+        """Leave ``room`` (every room when None); the rooms actually left, sorted."""
+        ...
+
+    async def heartbeat(self, edge_id: str, session_ids: Sequence[str]) -> list[str]:
+        """Refresh the TTL of known sessions; the ids that are not known."""
+        ...
+
+    async def list(self, room: str, limit: int, cursor: str) -> Page: ...
+
+    async def broadcast(self, room: str, from_session_id: str, data_json: str) -> None: ...
+
+    async def sweep(self) -> tuple[int, int]:
+        """Expire overdue sessions once across all replicas: (sessions, leaves)."""
+        ...
+
+    async def count_sessions(self) -> int: ...
+
+    def subscription(self, max_queue: int) -> AbstractAsyncContextManager[Subscription]:
+        """A watch whose rooms are added and removed while it is open."""
+        ...

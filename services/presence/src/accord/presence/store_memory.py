@@ -1,0 +1,63 @@
+"""The embedded store: the presence rules in this process, events fanned out locally."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+from accord.presence.hub import Hub, NoUpstream, Subscription
+from accord.presence.model import Event, EventKind, LeaveReason, Page, Peer, Presence
+
+
+class MemoryStore:
+    def __init__(
+        self, ttl: float, max_rooms: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._presence = Presence(ttl, max_rooms)
+        self._clock = clock
+        self._hub = Hub(NoUpstream())
+
+    async def join(self, room: str, peer: Peer, edge_id: str) -> Event:
+        event = self._presence.join(room, peer, edge_id, self._clock())
+        self._hub.deliver(event)
+        return event
+
+    async def update(self, room: str, session_id: str, state_json: str) -> Event:
+        event = self._presence.update(room, session_id, state_json, self._clock())
+        self._hub.deliver(event)
+        return event
+
+    async def leave(self, session_id: str, room: str | None, reason: LeaveReason) -> list[str]:
+        events = self._presence.leave(session_id, room, reason)
+        for event in events:
+            self._hub.deliver(event)
+        return [event.room for event in events]
+
+    async def heartbeat(self, edge_id: str, session_ids: Sequence[str]) -> list[str]:
+        return self._presence.heartbeat(edge_id, session_ids, self._clock())
+
+    async def list(self, room: str, limit: int, cursor: str) -> Page:
+        return self._presence.list(room, limit, cursor)
+
+    async def broadcast(self, room: str, from_session_id: str, data_json: str) -> None:
+        self._hub.deliver(
+            Event(room, EventKind.BROADCAST, from_session_id=from_session_id, data_json=data_json)
+        )
+
+    async def sweep(self) -> tuple[int, int]:
+        swept = self._presence.expire(self._clock())
+        for event in swept.events:
+            self._hub.deliver(event)
+        return swept.sessions, len(swept.events)
+
+    async def count_sessions(self) -> int:
+        return self._presence.session_count
+
+    def subscription(self, max_queue: int) -> AbstractAsyncContextManager[Subscription]:
+        return self._hub.subscription(max_queue)
+
+
+@asynccontextmanager
+async def open_memory_store(ttl: float, max_rooms: int) -> AsyncIterator[MemoryStore]:
+    yield MemoryStore(ttl, max_rooms)

@@ -1,0 +1,89 @@
+"""Composition: store, bus, gRPC server and metrics, started and stopped as one unit."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+from accord.api.sync.v1 import sync_pb2_grpc
+from accord.common.config import format_addr
+from accord.common.grpcutil import LatencyInterceptor, add_health, create_server, set_serving
+from accord.common.metrics import metrics_server
+from accord.sync.bus import Bus
+from accord.sync.bus_memory import MemoryBus
+from accord.sync.bus_redis import RedisBus
+from accord.sync.engine import Engine
+from accord.sync.errors import Unavailable
+from accord.sync.hlc import HybridClock
+from accord.sync.metrics import GRPC_HANDLING
+from accord.sync.model import Limits
+from accord.sync.servicer import SyncServicer
+from accord.sync.settings import PostgresTarget, Settings
+from accord.sync.store import Store
+from accord.sync.store_postgres import PostgresStore
+from accord.sync.store_sqlite import SqliteStore
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = "accord.sync.v1.Sync"
+SHUTDOWN_GRACE = 10.0
+
+
+@dataclass(frozen=True)
+class Running:
+    port: int
+    """The bound gRPC port."""
+    metrics_port: int | None
+    """The bound /metrics port; None when metrics are disabled."""
+
+
+def open_store(settings: Settings) -> AbstractAsyncContextManager[Store]:
+    if isinstance(settings.database, PostgresTarget):
+        return PostgresStore.open(settings.database.url)
+    return SqliteStore.open(settings.database.path)
+
+
+def open_bus(settings: Settings) -> AbstractAsyncContextManager[Bus]:
+    if settings.redis_url is None:
+        return MemoryBus.open()
+    return RedisBus.open(settings.redis_url, settings.redis_prefix)
+
+
+def limits_of(settings: Settings) -> Limits:
+    return Limits(
+        max_batch_changes=settings.max_batch_changes,
+        max_record_bytes=settings.max_record_bytes,
+        max_json_depth=settings.max_json_depth,
+    )
+
+
+@asynccontextmanager
+async def serve(settings: Settings, *, grace: float = SHUTDOWN_GRACE) -> AsyncIterator[Running]:
+    """Run the sync service for the block's duration."""
+    async with AsyncExitStack() as stack:
+        store = await stack.enter_async_context(open_store(settings))
+        bus = await stack.enter_async_context(open_bus(settings))
+        metrics_port = stack.enter_context(metrics_server(settings.metrics_addr))
+        engine = Engine(store, HybridClock(settings.max_clock_skew_us), limits_of(settings))
+        servicer = SyncServicer(engine, bus, limits_of(settings))
+        server = create_server([LatencyInterceptor(GRPC_HANDLING)])
+        sync_pb2_grpc.add_SyncServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+        health = add_health(server, [SERVICE_NAME])
+        host, port = settings.sync_addr
+        try:
+            bound = server.add_insecure_port(format_addr(host, port))
+        except RuntimeError as error:
+            raise Unavailable(f"cannot listen on {format_addr(host, port)}: {error}") from error
+        await server.start()
+
+        async def shutdown() -> None:
+            await set_serving(health, [SERVICE_NAME], False)
+            servicer.close_streams()
+            await server.stop(grace)
+
+        stack.push_async_callback(shutdown)
+        await set_serving(health, [SERVICE_NAME], True)
+        log.info("sync listening on %s", format_addr(host, bound))
+        yield Running(port=bound, metrics_port=metrics_port)

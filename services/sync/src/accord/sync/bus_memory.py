@@ -1,0 +1,41 @@
+"""The in-process bus: one replica, listeners called directly."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from accord.api.sync.v1 import sync_pb2 as pb
+from accord.sync.bus import Listener
+
+log = logging.getLogger(__name__)
+
+
+class MemoryBus:
+    def __init__(self) -> None:
+        self._rooms: dict[str, list[Listener]] = {}
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls) -> AsyncIterator[MemoryBus]:
+        yield cls()
+
+    async def publish(self, batch: pb.ChangeBatch) -> None:
+        for listener in list(self._rooms.get(batch.room, ())):
+            try:
+                listener(batch)
+            except Exception:
+                log.exception("bus listener failed for room %s", batch.room)
+
+    async def subscribe(self, room: str, listener: Listener) -> None:
+        listeners = self._rooms.setdefault(room, [])
+        if listener not in listeners:
+            listeners.append(listener)
+
+    async def unsubscribe(self, room: str, listener: Listener) -> None:
+        listeners = self._rooms.get(room)
+        if listeners and listener in listeners:
+            listeners.remove(listener)
+            if not listeners:
+                del self._rooms[room]

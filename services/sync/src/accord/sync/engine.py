@@ -1,0 +1,207 @@
+"""The push algorithm and the catch-up reads, written once over the ``Store`` interface.
+
+A push: lock the room, drop what the client already stored (dedupe by the
+client's high-water mark), stamp or clamp clocks, merge each op into its
+record, give each change the next seq, append the log and update the records
+in one transaction. Publishing comes after, from the caller, once committed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from accord.sync import merge, metrics
+from accord.sync.errors import OutOfRange, TooLarge
+from accord.sync.hlc import HybridClock
+from accord.sync.model import (
+    ChangeOutcome,
+    IncomingChange,
+    Limits,
+    LoggedChange,
+    PushBatch,
+    PushOutcome,
+    RecordKey,
+    RecordRow,
+    RecordValue,
+)
+from accord.sync.store import RoomTransaction, Store
+
+DEFAULT_PAGE = 500
+MAX_PAGE = 10_000
+PAGE_BYTES = 4 * 1024 * 1024
+"""A page is also cut at this many bytes of JSON, to stay well inside gRPC's message limit."""
+
+T = TypeVar("T")
+
+
+def split_by_bytes(
+    items: list[T], size: Callable[[T], int], budget: int = PAGE_BYTES
+) -> list[list[T]]:
+    """``items`` in order, cut into runs of at most ``budget`` bytes (at least one item each)."""
+    pages: list[list[T]] = []
+    current: list[T] = []
+    used = 0
+    for item in items:
+        cost = size(item)
+        if current and used + cost > budget:
+            pages.append(current)
+            current, used = [], 0
+        current.append(item)
+        used += cost
+    if current:
+        pages.append(current)
+    return pages
+
+
+def change_bytes(change: LoggedChange) -> int:
+    return len(change.patch_json) + len(change.collection) + len(change.key) + 64
+
+
+def record_bytes(record: RecordValue) -> int:
+    return len(record.value_json) + len(record.collection) + len(record.key) + 16
+
+
+@dataclass(frozen=True)
+class SnapshotPage:
+    seq: int
+    records: list[RecordValue]
+    last: bool
+
+
+PullItem = int | SnapshotPage | list[LoggedChange]
+"""What a pull yields: first the head, then snapshot pages or change pages."""
+
+
+class Engine:
+    def __init__(self, store: Store, clock: HybridClock, limits: Limits) -> None:
+        self._store = store
+        self._clock = clock
+        self._limits = limits
+
+    def _stamp(self, ts: int) -> tuple[int, bool]:
+        if ts == 0:
+            return self._clock.now(), True
+        stored, adjusted = self._clock.clamp(ts)
+        self._clock.observe(stored)
+        return stored, adjusted
+
+    async def push(self, batch: PushBatch) -> PushOutcome:
+        started = time.perf_counter()
+        user_id, client_id = batch.user_id, batch.client_id
+        async with self._store.transaction(batch.room) as tx:
+            high_water = await tx.high_water(user_id, client_id)
+            stale = [c.client_seq for c in batch.changes if c.client_seq <= high_water]
+            fresh = [c for c in batch.changes if c.client_seq > high_water]
+            originals = await tx.logged_seqs(user_id, client_id, stale) if stale else {}
+            head = await tx.head()
+            outcomes: dict[int, ChangeOutcome] = {
+                seq: ChangeOutcome(seq, originals.get(seq, 0), True, 0, False) for seq in stale
+            }
+            committed: list[LoggedChange] = []
+            if fresh:
+                committed, records = await self._merge(tx, batch, fresh, head, outcomes)
+                head = committed[-1].seq
+                await tx.save(committed, records, (user_id, client_id, fresh[-1].client_seq))
+        metrics.PUSH_SECONDS.observe(time.perf_counter() - started)
+        metrics.APPLIED.inc(len(fresh))
+        metrics.DUPLICATE.inc(len(stale))
+        conflicts = sum(len(o.conflicts) for o in outcomes.values())
+        if conflicts:
+            metrics.CONFLICTS.inc(conflicts)
+        return PushOutcome(
+            room=batch.room,
+            results=tuple(outcomes[c.client_seq] for c in batch.changes),
+            committed=tuple(committed),
+            head=head,
+        )
+
+    async def _merge(
+        self,
+        tx: RoomTransaction,
+        batch: PushBatch,
+        fresh: list[IncomingChange],
+        head: int,
+        outcomes: dict[int, ChangeOutcome],
+    ) -> tuple[list[LoggedChange], list[RecordRow]]:
+        keys = list(dict.fromkeys((c.collection, c.key) for c in fresh))
+        stored = await tx.load_states(keys)
+        states = {k: merge.load_state(stored.get(k)) for k in keys}
+        values: dict[RecordKey, str | None] = {}
+        last_seq: dict[RecordKey, int] = {}
+        committed: list[LoggedChange] = []
+        for change in fresh:
+            record = (change.collection, change.key)
+            ts, adjusted = self._stamp(change.ts)
+            clock = (ts, batch.client_id, batch.user_id, change.client_seq)
+            before = merge.visible(states[record])
+            states[record], conflicts = merge.merge(states[record], clock, change.op)
+            after = merge.visible(states[record])
+            value_json = None if after is None else merge.compact_json(after)
+            if value_json is not None and len(value_json.encode()) > self._limits.max_record_bytes:
+                raise TooLarge(
+                    f"record {change.collection}/{change.key} would exceed "
+                    f"{self._limits.max_record_bytes} bytes"
+                )
+            head += 1
+            values[record], last_seq[record] = value_json, head
+            committed.append(
+                LoggedChange(
+                    seq=head,
+                    user_id=batch.user_id,
+                    client_id=batch.client_id,
+                    client_seq=change.client_seq,
+                    collection=change.collection,
+                    key=change.key,
+                    ts=ts,
+                    op_json=change.op_json,
+                    patch_json=merge.compact_json(merge.diff(before, after, change.op)),
+                )
+            )
+            outcomes[change.client_seq] = ChangeOutcome(
+                change.client_seq, head, False, ts, adjusted, tuple(conflicts)
+            )
+        records = [
+            RecordRow(k[0], k[1], merge.dump_state(states[k]), values[k], last_seq[k]) for k in keys
+        ]
+        return committed, records
+
+    async def head(self, room: str) -> int:
+        return await self._store.head(room)
+
+    async def changes(self, room: str, after: int, until: int, limit: int) -> list[LoggedChange]:
+        return await self._store.changes(room, after, until, limit)
+
+    async def pull(
+        self, room: str, since: int, until: int, page_size: int, changes_only: bool
+    ) -> AsyncGenerator[PullItem, None]:
+        """Catch-up for one room; see docs/merge.md for when a snapshot is sent."""
+        page = min(page_size or DEFAULT_PAGE, MAX_PAGE)
+        async with self._store.snapshot(room) as snapshot:
+            head = snapshot.head
+            if not changes_only and (since == 0 or since > head):
+                yield head
+                if head == 0 and since == 0:
+                    return
+                pending: list[RecordValue] | None = None
+                async for records in snapshot.records(page):
+                    for part in split_by_bytes(records, record_bytes):
+                        if pending is not None:
+                            yield SnapshotPage(head, pending, False)
+                        pending = part
+                yield SnapshotPage(head, pending or [], True)
+                return
+        if since > head:
+            raise OutOfRange(f"since {since} is ahead of head {head}")
+        target = until if 0 < until <= head else head
+        yield target
+        cursor = since
+        while cursor < target:
+            changes = await self._store.changes(room, cursor, target, page)
+            if not changes:
+                raise OutOfRange(f"the log no longer holds seq {cursor + 1}")
+            for run in split_by_bytes(changes, change_bytes):
+                yield run
+            cursor = changes[-1].seq

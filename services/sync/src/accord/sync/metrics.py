@@ -1,0 +1,21 @@
+"""The sync service's Prometheus metrics (default registry, created once per process)."""
+
+from __future__ import annotations
+
+from accord.common.grpcutil import server_latency_histogram
+from prometheus_client import Counter, Gauge, Histogram
+
+GRPC_HANDLING = server_latency_histogram("sync")
+
+PUSH_SECONDS = Histogram(
+    "accord_sync_push_seconds",
+    "Time to merge and commit one push, from lock to commit",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+CHANGES = Counter(
+    "accord_sync_changes_total", "Pushed changes by outcome (applied or duplicate)", ["status"]
+)
+APPLIED = CHANGES.labels("applied")
+DUPLICATE = CHANGES.labels("duplicate")
+CONFLICTS = Counter("accord_sync_conflicts_total", "Pushed fields that lost to a newer value")
+SUBSCRIBERS = Gauge("accord_sync_subscribers", "Rooms subscribed across all open Subscribe streams")

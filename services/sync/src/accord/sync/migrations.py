@@ -1,0 +1,65 @@
+"""PostgreSQL schema migrations, applied at start-up under an advisory lock.
+
+Replicas starting together serialize on ``pg_advisory_lock``; each applies only
+the versions missing from ``schema_migrations``, one transaction per version.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import asyncpg
+from accord.sync.errors import Unavailable
+from accord.sync.schema import MIGRATIONS
+from accord.sync.settings import DatabaseTarget, SqliteTarget, parse_database_url
+from accord.sync.store_sqlite import SqliteStore
+
+log = logging.getLogger(__name__)
+
+# An arbitrary constant naming this service's migration lock.
+LOCK_ID = 0x4143_4F52_4453_594E
+
+CONNECT_TIMEOUT = 10.0
+
+
+async def migrate_connection(conn: asyncpg.Connection) -> list[int]:
+    """Apply missing migrations on ``conn``; returns the versions applied."""
+    applied: list[int] = []
+    await conn.execute("SELECT pg_advisory_lock($1)", LOCK_ID)
+    try:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            "version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+        )
+        done = {row[0] for row in await conn.fetch("SELECT version FROM schema_migrations")}
+        for version, sql in MIGRATIONS:
+            if version in done:
+                continue
+            async with conn.transaction():
+                await conn.execute(sql)
+                await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", version)
+            applied.append(version)
+            log.info("postgresql schema migrated to version %d", version)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", LOCK_ID)
+    return applied
+
+
+async def migrate(database_url: str) -> list[int]:
+    """Bring the database at ``database_url`` to the current schema."""
+    return await migrate_target(parse_database_url(database_url))
+
+
+async def migrate_target(target: DatabaseTarget) -> list[int]:
+    """Bring ``target`` to the current schema; returns the PostgreSQL versions applied."""
+    if isinstance(target, SqliteTarget):
+        async with SqliteStore.open(target.path):
+            return []
+    try:
+        conn = await asyncpg.connect(target.url, timeout=CONNECT_TIMEOUT)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as error:
+        raise Unavailable(f"cannot connect to PostgreSQL: {error}") from error
+    try:
+        return await migrate_connection(conn)
+    finally:
+        await conn.close()

@@ -1,0 +1,88 @@
+"""The values the engine, the stores and the servicer pass between them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from accord.sync.merge import Conflict, Op
+
+RecordKey = tuple[str, str]
+"""(collection, key)"""
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_batch_changes: int = 1000
+    max_record_bytes: int = 262144
+    max_json_depth: int = 32
+
+
+@dataclass(frozen=True)
+class IncomingChange:
+    client_seq: int
+    collection: str
+    key: str
+    ts: int
+    """0: the server stamps one."""
+    op: Op
+    op_json: str
+    """The op as stored in the log."""
+
+
+@dataclass(frozen=True)
+class PushBatch:
+    room: str
+    user_id: str
+    client_id: str
+    changes: tuple[IncomingChange, ...]
+
+
+@dataclass(frozen=True)
+class LoggedChange:
+    """One entry of a room's change log."""
+
+    seq: int
+    user_id: str
+    client_id: str
+    client_seq: int
+    collection: str
+    key: str
+    ts: int
+    op_json: str
+    patch_json: str
+
+
+@dataclass(frozen=True)
+class RecordRow:
+    """A record's CRDT state and its visible value (None: the record does not exist)."""
+
+    collection: str
+    key: str
+    state_json: str
+    value_json: str | None
+    seq: int
+
+
+@dataclass(frozen=True)
+class RecordValue:
+    collection: str
+    key: str
+    value_json: str
+
+
+@dataclass(frozen=True)
+class ChangeOutcome:
+    client_seq: int
+    seq: int
+    duplicate: bool
+    ts: int
+    ts_adjusted: bool
+    conflicts: tuple[Conflict, ...] = ()
+
+
+@dataclass(frozen=True)
+class PushOutcome:
+    room: str
+    results: tuple[ChangeOutcome, ...]
+    committed: tuple[LoggedChange, ...]
+    head: int

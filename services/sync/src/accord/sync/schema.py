@@ -1,0 +1,53 @@
+"""The versioned schema, shared by both stores (their SQL dialects agree on it).
+
+Each entry is applied once, in order; a store records the versions it has
+applied. Only append new versions: never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[tuple[int, str], ...] = (
+    (
+        1,
+        """
+        CREATE TABLE rooms (
+            room TEXT PRIMARY KEY,
+            head BIGINT NOT NULL
+        );
+        CREATE TABLE changes (
+            room TEXT NOT NULL,
+            seq BIGINT NOT NULL,
+            user_id TEXT NOT NULL,
+            client_id TEXT NOT NULL,
+            client_seq BIGINT NOT NULL,
+            collection TEXT NOT NULL,
+            key TEXT NOT NULL,
+            ts BIGINT NOT NULL,
+            op TEXT NOT NULL,
+            patch TEXT NOT NULL,
+            PRIMARY KEY (room, seq),
+            UNIQUE (room, user_id, client_id, client_seq)
+        );
+        CREATE TABLE records (
+            room TEXT NOT NULL,
+            collection TEXT NOT NULL,
+            key TEXT NOT NULL,
+            state TEXT NOT NULL,
+            value TEXT,
+            seq BIGINT NOT NULL,
+            PRIMARY KEY (room, collection, key)
+        );
+        CREATE TABLE clients (
+            room TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            client_id TEXT NOT NULL,
+            high_water BIGINT NOT NULL,
+            PRIMARY KEY (room, user_id, client_id)
+        );
+        """,
+    ),
+)
+
+
+def statements(sql: str) -> list[str]:
+    return [part.strip() for part in sql.split(";") if part.strip()]

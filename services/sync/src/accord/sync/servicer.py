@@ -1,0 +1,152 @@
+"""The gRPC face of the sync service: translate requests, call the engine, map errors."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import grpc
+from accord.api.sync.v1 import sync_pb2 as pb
+from accord.api.sync.v1 import sync_pb2_grpc
+from accord.common.grpcutil import abort
+from accord.sync import wire
+from accord.sync.bus import Bus
+from accord.sync.engine import Engine, SnapshotPage
+from accord.sync.errors import BadRequest, OutOfRange, SyncError, TooLarge, Unavailable
+from accord.sync.model import Limits, PushOutcome
+from accord.sync.subscription import RoomStream
+
+log = logging.getLogger(__name__)
+
+_STATUS: dict[type[SyncError], tuple[grpc.StatusCode, str]] = {
+    BadRequest: (grpc.StatusCode.INVALID_ARGUMENT, "BAD_REQUEST"),
+    TooLarge: (grpc.StatusCode.RESOURCE_EXHAUSTED, "TOO_LARGE"),
+    Unavailable: (grpc.StatusCode.UNAVAILABLE, "UNAVAILABLE"),
+    OutOfRange: (grpc.StatusCode.OUT_OF_RANGE, "BAD_REQUEST"),
+}
+
+
+async def _fail(context: grpc.aio.ServicerContext, error: Exception) -> None:
+    if isinstance(error, SyncError):
+        code, reason = _STATUS[type(error)]
+        await abort(context, code, reason, str(error))
+    log.error("unexpected error", exc_info=error)
+    await abort(context, grpc.StatusCode.INTERNAL, "INTERNAL", "internal error")
+
+
+def _consume_error(task: asyncio.Future[PushOutcome]) -> None:
+    """A push whose caller went away still reports its failure in the log."""
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("push failed after its call ended: %s", task.exception())
+
+
+class SyncServicer(sync_pb2_grpc.SyncServicer):
+    def __init__(self, engine: Engine, bus: Bus, limits: Limits) -> None:
+        self._engine = engine
+        self._bus = bus
+        self._limits = limits
+        self._closing = asyncio.Event()
+
+    def close_streams(self) -> None:
+        """End every Subscribe stream (shutdown: callers reconnect to another replica)."""
+        self._closing.set()
+
+    async def _push_and_publish(self, request: pb.PushRequest) -> PushOutcome:
+        outcome = await self._engine.push(wire.push_batch(request, self._limits))
+        if outcome.committed:
+            try:
+                await self._bus.publish(wire.change_batch(outcome.room, outcome.committed))
+            except Unavailable as error:
+                log.warning("room %s: committed but not published: %s", outcome.room, error)
+        return outcome
+
+    async def Push(
+        self, request: pb.PushRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PushResponse:
+        # Shielded: once a push starts, a cancelled call still commits and publishes
+        # it, so subscribers never miss a change the log holds.
+        task = asyncio.ensure_future(self._push_and_publish(request))
+        task.add_done_callback(_consume_error)
+        try:
+            outcome = await asyncio.shield(task)
+        except Exception as error:
+            await _fail(context, error)
+            raise
+        return wire.push_response(outcome)
+
+    async def Pull(
+        self, request: pb.PullRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.PullResponse]:
+        try:
+            wire.check_room(request.room)
+            items = self._engine.pull(
+                request.room,
+                request.since,
+                request.until,
+                request.page_size,
+                request.changes_only,
+            )
+            async with contextlib.aclosing(items):
+                async for item in items:
+                    if isinstance(item, int):
+                        yield pb.PullResponse(head=item)
+                    elif isinstance(item, SnapshotPage):
+                        yield pb.PullResponse(snapshot=wire.snapshot_chunk(item))
+                    else:
+                        yield pb.PullResponse(changes=wire.change_batch(request.room, item))
+        except Exception as error:
+            await _fail(context, error)
+
+    async def Head(
+        self, request: pb.HeadRequest, context: grpc.aio.ServicerContext
+    ) -> pb.HeadResponse:
+        try:
+            wire.check_room(request.room)
+            return pb.HeadResponse(head=await self._engine.head(request.room))
+        except Exception as error:
+            await _fail(context, error)
+            raise
+
+    async def Subscribe(
+        self,
+        request_iterator: AsyncIterator[pb.SubscribeRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[pb.SubscribeResponse]:
+        stream = RoomStream(self._bus, self._engine)
+        reader = asyncio.ensure_future(self._follow_requests(request_iterator, stream))
+        overflow = asyncio.ensure_future(stream.overflowed.wait())
+        closing = asyncio.ensure_future(self._closing.wait())
+        batches = asyncio.ensure_future(stream.next())
+        try:
+            while True:
+                await asyncio.wait(
+                    {batches, reader, overflow, closing}, return_when=asyncio.FIRST_COMPLETED
+                )
+                if overflow.done():
+                    raise Unavailable("subscriber fell behind; resubscribe and pull")
+                if batches.done():
+                    for batch in batches.result():
+                        yield pb.SubscribeResponse(changes=batch)
+                    batches = asyncio.ensure_future(stream.next())
+                elif reader.done():
+                    reader.result()
+                    return
+                elif closing.done():
+                    return
+        except Exception as error:
+            await _fail(context, error)
+        finally:
+            for task in (batches, reader, overflow, closing):
+                task.cancel()
+            await stream.close()
+
+    async def _follow_requests(
+        self, requests: AsyncIterator[pb.SubscribeRequest], stream: RoomStream
+    ) -> None:
+        async for request in requests:
+            for room in request.add:
+                await stream.add(wire.check_room(room))
+            for room in request.remove:
+                await stream.remove(room)

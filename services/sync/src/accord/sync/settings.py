@@ -1,0 +1,105 @@
+"""The sync service's settings: read once from the environment, validated, passed down."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from accord.common import config
+from accord.common.config import ConfigError
+from accord.common.grpcutil import MAX_GRPC_MESSAGE
+
+MEMORY = ":memory:"
+
+
+@dataclass(frozen=True)
+class PostgresTarget:
+    url: str
+
+
+@dataclass(frozen=True)
+class SqliteTarget:
+    path: str
+    """A filesystem path, or ``:memory:``."""
+
+
+DatabaseTarget = PostgresTarget | SqliteTarget
+
+
+def parse_database_url(url: str, name: str = "DATABASE_URL") -> DatabaseTarget:
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme in ("postgresql", "postgres"):
+        if not rest:
+            raise ConfigError(f"{name}={url!r} names no server")
+        return PostgresTarget(url)
+    if sep and scheme == "sqlite":
+        if rest == MEMORY:
+            return SqliteTarget(MEMORY)
+        if not rest.startswith("/") or rest == "/":
+            raise ConfigError(
+                f"{name}={url!r}: use sqlite:///relative/path, sqlite:////absolute/path "
+                "or sqlite://:memory:"
+            )
+        path = rest[1:]
+        if path.endswith("/"):
+            raise ConfigError(f"{name}={url!r} names a directory, not a database file")
+        return SqliteTarget(path)
+    raise ConfigError(f"{name}={url!r} must start with postgresql://, postgres:// or sqlite://")
+
+
+@dataclass(frozen=True)
+class Settings:
+    sync_addr: tuple[str, int] = ("127.0.0.1", 50051)
+    metrics_addr: tuple[str, int] | None = ("127.0.0.1", 9101)
+    database: DatabaseTarget = SqliteTarget("data/accord.db")
+    redis_url: str | None = None
+    redis_prefix: str = "accord"
+    max_clock_skew: float = 60.0
+    max_batch_changes: int = 1000
+    max_record_bytes: int = 262144
+    max_json_depth: int = 32
+    log_level: str = "info"
+    log_format: str = "text"
+
+    @property
+    def max_clock_skew_us(self) -> int:
+        return int(self.max_clock_skew * 1_000_000)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        metrics_raw = env.get("METRICS_ADDR")
+        metrics_addr = (
+            None
+            if metrics_raw is not None and metrics_raw.strip() == ""
+            else config.get_addr(env, "METRICS_ADDR", "127.0.0.1:9101")
+        )
+        prefix = config.get_str(env, "REDIS_PREFIX", "accord").strip()
+        if not prefix or any(ch.isspace() for ch in prefix):
+            raise ConfigError(f"REDIS_PREFIX={prefix!r} must be non-empty without spaces")
+        return cls(
+            sync_addr=config.get_addr(env, "SYNC_ADDR", "127.0.0.1:50051"),
+            metrics_addr=metrics_addr,
+            database=parse_database_url(
+                config.get_str(env, "DATABASE_URL", "sqlite:///data/accord.db").strip()
+            ),
+            redis_url=config.get_url(env, "REDIS_URL", ("redis", "rediss", "unix")),
+            redis_prefix=prefix,
+            max_clock_skew=config.get_float(
+                env, "MAX_CLOCK_SKEW", 60.0, minimum=0.0, maximum=86400.0
+            ),
+            max_batch_changes=config.get_int(
+                env, "MAX_BATCH_CHANGES", 1000, minimum=1, maximum=100_000
+            ),
+            max_record_bytes=config.get_int(
+                env, "MAX_RECORD_BYTES", 262144, minimum=64, maximum=MAX_GRPC_MESSAGE // 2
+            ),
+            max_json_depth=config.get_int(env, "MAX_JSON_DEPTH", 32, minimum=1, maximum=500),
+            log_level=config.get_log_level(env),
+            log_format=config.get_log_format(env),
+        )
+
+
+def sqlite_parent(target: SqliteTarget) -> Path | None:
+    """The directory a file database lives in (created at start-up)."""
+    return None if target.path == MEMORY else Path(target.path).parent

@@ -1,0 +1,61 @@
+"""The storage interface the engine runs over; SQLite and PostgreSQL implement it.
+
+A push runs in one ``RoomTransaction``: the room is locked for its duration
+(pushes to other rooms proceed), everything it writes commits together when
+the block ends normally and nothing is kept when it raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+
+from accord.sync.model import LoggedChange, RecordKey, RecordRow, RecordValue
+
+
+class RoomTransaction(Protocol):
+    async def head(self) -> int: ...
+
+    async def high_water(self, user_id: str, client_id: str) -> int:
+        """The highest client_seq stored for this client in the room (0: none)."""
+        ...
+
+    async def logged_seqs(
+        self, user_id: str, client_id: str, client_seqs: Sequence[int]
+    ) -> dict[int, int]:
+        """client_seq -> seq for those of ``client_seqs`` the log holds."""
+        ...
+
+    async def load_states(self, keys: Sequence[RecordKey]) -> dict[RecordKey, str]: ...
+
+    async def save(
+        self,
+        changes: Sequence[LoggedChange],
+        records: Sequence[RecordRow],
+        high_water: tuple[str, str, int],
+    ) -> None:
+        """Append ``changes`` (seqs continue the head), upsert ``records``, raise the
+        client's high-water mark to ``high_water`` = (user_id, client_id, client_seq)."""
+        ...
+
+
+class Snapshot(Protocol):
+    """A consistent read of one room: its head and the records as of that head."""
+
+    @property
+    def head(self) -> int: ...
+
+    def records(self, page_size: int) -> AsyncIterator[list[RecordValue]]: ...
+
+
+class Store(Protocol):
+    def transaction(self, room: str) -> AbstractAsyncContextManager[RoomTransaction]: ...
+
+    def snapshot(self, room: str) -> AbstractAsyncContextManager[Snapshot]: ...
+
+    async def head(self, room: str) -> int: ...
+
+    async def changes(self, room: str, after: int, until: int, limit: int) -> list[LoggedChange]:
+        """Log entries with ``after < seq <= until`` in seq order, at most ``limit``."""
+        ...

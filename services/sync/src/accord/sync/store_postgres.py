@@ -1,0 +1,244 @@
+"""The production store: PostgreSQL through an asyncpg pool.
+
+A push locks its room's row in ``rooms`` (``FOR UPDATE``, via an upsert that
+also creates it), so pushes to one room serialize and pushes to different
+rooms do not block each other. Writes are batched with ``unnest``. Lost
+connections and an unreachable server surface as ``Unavailable``; the
+transaction then rolls back and nothing is half-done.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+import asyncpg
+from accord.sync.errors import Unavailable
+from accord.sync.migrations import CONNECT_TIMEOUT, migrate_connection
+from accord.sync.model import LoggedChange, RecordKey, RecordRow, RecordValue
+
+log = logging.getLogger(__name__)
+
+ACQUIRE_TIMEOUT = 5.0
+COMMAND_TIMEOUT = 30.0
+_CHANGE_COLUMNS = "seq, user_id, client_id, client_seq, collection, key, ts, op, patch"
+_LOST = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+)
+
+
+@contextmanager
+def _unavailable() -> Iterator[None]:
+    try:
+        yield
+    except _LOST as error:
+        raise Unavailable(f"database unavailable: {error}") from error
+
+
+def _logged(row: Any) -> LoggedChange:
+    return LoggedChange(
+        seq=row["seq"],
+        user_id=row["user_id"],
+        client_id=row["client_id"],
+        client_seq=row["client_seq"],
+        collection=row["collection"],
+        key=row["key"],
+        ts=row["ts"],
+        op_json=row["op"],
+        patch_json=row["patch"],
+    )
+
+
+class _Transaction:
+    def __init__(self, conn: asyncpg.Connection, room: str, head: int) -> None:
+        self._conn = conn
+        self._room = room
+        self._head = head
+
+    async def head(self) -> int:
+        return self._head
+
+    async def high_water(self, user_id: str, client_id: str) -> int:
+        value = await self._conn.fetchval(
+            "SELECT high_water FROM clients WHERE room = $1 AND user_id = $2 AND client_id = $3",
+            self._room,
+            user_id,
+            client_id,
+        )
+        return int(value or 0)
+
+    async def logged_seqs(
+        self, user_id: str, client_id: str, client_seqs: Sequence[int]
+    ) -> dict[int, int]:
+        rows = await self._conn.fetch(
+            "SELECT client_seq, seq FROM changes WHERE room = $1 AND user_id = $2 "
+            "AND client_id = $3 AND client_seq = ANY($4::bigint[])",
+            self._room,
+            user_id,
+            client_id,
+            list(client_seqs),
+        )
+        return {int(r["client_seq"]): int(r["seq"]) for r in rows}
+
+    async def load_states(self, keys: Sequence[RecordKey]) -> dict[RecordKey, str]:
+        rows = await self._conn.fetch(
+            "SELECT r.collection, r.key, r.state FROM records r "
+            "JOIN unnest($2::text[], $3::text[]) AS k(collection, key) "
+            "ON r.collection = k.collection AND r.key = k.key WHERE r.room = $1",
+            self._room,
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+        )
+        return {(r["collection"], r["key"]): r["state"] for r in rows}
+
+    async def save(
+        self,
+        changes: Sequence[LoggedChange],
+        records: Sequence[RecordRow],
+        high_water: tuple[str, str, int],
+    ) -> None:
+        conn, room = self._conn, self._room
+        await conn.execute(
+            f"INSERT INTO changes (room, {_CHANGE_COLUMNS}) SELECT $1, * FROM unnest("
+            "$2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[], "
+            "$8::bigint[], $9::text[], $10::text[])",
+            room,
+            [c.seq for c in changes],
+            [c.user_id for c in changes],
+            [c.client_id for c in changes],
+            [c.client_seq for c in changes],
+            [c.collection for c in changes],
+            [c.key for c in changes],
+            [c.ts for c in changes],
+            [c.op_json for c in changes],
+            [c.patch_json for c in changes],
+        )
+        await conn.execute(
+            "INSERT INTO records (room, collection, key, state, value, seq) "
+            "SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], "
+            "$6::bigint[]) ON CONFLICT (room, collection, key) DO UPDATE SET "
+            "state = EXCLUDED.state, value = EXCLUDED.value, seq = EXCLUDED.seq",
+            room,
+            [r.collection for r in records],
+            [r.key for r in records],
+            [r.state_json for r in records],
+            [r.value_json for r in records],
+            [r.seq for r in records],
+        )
+        if changes:
+            await conn.execute("UPDATE rooms SET head = $2 WHERE room = $1", room, changes[-1].seq)
+        user_id, client_id, client_seq = high_water
+        await conn.execute(
+            "INSERT INTO clients (room, user_id, client_id, high_water) VALUES ($1, $2, $3, $4) "
+            "ON CONFLICT (room, user_id, client_id) DO UPDATE SET "
+            "high_water = GREATEST(clients.high_water, EXCLUDED.high_water)",
+            room,
+            user_id,
+            client_id,
+            client_seq,
+        )
+
+
+class _Snapshot:
+    def __init__(self, conn: asyncpg.Connection, room: str, head: int) -> None:
+        self._conn = conn
+        self._room = room
+        self._head = head
+
+    @property
+    def head(self) -> int:
+        return self._head
+
+    async def records(self, page_size: int) -> AsyncIterator[list[RecordValue]]:
+        after = ("", "")
+        first = True
+        while True:
+            with _unavailable():
+                rows = await self._conn.fetch(
+                    "SELECT collection, key, value FROM records WHERE room = $1 "
+                    "AND value IS NOT NULL AND ($4 OR (collection, key) > ($2, $3)) "
+                    "ORDER BY collection, key LIMIT $5",
+                    self._room,
+                    after[0],
+                    after[1],
+                    first,
+                    page_size,
+                )
+            if not rows:
+                return
+            yield [RecordValue(r["collection"], r["key"], r["value"]) for r in rows]
+            after, first = (rows[-1]["collection"], rows[-1]["key"]), False
+
+
+class PostgresStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, url: str, *, max_size: int = 10) -> AsyncIterator[PostgresStore]:
+        try:
+            pool = await asyncpg.create_pool(
+                url,
+                min_size=1,
+                max_size=max_size,
+                timeout=CONNECT_TIMEOUT,
+                command_timeout=COMMAND_TIMEOUT,
+            )
+        except (*_LOST, asyncpg.PostgresError) as error:
+            raise Unavailable(f"cannot connect to PostgreSQL: {error}") from error
+        try:
+            with _unavailable():
+                async with pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
+                    await migrate_connection(conn)
+            yield cls(pool)
+        finally:
+            await pool.close()
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        with _unavailable():
+            async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
+                yield conn
+
+    @asynccontextmanager
+    async def transaction(self, room: str) -> AsyncIterator[_Transaction]:
+        async with self._connection() as conn, conn.transaction():
+            head = await conn.fetchval(
+                "INSERT INTO rooms (room, head) VALUES ($1, 0) "
+                "ON CONFLICT (room) DO UPDATE SET head = rooms.head RETURNING head",
+                room,
+            )
+            yield _Transaction(conn, room, int(head))
+
+    @asynccontextmanager
+    async def snapshot(self, room: str) -> AsyncIterator[_Snapshot]:
+        async with (
+            self._connection() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            head = await conn.fetchval("SELECT head FROM rooms WHERE room = $1", room)
+            yield _Snapshot(conn, room, int(head or 0))
+
+    async def head(self, room: str) -> int:
+        async with self._connection() as conn:
+            return int(await conn.fetchval("SELECT head FROM rooms WHERE room = $1", room) or 0)
+
+    async def changes(self, room: str, after: int, until: int, limit: int) -> list[LoggedChange]:
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                f"SELECT {_CHANGE_COLUMNS} FROM changes WHERE room = $1 AND seq > $2 "
+                "AND seq <= $3 ORDER BY seq LIMIT $4",
+                room,
+                after,
+                until,
+                limit,
+            )
+        return [_logged(r) for r in rows]

@@ -1,0 +1,405 @@
+"""Helm charts: rendered by Helm itself (offline), linted, validated against Kubernetes' schemas."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+from deploy_support import CHARTS, KNOWN_ENV, Manifest, kinds, one, render
+
+helm = pytest.importorskip("helm_python")
+kubernetes_validate = pytest.importorskip("kubernetes_validate")
+
+SERVICE_CHARTS = ("accord-sync", "accord-presence", "accord-edge")
+ALL_CHARTS = (*SERVICE_CHARTS, "accord")
+KUBERNETES_VERSIONS = ("1.29.0", "1.37.0")
+CUSTOM_KINDS = {"ServiceMonitor", "PrometheusRule"}
+DATABASE_URL = "postgresql://accord:pw@db.example:5432/accord"
+REDIS_URL = "redis://:pw@redis.example:6379/0"
+
+# Realistic value sets for every chart: (chart, name, values).
+VALUE_SETS: list[tuple[str, str, dict[str, Any]]] = [
+    *[(chart, "defaults", {}) for chart in ALL_CHARTS],
+    (
+        "accord",
+        "hpa-off",
+        {
+            c: {"autoscaling": {"enabled": False}, "replicaCount": 3}
+            for c in ("sync", "presence", "edge")
+        },
+    ),
+    (
+        "accord",
+        "external-redis",
+        {"redis": {"enabled": False}, "secrets": {"REDIS_URL": REDIS_URL}},
+    ),
+    (
+        "accord",
+        "external-database",
+        {"postgresql": {"enabled": False}, "secrets": {"DATABASE_URL": DATABASE_URL}},
+    ),
+    ("accord", "five-edges", {"edge": {"autoscaling": {"enabled": False}, "replicaCount": 5}}),
+    (
+        "accord",
+        "production",
+        {
+            "global": {
+                "imageRegistry": "registry.example/accord",
+                "imageTag": "1.2.3",
+                "existingSecret": "accord-prod",
+            },
+            "postgresql": {"enabled": False},
+            "redis": {"enabled": False},
+            "monitoring": {
+                "prometheusRule": {"enabled": True, "labels": {"release": "kube-prometheus"}}
+            },
+            **{
+                c: {"serviceMonitor": {"enabled": True}, "networkPolicy": {"enabled": True}}
+                for c in ("sync", "presence", "edge")
+            },
+            "edge": {
+                "serviceMonitor": {"enabled": True},
+                "networkPolicy": {"enabled": True},
+                "jwtPublicKey": {"secretName": "accord-jwt"},
+                "config": {"MAX_CONNECTIONS": 20000},
+            },
+        },
+    ),
+    (
+        "accord-sync",
+        "postgres",
+        {"secrets": {"DATABASE_URL": DATABASE_URL, "REDIS_URL": REDIS_URL}},
+    ),
+    (
+        "accord-presence",
+        "redis",
+        {"secrets": {"REDIS_URL": REDIS_URL}, "networkPolicy": {"enabled": True}},
+    ),
+    (
+        "accord-edge",
+        "secured",
+        {
+            "secrets": {"JWT_SECRET": "0123456789abcdef0123"},
+            "networkPolicy": {"enabled": True},
+            "serviceMonitor": {"enabled": True},
+            "syncAddress": "sync.accord:50051",
+        },
+    ),
+]
+IDS = [f"{chart}-{name}" for chart, name, _ in VALUE_SETS]
+
+
+def deployments(objects: list[Manifest]) -> dict[str, Manifest]:
+    """Accord service Deployments by component."""
+    return {
+        d["metadata"]["labels"]["app.kubernetes.io/component"]: d
+        for d in kinds(objects, "Deployment")
+        if d["metadata"]["labels"].get("app.kubernetes.io/part-of") == "accord"
+        and "app.kubernetes.io/component" in d["metadata"]["labels"]
+    }
+
+
+def container(deployment: Manifest) -> Manifest:
+    (main,) = deployment["spec"]["template"]["spec"]["containers"]
+    return main
+
+
+def env_of(main: Manifest) -> dict[str, Manifest]:
+    return {e["name"]: e for e in main["env"]}
+
+
+def configmap_env(objects: list[Manifest], main: Manifest) -> dict[str, str]:
+    (source,) = main["envFrom"]
+    return dict(one(objects, "ConfigMap", source["configMapRef"]["name"])["data"] or {})
+
+
+@pytest.fixture(scope="module", params=VALUE_SETS, ids=IDS)
+def rendered(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any], list[Manifest]]:
+    chart, _, values = request.param
+    return chart, values, render(chart, values)
+
+
+def test_every_manifest_is_valid_kubernetes(
+    rendered: tuple[str, dict[str, Any], list[Manifest]],
+) -> None:
+    _, _, objects = rendered
+    assert objects
+    for obj in objects:
+        if obj["kind"] in CUSTOM_KINDS:
+            assert obj["apiVersion"] == "monitoring.coreos.com/v1"
+            assert obj["metadata"]["name"] and obj["spec"]
+            continue
+        for version in KUBERNETES_VERSIONS:
+            try:
+                kubernetes_validate.validate(obj, version, strict=True)
+            except kubernetes_validate.ValidationError as error:
+                where = f"{obj['kind']}/{obj['metadata']['name']} on {version}"
+                pytest.fail(f"{where}: {error.message} at {list(error.path)}")
+
+
+def test_names_are_unique(rendered: tuple[str, dict[str, Any], list[Manifest]]) -> None:
+    _, _, objects = rendered
+    keys = [(o["kind"], o["metadata"]["name"]) for o in objects]
+    assert len(keys) == len(set(keys))
+
+
+def test_pods_are_non_root_read_only_and_stop_after_their_drain(
+    rendered: tuple[str, dict[str, Any], list[Manifest]],
+) -> None:
+    _, _, objects = rendered
+    found = deployments(objects)
+    assert found
+    for component, deployment in found.items():
+        pod = deployment["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["runAsUser"] > 0
+        assert pod["automountServiceAccountToken"] is False
+        for box in (*pod.get("initContainers", []), *pod["containers"]):
+            security = box["securityContext"]
+            assert security["readOnlyRootFilesystem"] is True, component
+            assert security["allowPrivilegeEscalation"] is False, component
+            assert security["capabilities"]["drop"] == ["ALL"], component
+            assert box["resources"]["requests"] and box["resources"]["limits"], component
+        main = container(deployment)
+        assert main["name"] == component
+        assert main["args"] == [component]
+        pause = int(main["lifecycle"]["preStop"]["exec"]["command"][1])
+        assert main["lifecycle"]["preStop"]["exec"]["command"][0] == "sleep"
+        drain = int(env_of(main)["DRAIN_TIMEOUT"]["value"]) if component == "edge" else 0
+        assert pod["terminationGracePeriodSeconds"] > pause + drain
+
+
+def test_probes_are_native_grpc_for_grpc_services_and_http_for_the_edge(
+    rendered: tuple[str, dict[str, Any], list[Manifest]],
+) -> None:
+    _, _, objects = rendered
+    for component, deployment in deployments(objects).items():
+        main = container(deployment)
+        ports = {p["name"]: p["containerPort"] for p in main["ports"]}
+        if component == "edge":
+            assert main["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "http"}
+            assert main["livenessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+            assert ports == {"http": 8080}
+        else:
+            assert main["readinessProbe"]["grpc"]["port"] == ports["grpc"]
+            assert main["livenessProbe"]["grpc"]["port"] == ports["grpc"]
+            assert set(ports) == {"grpc", "metrics"}
+
+
+def test_environment_uses_only_the_documented_names(
+    rendered: tuple[str, dict[str, Any], list[Manifest]],
+) -> None:
+    _, _, objects = rendered
+    for component, deployment in deployments(objects).items():
+        main = container(deployment)
+        names = set(env_of(main)) | set(configmap_env(objects, main))
+        assert names <= KNOWN_ENV, names - KNOWN_ENV
+        assert {"LOG_LEVEL", "LOG_FORMAT"} <= names
+        bind = {"edge": "WS_ADDR", "sync": "SYNC_ADDR", "presence": "PRESENCE_ADDR"}[component]
+        assert env_of(main)[bind]["value"].startswith("0.0.0.0:")
+        if component != "edge":
+            assert env_of(main)["METRICS_ADDR"]["value"].startswith("0.0.0.0:")
+
+
+def test_secret_references_resolve(rendered: tuple[str, dict[str, Any], list[Manifest]]) -> None:
+    _, values, objects = rendered
+    secrets = {s["metadata"]["name"]: s for s in kinds(objects, "Secret")}
+    external = values.get("global", {}).get("existingSecret")
+    for deployment in deployments(objects).values():
+        pod = deployment["spec"]["template"]["spec"]
+        for box in (*pod.get("initContainers", []), *pod["containers"]):
+            for entry in box["env"]:
+                ref = entry.get("valueFrom", {}).get("secretKeyRef")
+                if ref is None:
+                    continue
+                if ref["name"] == external:
+                    continue
+                assert ref["name"] in secrets, ref
+                if not ref.get("optional"):
+                    assert ref["key"] in secrets[ref["name"]]["data"], ref
+
+
+def test_every_service_has_autoscaling_or_fixed_replicas_and_a_pdb(
+    rendered: tuple[str, dict[str, Any], list[Manifest]],
+) -> None:
+    _, _, objects = rendered
+    hpas = {
+        h["spec"]["scaleTargetRef"]["name"]: h for h in kinds(objects, "HorizontalPodAutoscaler")
+    }
+    pdbs = {p["metadata"]["name"]: p for p in kinds(objects, "PodDisruptionBudget")}
+    services = {s["metadata"]["name"]: s for s in kinds(objects, "Service")}
+    for component, deployment in deployments(objects).items():
+        name = deployment["metadata"]["name"]
+        selector = deployment["spec"]["selector"]["matchLabels"]
+        assert services[name]["spec"]["selector"] == selector
+        if name in hpas:
+            assert "replicas" not in deployment["spec"]
+            metrics = hpas[name]["spec"]["metrics"]
+            resources = {m["resource"]["name"] for m in metrics if m["type"] == "Resource"}
+            assert resources == {"cpu", "memory"}
+            custom = {m["pods"]["metric"]["name"] for m in metrics if m["type"] == "Pods"}
+            assert custom == ({"accord_edge_connections"} if component == "edge" else set())
+        else:
+            assert deployment["spec"]["replicas"] >= 1
+        if deployment["spec"].get("replicas") != 1:
+            assert pdbs[name]["spec"]["selector"]["matchLabels"] == selector
+
+
+def test_lint_passes_strictly() -> None:
+    for chart in ALL_CHARTS:
+        report = helm.lint(CHARTS / chart, strict=True, with_subcharts=True)
+        problems = [m for m in report["messages"] if m["severity"] >= 2]
+        assert not problems and not report["errors"], (chart, problems, report["errors"])
+
+
+def test_every_chart_ships_a_values_schema() -> None:
+    for chart in ALL_CHARTS:
+        with helm.Chart.load(CHARTS / chart) as loaded:
+            assert loaded.schema is not None, chart
+
+
+# --- what each value set must produce ---------------------------------------------------
+
+
+def test_umbrella_defaults_install_the_whole_suite() -> None:
+    objects = render("accord")
+    assert set(deployments(objects)) == {"sync", "presence", "edge"}
+    one(objects, "StatefulSet", "rel-postgresql")
+    one(objects, "Deployment", "rel-redis")
+    secret = one(objects, "Secret", "rel-accord")
+    data = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+    assert len(data["JWT_SECRET"]) >= 16
+    assert (
+        data["DATABASE_URL"]
+        == f"postgresql://accord:{data['POSTGRES_PASSWORD']}@rel-postgresql:5432/accord"
+    )
+    assert data["REDIS_URL"] == "redis://rel-redis:6379/0"
+    edge = env_of(container(deployments(objects)["edge"]))
+    services = {s["metadata"]["name"]: s for s in kinds(objects, "Service")}
+    for variable in ("SYNC_ADDR", "PRESENCE_ADDR"):
+        host, port = edge[variable]["value"].rsplit(":", 1)
+        assert int(port) in {p["port"] for p in services[host]["spec"]["ports"]}
+    # Migrations run before sync starts, against the same database.
+    sync = deployments(objects)["sync"]["spec"]["template"]["spec"]
+    (migrate,) = sync["initContainers"]
+    assert migrate["args"] == ["migrate"]
+    assert migrate["image"] == container(deployments(objects)["sync"])["image"]
+    assert (
+        env_of(migrate)["DATABASE_URL"]
+        == env_of(container(deployments(objects)["sync"]))["DATABASE_URL"]
+    )
+    # Monitoring ships with the chart.
+    alerts = one(objects, "ConfigMap", "rel-accord-alerts")
+    assert "AccordEdgeConnectionsNearLimit" in alerts["data"]["alerts.yml"]
+    dashboard = one(objects, "ConfigMap", "rel-accord-dashboard")
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+
+
+def test_hpa_off_gives_fixed_replicas() -> None:
+    objects = render("accord", dict(VALUE_SETS[IDS.index("accord-hpa-off")][2]))
+    assert not kinds(objects, "HorizontalPodAutoscaler")
+    assert {c: d["spec"]["replicas"] for c, d in deployments(objects).items()} == {
+        "sync": 3,
+        "presence": 3,
+        "edge": 3,
+    }
+    assert len(kinds(objects, "PodDisruptionBudget")) == 3
+
+
+def test_external_redis_replaces_the_bundled_one() -> None:
+    objects = render("accord", dict(VALUE_SETS[IDS.index("accord-external-redis")][2]))
+    assert not [o for o in objects if o["metadata"]["name"] == "rel-redis"]
+    data = one(objects, "Secret", "rel-accord")["data"]
+    assert base64.b64decode(data["REDIS_URL"]).decode() == REDIS_URL
+
+
+def test_five_edge_replicas() -> None:
+    objects = render("accord", dict(VALUE_SETS[IDS.index("accord-five-edges")][2]))
+    assert deployments(objects)["edge"]["spec"]["replicas"] == 5
+    hpas = {h["metadata"]["name"] for h in kinds(objects, "HorizontalPodAutoscaler")}
+    assert hpas == {"rel-sync", "rel-presence"}
+
+
+def test_production_values_use_the_existing_secret_and_operator_resources() -> None:
+    objects = render("accord", dict(VALUE_SETS[IDS.index("accord-production")][2]))
+    assert not kinds(objects, "Secret")
+    assert not kinds(objects, "StatefulSet")
+    for component, deployment in deployments(objects).items():
+        main = container(deployment)
+        assert main["image"] == f"registry.example/accord/accord-{component}:1.2.3"
+        refs = {
+            e["valueFrom"]["secretKeyRef"]["name"]
+            for e in main["env"]
+            if "secretKeyRef" in e.get("valueFrom", {})
+        }
+        assert refs == {"accord-prod"}
+    monitors = {m["metadata"]["name"]: m for m in kinds(objects, "ServiceMonitor")}
+    assert set(monitors) == {"rel-sync", "rel-presence", "rel-edge"}
+    assert monitors["rel-edge"]["spec"]["endpoints"][0]["port"] == "http"
+    assert monitors["rel-sync"]["spec"]["endpoints"][0]["port"] == "metrics"
+    rule = one(objects, "PrometheusRule", "rel-accord")
+    assert rule["metadata"]["labels"]["release"] == "kube-prometheus"
+    assert {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]} >= {
+        "AccordEdgeErrorRateHigh"
+    }
+    policies = {p["metadata"]["name"]: p for p in kinds(objects, "NetworkPolicy")}
+    assert set(policies) == {"rel-sync", "rel-presence", "rel-edge"}
+    grpc_rule = policies["rel-sync"]["spec"]["ingress"][0]
+    assert (
+        grpc_rule["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/part-of"] == "accord"
+    )
+    edge = container(deployments(objects)["edge"])
+    assert env_of(edge)["JWT_PUBLIC_KEY_FILE"]["value"] == "/etc/accord/jwt/public.pem"
+    assert configmap_env(objects, edge)["MAX_CONNECTIONS"] == "20000"
+
+
+def test_standalone_sync_without_a_database_is_a_single_sqlite_pod() -> None:
+    objects = render("accord-sync")
+    deployment = deployments(objects)["sync"]
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"]["type"] == "Recreate"
+    assert not kinds(objects, "HorizontalPodAutoscaler") and not kinds(
+        objects, "PodDisruptionBudget"
+    )
+    assert env_of(container(deployment))["DATABASE_URL"]["value"].startswith("sqlite:///")
+    assert "initContainers" not in deployment["spec"]["template"]["spec"]
+
+
+def test_config_changes_roll_the_pods() -> None:
+    def checksum(values: dict[str, Any]) -> str:
+        pod = deployments(render("accord-edge", values))["edge"]["spec"]["template"]
+        return str(pod["metadata"]["annotations"]["checksum/config"])
+
+    assert checksum({}) != checksum({"config": {"LOG_LEVEL": "debug"}})
+
+
+@pytest.mark.parametrize(
+    ("chart", "values", "message"),
+    [
+        ("accord-edge", {"config": {"LOG_LEVEL": "loud"}}, "LOG_LEVEL"),
+        ("accord-edge", {"config": {"MAX_CONECTIONS": 5}}, "MAX_CONECTIONS"),
+        ("accord-edge", {"secrets": {"JWT_SECRET": "short"}}, "JWT_SECRET"),
+        (
+            "accord-sync",
+            {
+                "securityContext": {
+                    "readOnlyRootFilesystem": False,
+                    "allowPrivilegeEscalation": False,
+                }
+            },
+            "readOnlyRootFilesystem",
+        ),
+        ("accord-sync", {"secrets": {"DATABASE_URL": "mysql://x"}}, "DATABASE_URL"),
+        ("accord-presence", {"replicaCount": 0}, "replicaCount"),
+        ("accord", {"edge": {"autoscaling": {"minReplicas": 0}}}, "minReplicas"),
+        ("accord", {"redis": {"enabled": False}}, "no Redis"),
+        ("accord", {"postgresql": {"enabled": False}}, "no database"),
+        ("accord-edge", {"terminationGracePeriodSeconds": 20}, "terminationGracePeriodSeconds"),
+        ("accord-edge", {"autoscaling": {"minReplicas": 5, "maxReplicas": 2}}, "maxReplicas"),
+    ],
+)
+def test_bad_values_are_refused(chart: str, values: dict[str, Any], message: str) -> None:
+    with pytest.raises(helm.HelmError) as raised:
+        render(chart, values)
+    assert message in str(raised.value)

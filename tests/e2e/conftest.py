@@ -1,0 +1,184 @@
+"""Accord running for a test: in-process (fast, for protocol tests) or as `accord dev`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.conftest import free_port
+from tests.support.wsclient import SECRET, Client
+
+ROOT = Path(__file__).resolve().parents[2]
+ACCORD = str(Path(sys.executable).parent / "accord")
+
+
+@dataclass
+class Suite:
+    ws_url: str
+    http_url: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    async def client(self, **kwargs: Any) -> Client:
+        return await Client.connect(self.ws_url, **kwargs)
+
+
+async def start_in_process(
+    stack: AsyncExitStack,
+    *,
+    database_url: str,
+    redis_url: str | None = None,
+    redis_prefix: str = "accord",
+    edge_env: dict[str, str] | None = None,
+    presence_env: dict[str, str] | None = None,
+) -> Suite:
+    from accord.edge.app import serve as serve_edge
+    from accord.edge.settings import Settings as EdgeSettings
+    from accord.presence.app import serve as serve_presence
+    from accord.presence.settings import Settings as PresenceSettings
+    from accord.sync.app import serve as serve_sync
+    from accord.sync.settings import Settings as SyncSettings
+
+    common = {"REDIS_PREFIX": redis_prefix, "METRICS_ADDR": ""}
+    if redis_url:
+        common["REDIS_URL"] = redis_url
+    sync_port, presence_port = free_port(), free_port()
+    sync = await stack.enter_async_context(
+        serve_sync(SyncSettings.from_env({**common, "SYNC_ADDR": f"127.0.0.1:{sync_port}", "DATABASE_URL": database_url}))
+    )
+    presence = await stack.enter_async_context(
+        serve_presence(
+            PresenceSettings.from_env(
+                {**common, "PRESENCE_ADDR": f"127.0.0.1:{presence_port}", **(presence_env or {})}
+            )
+        )
+    )
+    env = {
+        "WS_ADDR": "127.0.0.1:0",
+        "SYNC_ADDR": f"127.0.0.1:{sync.port}",
+        "PRESENCE_ADDR": f"127.0.0.1:{presence.port}",
+        "JWT_SECRET": SECRET,
+        **(edge_env or {}),
+    }
+    edge = await stack.enter_async_context(serve_edge(EdgeSettings.from_env(env)))
+    suite = Suite(f"ws://127.0.0.1:{edge.port}/ws", f"http://127.0.0.1:{edge.port}")
+    suite.extra.update(edge=edge, sync=sync, presence=presence)
+    await wait_ready(suite.http_url)
+    return suite
+
+
+async def wait_ready(http_url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < deadline:
+            try:
+                async with http.get(f"{http_url}/ready") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
+    raise TimeoutError(f"{http_url} never became ready")
+
+
+@pytest.fixture
+async def suite(tmp_path: Path) -> AsyncIterator[Suite]:
+    """The embedded suite (SQLite, in-memory presence and bus), in this process."""
+    async with AsyncExitStack() as stack:
+        yield await start_in_process(stack, database_url=f"sqlite:///{tmp_path}/accord.db")
+
+
+@pytest.fixture
+async def make_suite(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
+    """Start a customised in-process suite: ``await make_suite(edge_env={...})``."""
+    async with AsyncExitStack() as stack:
+
+        async def make(**kwargs: Any) -> Suite:
+            kwargs.setdefault("database_url", f"sqlite:///{tmp_path}/accord.db")
+            return await start_in_process(stack, **kwargs)
+
+        yield make
+
+
+class DevProcess:
+    """`accord dev` as a child process on free ports."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.env = env
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+        port = env["WS_ADDR"].rsplit(":", 1)[1]
+        self.ws_url = f"ws://127.0.0.1:{port}/ws"
+        self.http_url = f"http://127.0.0.1:{port}"
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [ACCORD, "dev"], env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 40.0) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+            raise
+
+    def kill_group(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    async def client(self) -> Client:
+        return await Client.connect(self.ws_url)
+
+
+def dev_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_", "JWT_", "ALLOW_"))}
+    env.update(
+        WS_ADDR=f"127.0.0.1:{free_port()}",
+        SYNC_ADDR=f"127.0.0.1:{free_port()}",
+        PRESENCE_ADDR=f"127.0.0.1:{free_port()}",
+        SYNC_METRICS_ADDR=f"127.0.0.1:{free_port()}",
+        PRESENCE_METRICS_ADDR=f"127.0.0.1:{free_port()}",
+        DATABASE_URL=f"sqlite:///{tmp_path}/accord.db",
+        JWT_SECRET=SECRET,
+        LOG_LEVEL="info",
+    )
+    env.update(overrides)
+    return env
+
+
+@pytest.fixture
+def dev(tmp_path: Path) -> Iterator[Callable[..., DevProcess]]:
+    started: list[DevProcess] = []
+
+    def make(**overrides: str) -> DevProcess:
+        process = DevProcess(dev_env(tmp_path, **overrides), tmp_path / f"dev-{len(started)}.log")
+        started.append(process)
+        return process
+
+    yield make
+    for process in started:
+        process.kill_group()

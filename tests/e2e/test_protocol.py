@@ -1,0 +1,493 @@
+"""The client protocol of docs/protocol.md, driven over /ws against the embedded suite."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import aiohttp
+import jwt
+import pytest
+
+from accord.api.edge.v1 import frames_pb2 as pb
+from tests.e2e.conftest import Suite
+from tests.support.wsclient import Client, Replica, make_token, sync_until
+
+pytestmark = pytest.mark.e2e
+
+
+def set_change(client_seq: int, key: str, **fields: Any) -> dict[str, Any]:
+    return {"client_seq": client_seq, "collection": "todos", "key": key, "op": {"kind": "set", "fields": fields}}
+
+
+async def connected(suite: Suite, sub: str = "u-1", client_id: str = "c-1", **token_kw: Any) -> Client:
+    client = await suite.client()
+    await client.hello(make_token(sub, **token_kw), client_id=client_id)
+    return client
+
+
+async def test_hello_welcome_describes_the_server(suite: Suite) -> None:
+    async with await suite.client() as client:
+        welcome = await client.hello(make_token("u-42"), client_id="replica-7f3a", user={"name": "Ada"})
+        assert welcome["user_id"] == "u-42"
+        assert welcome["session_id"].startswith("s-")
+        server = welcome["server"]
+        assert server["protocol"] == 1
+        assert server["heartbeat_ms"] == 30000
+        assert server["max_message_bytes"] == 1048576
+        assert {"set", "delete", "incr"} <= set(server["features"])
+
+
+@pytest.mark.parametrize(
+    ("first", "code"),
+    [
+        ({"type": "ping", "id": 1}, "UNAUTHENTICATED"),
+        ({"type": "hello", "id": 1, "client_id": "c-1", "token": "not-a-jwt"}, "UNAUTHENTICATED"),
+        ({"type": "hello", "id": 1, "client_id": "bad id!", "token": make_token()}, "BAD_REQUEST"),
+        ({"type": "hello", "id": 1, "client_id": "c-1"}, "UNAUTHENTICATED"),
+        ({"type": "hello", "id": 1, "client_id": "c-1", "token": make_token(ttl=-10)}, "TOKEN_EXPIRED"),
+        ({"type": "hello", "id": 1, "client_id": "c-1", "token": make_token(secret="another-secret-0123456789-0123456789")}, "UNAUTHENTICATED"),
+    ],
+)
+async def test_failed_hello_gets_error_then_4001(suite: Suite, first: dict[str, Any], code: str) -> None:
+    async with await suite.client() as client:
+        await client.send(first)
+        error = await client.expect("error")
+        assert error["code"] == code
+        assert error["id"] == 1
+        assert await client.closed() == 4001
+
+
+async def test_alg_none_token_is_refused(suite: Suite) -> None:
+    token = jwt.encode({"sub": "u-1", "exp": int(time.time()) + 60}, key=None, algorithm="none")
+    async with await suite.client() as client:
+        await client.send({"type": "hello", "id": 1, "client_id": "c-1", "token": token})
+        assert (await client.expect("error"))["code"] == "UNAUTHENTICATED"
+        assert await client.closed() == 4001
+
+
+async def test_token_without_exp_is_refused(suite: Suite) -> None:
+    from tests.support.wsclient import SECRET
+
+    token = jwt.encode({"sub": "u-1"}, SECRET, algorithm="HS256")
+    async with await suite.client() as client:
+        await client.send({"type": "hello", "id": 1, "client_id": "c-1", "token": token})
+        assert (await client.expect("error"))["code"] == "UNAUTHENTICATED"
+        assert await client.closed() == 4001
+
+
+async def test_hello_must_arrive_within_the_timeout(make_suite: Any) -> None:
+    suite = await make_suite(edge_env={"HELLO_TIMEOUT": "0.2"})
+    async with await suite.client() as client:
+        error = await client.expect("error")
+        assert error["code"] == "UNAUTHENTICATED"
+        assert await client.closed() == 4001
+
+
+async def test_anonymous_hello_when_allowed(make_suite: Any) -> None:
+    suite = await make_suite(edge_env={"ALLOW_ANONYMOUS": "true"})
+    async with await suite.client() as client:
+        welcome = await client.hello(None)
+        assert welcome["user_id"].startswith("anon-")
+
+
+async def test_ping_pong_and_session_survives_bad_messages(suite: Suite) -> None:
+    async with await connected(suite) as client:
+        assert await client.request({"type": "ping"}) == {"type": "pong", "id": 1 + 1}
+        await client.send_raw("this is not json")
+        assert (await client.expect("error"))["code"] == "BAD_REQUEST"
+        await client.send_raw("[1, 2, 3]")
+        assert (await client.expect("error"))["code"] == "BAD_REQUEST"
+        await client.send({"type": "ping", "id": "seven"})
+        assert (await client.expect("error"))["code"] == "BAD_REQUEST"
+        await client.send({"type": "ping", "id": 1.5})
+        assert (await client.expect("error"))["code"] == "BAD_REQUEST"
+        await client.send({"type": "teleport", "id": 99})
+        error = await client.expect("error")
+        assert (error["code"], error["id"]) == ("UNSUPPORTED", 99)
+        await client.send({"id": 100})
+        assert (await client.expect("error"))["code"] == "BAD_REQUEST"
+        await client.send({"type": "hello", "id": 101, "client_id": "c-1", "token": make_token()})
+        assert (await client.reply(101))["code"] == "BAD_REQUEST"
+        pong = await client.request({"type": "ping", "extra": {"ignored": True}})
+        assert pong["type"] == "pong"
+
+
+async def test_deeply_nested_json_is_refused(suite: Suite) -> None:
+    async with await connected(suite) as client:
+        await client.send_raw('{"type":"ping","id":5,"x":' + "[" * 200 + "]" * 200 + "}")
+        assert (await client.expect("error"))["code"] == "BAD_REQUEST"
+        assert (await client.request({"type": "ping"}))["type"] == "pong"
+
+
+async def test_oversized_frames(make_suite: Any) -> None:
+    suite = await make_suite(edge_env={"MAX_MESSAGE_SIZE": "2048"})
+    async with await connected(suite) as client:
+        await client.send({"type": "ping", "id": 9, "pad": "x" * 3000})
+        error = await client.expect("error")
+        assert error["code"] == "TOO_LARGE"
+        assert (await client.request({"type": "ping"}))["type"] == "pong"
+        await client.send_raw("x" * 100_000)
+        assert await client.closed() == 1009
+
+
+async def test_push_ack_and_own_changes_are_delivered(suite: Suite) -> None:
+    async with await connected(suite) as client:
+        subscribed = await client.subscribe("todo-demo")
+        assert subscribed["head"] == 0
+        ack = await client.push("todo-demo", [set_change(1, "t-1", title="milk", done=False)])
+        assert ack["type"] == "ack"
+        assert ack["room"] == "todo-demo"
+        assert ack["results"][0]["client_seq"] == 1
+        assert ack["results"][0]["seq"] == 1
+        assert ack["results"][0]["status"] == "applied"
+        assert "ts" in ack["results"][0]  # the server stamped it
+        changes = await client.expect("changes")
+        change = changes["changes"][0]
+        assert change["seq"] == 1
+        assert change["client_id"] == "c-1"
+        assert change["client_seq"] == 1
+        assert change["patch"] == {"set": {"title": "milk", "done": False}}
+
+
+async def test_two_clients_converge(suite: Suite) -> None:
+    async with await connected(suite, "u-a", "c-a") as alice, await connected(suite, "u-b", "c-b") as bob:
+        await alice.subscribe("room-1")
+        await bob.subscribe("room-1")
+        ra, rb = Replica(), Replica()
+        await alice.push("room-1", [set_change(1, "t-1", title="milk", done=False)])
+        await bob.push("room-1", [{"client_seq": 1, "collection": "todos", "key": "t-1", "op": {"kind": "incr", "field": "votes", "by": 2}}])
+        await alice.push("room-1", [{"client_seq": 2, "collection": "todos", "key": "t-1", "op": {"kind": "incr", "field": "votes", "by": 3}}])
+        await bob.push("room-1", [set_change(2, "t-2", title="eggs")])
+        await alice.push("room-1", [{"client_seq": 3, "collection": "todos", "key": "t-2", "op": {"kind": "delete"}}])
+        await sync_until(alice, ra, 5)
+        await sync_until(bob, rb, 5)
+        assert ra.records == rb.records
+        assert ra.view("todos") == {"t-1": {"title": "milk", "done": False, "votes": 5}}
+        assert ra.seqs == [1, 2, 3, 4, 5]
+
+
+async def test_duplicate_push_is_acknowledged_with_original_seq(suite: Suite) -> None:
+    async with await connected(suite) as client:
+        await client.subscribe("room-d")
+        first = await client.push("room-d", [set_change(7, "k", v=1)])
+        again = await client.push("room-d", [set_change(7, "k", v=1)])
+        assert first["results"][0]["status"] == "applied"
+        assert again["results"][0] == {"client_seq": 7, "seq": first["results"][0]["seq"], "status": "duplicate"}
+        older = await client.push("room-d", [set_change(3, "k", v=2)])
+        assert older["results"][0]["status"] == "duplicate"
+
+
+async def test_late_client_catches_up_with_since_and_snapshot(suite: Suite) -> None:
+    async with await connected(suite, "u-a", "c-a") as writer:
+        await writer.subscribe("room-late")
+        for n in range(1, 6):
+            await writer.push("room-late", [set_change(n, f"t-{n}", n=n)])
+    async with await connected(suite, "u-b", "c-b") as late:
+        subscribed = await late.subscribe("room-late", since=3)
+        assert subscribed["head"] == 5
+        replica = Replica()
+        replica.seq = 3
+        await sync_until(late, replica, 5)
+        assert replica.seqs == [4, 5]
+    async with await connected(suite, "u-c", "c-c") as fresh:
+        await fresh.subscribe("room-late", since=0)
+        snapshot = await fresh.expect("snapshot")
+        assert snapshot["seq"] == 5
+        assert snapshot["last"] is True
+        values = {r["key"]: r["value"] for r in snapshot["records"]}
+        assert values == {f"t-{n}": {"n": n} for n in range(1, 6)}
+    async with await connected(suite, "u-d", "c-d") as ahead:
+        await ahead.subscribe("room-late", since=99)
+        assert (await ahead.expect("snapshot"))["seq"] == 5
+
+
+async def test_live_changes_follow_catch_up_without_gaps(suite: Suite) -> None:
+    async with await connected(suite, "u-a", "c-a") as writer, await connected(suite, "u-b", "c-b") as reader:
+        await writer.subscribe("room-live")
+        for n in range(1, 21):
+            await writer.push("room-live", [set_change(n, "k", n=n)])
+        replica = Replica()
+        sub_id = reader.take_id()
+        await reader.send({"type": "subscribe", "id": sub_id, "room": "room-live", "since": 5})
+        replica.seq = 5
+        for n in range(21, 41):
+            await writer.push("room-live", [set_change(n, "k", n=n)])
+        await sync_until(reader, replica, 40)
+        assert replica.seqs == list(range(6, 41))
+        assert replica.view("todos") == {"k": {"n": 40}}
+
+
+async def test_not_subscribed(suite: Suite) -> None:
+    async with await connected(suite) as client:
+        for message in (
+            {"type": "push", "room": "r", "changes": [set_change(1, "k", a=1)]},
+            {"type": "presence", "room": "r", "state": {}},
+            {"type": "broadcast", "room": "r", "data": {}},
+            {"type": "unsubscribe", "room": "r"},
+        ):
+            reply = await client.request(message)
+            assert reply["code"] == "NOT_SUBSCRIBED", message
+            assert reply["room"] == "r"
+
+
+async def test_forbidden_rooms_and_read_only_access(suite: Suite) -> None:
+    async with await connected(suite, rooms=["team-*"], write=["team-a"]) as client:
+        denied = await client.request({"type": "subscribe", "room": "other"})
+        assert denied["code"] == "FORBIDDEN"
+        await client.subscribe("team-b")
+        push = await client.push("team-b", [set_change(1, "k", a=1)])
+        assert push["code"] == "FORBIDDEN"
+        assert push["message"] == "no write access to room team-b"
+        await client.subscribe("team-a")
+        assert (await client.push("team-a", [set_change(2, "k", a=1)]))["type"] == "ack"
+    async with await connected(suite, write=[]) as reader:
+        await reader.subscribe("any")
+        assert (await reader.push("any", [set_change(1, "k", a=1)]))["code"] == "FORBIDDEN"
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"client_seq": 0, "collection": "c", "key": "k", "op": {"kind": "delete"}}, "BAD_REQUEST"),
+        ({"client_seq": "1", "collection": "c", "key": "k", "op": {"kind": "delete"}}, "BAD_REQUEST"),
+        ({"client_seq": 1, "collection": "", "key": "k", "op": {"kind": "delete"}}, "BAD_REQUEST"),
+        ({"client_seq": 1, "collection": "c", "key": 5, "op": {"kind": "delete"}}, "BAD_REQUEST"),
+        ({"client_seq": 1, "collection": "c", "key": "k", "op": {"kind": "set", "fields": [1]}}, "BAD_REQUEST"),
+        ({"client_seq": 1, "collection": "c", "key": "k", "op": {"kind": "incr", "field": "n", "by": 1.5}}, "BAD_REQUEST"),
+        ({"client_seq": 1, "collection": "c", "key": "k", "op": {"kind": "teleport"}}, "UNSUPPORTED"),
+        ({"client_seq": 1, "collection": "c", "key": "k", "ts": -5, "op": {"kind": "delete"}}, "BAD_REQUEST"),
+        ("not an object", "BAD_REQUEST"),
+    ],
+)
+async def test_bad_changes_are_refused_and_store_nothing(suite: Suite, change: Any, code: str) -> None:
+    async with await connected(suite) as client:
+        await client.subscribe("room-bad")
+        reply = await client.push("room-bad", [set_change(1, "ok", a=1), change])
+        assert reply["type"] == "error"
+        assert reply["code"] == code
+        # Nothing of the batch was stored: the next good push gets seq 1.
+        ack = await client.push("room-bad", [set_change(1, "ok", a=1)])
+        assert ack["results"][0] == {"client_seq": 1, "seq": 1, "status": "applied", "ts": ack["results"][0]["ts"]}
+
+
+async def test_bad_push_shapes(suite: Suite) -> None:
+    async with await connected(suite) as client:
+        await client.subscribe("room-x")
+        assert (await client.request({"type": "push", "room": "room-x", "changes": []}))["code"] == "BAD_REQUEST"
+        assert (await client.request({"type": "push", "room": "room-x"}))["code"] == "BAD_REQUEST"
+        assert (await client.request({"type": "push", "room": "bad room", "changes": []}))["code"] == "BAD_REQUEST"
+        many = [set_change(n, "k", n=n) for n in range(1, 1002)]
+        assert (await client.push("room-x", many))["code"] == "TOO_LARGE"
+        assert (await client.request({"type": "subscribe", "room": "x" * 129}))["code"] == "BAD_REQUEST"
+        assert (await client.request({"type": "subscribe", "room": "ok", "since": -1}))["code"] == "BAD_REQUEST"
+        again = await client.request({"type": "subscribe", "room": "room-x"})
+        assert again["code"] == "BAD_REQUEST"
+
+
+async def test_rate_limit_then_policy_close(make_suite: Any) -> None:
+    suite = await make_suite(edge_env={"RATE_LIMIT": "1", "RATE_BURST": "3"})
+    async with await connected(suite) as client:
+        for n in range(3):
+            await client.send({"type": "ping", "id": 100 + n})
+        await client.send({"type": "ping", "id": 200})
+        limited = await client.reply(200)
+        assert limited["code"] == "RATE_LIMITED"
+        assert limited["retry_after_ms"] > 0
+        for n in range(30):
+            await client.send({"type": "ping", "id": 300 + n})
+        assert await client.closed() == 4008
+
+
+async def test_refresh_and_token_expiry(suite: Suite) -> None:
+    async with await suite.client() as client:
+        await client.hello(make_token("u-1", ttl=2))
+        refreshed = await client.request({"type": "refresh", "token": make_token("u-1", ttl=3600)})
+        assert refreshed["type"] == "refreshed"
+        other = await client.request({"type": "refresh", "token": make_token("u-2")})
+        assert other["code"] == "FORBIDDEN"
+        bad = await client.request({"type": "refresh", "token": "garbage"})
+        assert bad["code"] == "UNAUTHENTICATED"
+    async with await suite.client() as client:
+        await client.hello(make_token("u-1", ttl=1))
+        expired = await client.expect("error", timeout=10)
+        assert expired["code"] == "TOKEN_EXPIRED"
+        assert await client.closed() == 4001
+
+
+async def test_refresh_that_loses_read_access_ends_the_subscription(suite: Suite) -> None:
+    async with await connected(suite, rooms=["a", "b"]) as client:
+        await client.subscribe("a")
+        await client.subscribe("b")
+        assert (await client.request({"type": "refresh", "token": make_token("u-1", rooms=["a"])}))["type"] == "refreshed"
+        revoked = await client.expect(lambda m: m.get("type") == "error" and m.get("room") == "b")
+        assert revoked["code"] == "FORBIDDEN"
+        assert (await client.push("b", [set_change(1, "k", a=1)]))["code"] == "NOT_SUBSCRIBED"
+        assert (await client.push("a", [set_change(1, "k", a=1)]))["type"] == "ack"
+
+
+async def test_unsubscribe_stops_delivery(suite: Suite) -> None:
+    async with await connected(suite, "u-a", "c-a") as writer, await connected(suite, "u-b", "c-b") as reader:
+        await writer.subscribe("room-u")
+        await reader.subscribe("room-u")
+        reply = await reader.request({"type": "unsubscribe", "room": "room-u"})
+        assert reply == {"type": "unsubscribed", "room": "room-u", "id": reply["id"]}
+        await writer.push("room-u", [set_change(1, "k", a=1)])
+        await writer.expect("changes")
+        assert (await reader.request({"type": "ping"}))["type"] == "pong"
+        assert not [m for m in reader.inbox if m.get("type") == "changes"]
+
+
+async def test_presence_sync_join_update_leave_and_broadcast(suite: Suite) -> None:
+    async with await connected(suite, "u-a", "c-a") as alice, await connected(suite, "u-b", "c-b") as bob:
+        await alice.subscribe("room-p", presence={"status": "online"})
+        sync_a = await alice.expect(lambda m: m.get("type") == "presence" and m["event"] == "sync")
+        assert [p["user_id"] for p in sync_a["peers"]] == ["u-a"]
+        await bob.subscribe("room-p", presence={"status": "away"})
+        sync_b = await bob.expect(lambda m: m.get("type") == "presence" and m["event"] == "sync")
+        assert sorted(p["user_id"] for p in sync_b["peers"]) == ["u-a", "u-b"]
+        join = await alice.expect(lambda m: m.get("type") == "presence" and m["event"] == "join")
+        assert join["peer"]["user_id"] == "u-b"
+        assert join["peer"]["state"] == {"status": "away"}
+        assert set(join["peer"]) == {"session_id", "user_id", "client_id", "user", "state"}
+
+        await bob.send({"type": "presence", "room": "room-p", "state": {"status": "typing"}})
+        update = await alice.expect(lambda m: m.get("type") == "presence" and m["event"] == "update")
+        assert update["peer"]["state"] == {"status": "typing"}
+
+        await alice.send({"type": "broadcast", "room": "room-p", "data": {"cursor": [1, 2]}})
+        received = await bob.expect("broadcast")
+        assert received["data"] == {"cursor": [1, 2]}
+        assert received["from"] == alice.welcome["session_id"]
+
+        await bob.request({"type": "unsubscribe", "room": "room-p"})
+        leave = await alice.expect(lambda m: m.get("type") == "presence" and m["event"] == "leave")
+        assert leave["reason"] == "unsubscribe"
+        assert leave["peer"]["user_id"] == "u-b"
+        # Own events are not echoed and broadcasts do not return to the sender.
+        assert not [m for m in alice.inbox if m.get("type") == "broadcast"]
+        assert not [
+            m for m in alice.inbox if m.get("type") == "presence" and m.get("peer", {}).get("user_id") == "u-a"
+        ]
+
+    async with await connected(suite, "u-c", "c-c") as carol, await connected(suite, "u-d", "c-d") as dave:
+        await carol.subscribe("room-q", presence={})
+        await dave.subscribe("room-q", presence={})
+        await carol.expect(lambda m: m.get("type") == "presence" and m["event"] == "join")
+        await dave.close()
+        leave = await carol.expect(lambda m: m.get("type") == "presence" and m["event"] == "leave")
+        assert leave["reason"] == "disconnect"
+
+
+async def test_presence_errors(suite: Suite) -> None:
+    async with await connected(suite) as client:
+        await client.subscribe("room-e")
+        bad = await client.request({"type": "presence", "room": "room-e", "state": "online"})
+        assert bad["code"] == "BAD_REQUEST"
+        big = await client.request({"type": "presence", "room": "room-e", "state": {"x": "y" * 5000}})
+        assert big["code"] == "TOO_LARGE"
+        huge = await client.request({"type": "broadcast", "room": "room-e", "data": {"x": "y" * 70000}})
+        assert huge["code"] == "TOO_LARGE"
+        assert (await client.request({"type": "ping"}))["type"] == "pong"
+
+
+async def test_server_full_closes_with_1013(make_suite: Any) -> None:
+    suite = await make_suite(edge_env={"MAX_CONNECTIONS": "1"})
+    async with await connected(suite) as first:
+        async with await suite.client() as second:
+            assert await second.closed() == 1013
+        assert (await first.request({"type": "ping"}))["type"] == "pong"
+
+
+async def test_unavailable_when_sync_is_unreachable(make_suite: Any) -> None:
+    from tests.conftest import free_port
+
+    suite = await make_suite()
+    edge_settings = suite.extra["edge"].edge.settings
+    from accord.edge.app import serve
+    from accord.edge.settings import Settings
+
+    dead = f"127.0.0.1:{free_port()}"
+    settings = Settings.from_env(
+        {"WS_ADDR": "127.0.0.1:0", "SYNC_ADDR": dead, "PRESENCE_ADDR": edge_settings.presence_target,
+         "JWT_SECRET": edge_settings.jwt_secret or "", "RPC_TIMEOUT": "0.5"}
+    )
+    async with serve(settings) as running:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{running.port}/ready") as response:
+                assert response.status == 503
+                assert (await response.json())["sync"] is False
+        async with await Client.connect(f"ws://127.0.0.1:{running.port}/ws") as client:
+            await client.hello(make_token())
+            reply = await client.request({"type": "subscribe", "room": "r"}, timeout=20)
+            assert reply["code"] == "UNAVAILABLE"
+            assert (await client.request({"type": "ping"}))["type"] == "pong"
+
+
+async def test_binary_frames_mirror_json(suite: Suite) -> None:
+    async with await suite.client() as client:
+        await client.send_frame(pb.ClientFrame(id=1, hello=pb.Hello(token=make_token(), client_id="c-bin")))
+        welcome = await client.reply(1)
+        assert welcome["type"] == "welcome"
+        assert client.binary_replies == 1
+        await client.send_frame(pb.ClientFrame(id=2, subscribe=pb.Subscribe(room="room-bin")))
+        assert (await client.reply(2))["type"] == "subscribed"
+        change = pb.PushChange(client_seq=1, collection="todos", key="t", op_json=json.dumps({"kind": "set", "fields": {"a": 1}}))
+        await client.send_frame(pb.ClientFrame(id=3, push=pb.Push(room="room-bin", changes=[change])))
+        ack = await client.reply(3)
+        assert ack["type"] == "ack"
+        assert ack["results"][0]["status"] == "applied"
+        changes = await client.expect("changes")
+        assert json.loads(changes["changes"][0]["patch_json"]) == {"set": {"a": 1}}
+        await client.send_raw(b"\xff\xff\xff")
+        assert (await client.expect("error"))["code"] == "BAD_REQUEST"
+        # Switching back to text makes the replies text again.
+        await client.send({"type": "ping", "id": 4})
+        before = client.binary_replies
+        assert (await client.reply(4))["type"] == "pong"
+        assert client.binary_replies == before
+
+
+async def test_http_endpoints(suite: Suite) -> None:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{suite.http_url}/health") as response:
+            assert response.status == 200
+        async with http.get(f"{suite.http_url}/ready") as response:
+            assert response.status == 200
+            assert await response.json() == {"ready": True, "sync": True, "presence": True}
+        async with await connected(suite) as client:
+            await client.subscribe("room-m")
+            async with http.get(f"{suite.http_url}/peers") as response:
+                body = await response.json()
+                assert body["count"] == 1
+                assert body["sessions"][0]["rooms"] == ["room-m"]
+            async with http.get(f"{suite.http_url}/metrics") as response:
+                text = await response.text()
+                assert "accord_edge_connections 1.0" in text
+                assert 'accord_edge_messages_in_total{type="subscribe"}' in text
+
+
+async def test_peers_requires_the_admin_token_when_set(make_suite: Any) -> None:
+    suite = await make_suite(edge_env={"ADMIN_TOKEN": "sesame-0123456789"})
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{suite.http_url}/peers") as response:
+            assert response.status == 401
+        async with http.get(f"{suite.http_url}/peers", headers={"Authorization": "Bearer sesame-0123456789"}) as response:
+            assert response.status == 200
+
+
+async def test_drain_closes_sockets_with_1012_and_refuses_new_ones(make_suite: Any) -> None:
+    suite = await make_suite()
+    edge = suite.extra["edge"].edge
+    async with await connected(suite) as client:
+        await client.subscribe("room-drain")
+        drain = asyncio.create_task(edge.drain())
+        assert await client.closed() == 1012
+        await drain
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{suite.http_url}/ready") as response:
+            assert response.status == 503
+        with pytest.raises(aiohttp.WSServerHandshakeError):
+            await http.ws_connect(suite.ws_url)

@@ -1,0 +1,395 @@
+"""The gRPC service end to end: a real grpc.aio server on port 0 and a real channel."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import urllib.request
+from collections.abc import AsyncIterator, Iterable
+
+import grpc
+import pytest
+from accord.api.presence.v1 import presence_pb2 as pb
+from accord.api.presence.v1.presence_pb2_grpc import PresenceStub
+from accord.common.grpcutil import check_health, create_channel, reason_of
+from accord.presence.app import Running, serve
+from accord.presence.servicer import SERVICE_NAME
+from accord.presence.settings import Settings
+
+WAIT = 10.0
+
+BASE = Settings(
+    presence_addr=("127.0.0.1", 0),
+    metrics_addr=None,
+    heartbeat_interval=10.0,
+    presence_ttl=30.0,
+    sweep_interval=0.05,
+    max_state_bytes=256,
+    max_rooms_per_session=3,
+    shutdown_grace=1.0,
+)
+
+
+def peer(session_id: str, state: str = "{}") -> pb.Peer:
+    return pb.Peer(
+        session_id=session_id,
+        user_id="u-" + session_id,
+        client_id="c",
+        user_json="{}",
+        state_json=state,
+    )
+
+
+class Watch:
+    """One Watch call whose requests are fed from a queue."""
+
+    def __init__(self, stub: PresenceStub) -> None:
+        self._requests: asyncio.Queue[pb.WatchRequest] = asyncio.Queue()
+        self.call = stub.Watch(self._feed())
+
+    async def _feed(self) -> AsyncIterator[pb.WatchRequest]:
+        while True:
+            yield await self._requests.get()
+
+    async def add(self, *rooms: str) -> None:
+        """Watch ``rooms`` and wait until the service confirms each one."""
+        self._requests.put_nowait(pb.WatchRequest(add=rooms, ack=True))
+        for room in rooms:
+            event = await self.next()
+            assert (event.kind, event.room) == (pb.EVENT_KIND_WATCHING, room)
+
+    def send(self, add: Iterable[str] = (), remove: Iterable[str] = ()) -> None:
+        self._requests.put_nowait(pb.WatchRequest(add=add, remove=remove))
+
+    async def next(self) -> pb.PresenceEvent:
+        event = await asyncio.wait_for(self.call.read(), WAIT)
+        assert event is not grpc.aio.EOF
+        return event  # type: ignore[no-any-return]
+
+    async def until_marker(self, stub: PresenceStub, room: str) -> list[pb.PresenceEvent]:
+        """Every event before a broadcast marker sent now."""
+        await stub.Broadcast(pb.BroadcastRequest(room=room, from_session_id="marker"), timeout=WAIT)
+        events = []
+        while (event := await self.next()).from_session_id != "marker":
+            events.append(event)
+        return events
+
+    async def error(self) -> grpc.aio.AioRpcError:
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            while True:
+                await asyncio.wait_for(self.call.read(), WAIT)
+        return raised.value
+
+
+@pytest.fixture
+async def running() -> AsyncIterator[Running]:
+    async with serve(BASE) as running:
+        yield running
+
+
+async def open_stub(running: Running) -> tuple[grpc.aio.Channel, PresenceStub]:
+    channel = create_channel(f"127.0.0.1:{running.port}")
+    return channel, PresenceStub(channel)
+
+
+@pytest.fixture
+async def stub(running: Running) -> AsyncIterator[PresenceStub]:
+    channel, stub = await open_stub(running)
+    async with channel:
+        yield stub
+
+
+async def test_health_is_serving(running: Running) -> None:
+    async with create_channel(f"127.0.0.1:{running.port}") as channel:
+        assert await check_health(channel, "")
+        assert await check_health(channel, SERVICE_NAME)
+
+
+async def test_join_update_list_leave_reach_the_watcher(stub: PresenceStub) -> None:
+    watch = Watch(stub)
+    await watch.add("r")
+    await stub.Join(pb.JoinRequest(room="r", peer=peer("s1"), edge_id="edge-1"), timeout=WAIT)
+    joined = await watch.next()
+    assert (joined.room, joined.kind, joined.peer) == ("r", pb.EVENT_KIND_JOIN, peer("s1"))
+
+    await stub.Update(
+        pb.UpdateRequest(room="r", session_id="s1", state_json='{"x":1}'), timeout=WAIT
+    )
+    updated = await watch.next()
+    assert (updated.kind, updated.peer.state_json) == (pb.EVENT_KIND_UPDATE, '{"x":1}')
+    listed = await stub.List(pb.ListRequest(room="r"), timeout=WAIT)
+    assert list(listed.peers) == [peer("s1", '{"x":1}')]
+    assert listed.count == 1
+
+    left = await stub.Leave(
+        pb.LeaveRequest(room="r", session_id="s1", reason=pb.LEAVE_REASON_UNSUBSCRIBE), timeout=WAIT
+    )
+    assert list(left.rooms) == ["r"]
+    leave = await watch.next()
+    assert (leave.kind, leave.reason, leave.peer.session_id) == (
+        pb.EVENT_KIND_LEAVE,
+        pb.LEAVE_REASON_UNSUBSCRIBE,
+        "s1",
+    )
+    watch.call.cancel()
+
+
+async def test_join_with_empty_json_stores_empty_objects(stub: PresenceStub) -> None:
+    bare = pb.Peer(session_id="s1", user_id="u1")
+    await stub.Join(pb.JoinRequest(room="r", peer=bare), timeout=WAIT)
+    listed = await stub.List(pb.ListRequest(room="r"), timeout=WAIT)
+    assert (listed.peers[0].user_json, listed.peers[0].state_json) == ("{}", "{}")
+
+
+async def test_leave_every_room_on_disconnect(stub: PresenceStub) -> None:
+    watch = Watch(stub)
+    await watch.add("a", "b")
+    for room in ("b", "a"):
+        await stub.Join(pb.JoinRequest(room=room, peer=peer("s1")), timeout=WAIT)
+    # An unspecified reason on an every-room leave means disconnect.
+    left = await stub.Leave(pb.LeaveRequest(session_id="s1"), timeout=WAIT)
+    assert list(left.rooms) == ["a", "b"]
+    events = await watch.until_marker(stub, "a")
+    leaves = [(e.room, e.reason) for e in events if e.kind == pb.EVENT_KIND_LEAVE]
+    assert leaves == [("a", pb.LEAVE_REASON_DISCONNECT), ("b", pb.LEAVE_REASON_DISCONNECT)]
+    beat = await stub.Heartbeat(pb.HeartbeatRequest(edge_id="e", session_ids=["s1"]), timeout=WAIT)
+    assert list(beat.unknown_session_ids) == ["s1"]
+    watch.call.cancel()
+
+
+async def test_heartbeat_returns_unknown_ids(stub: PresenceStub) -> None:
+    await stub.Join(pb.JoinRequest(room="r", peer=peer("s1"), edge_id="e"), timeout=WAIT)
+    beat = await stub.Heartbeat(
+        pb.HeartbeatRequest(edge_id="e", session_ids=["s1", "ghost"]), timeout=WAIT
+    )
+    assert list(beat.unknown_session_ids) == ["ghost"]
+
+
+async def test_list_pages(stub: PresenceStub) -> None:
+    for sid in ("s3", "s1", "s2"):
+        await stub.Join(pb.JoinRequest(room="r", peer=peer(sid)), timeout=WAIT)
+    first = await stub.List(pb.ListRequest(room="r", limit=2), timeout=WAIT)
+    assert [p.session_id for p in first.peers] == ["s1", "s2"]
+    assert (first.next_cursor, first.count) == ("s2", 3)
+    rest = await stub.List(
+        pb.ListRequest(room="r", limit=2, cursor=first.next_cursor), timeout=WAIT
+    )
+    assert [p.session_id for p in rest.peers] == ["s3"]
+    assert rest.next_cursor == ""
+
+
+async def test_broadcast_reaches_only_watchers_of_the_room(stub: PresenceStub) -> None:
+    inside, outside = Watch(stub), Watch(stub)
+    await inside.add("r")
+    await outside.add("other")
+    await stub.Broadcast(
+        pb.BroadcastRequest(room="r", from_session_id="s1", data_json='{"wave":true}'), timeout=WAIT
+    )
+    event = await inside.next()
+    assert (event.kind, event.room, event.from_session_id, event.data_json) == (
+        pb.EVENT_KIND_BROADCAST,
+        "r",
+        "s1",
+        '{"wave":true}',
+    )
+    assert await outside.until_marker(stub, "other") == []
+    assert (await stub.List(pb.ListRequest(room="r"), timeout=WAIT)).count == 0
+    inside.call.cancel()
+    outside.call.cancel()
+
+
+async def test_removed_rooms_stop_and_readded_rooms_resume(stub: PresenceStub) -> None:
+    watch = Watch(stub)
+    await watch.add("a", "b")
+    watch.send(remove=["a"])
+    await stub.Join(pb.JoinRequest(room="a", peer=peer("s1")), timeout=WAIT)
+    assert await watch.until_marker(stub, "b") == []
+    await watch.add("a")
+    await stub.Join(pb.JoinRequest(room="a", peer=peer("s2")), timeout=WAIT)
+    assert (await watch.next()).peer.session_id == "s2"
+    watch.call.cancel()
+
+
+async def test_vanished_session_times_out() -> None:
+    settings = dataclasses.replace(BASE, heartbeat_interval=0.1, presence_ttl=0.3)
+    async with serve(settings) as running, create_channel(f"127.0.0.1:{running.port}") as channel:
+        stub = PresenceStub(channel)
+        watch = Watch(stub)
+        await watch.add("r")
+        await stub.Join(pb.JoinRequest(room="r", peer=peer("s1")), timeout=WAIT)
+        assert (await watch.next()).kind == pb.EVENT_KIND_JOIN
+        leave = await watch.next()
+        assert (leave.kind, leave.reason, leave.peer.session_id) == (
+            pb.EVENT_KIND_LEAVE,
+            pb.LEAVE_REASON_TIMEOUT,
+            "s1",
+        )
+        beat = await stub.Heartbeat(pb.HeartbeatRequest(session_ids=["s1"]), timeout=WAIT)
+        assert list(beat.unknown_session_ids) == ["s1"]
+        watch.call.cancel()
+
+
+BIG = '{"a":"' + "x" * 300 + '"}'
+
+
+@pytest.mark.parametrize(
+    ("method", "request_", "code", "reason"),
+    [
+        (
+            "Join",
+            pb.JoinRequest(room="bad room", peer=peer("s1")),
+            "INVALID_ARGUMENT",
+            "BAD_REQUEST",
+        ),
+        ("Join", pb.JoinRequest(room="", peer=peer("s1")), "INVALID_ARGUMENT", "BAD_REQUEST"),
+        ("Join", pb.JoinRequest(room="r", peer=peer("")), "INVALID_ARGUMENT", "BAD_REQUEST"),
+        ("Join", pb.JoinRequest(room="r", peer=peer("s" * 129)), "INVALID_ARGUMENT", "BAD_REQUEST"),
+        (
+            "Join",
+            pb.JoinRequest(room="r", peer=peer("s1", "[1]")),
+            "INVALID_ARGUMENT",
+            "BAD_REQUEST",
+        ),
+        ("Join", pb.JoinRequest(room="r", peer=peer("s1", "{")), "INVALID_ARGUMENT", "BAD_REQUEST"),
+        (
+            "Join",
+            pb.JoinRequest(room="r", peer=pb.Peer(session_id="s1", user_json="7")),
+            "INVALID_ARGUMENT",
+            "BAD_REQUEST",
+        ),
+        ("Join", pb.JoinRequest(room="r", peer=peer("s1", BIG)), "RESOURCE_EXHAUSTED", "TOO_LARGE"),
+        ("Update", pb.UpdateRequest(room="r", session_id="nobody"), "NOT_FOUND", "NOT_SUBSCRIBED"),
+        (
+            "Update",
+            pb.UpdateRequest(room="r", session_id="s1", state_json="[]"),
+            "INVALID_ARGUMENT",
+            "BAD_REQUEST",
+        ),
+        (
+            "Update",
+            pb.UpdateRequest(room="r", session_id="s1", state_json=BIG),
+            "RESOURCE_EXHAUSTED",
+            "TOO_LARGE",
+        ),
+        (
+            "Update",
+            pb.UpdateRequest(room="r/1", session_id="s1"),
+            "INVALID_ARGUMENT",
+            "BAD_REQUEST",
+        ),
+        ("Leave", pb.LeaveRequest(room="r", session_id=""), "INVALID_ARGUMENT", "BAD_REQUEST"),
+        ("Leave", pb.LeaveRequest(room="r r", session_id="s1"), "INVALID_ARGUMENT", "BAD_REQUEST"),
+        (
+            "Leave",
+            pb.LeaveRequest(room="r", session_id="s1", reason=99),  # type: ignore[arg-type]
+            "INVALID_ARGUMENT",
+            "BAD_REQUEST",
+        ),
+        (
+            "Heartbeat",
+            pb.HeartbeatRequest(edge_id="e", session_ids=["s1", ""]),
+            "INVALID_ARGUMENT",
+            "BAD_REQUEST",
+        ),
+        ("List", pb.ListRequest(room=""), "INVALID_ARGUMENT", "BAD_REQUEST"),
+        ("List", pb.ListRequest(room="r", cursor="c" * 129), "INVALID_ARGUMENT", "BAD_REQUEST"),
+        ("Broadcast", pb.BroadcastRequest(room="bad!"), "INVALID_ARGUMENT", "BAD_REQUEST"),
+        (
+            "Broadcast",
+            pb.BroadcastRequest(room="r", data_json="[]"),
+            "INVALID_ARGUMENT",
+            "BAD_REQUEST",
+        ),
+        (
+            "Broadcast",
+            pb.BroadcastRequest(room="r", data_json='{"a":"' + "x" * 65536 + '"}'),
+            "RESOURCE_EXHAUSTED",
+            "TOO_LARGE",
+        ),
+    ],
+)
+async def test_bad_requests_get_a_code_and_reason_and_harm_nothing(
+    stub: PresenceStub, method: str, request_: object, code: str, reason: str
+) -> None:
+    await stub.Join(pb.JoinRequest(room="r", peer=peer("s1")), timeout=WAIT)
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await getattr(stub, method)(request_, timeout=WAIT)
+    assert raised.value.code() == getattr(grpc.StatusCode, code)
+    assert reason_of(raised.value) == reason
+    await stub.Join(pb.JoinRequest(room="r", peer=peer("s2")), timeout=WAIT)
+    listed = await stub.List(pb.ListRequest(room="r"), timeout=WAIT)
+    assert [(p.session_id, p.state_json) for p in listed.peers] == [("s1", "{}"), ("s2", "{}")]
+
+
+async def test_room_limit_is_too_large(stub: PresenceStub) -> None:
+    for room in ("a", "b", "c"):
+        await stub.Join(pb.JoinRequest(room=room, peer=peer("s1")), timeout=WAIT)
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await stub.Join(pb.JoinRequest(room="d", peer=peer("s1")), timeout=WAIT)
+    assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert reason_of(raised.value) == "TOO_LARGE"
+    left = await stub.Leave(pb.LeaveRequest(room="a", session_id="s1"), timeout=WAIT)
+    assert list(left.rooms) == ["a"]
+    await stub.Join(pb.JoinRequest(room="d", peer=peer("s1")), timeout=WAIT)
+
+
+async def test_watch_with_a_bad_room_ends_with_bad_request(stub: PresenceStub) -> None:
+    watch = Watch(stub)
+    watch.send(add=["fine", "not fine"])
+    error = await watch.error()
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert reason_of(error) == "BAD_REQUEST"
+    other = Watch(stub)
+    await other.add("fine")
+    other.call.cancel()
+
+
+async def test_a_watcher_that_falls_behind_is_dropped() -> None:
+    settings = dataclasses.replace(BASE, watch_queue_size=2)
+    async with serve(settings) as running, create_channel(f"127.0.0.1:{running.port}") as channel:
+        stub = PresenceStub(channel)
+        slow = Watch(stub)
+        await slow.add("r")
+        # Big payloads fill the HTTP/2 window, then the 2-event queue.
+        data = '{"a":"' + "x" * 60000 + '"}'
+        request = pb.BroadcastRequest(room="r", from_session_id="s1", data_json=data)
+        for _ in range(30):
+            await asyncio.gather(*(stub.Broadcast(request, timeout=WAIT) for _ in range(10)))
+        error = await slow.error()
+        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert reason_of(error) == "UNAVAILABLE"
+        healthy = Watch(stub)
+        await healthy.add("r")
+        healthy.call.cancel()
+
+
+async def test_shutdown_ends_watch_streams_with_unavailable() -> None:
+    async with serve(BASE) as running:
+        channel = create_channel(f"127.0.0.1:{running.port}")
+        watch = Watch(PresenceStub(channel))
+        await watch.add("r")
+    error = await watch.error()
+    assert error.code() == grpc.StatusCode.UNAVAILABLE
+    await channel.close()
+
+
+async def test_metrics_are_served() -> None:
+    settings = dataclasses.replace(BASE, metrics_addr=("127.0.0.1", 0))
+    async with serve(settings) as running, create_channel(f"127.0.0.1:{running.port}") as channel:
+        stub = PresenceStub(channel)
+        await stub.Join(pb.JoinRequest(room="r", peer=peer("s1")), timeout=WAIT)
+        await stub.Heartbeat(pb.HeartbeatRequest(session_ids=["s1"]), timeout=WAIT)
+        await stub.Broadcast(pb.BroadcastRequest(room="r"), timeout=WAIT)
+        url = f"http://127.0.0.1:{running.metrics_port}/metrics"
+        text = await asyncio.to_thread(
+            lambda: urllib.request.urlopen(url, timeout=WAIT).read().decode()
+        )
+    for name in (
+        'accord_presence_grpc_handling_seconds_count{method="Join"}',
+        "accord_presence_joins_total",
+        "accord_presence_sessions",
+        "accord_presence_heartbeat_batch_size_count",
+        "accord_presence_broadcasts_total",
+        "accord_presence_expired_total",
+    ):
+        assert name in text

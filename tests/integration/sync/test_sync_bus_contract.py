@@ -1,0 +1,119 @@
+"""One contract, every bus: in-process and Redis pub/sub."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+from accord.api.sync.v1 import sync_pb2 as pb
+from accord.sync.bus import Bus
+from accord.sync.bus_memory import MemoryBus
+from accord.sync.bus_redis import RedisBus
+
+DEADLINE = 10.0
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.integration)])
+def bus_target(request: pytest.FixtureRequest) -> tuple[str, str] | None:
+    """None for the in-process bus, else Redis (url, prefix)."""
+    if request.param == "memory":
+        return None
+    return str(request.getfixturevalue("redis_url")), str(request.getfixturevalue("redis_prefix"))
+
+
+@pytest.fixture
+async def bus(bus_target: tuple[str, str] | None) -> AsyncIterator[Bus]:
+    if bus_target is None:
+        async with MemoryBus.open() as memory:
+            yield memory
+        return
+    async with RedisBus.open(*bus_target) as redis_bus:
+        yield redis_bus
+
+
+def batch(room: str, *seqs: int) -> pb.ChangeBatch:
+    return pb.ChangeBatch(
+        room=room,
+        changes=[pb.CommittedChange(seq=s, collection="c", key="k", patch_json="{}") for s in seqs],
+    )
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[pb.ChangeBatch] = asyncio.Queue()
+
+    def __call__(self, received: pb.ChangeBatch) -> None:
+        self.queue.put_nowait(received)
+
+    async def next(self) -> pb.ChangeBatch:
+        return await asyncio.wait_for(self.queue.get(), DEADLINE)
+
+
+async def test_a_subscriber_gets_every_batch_of_its_room_in_order(bus: Bus) -> None:
+    inbox = Inbox()
+    await bus.subscribe("room-a", inbox)
+    for seq in range(1, 31):
+        await bus.publish(batch("room-a", seq))
+    received = [await inbox.next() for _ in range(30)]
+    assert [b.changes[0].seq for b in received] == list(range(1, 31))
+    assert all(b.room == "room-a" for b in received)
+
+
+async def test_rooms_are_isolated_and_unsubscribe_stops_delivery(bus: Bus) -> None:
+    first, second = Inbox(), Inbox()
+    await bus.subscribe("room-a", first)
+    await bus.subscribe("room-a", second)
+    await bus.subscribe("room-b", second)
+    await bus.publish(batch("room-a", 1))
+    assert (await first.next()).changes[0].seq == 1
+    assert (await second.next()).room == "room-a"
+    await bus.unsubscribe("room-a", second)
+    await bus.publish(batch("room-a", 2))
+    await bus.publish(batch("room-b", 7))
+    assert (await first.next()).changes[0].seq == 2
+    marker = await second.next()
+    assert (marker.room, marker.changes[0].seq) == ("room-b", 7)
+    assert second.queue.empty()
+
+
+async def test_a_failing_listener_does_not_stop_the_others(bus: Bus) -> None:
+    def broken(_: pb.ChangeBatch) -> None:
+        raise RuntimeError("boom")
+
+    inbox = Inbox()
+    await bus.subscribe("room-a", broken)
+    await bus.subscribe("room-a", inbox)
+    await bus.publish(batch("room-a", 1))
+    await bus.publish(batch("room-a", 2))
+    assert [(await inbox.next()).changes[0].seq for _ in range(2)] == [1, 2]
+
+
+@pytest.mark.integration
+async def test_redis_channel_and_payload(redis_url: str, redis_prefix: str) -> None:
+    client = aioredis.from_url(redis_url)
+    pubsub = client.pubsub()
+    try:
+        await pubsub.subscribe(f"{redis_prefix}:sync:room-a")
+        async with RedisBus.open(redis_url, redis_prefix) as bus:
+            await bus.publish(batch("room-a", 4))
+            message = None
+            while message is None or message["type"] != "message":
+                message = await pubsub.get_message(timeout=DEADLINE)
+        assert pb.ChangeBatch.FromString(message["data"]) == batch("room-a", 4)
+    finally:
+        await pubsub.aclose()
+        await client.aclose()
+
+
+@pytest.mark.integration
+async def test_redis_carries_batches_between_replicas(redis_url: str, redis_prefix: str) -> None:
+    async with (
+        RedisBus.open(redis_url, redis_prefix) as publisher,
+        RedisBus.open(redis_url, redis_prefix) as subscriber,
+    ):
+        inbox = Inbox()
+        await subscriber.subscribe("room-a", inbox)
+        await publisher.publish(batch("room-a", 1, 2))
+        assert [c.seq for c in (await inbox.next()).changes] == [1, 2]

@@ -1,0 +1,272 @@
+"""The gRPC service through a real server on port 0 and a real channel."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from accord.api.sync.v1 import sync_pb2 as pb
+from accord.api.sync.v1.sync_pb2_grpc import SyncStub
+from accord.common.grpcutil import check_health, create_channel, reason_of
+from accord.sync.app import SERVICE_NAME, Running, serve
+from accord.sync.settings import Settings, SqliteTarget
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from sync_helpers import delete_change, incr_change, push, set_change
+
+DEADLINE = 10.0
+MAX_RECORD = 1024
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        sync_addr=("127.0.0.1", 0),
+        metrics_addr=None,
+        database=SqliteTarget(str(tmp_path / "sync.db")),
+        max_batch_changes=10,
+        max_record_bytes=MAX_RECORD,
+        max_json_depth=4,
+    )
+
+
+@pytest.fixture
+async def running(settings: Settings) -> AsyncIterator[Running]:
+    async with serve(settings, grace=1.0) as started:
+        yield started
+
+
+@pytest.fixture
+async def channel(running: Running) -> AsyncIterator[grpc.aio.Channel]:
+    async with create_channel(f"127.0.0.1:{running.port}") as opened:
+        yield opened
+
+
+@pytest.fixture
+def stub(channel: grpc.aio.Channel) -> SyncStub:
+    return SyncStub(channel)
+
+
+async def pull(stub: SyncStub, room: str, **kw: Any) -> list[pb.PullResponse]:
+    return [r async for r in stub.Pull(pb.PullRequest(room=room, **kw), timeout=DEADLINE)]
+
+
+async def read(call: Any) -> pb.SubscribeResponse:
+    response = await asyncio.wait_for(call.read(), DEADLINE)
+    assert response is not grpc.aio.EOF
+    return response  # type: ignore[no-any-return]
+
+
+async def test_health_is_serving_for_the_server_and_the_service(channel: grpc.aio.Channel) -> None:
+    assert await check_health(channel, "")
+    assert await check_health(channel, SERVICE_NAME)
+    response = await health_pb2_grpc.HealthStub(channel).Check(
+        health_pb2.HealthCheckRequest(service=SERVICE_NAME), timeout=DEADLINE
+    )
+    assert response.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_push_head_and_pull(stub: SyncStub) -> None:
+    ack = await stub.Push(
+        push("todo", set_change(1, "t-1", title="milk"), incr_change(2, "t-1", "votes", 2)),
+        timeout=DEADLINE,
+    )
+    assert ack.room == "todo" and ack.head == 2
+    assert [(r.client_seq, r.seq, r.status) for r in ack.results] == [
+        (1, 1, pb.CHANGE_STATUS_APPLIED),
+        (2, 2, pb.CHANGE_STATUS_APPLIED),
+    ]
+    assert all(r.ts > 0 and r.ts_adjusted for r in ack.results)
+    retry = await stub.Push(push("todo", set_change(2, "t-1", title="x")), timeout=DEADLINE)
+    assert [(r.seq, r.status) for r in retry.results] == [(2, pb.CHANGE_STATUS_DUPLICATE)]
+    assert (await stub.Head(pb.HeadRequest(room="todo"), timeout=DEADLINE)).head == 2
+    assert (await stub.Head(pb.HeadRequest(room="empty"), timeout=DEADLINE)).head == 0
+
+    changes = await pull(stub, "todo", since=1)
+    assert changes[0].head == 2
+    committed = changes[1].changes.changes
+    assert [(c.seq, c.client_id, c.user_id, c.client_seq) for c in committed] == [
+        (2, "c1", "u1", 2)
+    ]
+    assert json.loads(committed[0].patch_json) == {"set": {"votes": 2}}
+
+    snapshot = await pull(stub, "todo", since=0)
+    assert snapshot[0].head == 2
+    chunk = snapshot[1].snapshot
+    assert (chunk.seq, chunk.last) == (2, True)
+    assert [(r.key, json.loads(r.value_json)) for r in chunk.records] == [
+        ("t-1", {"title": "milk", "votes": 2})
+    ]
+    assert await pull(stub, "empty") == [pb.PullResponse(head=0)]
+
+
+async def test_conflicts_travel_in_the_ack(stub: SyncStub) -> None:
+    await stub.Push(push("r", set_change(1, "a", ts=200, title="new")), timeout=DEADLINE)
+    ack = await stub.Push(
+        push("r", set_change(1, "a", ts=100, title="old"), client_id="c2"), timeout=DEADLINE
+    )
+    conflicts = ack.results[0].conflicts
+    assert [(c.field, c.winner_ts, c.winner_client_id) for c in conflicts] == [("title", 200, "c1")]
+
+
+async def test_subscribe_streams_committed_changes_per_room_in_order(stub: SyncStub) -> None:
+    await stub.Push(push("a", set_change(1, "before")), timeout=DEADLINE)
+    call = stub.Subscribe()
+    await call.write(pb.SubscribeRequest(add=["a", "b"]))
+    confirmations = {(await read(call)).changes.room for _ in range(2)}
+    assert confirmations == {"a", "b"}
+    await stub.Push(push("a", set_change(2, "x", v=1), set_change(3, "y")), timeout=DEADLINE)
+    await stub.Push(push("b", delete_change(1, "z")), timeout=DEADLINE)
+    await stub.Push(push("a", incr_change(4, "x", "n", 1)), timeout=DEADLINE)
+    first, second, third = [await read(call) for _ in range(3)]
+    assert (first.changes.room, [c.seq for c in first.changes.changes]) == ("a", [2, 3])
+    assert (second.changes.room, [c.seq for c in second.changes.changes]) == ("b", [1])
+    assert (third.changes.room, [c.seq for c in third.changes.changes]) == ("a", [4])
+    assert json.loads(first.changes.changes[0].patch_json) == {"set": {"v": 1}}
+
+    await call.write(pb.SubscribeRequest(remove=["a"]))
+    await call.write(pb.SubscribeRequest(add=["c"]))
+    assert (await read(call)).changes.room == "c"
+    await stub.Push(push("a", set_change(5, "x")), timeout=DEADLINE)
+    await stub.Push(push("c", set_change(1, "x")), timeout=DEADLINE)
+    after = await read(call)
+    assert (after.changes.room, [c.seq for c in after.changes.changes]) == ("c", [1])
+    await call.done_writing()
+    assert await asyncio.wait_for(call.read(), DEADLINE) is grpc.aio.EOF
+
+
+def bad(**overrides: Any) -> pb.PushRequest:
+    request = push("room", set_change(1, "k", x=1))
+    for name, value in overrides.items():
+        if name == "changes":
+            del request.changes[:]
+            request.changes.extend(value)
+        else:
+            setattr(request, name, value)
+    return request
+
+
+def raw_set(client_seq: int, fields_json: str, **kw: Any) -> pb.Change:
+    return pb.Change(
+        client_seq=client_seq,
+        collection=kw.get("collection", "todos"),
+        key=kw.get("key", "k"),
+        ts=kw.get("ts", 0),
+        op=pb.Op(set=pb.SetOp(fields_json=fields_json)),
+    )
+
+
+BAD_REQUESTS = {
+    "room with a space": bad(room="bad room"),
+    "empty room": bad(room=""),
+    "room too long": bad(room="r" * 129),
+    "client_id bad chars": bad(client_id="c/1"),
+    "client_id too long": bad(client_id="c" * 65),
+    "empty user_id": bad(user_id=""),
+    "user_id too long": bad(user_id="u" * 257),
+    "no changes": bad(changes=[]),
+    "client_seq zero": bad(changes=[set_change(0, "k")]),
+    "client_seq repeated": bad(changes=[set_change(1, "k"), set_change(1, "j")]),
+    "client_seq decreasing": bad(changes=[set_change(2, "k"), set_change(1, "j")]),
+    "empty collection": bad(changes=[raw_set(1, "{}", collection="")]),
+    "key too long": bad(changes=[raw_set(1, "{}", key="k" * 257)]),
+    "negative ts": bad(changes=[raw_set(1, "{}", ts=-1)]),
+    "fields not json": bad(changes=[raw_set(1, "{nope")]),
+    "fields not an object": bad(changes=[raw_set(1, "[1, 2]")]),
+    "fields with NaN": bad(changes=[raw_set(1, '{"x": NaN}')]),
+    "fields too deep": bad(changes=[raw_set(1, '{"a": {"b": {"c": {"d": {}}}}}')]),
+    "empty field name": bad(changes=[raw_set(1, '{"": 1}')]),
+    "empty op": bad(changes=[pb.Change(client_seq=1, collection="c", key="k")]),
+    "incr without field": bad(changes=[incr_change(1, "k", "", 1)]),
+}
+TOO_LARGE = {
+    "too many changes": bad(changes=[set_change(i, "k") for i in range(1, 12)]),
+    "op too large": bad(changes=[raw_set(1, json.dumps({"x": "y" * MAX_RECORD}))]),
+}
+
+
+@pytest.mark.parametrize(
+    ("request_", "code", "reason"),
+    [
+        pytest.param(r, grpc.StatusCode.INVALID_ARGUMENT, "BAD_REQUEST", id=n)
+        for n, r in BAD_REQUESTS.items()
+    ]
+    + [
+        pytest.param(r, grpc.StatusCode.RESOURCE_EXHAUSTED, "TOO_LARGE", id=n)
+        for n, r in TOO_LARGE.items()
+    ],
+)
+async def test_invalid_pushes_fail_with_code_and_reason_and_store_nothing(
+    stub: SyncStub, request_: pb.PushRequest, code: grpc.StatusCode, reason: str
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.Push(request_, timeout=DEADLINE)
+    assert caught.value.code() == code
+    assert reason_of(caught.value) == reason
+    assert (await stub.Head(pb.HeadRequest(room="room"), timeout=DEADLINE)).head == 0
+    ok = await stub.Push(push("room", set_change(1, "k", x=1)), timeout=DEADLINE)
+    assert ok.results[0].seq == 1
+
+
+async def test_a_record_growing_past_the_limit_is_too_large(stub: SyncStub) -> None:
+    half = "x" * (MAX_RECORD // 2)
+    await stub.Push(push("r", set_change(1, "k", a=half)), timeout=DEADLINE)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.Push(
+            push("r", set_change(2, "j", b=1), set_change(3, "k", b=half)), timeout=DEADLINE
+        )
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert reason_of(caught.value) == "TOO_LARGE"
+    assert (await stub.Head(pb.HeadRequest(room="r"), timeout=DEADLINE)).head == 1
+
+
+async def test_bad_reads_fail_with_code_and_reason(stub: SyncStub) -> None:
+    for call in (
+        lambda: stub.Head(pb.HeadRequest(room="no spaces"), timeout=DEADLINE),
+        lambda: pull(stub, "no spaces"),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call()
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert reason_of(caught.value) == "BAD_REQUEST"
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await pull(stub, "r", since=5, changes_only=True)
+    assert caught.value.code() == grpc.StatusCode.OUT_OF_RANGE
+
+
+async def test_subscribing_to_a_bad_room_ends_the_stream_with_bad_request(stub: SyncStub) -> None:
+    call = stub.Subscribe()
+    await call.write(pb.SubscribeRequest(add=["bad room"]))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await asyncio.wait_for(call.read(), DEADLINE)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert reason_of(caught.value) == "BAD_REQUEST"
+    fresh = stub.Subscribe()
+    await fresh.write(pb.SubscribeRequest(add=["good"]))
+    assert (await read(fresh)).changes.room == "good"
+    fresh.cancel()
+
+
+async def test_metrics_are_served(settings: Settings) -> None:
+    with_metrics = dataclasses.replace(settings, metrics_addr=("127.0.0.1", 0))
+    async with serve(with_metrics, grace=1.0) as running:
+        async with create_channel(f"127.0.0.1:{running.port}") as channel:
+            await SyncStub(channel).Push(push("r", set_change(1, "k", x=1)), timeout=DEADLINE)
+        assert running.metrics_port is not None
+        reader, writer = await asyncio.open_connection("127.0.0.1", running.metrics_port)
+        writer.write(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+        body = (await asyncio.wait_for(reader.read(), DEADLINE)).decode()
+        writer.close()
+    for name in (
+        "accord_sync_push_seconds",
+        'accord_sync_changes_total{status="applied"}',
+        "accord_sync_conflicts_total",
+        "accord_sync_subscribers",
+        'accord_sync_grpc_handling_seconds_count{method="Push"}',
+    ):
+        assert name in body
