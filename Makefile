@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-PKGS := libs/common services/sync services/presence services/edge libs/cli
+PKGS := libs/common services/sync services/presence services/edge libs/cli clients/python
 PYTEST_ARGS ?=
 
 .PHONY: install run test test-embedded services protos lint check-protos bench clean

@@ -14,3 +14,14 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 fi
+
+# Debian's Chromium for the browser tests (tests/browser; Playwright drives it
+# through executable_path, no browser download). Reuses the package index when
+# the step above already refreshed it.
+if [ ! -x /usr/bin/chromium ]; then
+  echo "ensure-tools: installing chromium" >&2
+  if [ "${#missing[@]}" -eq 0 ]; then
+    apt-get update -qq >/dev/null
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi

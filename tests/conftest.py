@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+
+from tests.support.ports import free_port
+
+pytest_plugins = ["tests.support.suite"]
 
 LOCAL_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
 LOCAL_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -102,12 +105,6 @@ async def redis_url(redis_server_url: str, redis_prefix: str) -> AsyncIterator[s
             await client.delete(key)
     finally:
         await client.aclose()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import base64
 from typing import Any
 
 import pytest
-from deploy_support import CHARTS, KNOWN_ENV, Manifest, kinds, one, render
+from tests.deploy.deploy_support import CHARTS, KNOWN_ENV, Manifest, kinds, one, render
 
 helm = pytest.importorskip("helm_python")
 kubernetes_validate = pytest.importorskip("kubernetes_validate")

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy_support import KNOWN_ENV, MONITORING, REPO
+from tests.deploy.deploy_support import KNOWN_ENV, MONITORING, REPO
 
 ACCORD = ("sync", "presence", "edge")
 EXPECTED_SERVICES = {"postgres", "redis", "migrate", *ACCORD, "prometheus", "grafana"}

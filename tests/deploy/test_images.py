@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
-from deploy_support import REPO
+from tests.deploy.deploy_support import REPO
 
 DOCKERFILE = REPO / "docker" / "Dockerfile"
 HEALTHCHECK = REPO / "docker" / "healthcheck.py"

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy_support import CHARTS, KNOWN_METRICS, MONITORING
+from tests.deploy.deploy_support import CHARTS, KNOWN_METRICS, MONITORING
 
 ALERTS = MONITORING / "prometheus" / "alerts.yml"
 DASHBOARD = MONITORING / "grafana" / "dashboards" / "accord.json"

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import ACCORD, DevProcess, dev_env, wait_ready
+from tests.support.suite import ACCORD, DevProcess, dev_env, wait_ready
 from tests.support.wsclient import Client, Replica, make_token, sync_until
 
 pytestmark = pytest.mark.e2e

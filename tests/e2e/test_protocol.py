@@ -12,7 +12,7 @@ import jwt
 import pytest
 
 from accord.api.edge.v1 import frames_pb2 as pb
-from tests.e2e.conftest import Suite
+from tests.support.suite import Suite
 from tests.support.wsclient import Client, Replica, make_token, sync_until
 
 pytestmark = pytest.mark.e2e
@@ -402,7 +402,7 @@ async def test_server_full_closes_with_1013(make_suite: Any) -> None:
 
 
 async def test_unavailable_when_sync_is_unreachable(make_suite: Any) -> None:
-    from tests.conftest import free_port
+    from tests.support.ports import free_port
 
     suite = await make_suite()
     edge_settings = suite.extra["edge"].edge.settings

@@ -103,6 +103,8 @@ class Client:
             if frame.HasField("id"):
                 body["id"] = frame.id
             return body
+        if msg.type == aiohttp.WSMsgType.CLOSE:
+            raise Closed(int(msg.data))
         raise Closed(self.ws.close_code)
 
     async def recv(self, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
@@ -171,7 +173,11 @@ class Client:
             if remaining <= 0:
                 raise TimeoutError("server did not close the connection")
             msg = await self.ws.receive(timeout=remaining)
-            if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING):
+            if msg.type == aiohttp.WSMsgType.CLOSE:
+                # The code in the server's close frame (close_code may read 1006
+                # when the server drops TCP before the handshake completes).
+                return int(msg.data)
+            if msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING):
                 return self.ws.close_code
             if msg.type == aiohttp.WSMsgType.TEXT:
                 self.inbox.append(json.loads(msg.data))

@@ -71,18 +71,26 @@ async def test_replicas_share_presence_and_expire_each_session_once(
         await stub_b.Join(pb.JoinRequest(room="r", peer=peer("s1"), edge_id="b"), timeout=WAIT)
         await stub_b.Join(pb.JoinRequest(room="q", peer=peer("s1"), edge_id="b"), timeout=WAIT)
         await stub_b.Broadcast(pb.BroadcastRequest(room="r", from_session_id="s1"), timeout=WAIT)
-        kinds = [(e.kind, e.room) for e in [await read(watch) for _ in range(3)]]
+        kinds = [(e.kind, e.room) for e in [await read(watch) for _ in range(5)]]
         assert kinds == [
             (pb.EVENT_KIND_JOIN, "r"),
+            (pb.EVENT_KIND_USER_ONLINE, "r"),
             (pb.EVENT_KIND_JOIN, "q"),
+            (pb.EVENT_KIND_USER_ONLINE, "q"),
             (pb.EVENT_KIND_BROADCAST, "r"),
         ]
         listed = await stub_a.List(pb.ListRequest(room="r"), timeout=WAIT)
         assert [p.session_id for p in listed.peers] == ["s1"]
 
-        # No heartbeats: both replicas sweep, one leave per room arrives.
-        leaves = sorted([(e.room, e.reason) for e in [await read(watch) for _ in range(2)]])
-        assert leaves == [("q", pb.LEAVE_REASON_TIMEOUT), ("r", pb.LEAVE_REASON_TIMEOUT)]
+        # No heartbeats: both replicas sweep, one leave per room arrives, each
+        # followed by the user going offline there.
+        leaves = sorted([(e.room, e.kind, e.reason) for e in [await read(watch) for _ in range(4)]])
+        assert leaves == [
+            ("q", pb.EVENT_KIND_LEAVE, pb.LEAVE_REASON_TIMEOUT),
+            ("q", pb.EVENT_KIND_USER_OFFLINE, pb.LEAVE_REASON_TIMEOUT),
+            ("r", pb.EVENT_KIND_LEAVE, pb.LEAVE_REASON_TIMEOUT),
+            ("r", pb.EVENT_KIND_USER_OFFLINE, pb.LEAVE_REASON_TIMEOUT),
+        ]
         # Give both sweepers several more rounds; then a marker closes the window.
         await asyncio.sleep(0.5)
         await stub_b.Broadcast(

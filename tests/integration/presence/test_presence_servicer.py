@@ -111,6 +111,8 @@ async def test_join_update_list_leave_reach_the_watcher(stub: PresenceStub) -> N
     await stub.Join(pb.JoinRequest(room="r", peer=peer("s1"), edge_id="edge-1"), timeout=WAIT)
     joined = await watch.next()
     assert (joined.room, joined.kind, joined.peer) == ("r", pb.EVENT_KIND_JOIN, peer("s1"))
+    online = await watch.next()
+    assert (online.kind, online.peer) == (pb.EVENT_KIND_USER_ONLINE, peer("s1"))
 
     await stub.Update(
         pb.UpdateRequest(room="r", session_id="s1", state_json='{"x":1}'), timeout=WAIT
@@ -194,6 +196,9 @@ async def test_broadcast_reaches_only_watchers_of_the_room(stub: PresenceStub) -
     )
     assert await outside.until_marker(stub, "other") == []
     assert (await stub.List(pb.ListRequest(room="r"), timeout=WAIT)).count == 0
+    # Like the client protocol's broadcast, data may be any JSON value.
+    await stub.Broadcast(pb.BroadcastRequest(room="r", data_json='"hi"'), timeout=WAIT)
+    assert (await inside.next()).data_json == '"hi"'
     inside.call.cancel()
     outside.call.cancel()
 
@@ -218,6 +223,7 @@ async def test_vanished_session_times_out() -> None:
         await watch.add("r")
         await stub.Join(pb.JoinRequest(room="r", peer=peer("s1")), timeout=WAIT)
         assert (await watch.next()).kind == pb.EVENT_KIND_JOIN
+        assert (await watch.next()).kind == pb.EVENT_KIND_USER_ONLINE
         leave = await watch.next()
         assert (leave.kind, leave.reason, leave.peer.session_id) == (
             pb.EVENT_KIND_LEAVE,
@@ -296,7 +302,31 @@ BIG = '{"a":"' + "x" * 300 + '"}'
         ("Broadcast", pb.BroadcastRequest(room="bad!"), "INVALID_ARGUMENT", "BAD_REQUEST"),
         (
             "Broadcast",
-            pb.BroadcastRequest(room="r", data_json="[]"),
+            pb.BroadcastRequest(room="r", from_session_id="s1", channel="cur sor"),
+            "INVALID_ARGUMENT",
+            "BAD_REQUEST",
+        ),
+        (
+            "Broadcast",
+            pb.BroadcastRequest(room="r", channel="c" * 65),
+            "INVALID_ARGUMENT",
+            "BAD_REQUEST",
+        ),
+        (
+            "Join",
+            pb.JoinRequest(room="r", peer=pb.Peer(session_id="s1", user_id="someone-else")),
+            "INVALID_ARGUMENT",
+            "BAD_REQUEST",
+        ),
+        (
+            "Join",
+            pb.JoinRequest(room="q", peer=pb.Peer(session_id="s1", user_id="someone-else")),
+            "INVALID_ARGUMENT",
+            "BAD_REQUEST",
+        ),
+        (
+            "Broadcast",
+            pb.BroadcastRequest(room="r", data_json="[1,"),
             "INVALID_ARGUMENT",
             "BAD_REQUEST",
         ),
@@ -350,9 +380,10 @@ async def test_a_watcher_that_falls_behind_is_dropped() -> None:
         stub = PresenceStub(channel)
         slow = Watch(stub)
         await slow.add("r")
-        # Big payloads fill the HTTP/2 window, then the 2-event queue.
+        # Big payloads fill the HTTP/2 window, then the 2-event queue. No
+        # sender: internal callers are not rate-limited.
         data = '{"a":"' + "x" * 60000 + '"}'
-        request = pb.BroadcastRequest(room="r", from_session_id="s1", data_json=data)
+        request = pb.BroadcastRequest(room="r", data_json=data)
         for _ in range(30):
             await asyncio.gather(*(stub.Broadcast(request, timeout=WAIT) for _ in range(10)))
         error = await slow.error()
@@ -388,8 +419,91 @@ async def test_metrics_are_served() -> None:
         'accord_presence_grpc_handling_seconds_count{method="Join"}',
         "accord_presence_joins_total",
         "accord_presence_sessions",
+        "accord_presence_users",
+        "accord_presence_broadcasts_deferred_total",
+        "accord_presence_broadcasts_superseded_total",
+        "accord_presence_broadcasts_rate_limited_total",
         "accord_presence_heartbeat_batch_size_count",
         "accord_presence_broadcasts_total",
         "accord_presence_expired_total",
     ):
         assert name in text
+
+
+async def test_list_counts_users_and_counts_only_sends_no_peers(stub: PresenceStub) -> None:
+    for sid, user in (("t1", "ada"), ("t2", "ada"), ("t3", "ada"), ("b1", "bob")):
+        peer_ = pb.Peer(session_id=sid, user_id=user, user_json="{}", state_json="{}")
+        await stub.Join(pb.JoinRequest(room="r", peer=peer_), timeout=WAIT)
+    page = await stub.List(pb.ListRequest(room="r", limit=2), timeout=WAIT)
+    assert [p.session_id for p in page.peers] == ["b1", "t1"]
+    assert (page.count, page.user_count, page.next_cursor) == (4, 2, "t1")
+    counts = await stub.List(pb.ListRequest(room="r", counts_only=True), timeout=WAIT)
+    assert (len(counts.peers), counts.count, counts.user_count, counts.next_cursor) == (
+        0,
+        4,
+        2,
+        "",
+    )
+
+
+async def test_user_online_and_offline_reach_the_watcher(stub: PresenceStub) -> None:
+    watch = Watch(stub)
+    await watch.add("r")
+    for sid in ("t1", "t2"):
+        peer_ = pb.Peer(session_id=sid, user_id="ada", user_json="{}", state_json="{}")
+        await stub.Join(pb.JoinRequest(room="r", peer=peer_), timeout=WAIT)
+    await stub.Leave(pb.LeaveRequest(session_id="t1"), timeout=WAIT)
+    await stub.Leave(pb.LeaveRequest(room="r", session_id="t2"), timeout=WAIT)
+    events = await watch.until_marker(stub, "r")
+    assert [(e.kind, e.peer.session_id, e.reason) for e in events] == [
+        (pb.EVENT_KIND_JOIN, "t1", pb.LEAVE_REASON_UNSPECIFIED),
+        (pb.EVENT_KIND_USER_ONLINE, "t1", pb.LEAVE_REASON_UNSPECIFIED),
+        (pb.EVENT_KIND_JOIN, "t2", pb.LEAVE_REASON_UNSPECIFIED),
+        (pb.EVENT_KIND_LEAVE, "t1", pb.LEAVE_REASON_DISCONNECT),
+        (pb.EVENT_KIND_LEAVE, "t2", pb.LEAVE_REASON_UNSUBSCRIBE),
+        (pb.EVENT_KIND_USER_OFFLINE, "t2", pb.LEAVE_REASON_UNSUBSCRIBE),
+    ]
+    assert events[-1].peer.user_id == "ada"
+    watch.call.cancel()
+
+
+async def test_plain_broadcasts_over_the_rate_are_refused_with_a_retry_time() -> None:
+    settings = dataclasses.replace(BASE, broadcast_rate=0.5, broadcast_burst=2)
+    async with serve(settings) as running, create_channel(f"127.0.0.1:{running.port}") as channel:
+        stub = PresenceStub(channel)
+        request = pb.BroadcastRequest(room="r", from_session_id="s1", data_json="{}")
+        for _ in range(2):
+            assert not (await stub.Broadcast(request, timeout=WAIT)).deferred
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await stub.Broadcast(request, timeout=WAIT)
+        assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert reason_of(raised.value) == "RATE_LIMITED"
+        metadata = dict(raised.value.trailing_metadata() or ())
+        assert 1 <= int(metadata["accord-retry-after-ms"]) <= 2000
+        # Other senders, and internal callers without a session, are not affected.
+        other = pb.BroadcastRequest(room="r", from_session_id="s2", data_json="{}")
+        assert not (await stub.Broadcast(other, timeout=WAIT)).deferred
+        assert not (await stub.Broadcast(pb.BroadcastRequest(room="r"), timeout=WAIT)).deferred
+
+
+async def test_a_flood_on_a_channel_delivers_the_first_and_the_latest() -> None:
+    # A window far longer than the flood takes: every move after the first waits.
+    settings = dataclasses.replace(BASE, broadcast_window=2.0)
+    async with serve(settings) as running, create_channel(f"127.0.0.1:{running.port}") as channel:
+        stub = PresenceStub(channel)
+        watch = Watch(stub)
+        await watch.add("r")
+        deferred = []
+        for x in range(20):
+            request = pb.BroadcastRequest(
+                room="r", from_session_id="s1", data_json=f'{{"x":{x}}}', channel="cursor"
+            )
+            deferred.append((await stub.Broadcast(request, timeout=WAIT)).deferred)
+        assert deferred == [False] + [True] * 19
+        first, latest = await watch.next(), await watch.next()
+        assert [(e.data_json, e.channel, e.from_session_id) for e in (first, latest)] == [
+            ('{"x":0}', "cursor", "s1"),
+            ('{"x":19}', "cursor", "s1"),
+        ]
+        assert await watch.until_marker(stub, "r") == []
+        watch.call.cancel()

@@ -9,12 +9,14 @@ from contextlib import AsyncExitStack
 import pytest
 from accord.presence.hub import Subscription
 from accord.presence.model import (
+    Counts,
     Event,
     EventKind,
     LeaveReason,
     NotPresent,
     Peer,
     TooManyRooms,
+    UserMismatch,
 )
 from accord.presence.store import PresenceStore
 from accord.presence.store_memory import MemoryStore
@@ -92,6 +94,7 @@ async def test_join_then_rejoin_emit_join_then_update(backend: Backend) -> None:
     assert joined == Event("r", EventKind.JOIN, peer("s1", '{"a":1}'))
     assert rejoined == Event("r", EventKind.UPDATE, peer("s1", '{"a":2}'))
     assert await next_event(watch) == joined
+    assert await next_event(watch) == Event("r", EventKind.USER_ONLINE, peer("s1", '{"a":1}'))
     assert await next_event(watch) == rejoined
     page = await store.list("r", 0, "")
     assert page.peers == (peer("s1", '{"a":2}'),)
@@ -211,6 +214,7 @@ async def test_events_cross_replicas(backend: Backend) -> None:
     await first.broadcast("r", "s9", '{"hi":1}')
     for watch in (watch_first, watch_second):
         assert await next_event(watch) == Event("r", EventKind.JOIN, peer("s1"))
+        assert await next_event(watch) == Event("r", EventKind.USER_ONLINE, peer("s1"))
         broadcast = await next_event(watch)
         assert (broadcast.kind, broadcast.data_json) == (EventKind.BROADCAST, '{"hi":1}')
     assert (await first.list("r", 0, "")).peers == (peer("s1"),)
@@ -232,9 +236,11 @@ async def test_expiry_emits_exactly_one_timeout_leave_with_two_sweepers(backend:
             await asyncio.sleep(0.02)
     assert (expired, leaves) == (1, 2)
     events = await events_until_marker(first, watch, "a")
-    assert [(e.room, e.kind, e.reason) for e in events[2:]] == [
+    assert [(e.room, e.kind, e.reason) for e in events[4:]] == [
         ("a", EventKind.LEAVE, LeaveReason.TIMEOUT),
+        ("a", EventKind.USER_OFFLINE, LeaveReason.TIMEOUT),
         ("b", EventKind.LEAVE, LeaveReason.TIMEOUT),
+        ("b", EventKind.USER_OFFLINE, LeaveReason.TIMEOUT),
     ]
     assert await first.heartbeat("e", ["s1"]) == ["s1"]
     assert await second.count_sessions() == 0
@@ -252,3 +258,108 @@ async def test_heartbeats_prevent_expiry(backend: Backend) -> None:
         await asyncio.sleep(0.05)
     assert sum(expired) == 1
     assert [p.session_id for p in (await store.list("r", 0, "")).peers] == ["s1"]
+
+
+def tab(session_id: str, user_id: str = "ada") -> Peer:
+    return Peer(session_id, user_id, f"tab-{session_id}", '{"name":"Ada"}', "{}")
+
+
+async def test_a_user_with_three_tabs_comes_online_and_goes_offline_once(
+    backend: Backend,
+) -> None:
+    first, second = await backend.open(), await backend.open()
+    watch = await backend.watch(second, "r")
+    for sid in ("t1", "t2", "t3"):
+        await first.join("r", tab(sid), "edge-1")
+    await first.join("r", tab("b1", "bob"), "edge-1")
+    assert await first.counts("r") == Counts(sessions=4, users=2)
+    page = await second.list("r", 1, "")
+    assert (page.count, page.users, len(page.peers)) == (4, 2, 1)
+    assert await second.count_users() == 2
+    await first.leave("t1", "r", LeaveReason.UNSUBSCRIBE)
+    await first.leave("t2", None, LeaveReason.DISCONNECT)
+    await first.leave("t3", None, LeaveReason.DISCONNECT)
+    events = await events_until_marker(first, watch, "r")
+    assert [(e.kind, e.peer.session_id if e.peer else "") for e in events] == [
+        (EventKind.JOIN, "t1"),
+        (EventKind.USER_ONLINE, "t1"),
+        (EventKind.JOIN, "t2"),
+        (EventKind.JOIN, "t3"),
+        (EventKind.JOIN, "b1"),
+        (EventKind.USER_ONLINE, "b1"),
+        (EventKind.LEAVE, "t1"),
+        (EventKind.LEAVE, "t2"),
+        (EventKind.LEAVE, "t3"),
+        (EventKind.USER_OFFLINE, "t3"),
+    ]
+    assert events[-1].reason is LeaveReason.DISCONNECT
+    assert await second.counts("r") == Counts(sessions=1, users=1)
+    assert await first.count_users() == 1
+
+
+async def test_users_are_counted_per_room_and_once_overall(backend: Backend) -> None:
+    store = await backend.open()
+    await store.join("a", tab("t1"), "e")
+    await store.join("b", tab("t1"), "e")
+    await store.join("b", tab("t2"), "e")
+    await store.join("b", Peer("anon-1"), "e")
+    await store.join("b", Peer("anon-2"), "e")
+    assert await store.counts("a") == Counts(1, 1)
+    assert await store.counts("b") == Counts(4, 3)
+    assert (await store.list("b", 0, "")).users == 3
+    assert await store.count_users() == 3
+    assert await store.counts("nowhere") == Counts(0, 0)
+    await store.leave("t1", None, LeaveReason.DISCONNECT)
+    assert await store.counts("a") == Counts(0, 0)
+    assert await store.counts("b") == Counts(3, 3)
+    assert await store.count_users() == 3
+    await store.leave("t2", None, LeaveReason.DISCONNECT)
+    assert await store.count_users() == 2
+
+
+async def test_a_session_cannot_join_as_another_user(backend: Backend) -> None:
+    store = await backend.open()
+    watch = await backend.watch(store, "a", "b")
+    await store.join("a", tab("t1", "ada"), "e")
+    with pytest.raises(UserMismatch):
+        await store.join("b", tab("t1", "eve"), "e")
+    with pytest.raises(UserMismatch):
+        await store.join("a", tab("t1", "eve"), "e")
+    assert (await store.list("a", 0, "")).peers == (tab("t1", "ada"),)
+    assert await store.counts("b") == Counts(0, 0)
+    events = await events_until_marker(store, watch, "a")
+    assert [e.kind for e in events] == [EventKind.JOIN, EventKind.USER_ONLINE]
+
+
+async def test_expiry_takes_the_user_offline_with_its_last_session(backend: Backend) -> None:
+    store = await backend.open(ttl=0.5)
+    watch = await backend.watch(store, "r")
+    await store.join("r", tab("t1"), "e")
+    await store.join("r", tab("t2"), "e")
+    # t2 keeps beating while t1 expires; then t2 stops too.
+    async with asyncio.timeout(WAIT):
+        while await store.counts("r") != Counts(1, 1):
+            assert await store.heartbeat("e", ["t2"]) == []
+            await store.sweep()
+            await asyncio.sleep(0.05)
+    async with asyncio.timeout(WAIT):
+        while True:
+            if (await store.sweep())[0]:
+                break
+            await asyncio.sleep(0.05)
+    events = await events_until_marker(store, watch, "r")
+    assert [(e.kind, e.peer.session_id if e.peer else "", e.reason) for e in events[3:]] == [
+        (EventKind.LEAVE, "t1", LeaveReason.TIMEOUT),
+        (EventKind.LEAVE, "t2", LeaveReason.TIMEOUT),
+        (EventKind.USER_OFFLINE, "t2", LeaveReason.TIMEOUT),
+    ]
+    assert await store.count_users() == 0
+
+
+async def test_broadcast_channel_reaches_watchers(backend: Backend) -> None:
+    first, second = await backend.open(), await backend.open()
+    watch = await backend.watch(second, "r")
+    await first.broadcast("r", "s1", '{"x":1}', "cursor")
+    assert await next_event(watch) == Event(
+        "r", EventKind.BROADCAST, from_session_id="s1", data_json='{"x":1}', channel="cursor"
+    )

@@ -12,7 +12,8 @@ from accord.sync.hlc import HybridClock
 from accord.sync.model import Limits
 from accord.sync.settings import Settings, parse_database_url
 from accord.sync.store import Store
-from sync_helpers import OpenStore
+
+from tests.integration.sync.sync_helpers import OpenStore
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])

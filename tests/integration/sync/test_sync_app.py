@@ -27,7 +27,8 @@ from accord.sync.model import Limits
 from accord.sync.settings import PostgresTarget, Settings, SqliteTarget
 from accord.sync.store_sqlite import SqliteStore
 from accord.sync.subscription import RoomStream
-from sync_helpers import push, set_change
+
+from tests.integration.sync.sync_helpers import push, set_change
 
 DEADLINE = 10.0
 

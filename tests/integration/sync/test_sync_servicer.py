@@ -17,7 +17,8 @@ from accord.common.grpcutil import check_health, create_channel, reason_of
 from accord.sync.app import SERVICE_NAME, Running, serve
 from accord.sync.settings import Settings, SqliteTarget
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from sync_helpers import delete_change, incr_change, push, set_change
+
+from tests.integration.sync.sync_helpers import delete_change, incr_change, push, set_change
 
 DEADLINE = 10.0
 MAX_RECORD = 1024

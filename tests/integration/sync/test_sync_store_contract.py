@@ -15,7 +15,14 @@ from accord.sync.merge import Json, apply_patch
 from accord.sync.migrations import migrate
 from accord.sync.model import Limits, LoggedChange, PushOutcome
 from accord.sync.store import Store
-from sync_helpers import OpenStore, delete_change, incr_change, push, set_change
+
+from tests.integration.sync.sync_helpers import (
+    OpenStore,
+    delete_change,
+    incr_change,
+    push,
+    set_change,
+)
 
 LIMITS = Limits()
 

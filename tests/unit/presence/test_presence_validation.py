@@ -41,6 +41,19 @@ def test_json_that_is_not_an_object_is_invalid(text: str) -> None:
         validation.json_object(text, "state_json", 100)
 
 
+@pytest.mark.parametrize("text", ["[]", "3", '"x"', "null", '{"a":[1]}'])
+def test_any_json_value_passes_where_values_are_allowed(text: str) -> None:
+    assert validation.json_value(text, "data_json", 100) == text
+
+
+@pytest.mark.parametrize("text", ["{", "not json", "NaN-ish"])
+def test_bad_json_is_invalid_where_values_are_allowed(text: str) -> None:
+    with pytest.raises(validation.Invalid):
+        validation.json_value(text, "data_json", 100)
+    with pytest.raises(validation.TooLarge):
+        validation.json_value('"' + "x" * 200 + '"', "data_json", 100)
+
+
 def test_json_over_the_limit_counts_utf8_bytes() -> None:
     text = '{"a":"' + "é" * 10 + '"}'  # 28 bytes, 18 chars
     assert validation.json_object(text, "state_json", 28) == text

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -16,8 +15,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from accord.common import grpcutil
 from accord.edge import metrics
+from accord.edge.admin import AdminApi, Revocations
 from accord.edge.auth import Authenticator
 from accord.edge.backends import PresenceClient, SyncClient
+from accord.edge.limits import SharedBuckets
 from accord.edge.rooms import Hub
 from accord.edge.roster import Roster
 from accord.edge.session import CLOSE_FULL, CLOSE_HEARTBEAT, Session
@@ -43,6 +44,9 @@ class Edge:
         self.roster = Roster(self.presence, settings.rpc_timeout)
         self.sessions: dict[str, Session] = {}
         self.draining = False
+        self.connect_limits = SharedBuckets(settings.connect_rate, settings.connect_burst)
+        self.user_limits = SharedBuckets(settings.user_rate_limit, settings.user_rate_burst)
+        self.revocations = Revocations()
 
     # -- HTTP -------------------------------------------------------------
 
@@ -61,31 +65,22 @@ class Edge:
     async def metrics(self, request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    async def peers(self, request: web.Request) -> web.Response:
-        token = self.settings.admin_token
-        if token is None:
-            if request.remote not in ("127.0.0.1", "::1"):
-                return web.json_response({"error": "FORBIDDEN"}, status=403)
-        else:
-            given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-            if not hmac.compare_digest(given.encode(), token.encode()):
-                return web.json_response({"error": "UNAUTHENTICATED"}, status=401)
-        sessions = [
-            {
-                "session_id": s.session_id,
-                "user_id": s.identity.user_id if s.identity else None,
-                "client_id": s.client_id,
-                "remote": s.remote,
-                "rooms": sorted(s.rooms),
-                "encoding": "binary" if s.binary else "json",
-            }
-            for s in self.sessions.values()
-        ]
-        return web.json_response({"edge_id": self.settings.edge_id, "count": len(sessions), "sessions": sessions})
-
     async def websocket(self, request: web.Request) -> web.StreamResponse:
         if self.draining:
             return web.json_response({"error": "draining"}, status=503)
+        origin = request.headers.get("Origin")
+        allowed = self.settings.allowed_origins
+        if origin is not None and allowed is not None and origin.rstrip("/") not in allowed:
+            log.info("refused connection from origin %s", origin)
+            return web.json_response({"error": "FORBIDDEN", "message": "origin not allowed"}, status=403)
+        wait_ms = self.connect_limits.take(request.remote or "?")
+        if wait_ms:
+            metrics.CONNECTS_REFUSED.inc()
+            return web.json_response(
+                {"error": "RATE_LIMITED", "retry_after_ms": wait_ms},
+                status=429,
+                headers={"Retry-After": str(max(1, wait_ms // 1000))},
+            )
         ws = web.WebSocketResponse(
             autoping=False,
             max_msg_size=self.settings.max_message_size * 4,
@@ -120,10 +115,13 @@ class Edge:
         while True:
             await asyncio.sleep(interval)
             now = time.monotonic()
+            self.connect_limits.prune()
+            self.user_limits.prune()
             for session in list(self.sessions.values()):
                 if now - session.last_seen > 2 * interval:
                     session.close_soon(CLOSE_HEARTBEAT, "no heartbeat", flush=False)
                 elif not session.ws.closed:
+                    metrics.SEND_QUEUE.observe(session.queued)
                     try:
                         await session.ws.ping()
                     except (ConnectionError, RuntimeError):
@@ -161,7 +159,7 @@ def build_app(edge: Edge) -> web.Application:
     app.router.add_get("/health", edge.health)
     app.router.add_get("/ready", edge.ready)
     app.router.add_get("/metrics", edge.metrics)
-    app.router.add_get("/peers", edge.peers)
+    AdminApi(edge).routes(app)
     add_static_routes(app)
     return app
 

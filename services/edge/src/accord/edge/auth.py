@@ -54,10 +54,18 @@ def _patterns(claims: dict[str, Any], name: str) -> tuple[str, ...] | None:
     return tuple(value)
 
 
+ASYMMETRIC = ("RS256", "ES256")
+
+
 class Authenticator:
+    """Verifies client tokens: HS256 with the shared secret, RS256/ES256 with a
+    public key or a JWKS file. The algorithm must match the kind of key, so an
+    RS256 public key can never be used as an HS256 secret (algorithm confusion)."""
+
     def __init__(self, settings: Settings) -> None:
         self._secret = settings.jwt_secret
         self._public_key = settings.jwt_public_key
+        self._jwks = jwt.PyJWKSet.from_json(settings.jwks) if settings.jwks else None
         self._allow_anonymous = settings.allow_anonymous
 
     def authenticate(self, token: str | None) -> Identity:
@@ -81,9 +89,18 @@ class Authenticator:
         except jwt.PyJWTError:
             raise AuthError("UNAUTHENTICATED", "token is not a valid JWT") from None
         alg = header.get("alg")
+        key: Any
         if alg == "HS256" and self._secret is not None:
-            key: str = self._secret
-        elif alg in ("RS256", "ES256") and self._public_key is not None:
+            key = self._secret
+        elif alg in ASYMMETRIC and self._jwks is not None and header.get("kid") is not None:
+            try:
+                jwk = self._jwks[str(header["kid"])]
+            except KeyError:
+                raise AuthError("UNAUTHENTICATED", "token key id is not in the key set") from None
+            if jwk.algorithm_name != alg:
+                raise AuthError("UNAUTHENTICATED", "token algorithm does not match its key")
+            key = jwk.key
+        elif alg in ASYMMETRIC and self._public_key is not None:
             key = self._public_key
         else:
             raise AuthError("UNAUTHENTICATED", f"token algorithm {alg!r} is not accepted")

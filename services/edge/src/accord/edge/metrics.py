@@ -27,3 +27,10 @@ GRPC_CLIENT = Histogram(
 )
 SLOW_CONSUMERS = Counter("accord_edge_slow_consumers_total", "Sessions closed because they could not keep up")
 GAP_BACKFILLS = Counter("accord_edge_gap_backfills_total", "Seq gaps in the live stream filled from the log")
+CONNECTS_REFUSED = Counter("accord_edge_connects_refused_total", "Upgrades refused by the per-IP connection rate limit")
+SEND_QUEUE = Histogram(
+    "accord_edge_send_queue_depth",
+    "Outbound queue depth of a session, sampled at each heartbeat",
+    buckets=(0, 1, 4, 16, 64, 256, 1024, 4096),
+)
+COALESCED = Counter("accord_edge_coalesced_total", "Queued presence/broadcast messages replaced by a newer one")

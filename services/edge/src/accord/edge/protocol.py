@@ -234,10 +234,13 @@ def to_server_frame(message: dict[str, Any]) -> pb.ServerFrame:
 class Out:
     """A server message, encoded at most once per encoding."""
 
-    __slots__ = ("_binary", "_text", "message")
+    __slots__ = ("_binary", "_text", "key", "message")
 
-    def __init__(self, message: dict[str, Any]) -> None:
+    def __init__(self, message: dict[str, Any], key: tuple[str, ...] | None = None) -> None:
         self.message = message
+        # Messages with the same key supersede each other: a backlogged session
+        # sends only the newest (presence of one peer, broadcasts of one sender).
+        self.key = key
         self._text: bytes | None = None
         self._binary: bytes | None = None
 

@@ -102,6 +102,7 @@ class Roster:
                 "data": json.loads(event.data_json) if event.data_json else None,
             }
             skip = event.from_session_id
+            key = ("broadcast", event.room, skip)
         elif event.kind in EVENT_NAMES:
             message = {
                 "type": "presence",
@@ -112,9 +113,10 @@ class Roster:
             if event.kind == ppb.EVENT_KIND_LEAVE:
                 message["reason"] = REASON_NAMES.get(event.reason, "disconnect")
             skip = event.peer.session_id
+            key = ("presence", event.room, skip)
         else:
             return
-        out = Out(message)
+        out = Out(message, key)
         for session_id, session in watched.sessions.items():
             if session_id != skip:
                 session.send(out)

@@ -26,6 +26,7 @@ from accord.edge import metrics
 from accord.edge.auth import CLIENT_ID_RE, NAME_RE, AuthError, Identity
 from accord.edge.backends import to_protocol_error
 from accord.edge.limits import TokenBucket
+from accord.edge.ops import parse_change
 from accord.edge.protocol import PROTOCOL_VERSION, Out, ProtocolError, error_message, parse_binary, parse_json
 from accord.edge.rooms import Subscription
 
@@ -39,16 +40,25 @@ FEATURES = ["set", "delete", "incr", "presence", "broadcast", "binary"]
 MAX_STATE_BYTES = 4096
 MAX_BROADCAST_BYTES = 64 * 1024
 MAX_BATCH = 1000
-MAX_NAME = 256
+CLOSE_TIMEOUT = 5.0
+COALESCE_AFTER = 8  # queued messages before superseded presence/broadcast are coalesced
 ABUSE_LIMIT = 20  # rate-limit violations in a row before the session is closed
 
 CLOSE_UNAUTHENTICATED = 4001
+CLOSE_ADMIN = 4003
 CLOSE_POLICY = 4008
 CLOSE_SLOW_CONSUMER = 4009
 CLOSE_TOO_BIG = 1009
 CLOSE_RESTART = 1012
 CLOSE_FULL = 1013
 CLOSE_HEARTBEAT = 1001
+
+
+class _Slot:
+    __slots__ = ("out",)
+
+    def __init__(self, out: Out) -> None:
+        self.out = out
 
 
 @dataclass
@@ -91,7 +101,8 @@ class Session:
         self.violations = 0
         self.closing = False
         self.close_code: int | None = None
-        self._queue: collections.deque[Out] = collections.deque()
+        self._queue: collections.deque[_Slot] = collections.deque()
+        self._latest: dict[tuple[str, ...], _Slot] = {}
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self._expiry: asyncio.TimerHandle | None = None
@@ -104,13 +115,27 @@ class Session:
     def send(self, out: Out) -> None:
         if self.closing:
             return
-        if len(self._queue) >= self.settings.send_queue_size:
+        queue = self._queue
+        if out.key is not None:
+            slot = self._latest.get(out.key)
+            if slot is not None and len(queue) >= COALESCE_AFTER:
+                slot.out = out
+                metrics.COALESCED.inc()
+                return
+        if len(queue) >= self.settings.send_queue_size:
             metrics.SLOW_CONSUMERS.inc()
             log.warning("closing slow consumer", extra={"session_id": self.session_id})
             self.close_soon(CLOSE_SLOW_CONSUMER, "slow consumer: too many messages queued", flush=False)
             return
-        self._queue.append(out)
+        slot = _Slot(out)
+        queue.append(slot)
+        if out.key is not None:
+            self._latest[out.key] = slot
         self._wake.set()
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
 
     def reply(self, message: dict[str, Any], request_id: int | None) -> None:
         if request_id is not None:
@@ -127,7 +152,10 @@ class Session:
             await self._wake.wait()
             self._wake.clear()
             while self._queue:
-                out = self._queue.popleft()
+                slot = self._queue.popleft()
+                out = slot.out
+                if out.key is not None and self._latest.get(out.key) is slot:
+                    del self._latest[out.key]
                 if self.binary:
                     data, opcode = out.binary(), WSMsgType.BINARY
                 else:
@@ -155,7 +183,13 @@ class Session:
         if flush:
             await self._flush(2.0)
         self.closing = True
-        await self.ws.close(code=code, message=reason.encode()[:120])
+        try:
+            # A stalled peer never takes the close frame off a full socket: the
+            # frame stays queued behind the data, and the transport is closed
+            # (flushing what it can) instead of waiting for the handshake.
+            await asyncio.wait_for(self.ws.close(code=code, message=reason.encode()[:120]), CLOSE_TIMEOUT)
+        except TimeoutError:
+            log.info("close handshake timed out", extra={"session_id": self.session_id, "code": code})
 
     async def drain(self, timeout: float) -> None:
         """Finish the message in hand and its reply, then close with 1012."""
@@ -237,6 +271,7 @@ class Session:
         if _json_size(user) > MAX_STATE_BYTES:
             raise ProtocolError("TOO_LARGE", f"user info is larger than {MAX_STATE_BYTES} bytes")
         self.identity = self._authenticate(token)
+        self.edge.user_limits.hold(self.identity.user_id)
         self.client_id = client_id
         self.user = user
         self._schedule_expiry()
@@ -319,6 +354,8 @@ class Session:
                 self._count_violation(wait_ms)
                 raise ProtocolError("BAD_REQUEST", "id must be an integer")
             request_id = raw_id
+            if not wait_ms and self.identity is not None:
+                wait_ms = self.edge.user_limits.take(self.identity.user_id)
             self._count_violation(wait_ms)
             if wait_ms:
                 raise ProtocolError("RATE_LIMITED", "too many messages", retry_after_ms=wait_ms)
@@ -361,6 +398,8 @@ class Session:
             joined = joined or entry.presence is not None
         self.rooms.clear()
         self.edge.sessions.pop(self.session_id, None)
+        if self.identity is not None:
+            self.edge.user_limits.release(self.identity.user_id)
         if joined:
             reason = ppb.LEAVE_REASON_TIMEOUT if self.close_code == CLOSE_HEARTBEAT else ppb.LEAVE_REASON_DISCONNECT
             try:
@@ -377,9 +416,28 @@ class Session:
             raise ProtocolError("NOT_SUBSCRIBED", f"not subscribed to room {room}", room=room)
         return entry
 
-    def _check_write(self, room: str) -> None:
+    def can_read(self, room: str) -> bool:
         assert self.identity is not None
-        if not self.identity.can_write(room):
+        return self.identity.can_read(room) and not self.edge.revocations.denies(self.identity.user_id, room, "read")
+
+    def can_write(self, room: str) -> bool:
+        assert self.identity is not None
+        return (
+            self.can_read(room)
+            and self.identity.can_write(room)
+            and not self.edge.revocations.denies(self.identity.user_id, room, "write")
+        )
+
+    async def enforce_access(self) -> int:
+        """End the subscriptions this session may no longer read; how many ended."""
+        lost = [r for r in self.rooms if not self.can_read(r)]
+        for room in lost:
+            await self._drop(room, ppb.LEAVE_REASON_UNSUBSCRIBE)
+            self.send_error(ProtocolError("FORBIDDEN", f"read access to room {room} was revoked", room=room), None)
+        return len(lost)
+
+    def _check_write(self, room: str) -> None:
+        if not self.can_write(room):
             raise ProtocolError("FORBIDDEN", f"no write access to room {room}", room=room)
 
     def peer(self, state: dict[str, Any]) -> dict[str, Any]:
@@ -407,9 +465,7 @@ class Session:
         self.identity = identity
         self._schedule_expiry()
         self.reply({"type": "refreshed"}, request_id)
-        for room in [r for r in self.rooms if not identity.can_read(r)]:
-            await self._drop(room, ppb.LEAVE_REASON_UNSUBSCRIBE)
-            self.send_error(ProtocolError("FORBIDDEN", f"read access to room {room} was revoked", room=room), None)
+        await self.enforce_access()
 
     async def on_subscribe(self, message: dict[str, Any], request_id: int | None) -> None:
         room = _room_of(message)
@@ -424,8 +480,7 @@ class Session:
                 raise ProtocolError("BAD_REQUEST", "presence must be an object", room=room)
             if _json_size(presence) > MAX_STATE_BYTES:
                 raise ProtocolError("TOO_LARGE", f"presence state is larger than {MAX_STATE_BYTES} bytes", room=room)
-        assert self.identity is not None
-        if not self.identity.can_read(room):
+        if not self.can_read(room):
             raise ProtocolError("FORBIDDEN", f"no read access to room {room}", room=room)
         if presence is not None:
             self._check_write(room)
@@ -510,7 +565,7 @@ class Session:
             room=room,
             user_id=self.user_id,
             client_id=self.client_id,
-            changes=[_change(c, room, i) for i, c in enumerate(changes)],
+            changes=[parse_change(c, room, i) for i, c in enumerate(changes)],
         )
         try:
             response = await self.edge.sync.push(request)
@@ -576,49 +631,6 @@ class Session:
         for room, entry in list(self.rooms.items()):
             if entry.presence is not None:
                 await self.edge.presence.join(room, self.peer(entry.presence))
-
-
-def _change(raw: Any, room: str, index: int) -> spb.Change:
-    where = f"changes[{index}]"
-    if not isinstance(raw, dict):
-        raise ProtocolError("BAD_REQUEST", f"{where} must be an object", room=room)
-    client_seq = raw.get("client_seq")
-    if not _int(client_seq) or not 1 <= client_seq < 2**63:
-        raise ProtocolError("BAD_REQUEST", f"{where}.client_seq must be a positive integer", room=room)
-    collection, key = raw.get("collection"), raw.get("key")
-    for name, value in (("collection", collection), ("key", key)):
-        if not isinstance(value, str) or not 1 <= len(value) <= MAX_NAME:
-            raise ProtocolError("BAD_REQUEST", f"{where}.{name} must be a string of 1-{MAX_NAME} characters", room=room)
-    ts = raw.get("ts", 0)
-    if ts is None:
-        ts = 0
-    if not _int(ts) or not 0 <= ts < 2**63:
-        raise ProtocolError("BAD_REQUEST", f"{where}.ts must be a non-negative integer", room=room)
-    op = raw.get("op")
-    if not isinstance(op, dict):
-        raise ProtocolError("BAD_REQUEST", f"{where}.op must be an object", room=room)
-    kind = op.get("kind")
-    change = spb.Change(client_seq=client_seq, collection=collection, key=key, ts=ts)
-    if kind == "set":
-        fields = op.get("fields")
-        if not isinstance(fields, dict):
-            raise ProtocolError("BAD_REQUEST", f"{where}.op.fields must be an object", room=room)
-        change.op.set.fields_json = json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
-    elif kind == "delete":
-        change.op.delete.SetInParent()
-    elif kind == "incr":
-        name, by = op.get("field"), op.get("by", 1)
-        if not isinstance(name, str) or not 1 <= len(name) <= MAX_NAME:
-            raise ProtocolError("BAD_REQUEST", f"{where}.op.field must be a string of 1-{MAX_NAME} characters", room=room)
-        if not _int(by) or not -(2**63) <= by < 2**63:
-            raise ProtocolError("BAD_REQUEST", f"{where}.op.by must be an integer", room=room)
-        change.op.incr.field = name
-        change.op.incr.by = by
-    elif isinstance(kind, str):
-        raise ProtocolError("UNSUPPORTED", f"{where}.op.kind {kind!r} is not supported", room=room)
-    else:
-        raise ProtocolError("BAD_REQUEST", f"{where}.op.kind must be a string", room=room)
-    return change
 
 
 Handler = Callable[[Session, dict[str, Any], "int | None"], Awaitable[None]]

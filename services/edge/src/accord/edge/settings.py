@@ -18,6 +18,12 @@ class Settings:
     presence_target: str = "127.0.0.1:50052"
     jwt_secret: str | None = None
     jwt_public_key: str | None = None
+    jwks: str | None = None
+    allowed_origins: tuple[str, ...] | None = None
+    connect_rate: float = 20.0
+    connect_burst: int = 40
+    user_rate_limit: float = 300.0
+    user_rate_burst: int = 600
     allow_anonymous: bool = False
     admin_token: str | None = None
     max_connections: int = 10000
@@ -49,10 +55,18 @@ class Settings:
                 public_key = Path(key_file).read_text()
             except OSError as error:
                 raise ConfigError(f"JWT_PUBLIC_KEY_FILE={key_file!r} cannot be read: {error.strerror}") from None
+        jwks_file = config.get_optional(env, "JWT_JWKS_FILE")
+        jwks = None
+        if jwks_file is not None:
+            try:
+                jwks = Path(jwks_file).read_text()
+            except OSError as error:
+                raise ConfigError(f"JWT_JWKS_FILE={jwks_file!r} cannot be read: {error.strerror}") from None
         allow_anonymous = config.get_bool(env, "ALLOW_ANONYMOUS", False)
-        if secret is None and public_key is None and not allow_anonymous:
+        if secret is None and public_key is None and jwks is None and not allow_anonymous:
             raise ConfigError(
-                "no way to authenticate clients: set JWT_SECRET, JWT_PUBLIC_KEY_FILE or ALLOW_ANONYMOUS=true"
+                "no way to authenticate clients: set JWT_SECRET, JWT_PUBLIC_KEY_FILE, JWT_JWKS_FILE"
+                " or ALLOW_ANONYMOUS=true"
             )
         if secret is not None and len(secret.encode()) < 32:
             raise ConfigError("JWT_SECRET is too short: use at least 32 bytes (RFC 7518)")
@@ -63,6 +77,12 @@ class Settings:
             presence_target=_target(pres_host, pres_port, "PRESENCE_ADDR"),
             jwt_secret=secret,
             jwt_public_key=public_key,
+            jwks=jwks,
+            allowed_origins=_origins(env),
+            connect_rate=config.get_float(env, "CONNECT_RATE", 20.0, minimum=0.1, maximum=1e6),
+            connect_burst=config.get_int(env, "CONNECT_BURST", 40, minimum=1, maximum=1_000_000),
+            user_rate_limit=config.get_float(env, "USER_RATE_LIMIT", 300.0, minimum=0.1, maximum=1e6),
+            user_rate_burst=config.get_int(env, "USER_RATE_BURST", 600, minimum=1, maximum=1_000_000),
             allow_anonymous=allow_anonymous,
             admin_token=config.get_optional(env, "ADMIN_TOKEN"),
             max_connections=config.get_int(env, "MAX_CONNECTIONS", 10000, minimum=1, maximum=10_000_000),
@@ -80,6 +100,18 @@ class Settings:
             log_level=config.get_log_level(env),
             log_format=config.get_log_format(env),
         )
+
+
+def _origins(env: Env) -> tuple[str, ...] | None:
+    raw = config.get_optional(env, "ALLOWED_ORIGINS")
+    if raw is None or raw == "*":
+        return None
+    origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+    for origin in origins:
+        scheme, sep, host = origin.partition("://")
+        if not sep or scheme not in ("http", "https") or not host or "/" in host:
+            raise ConfigError(f"ALLOWED_ORIGINS entry {origin!r} is not an origin like https://app.example.com")
+    return origins
 
 
 def _target(host: str, port: int, name: str) -> str:

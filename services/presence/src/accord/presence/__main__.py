@@ -18,7 +18,8 @@ def main(argv: list[str] | None = None) -> None:
         description="Accord presence service. Configured by environment variables "
         "(PRESENCE_ADDR, METRICS_ADDR, REDIS_URL, REDIS_PREFIX, HEARTBEAT_INTERVAL, "
         "PRESENCE_TTL, SWEEP_INTERVAL, MAX_STATE_BYTES, MAX_ROOMS_PER_SESSION, "
-        "WATCH_QUEUE_SIZE, SHUTDOWN_GRACE, LOG_LEVEL, LOG_FORMAT).",
+        "WATCH_QUEUE_SIZE, BROADCAST_RATE, BROADCAST_BURST, BROADCAST_WINDOW, "
+        "SHUTDOWN_GRACE, LOG_LEVEL, LOG_FORMAT).",
     ).parse_args(argv)
     settings = lifecycle.load_settings(lambda: Settings.from_env(environ()))
     setup_logging("presence", settings.log_level, settings.log_format)

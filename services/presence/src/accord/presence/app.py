@@ -1,8 +1,9 @@
 """The presence process: store, sweeper, gRPC server and metrics, composed.
 
-Start-up order is store → metrics → sweeper → gRPC; teardown mirrors it:
-health NOT_SERVING → Watch streams ended → ``server.stop(grace)`` → sweeper
-stopped → metrics stopped → store closed.
+Start-up order is store → metrics → sweeper → broadcaster → gRPC; teardown
+mirrors it: health NOT_SERVING → Watch streams ended → ``server.stop(grace)``
+→ held-back broadcasts dropped → sweeper stopped → metrics stopped → store
+closed.
 """
 
 from __future__ import annotations
@@ -17,14 +18,19 @@ from accord.common.config import format_addr
 from accord.common.grpcutil import LatencyInterceptor, add_health, create_server, set_serving
 from accord.common.metrics import metrics_server
 from accord.presence import metrics
+from accord.presence.broadcaster import broadcasting
 from accord.presence.servicer import SERVICE_NAME, PresenceServicer
 from accord.presence.settings import Settings
 from accord.presence.store import PresenceStore
 from accord.presence.store_memory import open_memory_store
 from accord.presence.store_redis import open_redis_store
 from accord.presence.sweeper import sweeping
+from accord.presence.throttle import Throttle
 
 log = logging.getLogger(__name__)
+
+# Channels one session may have waiting at once (see throttle.py).
+MAX_PENDING_PER_SESSION = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +53,17 @@ async def serve(settings: Settings) -> AsyncIterator[Running]:
         store = await stack.enter_async_context(open_store(settings))
         metrics_port = stack.enter_context(metrics_server(settings.metrics_addr))
         await stack.enter_async_context(sweeping(store, settings.sweep_interval))
+        throttle = Throttle(
+            settings.broadcast_rate,
+            settings.broadcast_burst,
+            settings.broadcast_window,
+            MAX_PENDING_PER_SESSION,
+        )
+        broadcaster = await stack.enter_async_context(broadcasting(store, throttle))
 
         servicer = PresenceServicer(
             store,
+            broadcaster,
             max_state_bytes=settings.max_state_bytes,
             watch_queue_size=settings.watch_queue_size,
         )

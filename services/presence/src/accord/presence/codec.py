@@ -3,7 +3,7 @@
 A peer is ``{"session_id","user_id","client_id","user","state"}`` where
 ``user`` and ``state`` hold the JSON text as given (a string, not re-parsed),
 so that a peer round-trips byte for byte. An event is
-``{"room","kind","peer"?,"reason"?,"from"?,"data"?}``. The Lua scripts in
+``{"room","kind","peer"?,"reason"?,"from"?,"data"?,"channel"?}``. The Lua scripts in
 ``store_redis`` build the same shapes.
 """
 
@@ -64,6 +64,8 @@ def encode_event(event: Event) -> str:
     if event.kind is EventKind.BROADCAST:
         entry["from"] = event.from_session_id
         entry["data"] = event.data_json
+        if event.channel:
+            entry["channel"] = event.channel
     return json.dumps(entry, separators=(",", ":"))
 
 
@@ -81,6 +83,7 @@ def decode_event(text: str | bytes) -> Event:
             reason=None if reason is None else LeaveReason(reason),
             from_session_id=str(entry.get("from", "")),
             data_json=str(entry.get("data", "")),
+            channel=str(entry.get("channel", "")),
         )
     except (json.JSONDecodeError, KeyError, ValueError) as error:
         raise CodecError(f"not an event: {error}") from None

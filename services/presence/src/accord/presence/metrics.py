@@ -7,6 +7,9 @@ from prometheus_client import Counter, Gauge, Histogram
 
 GRPC_HANDLING = server_latency_histogram("presence")
 SESSIONS = Gauge("accord_presence_sessions", "Sessions present in at least one room")
+USERS = Gauge(
+    "accord_presence_users", "Distinct users with at least one session present in any room"
+)
 JOINS = Counter("accord_presence_joins_total", "Sessions that joined a room (re-joins excluded)")
 LEAVES = Counter("accord_presence_leaves_total", "Sessions that left a room, by reason", ["reason"])
 EXPIRED = Counter("accord_presence_expired_total", "Sessions expired by this replica's sweeper")
@@ -15,4 +18,16 @@ HEARTBEAT_BATCH = Histogram(
     "Session ids per Heartbeat call",
     buckets=(1, 10, 100, 1000, 10_000, 100_000),
 )
-BROADCASTS = Counter("accord_presence_broadcasts_total", "Broadcasts accepted")
+BROADCASTS = Counter("accord_presence_broadcasts_total", "Broadcasts published")
+BROADCASTS_DEFERRED = Counter(
+    "accord_presence_broadcasts_deferred_total",
+    "Broadcasts held back by their sender's rate, to be published later",
+)
+BROADCASTS_SUPERSEDED = Counter(
+    "accord_presence_broadcasts_superseded_total",
+    "Held-back broadcasts replaced by a newer one on the same channel, never published",
+)
+BROADCASTS_REFUSED = Counter(
+    "accord_presence_broadcasts_rate_limited_total",
+    "Broadcasts refused because their sender was over its rate",
+)

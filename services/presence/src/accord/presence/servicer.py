@@ -2,8 +2,11 @@
 
 Error mapping (``accord-reason`` trailing metadata in brackets):
 
-- malformed input → INVALID_ARGUMENT [BAD_REQUEST]
+- malformed input, or a Join of a session as another user → INVALID_ARGUMENT [BAD_REQUEST]
 - JSON over its size limit, or a session over its room limit → RESOURCE_EXHAUSTED [TOO_LARGE]
+- a broadcast over its sender's rate that cannot be coalesced (no channel, or
+  too many channels waiting) → RESOURCE_EXHAUSTED [RATE_LIMITED], with
+  ``accord-retry-after-ms`` in the trailing metadata
 - Update of a session not in the room → NOT_FOUND [NOT_SUBSCRIBED]; the caller
   joins instead (Update carries no user info, so it cannot join by itself)
 - a Watch stream whose queue filled up, or the service shutting down →
@@ -22,8 +25,9 @@ from contextlib import asynccontextmanager
 import grpc
 from accord.api.presence.v1 import presence_pb2 as pb
 from accord.api.presence.v1 import presence_pb2_grpc
-from accord.common.grpcutil import abort
+from accord.common.grpcutil import REASON_KEY, abort
 from accord.presence import metrics, validation
+from accord.presence.broadcaster import Broadcaster
 from accord.presence.hub import Subscription, WatchOverflow
 from accord.presence.model import (
     Event,
@@ -32,12 +36,15 @@ from accord.presence.model import (
     NotPresent,
     Peer,
     TooManyRooms,
+    UserMismatch,
 )
 from accord.presence.store import PresenceStore, StoreUnavailable
+from accord.presence.throttle import RateLimited
 
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = "accord.presence.v1.Presence"
+RETRY_AFTER_KEY = "accord-retry-after-ms"
 
 
 class ShuttingDown(Exception):
@@ -50,6 +57,8 @@ _KINDS: dict[EventKind, pb.EventKind] = {
     EventKind.LEAVE: pb.EVENT_KIND_LEAVE,
     EventKind.BROADCAST: pb.EVENT_KIND_BROADCAST,
     EventKind.WATCHING: pb.EVENT_KIND_WATCHING,
+    EventKind.USER_ONLINE: pb.EVENT_KIND_USER_ONLINE,
+    EventKind.USER_OFFLINE: pb.EVENT_KIND_USER_OFFLINE,
 }
 _REASONS: dict[LeaveReason, pb.LeaveReason] = {
     LeaveReason.UNSUBSCRIBE: pb.LEAVE_REASON_UNSUBSCRIBE,
@@ -78,6 +87,7 @@ def event_to_proto(event: Event) -> pb.PresenceEvent:
     if event.kind is EventKind.BROADCAST:
         message.from_session_id = event.from_session_id
         message.data_json = event.data_json
+        message.channel = event.channel
     return message
 
 
@@ -99,8 +109,14 @@ async def _status(context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
         return
     except grpc.aio.AbortError:
         raise
-    except validation.Invalid as error:
+    except (validation.Invalid, UserMismatch) as error:
         code, reason, message = grpc.StatusCode.INVALID_ARGUMENT, "BAD_REQUEST", str(error)
+    except RateLimited as error:
+        retry_after_ms = str(max(1, round(error.retry_after * 1000)))
+        context.set_trailing_metadata(
+            ((REASON_KEY, "RATE_LIMITED"), (RETRY_AFTER_KEY, retry_after_ms))
+        )
+        await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error))
     except (validation.TooLarge, TooManyRooms) as error:
         code, reason, message = grpc.StatusCode.RESOURCE_EXHAUSTED, "TOO_LARGE", str(error)
     except NotPresent as error:
@@ -117,9 +133,15 @@ async def _status(context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
 
 class PresenceServicer(presence_pb2_grpc.PresenceServicer):
     def __init__(
-        self, store: PresenceStore, *, max_state_bytes: int, watch_queue_size: int
+        self,
+        store: PresenceStore,
+        broadcaster: Broadcaster,
+        *,
+        max_state_bytes: int,
+        watch_queue_size: int,
     ) -> None:
         self._store = store
+        self._broadcaster = broadcaster
         self._max_state_bytes = max_state_bytes
         self._watch_queue_size = watch_queue_size
         self._watches: set[Subscription] = set()
@@ -190,11 +212,15 @@ class PresenceServicer(presence_pb2_grpc.PresenceServicer):
         async with _status(context):
             room = validation.room(request.room)
             cursor = validation.identifier(request.cursor, "cursor", required=False)
+            if request.counts_only:
+                counts = await self._store.counts(room)
+                return pb.ListResponse(count=counts.sessions, user_count=counts.users)
             page = await self._store.list(room, request.limit, cursor)
         return pb.ListResponse(
             peers=[peer_to_proto(peer) for peer in page.peers],
             next_cursor=page.next_cursor,
             count=page.count,
+            user_count=page.users,
         )
 
     async def Broadcast(
@@ -205,12 +231,13 @@ class PresenceServicer(presence_pb2_grpc.PresenceServicer):
             sender = validation.identifier(
                 request.from_session_id, "from_session_id", required=False
             )
-            data = validation.json_object(
+            # Any JSON value, as in the client protocol's broadcast.
+            data = validation.json_value(
                 request.data_json, "data_json", validation.MAX_BROADCAST_BYTES
             )
-            await self._store.broadcast(room, sender, data)
-            metrics.BROADCASTS.inc()
-        return pb.BroadcastResponse()
+            channel = validation.channel(request.channel)
+            deferred = await self._broadcaster.send(room, sender, data, channel)
+        return pb.BroadcastResponse(deferred=deferred)
 
     async def Watch(
         self,

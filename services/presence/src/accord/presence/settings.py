@@ -36,6 +36,11 @@ class Settings:
     max_rooms_per_session: int = 100
     # Events buffered per Watch stream before the stream is dropped.
     watch_queue_size: int = 10000
+    # Broadcasts per second per sending session, with bursts of broadcast_burst.
+    broadcast_rate: float = 30.0
+    broadcast_burst: int = 60
+    # At most one broadcast per (room, session, channel) per window.
+    broadcast_window: float = 0.05
     shutdown_grace: float = 5.0
     log_level: str = "info"
     log_format: str = "text"
@@ -72,6 +77,9 @@ class Settings:
                 env, "MAX_ROOMS_PER_SESSION", 100, minimum=1, maximum=100_000
             ),
             watch_queue_size=get_int(env, "WATCH_QUEUE_SIZE", 10000, minimum=1, maximum=10_000_000),
+            broadcast_rate=get_float(env, "BROADCAST_RATE", 30.0, minimum=0.01, maximum=1e6),
+            broadcast_burst=get_int(env, "BROADCAST_BURST", 60, minimum=1, maximum=1_000_000),
+            broadcast_window=get_float(env, "BROADCAST_WINDOW", 0.05, minimum=0.0, maximum=60.0),
             shutdown_grace=get_float(env, "SHUTDOWN_GRACE", 5.0, minimum=0.0, maximum=3600.0),
             log_level=get_log_level(env),
             log_format=get_log_format(env),

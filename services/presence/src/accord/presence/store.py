@@ -11,7 +11,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 from accord.presence.hub import Subscription
-from accord.presence.model import Event, LeaveReason, Page, Peer
+from accord.presence.model import Counts, Event, LeaveReason, Page, Peer
 
 
 class StoreUnavailable(Exception):
@@ -22,7 +22,9 @@ class PresenceStore(Protocol):
     async def join(self, room: str, peer: Peer, edge_id: str) -> Event:
         """Add or replace ``peer`` in ``room``; the JOIN or UPDATE event it caused.
 
-        Raises :class:`~accord.presence.model.TooManyRooms`.
+        Watchers also get USER_ONLINE after the JOIN of a user's first session
+        in the room. Raises :class:`~accord.presence.model.TooManyRooms` and
+        :class:`~accord.presence.model.UserMismatch`.
         """
         ...
 
@@ -31,7 +33,10 @@ class PresenceStore(Protocol):
         ...
 
     async def leave(self, session_id: str, room: str | None, reason: LeaveReason) -> list[str]:
-        """Leave ``room`` (every room when None); the rooms actually left, sorted."""
+        """Leave ``room`` (every room when None); the rooms actually left, sorted.
+
+        Watchers get LEAVE per room, then USER_OFFLINE where the user's last session left.
+        """
         ...
 
     async def heartbeat(self, edge_id: str, session_ids: Sequence[str]) -> list[str]:
@@ -40,13 +45,23 @@ class PresenceStore(Protocol):
 
     async def list(self, room: str, limit: int, cursor: str) -> Page: ...
 
-    async def broadcast(self, room: str, from_session_id: str, data_json: str) -> None: ...
+    async def counts(self, room: str) -> Counts:
+        """Sessions and distinct users in ``room``, without listing them."""
+        ...
+
+    async def broadcast(
+        self, room: str, from_session_id: str, data_json: str, channel: str = ""
+    ) -> None: ...
 
     async def sweep(self) -> tuple[int, int]:
         """Expire overdue sessions once across all replicas: (sessions, leaves)."""
         ...
 
     async def count_sessions(self) -> int: ...
+
+    async def count_users(self) -> int:
+        """Distinct users with at least one session present anywhere."""
+        ...
 
     def subscription(self, max_queue: int) -> AbstractAsyncContextManager[Subscription]:
         """A watch whose rooms are added and removed while it is open."""

@@ -7,7 +7,16 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from accord.presence.hub import Hub, NoUpstream, Subscription
-from accord.presence.model import Event, EventKind, LeaveReason, Page, Peer, Presence
+from accord.presence.model import (
+    Counts,
+    Event,
+    EventKind,
+    LeaveReason,
+    Page,
+    Peer,
+    Presence,
+    broadcast_event,
+)
 
 
 class MemoryStore:
@@ -19,9 +28,10 @@ class MemoryStore:
         self._hub = Hub(NoUpstream())
 
     async def join(self, room: str, peer: Peer, edge_id: str) -> Event:
-        event = self._presence.join(room, peer, edge_id, self._clock())
-        self._hub.deliver(event)
-        return event
+        events = self._presence.join(room, peer, edge_id, self._clock())
+        for event in events:
+            self._hub.deliver(event)
+        return events[0]
 
     async def update(self, room: str, session_id: str, state_json: str) -> Event:
         event = self._presence.update(room, session_id, state_json, self._clock())
@@ -32,7 +42,7 @@ class MemoryStore:
         events = self._presence.leave(session_id, room, reason)
         for event in events:
             self._hub.deliver(event)
-        return [event.room for event in events]
+        return [event.room for event in events if event.kind is EventKind.LEAVE]
 
     async def heartbeat(self, edge_id: str, session_ids: Sequence[str]) -> list[str]:
         return self._presence.heartbeat(edge_id, session_ids, self._clock())
@@ -40,19 +50,25 @@ class MemoryStore:
     async def list(self, room: str, limit: int, cursor: str) -> Page:
         return self._presence.list(room, limit, cursor)
 
-    async def broadcast(self, room: str, from_session_id: str, data_json: str) -> None:
-        self._hub.deliver(
-            Event(room, EventKind.BROADCAST, from_session_id=from_session_id, data_json=data_json)
-        )
+    async def counts(self, room: str) -> Counts:
+        return self._presence.counts(room)
+
+    async def broadcast(
+        self, room: str, from_session_id: str, data_json: str, channel: str = ""
+    ) -> None:
+        self._hub.deliver(broadcast_event(room, from_session_id, data_json, channel))
 
     async def sweep(self) -> tuple[int, int]:
         swept = self._presence.expire(self._clock())
         for event in swept.events:
             self._hub.deliver(event)
-        return swept.sessions, len(swept.events)
+        return swept.sessions, sum(1 for e in swept.events if e.kind is EventKind.LEAVE)
 
     async def count_sessions(self) -> int:
         return self._presence.session_count
+
+    async def count_users(self) -> int:
+        return self._presence.user_count
 
     def subscription(self, max_queue: int) -> AbstractAsyncContextManager[Subscription]:
         return self._hub.subscription(max_queue)

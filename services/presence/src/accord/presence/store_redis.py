@@ -7,6 +7,11 @@ Keys, all under ``{prefix}:presence:``:
 - ``session:{id}``     set   the rooms a session is in
 - ``sessions``         hash  session id → edge id (every known session)
 - ``deadlines``        zset  session id → expiry time (Redis clock, ms)
+- ``users:{room}``     hash  user key → the user's sessions in the room
+- ``session_users``    hash  session id → user key (every known session)
+- ``users``            hash  user key → the user's sessions (in any room)
+
+(The user key is :func:`~accord.presence.model.user_key`.)
 
 Each change is one Lua script: it checks, writes, and publishes the resulting
 event on ``{prefix}:presence:{room}`` atomically, so events leave in the order
@@ -29,6 +34,7 @@ import redis.asyncio as aioredis
 from accord.presence.codec import CodecError, decode_event, decode_peer, encode_event, encode_peer
 from accord.presence.hub import Hub, Subscription
 from accord.presence.model import (
+    Counts,
     Event,
     EventKind,
     LeaveReason,
@@ -36,7 +42,10 @@ from accord.presence.model import (
     Page,
     Peer,
     TooManyRooms,
+    UserMismatch,
+    broadcast_event,
     join_event,
+    user_key,
 )
 from accord.presence.store import StoreUnavailable
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -67,22 +76,36 @@ local function remove(p, sid, room, reason)
   redis.call('HDEL', room_key, sid)
   redis.call('ZREM', p .. 'members:' .. room, sid)
   redis.call('SREM', p .. 'session:' .. sid, room)
-  if peer then redis.call('PUBLISH', p .. room, event(room, 'leave', peer, reason)) end
+  if not peer then return end
+  redis.call('PUBLISH', p .. room, event(room, 'leave', peer, reason))
+  local user = redis.call('HGET', p .. 'session_users', sid)
+  local users_key = p .. 'users:' .. room
+  if user and redis.call('HINCRBY', users_key, user, -1) <= 0 then
+    redis.call('HDEL', users_key, user)
+    redis.call('PUBLISH', p .. room, event(room, 'user_offline', peer, reason))
+  end
 end
 local function forget(p, sid)
+  local user = redis.call('HGET', p .. 'session_users', sid)
+  if user and redis.call('HINCRBY', p .. 'users', user, -1) <= 0 then
+    redis.call('HDEL', p .. 'users', user)
+  end
+  redis.call('HDEL', p .. 'session_users', sid)
   redis.call('DEL', p .. 'session:' .. sid)
   redis.call('HDEL', p .. 'sessions', sid)
   redis.call('ZREM', p .. 'deadlines', sid)
 end
 """
 
-# ARGV: prefix, room, session id, peer JSON, edge id, ttl ms, max rooms.
-# Returns 1 joined, 2 re-joined (state replaced), 0 too many rooms.
+# ARGV: prefix, room, session id, peer JSON, edge id, ttl ms, max rooms, user key.
+# Returns 1 joined, 2 re-joined (state replaced), 0 too many rooms, -1 another user's session.
 _JOIN = """
 local p, room, sid, peer, edge = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local ttl, max_rooms = tonumber(ARGV[6]), tonumber(ARGV[7])
+local ttl, max_rooms, user = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
 local room_key = p .. 'room:' .. room
 local session_key = p .. 'session:' .. sid
+local known = redis.call('HGET', p .. 'session_users', sid)
+if known and known ~= user then return -1 end
 local rejoined = redis.call('HEXISTS', room_key, sid) == 1
 if not rejoined and redis.call('SCARD', session_key) >= max_rooms then return 0 end
 redis.call('HSET', room_key, sid, peer)
@@ -90,11 +113,18 @@ redis.call('ZADD', p .. 'members:' .. room, 0, sid)
 redis.call('SADD', session_key, room)
 redis.call('HSET', p .. 'sessions', sid, edge)
 redis.call('ZADD', p .. 'deadlines', now_ms() + ttl, sid)
+if not known then
+  redis.call('HSET', p .. 'session_users', sid, user)
+  redis.call('HINCRBY', p .. 'users', user, 1)
+end
 if rejoined then
   redis.call('PUBLISH', p .. room, event(room, 'update', peer, nil))
   return 2
 end
 redis.call('PUBLISH', p .. room, event(room, 'join', peer, nil))
+if redis.call('HINCRBY', p .. 'users:' .. room, user, 1) == 1 then
+  redis.call('PUBLISH', p .. room, event(room, 'user_online', peer, nil))
+end
 return 1
 """
 
@@ -164,11 +194,13 @@ end
 return {#expired, leaves}
 """
 
-# ARGV: prefix, room, cursor, limit (0: all). Returns {count, next cursor, {peer JSON...}}.
+# ARGV: prefix, room, cursor, limit (0: all).
+# Returns {count, next cursor, {peer JSON...}, user count}.
 _LIST = """
 local p, room, cursor, limit = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local members = p .. 'members:' .. room
 local count = redis.call('ZCARD', members)
+local users = redis.call('HLEN', p .. 'users:' .. room)
 local min = '-'
 if cursor ~= '' then min = '(' .. cursor end
 local ids
@@ -186,7 +218,13 @@ end
 local room_key = p .. 'room:' .. room
 local peers = {}
 for i = 1, n do peers[#peers + 1] = redis.call('HGET', room_key, ids[i]) end
-return {count, next_cursor, peers}
+return {count, next_cursor, peers, users}
+"""
+
+# ARGV: prefix, room. Returns {sessions, users}.
+_COUNTS = """
+local p, room = ARGV[1], ARGV[2]
+return {redis.call('ZCARD', p .. 'members:' .. room), redis.call('HLEN', p .. 'users:' .. room)}
 """
 
 
@@ -293,6 +331,7 @@ class RedisStore:
         self._heartbeat = client.register_script(_COMMON + _HEARTBEAT)
         self._sweep = client.register_script(_COMMON + _SWEEP)
         self._list = client.register_script(_LIST)
+        self._counts = client.register_script(_COUNTS)
         self._channels = _Channels(client, self._p)
 
     def start(self) -> None:
@@ -304,9 +343,11 @@ class RedisStore:
     async def join(self, room: str, peer: Peer, edge_id: str) -> Event:
         args = [self._p, room, peer.session_id, encode_peer(peer), edge_id]
         with _unavailable():
-            outcome = await self._join(args=[*args, self._ttl_ms, self._max_rooms])
+            outcome = await self._join(args=[*args, self._ttl_ms, self._max_rooms, user_key(peer)])
         if outcome == 0:
             raise TooManyRooms(f"session {peer.session_id} is already in {self._max_rooms} rooms")
+        if outcome == -1:
+            raise UserMismatch(f"session {peer.session_id} is present as another user")
         return join_event(room, peer, rejoined=outcome == 2)
 
     async def update(self, room: str, session_id: str, state_json: str) -> Event:
@@ -332,14 +373,19 @@ class RedisStore:
 
     async def list(self, room: str, limit: int, cursor: str) -> Page:
         with _unavailable():
-            count, next_cursor, texts = await self._list(args=[self._p, room, cursor, limit])
+            count, next_cursor, texts, users = await self._list(args=[self._p, room, cursor, limit])
         peers = tuple(decode_peer(text) for text in texts if text is not None)
-        return Page(peers, str(next_cursor), int(count))
+        return Page(peers, str(next_cursor), int(count), int(users))
 
-    async def broadcast(self, room: str, from_session_id: str, data_json: str) -> None:
-        event = Event(
-            room, EventKind.BROADCAST, from_session_id=from_session_id, data_json=data_json
-        )
+    async def counts(self, room: str) -> Counts:
+        with _unavailable():
+            sessions, users = await self._counts(args=[self._p, room])
+        return Counts(int(sessions), int(users))
+
+    async def broadcast(
+        self, room: str, from_session_id: str, data_json: str, channel: str = ""
+    ) -> None:
+        event = broadcast_event(room, from_session_id, data_json, channel)
         with _unavailable():
             await self._client.publish(self._p + room, encode_event(event))
 
@@ -356,6 +402,10 @@ class RedisStore:
     async def count_sessions(self) -> int:
         with _unavailable():
             return int(await self._client.hlen(self._p + "sessions"))
+
+    async def count_users(self) -> int:
+        with _unavailable():
+            return int(await self._client.hlen(self._p + "users"))
 
     def subscription(self, max_queue: int) -> AbstractAsyncContextManager[Subscription]:
         return self._channels.hub.subscription(max_queue)

@@ -1,4 +1,4 @@
-"""The background task that expires sessions and samples the session count."""
+"""The background task that expires sessions and samples the session and user counts."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ async def sweep_once(store: PresenceStore) -> int:
         metrics.LEAVES.labels(LeaveReason.TIMEOUT.value).inc(leaves)
         log.debug("expired %d sessions (%d rooms)", sessions, leaves)
     metrics.SESSIONS.set(await store.count_sessions())
+    metrics.USERS.set(await store.count_users())
     return sessions
 
 

@@ -8,6 +8,7 @@ import re
 from accord.presence.model import Peer
 
 ROOM = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+CHANNEL = re.compile(r"[A-Za-z0-9_.:-]{0,64}")
 MAX_ID = 128
 MAX_BROADCAST_BYTES = 64 * 1024
 
@@ -26,6 +27,12 @@ def room(value: str) -> str:
     return value
 
 
+def channel(value: str) -> str:
+    if not CHANNEL.fullmatch(value):
+        raise Invalid(f"channel {value[:80]!r} must be 0-64 chars of A-Z a-z 0-9 _ . : -")
+    return value
+
+
 def identifier(value: str, what: str, *, required: bool) -> str:
     if required and not value:
         raise Invalid(f"{what} is required")
@@ -38,8 +45,17 @@ def session_id(value: str) -> str:
     return identifier(value, "session_id", required=True)
 
 
+def json_value(text: str, what: str, max_bytes: int) -> str:
+    """JSON text of any value within ``max_bytes``; empty text stands for ``{}``."""
+    return _json(text, what, max_bytes, object_only=False)
+
+
 def json_object(text: str, what: str, max_bytes: int) -> str:
     """JSON text of an object within ``max_bytes``; empty text stands for ``{}``."""
+    return _json(text, what, max_bytes, object_only=True)
+
+
+def _json(text: str, what: str, max_bytes: int, *, object_only: bool) -> str:
     if text == "":
         return "{}"
     size = len(text.encode())
@@ -49,7 +65,7 @@ def json_object(text: str, what: str, max_bytes: int) -> str:
         value = json.loads(text)
     except json.JSONDecodeError as error:
         raise Invalid(f"{what} is not JSON: {error}") from None
-    if not isinstance(value, dict):
+    if object_only and not isinstance(value, dict):
         raise Invalid(f"{what} must be a JSON object")
     return text
 

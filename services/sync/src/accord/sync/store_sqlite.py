@@ -25,6 +25,7 @@ from accord.sync.settings import MEMORY
 log = logging.getLogger(__name__)
 
 _IN_LIMIT = 500
+_WAL_ATTEMPTS = 100
 _CHANGE_COLUMNS = "seq, user_id, client_id, client_seq, collection, key, ts, op, patch"
 
 
@@ -36,12 +37,29 @@ def _unavailable() -> Iterator[None]:
         raise Unavailable(f"database error: {error}") from error
 
 
+async def _use_wal(db: aiosqlite.Connection) -> None:
+    # Switching a new file to WAL needs an exclusive lock and ignores busy_timeout,
+    # so processes opening the same database together retry here.
+    for attempt in range(_WAL_ATTEMPTS):
+        try:
+            await db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or attempt == _WAL_ATTEMPTS - 1:
+                raise
+            await asyncio.sleep(0.05)
+
+
 async def _connect(path: str) -> aiosqlite.Connection:
     db = await aiosqlite.connect(path, isolation_level=None)
-    await db.execute("PRAGMA busy_timeout = 5000")
-    if path != MEMORY:
-        await db.execute("PRAGMA journal_mode = WAL")
-        await db.execute("PRAGMA synchronous = NORMAL")
+    try:
+        await db.execute("PRAGMA busy_timeout = 5000")
+        if path != MEMORY:
+            await _use_wal(db)
+            await db.execute("PRAGMA synchronous = NORMAL")
+    except BaseException:
+        await db.close()
+        raise
     return db
 
 
@@ -59,7 +77,8 @@ async def _migrate(db: aiosqlite.Connection) -> None:
                 log.info("sqlite schema migrated to version %d", version)
         await db.execute("COMMIT")
     except BaseException:
-        await db.execute("ROLLBACK")
+        if db.in_transaction:
+            await db.execute("ROLLBACK")
         raise
 
 

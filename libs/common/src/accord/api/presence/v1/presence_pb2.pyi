@@ -22,6 +22,8 @@ class EventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EVENT_KIND_LEAVE: _ClassVar[EventKind]
     EVENT_KIND_BROADCAST: _ClassVar[EventKind]
     EVENT_KIND_WATCHING: _ClassVar[EventKind]
+    EVENT_KIND_USER_ONLINE: _ClassVar[EventKind]
+    EVENT_KIND_USER_OFFLINE: _ClassVar[EventKind]
 LEAVE_REASON_UNSPECIFIED: LeaveReason
 LEAVE_REASON_UNSUBSCRIBE: LeaveReason
 LEAVE_REASON_DISCONNECT: LeaveReason
@@ -32,6 +34,8 @@ EVENT_KIND_UPDATE: EventKind
 EVENT_KIND_LEAVE: EventKind
 EVENT_KIND_BROADCAST: EventKind
 EVENT_KIND_WATCHING: EventKind
+EVENT_KIND_USER_ONLINE: EventKind
+EVENT_KIND_USER_OFFLINE: EventKind
 
 class Peer(_message.Message):
     __slots__ = ("session_id", "user_id", "client_id", "user_json", "state_json")
@@ -106,24 +110,28 @@ class HeartbeatResponse(_message.Message):
     def __init__(self, unknown_session_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListRequest(_message.Message):
-    __slots__ = ("room", "limit", "cursor")
+    __slots__ = ("room", "limit", "cursor", "counts_only")
     ROOM_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     CURSOR_FIELD_NUMBER: _ClassVar[int]
+    COUNTS_ONLY_FIELD_NUMBER: _ClassVar[int]
     room: str
     limit: int
     cursor: str
-    def __init__(self, room: _Optional[str] = ..., limit: _Optional[int] = ..., cursor: _Optional[str] = ...) -> None: ...
+    counts_only: bool
+    def __init__(self, room: _Optional[str] = ..., limit: _Optional[int] = ..., cursor: _Optional[str] = ..., counts_only: _Optional[bool] = ...) -> None: ...
 
 class ListResponse(_message.Message):
-    __slots__ = ("peers", "next_cursor", "count")
+    __slots__ = ("peers", "next_cursor", "count", "user_count")
     PEERS_FIELD_NUMBER: _ClassVar[int]
     NEXT_CURSOR_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
+    USER_COUNT_FIELD_NUMBER: _ClassVar[int]
     peers: _containers.RepeatedCompositeFieldContainer[Peer]
     next_cursor: str
     count: int
-    def __init__(self, peers: _Optional[_Iterable[_Union[Peer, _Mapping]]] = ..., next_cursor: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
+    user_count: int
+    def __init__(self, peers: _Optional[_Iterable[_Union[Peer, _Mapping]]] = ..., next_cursor: _Optional[str] = ..., count: _Optional[int] = ..., user_count: _Optional[int] = ...) -> None: ...
 
 class WatchRequest(_message.Message):
     __slots__ = ("add", "remove", "ack")
@@ -136,31 +144,37 @@ class WatchRequest(_message.Message):
     def __init__(self, add: _Optional[_Iterable[str]] = ..., remove: _Optional[_Iterable[str]] = ..., ack: _Optional[bool] = ...) -> None: ...
 
 class PresenceEvent(_message.Message):
-    __slots__ = ("room", "kind", "peer", "reason", "from_session_id", "data_json")
+    __slots__ = ("room", "kind", "peer", "reason", "from_session_id", "data_json", "channel")
     ROOM_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     PEER_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     FROM_SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     DATA_JSON_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
     room: str
     kind: EventKind
     peer: Peer
     reason: LeaveReason
     from_session_id: str
     data_json: str
-    def __init__(self, room: _Optional[str] = ..., kind: _Optional[_Union[EventKind, str]] = ..., peer: _Optional[_Union[Peer, _Mapping]] = ..., reason: _Optional[_Union[LeaveReason, str]] = ..., from_session_id: _Optional[str] = ..., data_json: _Optional[str] = ...) -> None: ...
+    channel: str
+    def __init__(self, room: _Optional[str] = ..., kind: _Optional[_Union[EventKind, str]] = ..., peer: _Optional[_Union[Peer, _Mapping]] = ..., reason: _Optional[_Union[LeaveReason, str]] = ..., from_session_id: _Optional[str] = ..., data_json: _Optional[str] = ..., channel: _Optional[str] = ...) -> None: ...
 
 class BroadcastRequest(_message.Message):
-    __slots__ = ("room", "from_session_id", "data_json")
+    __slots__ = ("room", "from_session_id", "data_json", "channel")
     ROOM_FIELD_NUMBER: _ClassVar[int]
     FROM_SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     DATA_JSON_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
     room: str
     from_session_id: str
     data_json: str
-    def __init__(self, room: _Optional[str] = ..., from_session_id: _Optional[str] = ..., data_json: _Optional[str] = ...) -> None: ...
+    channel: str
+    def __init__(self, room: _Optional[str] = ..., from_session_id: _Optional[str] = ..., data_json: _Optional[str] = ..., channel: _Optional[str] = ...) -> None: ...
 
 class BroadcastResponse(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("deferred",)
+    DEFERRED_FIELD_NUMBER: _ClassVar[int]
+    deferred: bool
+    def __init__(self, deferred: _Optional[bool] = ...) -> None: ...

@@ -1,4 +1,8 @@
-"""Accord running for a test: in-process (fast, for protocol tests) or as `accord dev`."""
+"""Accord running for a test: in-process (fast, for protocol tests) or as `accord dev`.
+
+The fixtures here (``suite``, ``make_suite``, ``dev``) are registered for every
+test directory by tests/conftest.py.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.conftest import free_port
+from tests.support.ports import free_port
+
 from tests.support.wsclient import SECRET, Client
 
 ROOT = Path(__file__).resolve().parents[2]

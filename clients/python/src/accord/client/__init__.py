@@ -1,0 +1,74 @@
+"""Python SDK for Accord (accord.client): a local replica of shared rooms, synced over WebSocket.
+
+async with accord.client.connect(url, token=token, client_id="laptop-1") as client:
+    room = await client.join("todo-demo", presence={"status": "online"})
+    await room.set("todos", "t-1", title="milk", done=False)
+    print(room.records("todos"))
+"""
+
+from accord.client.backoff import Backoff
+from accord.client.client import Client, TokenProvider, connect
+from accord.client.errors import (
+    AccordError,
+    BadRequest,
+    ClientClosed,
+    ClientError,
+    ConnectionLost,
+    Forbidden,
+    Internal,
+    NotSubscribed,
+    RateLimited,
+    RejectedChange,
+    SequenceGap,
+    SlowConsumer,
+    TokenExpired,
+    TooLarge,
+    Unauthenticated,
+    Unavailable,
+    Unsupported,
+    error_from_message,
+)
+from accord.client.patch import LOCAL_OPS, PATCH_HANDLERS, Record, apply_patch
+from accord.client.replica import PendingChange, RecordChange, Replica
+from accord.client.room import Peer, Room
+from accord.client.status import State, Status
+from accord.client.store import MemoryStore, OfflineStore, SqliteStore
+
+__all__ = [
+    "LOCAL_OPS",
+    "PATCH_HANDLERS",
+    "AccordError",
+    "Backoff",
+    "BadRequest",
+    "Client",
+    "ClientClosed",
+    "ClientError",
+    "ConnectionLost",
+    "Forbidden",
+    "Internal",
+    "MemoryStore",
+    "NotSubscribed",
+    "OfflineStore",
+    "Peer",
+    "PendingChange",
+    "RateLimited",
+    "Record",
+    "RecordChange",
+    "RejectedChange",
+    "Replica",
+    "Room",
+    "SequenceGap",
+    "SlowConsumer",
+    "SqliteStore",
+    "State",
+    "Status",
+    "TokenExpired",
+    "TokenProvider",
+    "TooLarge",
+    "Unauthenticated",
+    "Unavailable",
+    "Unsupported",
+    "apply_patch",
+    "connect",
+    "error_from_message",
+]

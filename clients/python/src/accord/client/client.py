@@ -1,0 +1,486 @@
+"""The client: one WebSocket to the edge, kept open, and the rooms joined over it."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import inspect
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+from accord.client.backoff import Backoff
+from accord.client.clock import HybridClock
+from accord.client.connection import Connection
+from accord.client.errors import (
+    AccordError,
+    ClientClosed,
+    ConnectionLost,
+    SequenceGap,
+    Unauthenticated,
+    error_from_message,
+)
+from accord.client.patch import UnknownPatch
+from accord.client.replica import PendingChange, RecordChange, Replica
+from accord.client.room import Room
+from accord.client.status import State, Status
+from accord.client.store import MemoryStore, OfflineStore, SqliteStore
+
+__all__ = ["Client", "TokenProvider", "connect"]
+
+log = logging.getLogger(__name__)
+
+TokenProvider = Callable[[], Awaitable[str] | str]
+StatusCallback = Callable[[Status], None]
+ErrorCallback = Callable[[Exception], None]
+
+NAME = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+ROOM = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+UNAUTHORIZED = 4001
+THROTTLED = (1013, 4008)
+
+
+class Client:
+    """A connection to Accord that keeps itself open. Use ``async with connect(...)``.
+
+    - ``token`` or ``token_provider`` (called, sync or async, for the first token
+      when ``token`` is absent, after the server refuses one, and shortly
+      before the current one expires). Neither: anonymous, if the edge allows it.
+    - ``client_id`` names this replica (stable across restarts: it scopes
+      ``client_seq``). Absent: the offline store's, or a new random one.
+    - ``offline_path``: an SQLite file keeping the offline queue, the
+      ``client_seq`` counter and each room's confirmed state across restarts.
+      Absent: kept in memory only (``store`` takes any ``OfflineStore``).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str | None = None,
+        token_provider: TokenProvider | None = None,
+        client_id: str | None = None,
+        user: Mapping[str, Any] | None = None,
+        offline_path: str | Path | None = None,
+        store: OfflineStore | None = None,
+        backoff: Backoff | None = None,
+        heartbeat: float = 15.0,
+        request_timeout: float = 30.0,
+        on_status: StatusCallback | None = None,
+        on_error: ErrorCallback | None = None,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        if client_id is not None and not NAME.fullmatch(client_id):
+            raise ValueError("client_id must be 1-64 characters of [A-Za-z0-9_.:-]")
+        if store is not None and offline_path is not None:
+            raise ValueError("give offline_path or store, not both")
+        self.url = url
+        self.token_provider = token_provider
+        self.user = dict(user) if user is not None else None
+        self.backoff = backoff or Backoff()
+        self.heartbeat = heartbeat
+        self.request_timeout = request_timeout
+        self.welcome: dict[str, Any] = {}
+        self.error: Exception | None = None
+        self._token = token
+        self._requested_client_id = client_id
+        self._client_id = client_id or ""
+        self._store: OfflineStore = store or (
+            SqliteStore(offline_path) if offline_path else MemoryStore()
+        )
+        self._http = session
+        self._own_http = session is None
+        self._clock = HybridClock()
+        self._next_seq = 0
+        self._write_lock = asyncio.Lock()
+        self._rooms: dict[str, Room] = {}
+        self._conn: Connection | None = None
+        self._connecting = False
+        self._offline_requested = False
+        self._closed = False
+        self._started = False
+        self._attempt = 0
+        self._auth_error: AccordError | None = None
+        self._wake = asyncio.Event()
+        self._ready: asyncio.Future[None] | None = None
+        self._run_task: asyncio.Task[None] | None = None
+        self._status = Status(State.OFFLINE)
+        self._status_callbacks: list[StatusCallback] = [on_status] if on_status else []
+        self._error_callbacks: list[ErrorCallback] = [on_error] if on_error else []
+        self._tick = asyncio.Event()
+
+    # Lifecycle
+
+    async def __aenter__(self) -> Client:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def start(self, *, wait: bool = True) -> None:
+        """Open the offline store and start connecting.
+
+        ``wait``: return once the server welcomed this client, raising the typed
+        error (``Unauthenticated``, ``TokenExpired``, …) if it never will.
+        Without it, return at once and work offline until connected.
+        """
+        if self._started:
+            raise RuntimeError("the client was already started")
+        self._started = True
+        await self._store.open()
+        default = f"py-{uuid.uuid4().hex[:16]}"
+        self._client_id, self._next_seq = await self._store.identity(
+            self._requested_client_id, default
+        )
+        if self._http is None:
+            self._http = aiohttp.ClientSession()
+        self._ready = asyncio.get_running_loop().create_future()
+        self._run_task = asyncio.create_task(self._run(), name="accord-client")
+        if wait:
+            await asyncio.shield(self._ready)
+
+    async def close(self) -> None:
+        """Disconnect. Pending changes stay in the offline store for the next start."""
+        if self._closed:
+            return
+        self._closed = True
+        self._wake.set()
+        conn = self._conn
+        if conn is not None:
+            await conn.close()
+        if self._run_task is not None:
+            self._run_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._run_task
+        for room in list(self._rooms.values()):
+            await room._detach()
+        await self._store.close()
+        if self._own_http and self._http is not None:
+            await self._http.close()
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_exception(ClientClosed("the client was closed"))
+            self._ready.exception()
+        self._update_status()
+
+    # State
+
+    @property
+    def client_id(self) -> str:
+        return self._client_id
+
+    @property
+    def status(self) -> Status:
+        return self._status
+
+    @property
+    def connected(self) -> bool:
+        return self._conn is not None
+
+    @property
+    def rooms(self) -> dict[str, Room]:
+        return dict(self._rooms)
+
+    def on_status(self, callback: StatusCallback) -> Callable[[], None]:
+        """Call ``callback(status)`` whenever the state or the pending count changes."""
+        self._status_callbacks.append(callback)
+        return lambda: _remove(self._status_callbacks, callback)
+
+    def on_error(self, callback: ErrorCallback) -> Callable[[], None]:
+        """Errors no call is waiting for: refused changes (``RejectedChange``), errors the
+        server sent unasked (lost access, presence or broadcast refused), and the
+        fatal error that ends the client."""
+        self._error_callbacks.append(callback)
+        return lambda: _remove(self._error_callbacks, callback)
+
+    async def wait_until(self, predicate: Callable[[], bool]) -> None:
+        """Wait until ``predicate()`` holds, re-checking on every status change and room event.
+
+        Bound it with ``asyncio.timeout``.
+        """
+        while not predicate():
+            if self.error is not None:
+                raise self.error
+            if self._closed:
+                raise ClientClosed("the client was closed")
+            await self._tick.wait()
+
+    async def wait_synced(self) -> None:
+        """Wait until connected, caught up in every room, with nothing pending."""
+        await self.wait_until(lambda: self._status.state == State.SYNCED)
+
+    # Rooms
+
+    async def join(self, room: str, *, presence: Mapping[str, Any] | None = None) -> Room:
+        """Join ``room``: its replica from the offline store, subscribed (resuming with
+        ``since``) now if connected, else on connect.
+
+        Raises the server's refusal (``Forbidden``, ``Unavailable``, …) when connected.
+        """
+        if self.error is not None:
+            raise self.error
+        if self._closed or not self._started:
+            raise ClientClosed("the client is not running")
+        if not ROOM.fullmatch(room):
+            raise ValueError("room names are 1-128 characters of [A-Za-z0-9_.:-]")
+        if room in self._rooms:
+            raise ValueError(f"already joined {room}")
+        state = await self._store.load_room(room)
+        if room in self._rooms:
+            raise ValueError(f"already joined {room}")
+        replica = Replica(
+            room, self._client_id, seq=state.seq, records=state.records, pending=state.pending
+        )
+        joined = Room(self, room, replica, dict(presence) if presence is not None else None)
+        self._rooms[room] = joined
+        conn = self._conn
+        if conn is not None:
+            subscribed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            joined._attach(conn, subscribed)
+            try:
+                await subscribed
+            except AccordError:
+                await joined._detach()
+                self._rooms.pop(room, None)
+                raise
+        self._update_status()
+        return joined
+
+    def room(self, name: str) -> Room | None:
+        return self._rooms.get(name)
+
+    # Connection control
+
+    async def go_offline(self) -> None:
+        """Disconnect and stay offline (changes queue up) until ``go_online()``."""
+        self._offline_requested = True
+        conn = self._conn
+        if conn is not None:
+            await conn.close()
+        self._update_status()
+
+    def go_online(self) -> None:
+        self._offline_requested = False
+        self._attempt = 0
+        self._wake.set()
+
+    async def request(self, message: Mapping[str, Any]) -> dict[str, Any]:
+        """Send a raw protocol request and wait for its reply; errors come back typed."""
+        conn = self._conn
+        if conn is None:
+            raise ConnectionLost(None)
+        return await conn.request(dict(message))
+
+    # Internals used by rooms
+
+    async def _queue(
+        self, room: Room, collection: str, key: str, op: dict[str, Any]
+    ) -> tuple[int, list[RecordChange]]:
+        async with self._write_lock:
+            change = PendingChange(self._next_seq, collection, key, op, self._clock.now())
+            await asyncio.shield(self._store.add_pending(room.name, change))
+            self._next_seq += 1
+            events = room.replica.add_local(change)
+        self._update_status()
+        return change.client_seq, events
+
+    def _forget(self, room: Room) -> None:
+        if self._rooms.get(room.name) is room:
+            del self._rooms[room.name]
+        self._update_status()
+
+    def _report(self, error: Exception) -> None:
+        if isinstance(error, Unauthenticated):
+            self._auth_error = error
+        log.info("accord: %r", error)
+        for callback in list(self._error_callbacks):
+            try:
+                callback(error)
+            except Exception:
+                log.exception("an Accord error callback raised")
+
+    def _update_status(self) -> None:
+        status = Status(self._compute_state(), sum(room.pending for room in self._rooms.values()))
+        self._tick.set()
+        self._tick = asyncio.Event()
+        if status == self._status:
+            return
+        self._status = status
+        for callback in list(self._status_callbacks):
+            try:
+                callback(status)
+            except Exception:
+                log.exception("an Accord status callback raised")
+
+    def _compute_state(self) -> State:
+        if self.error is not None:
+            return State.FAILED
+        if self._closed:
+            return State.CLOSED
+        if self._conn is None:
+            return State.CONNECTING if self._connecting else State.OFFLINE
+        if all(room.synced for room in self._rooms.values()):
+            return State.SYNCED
+        return State.SYNCING
+
+    # The connection loop
+
+    async def _run(self) -> None:
+        force_refresh = False
+        while not self._closed:
+            if self._offline_requested:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            self._connecting = True
+            self._update_status()
+            close_code: int | None = None
+            try:
+                close_code = await self._session(force_refresh)
+                force_refresh = False
+            except Unauthenticated as error:
+                if self.token_provider is None or force_refresh:
+                    self._fail(error)
+                    return
+                force_refresh = True
+            except (AccordError, UnknownPatch) as error:
+                self._fail(error)
+                return
+            except SequenceGap as error:
+                log.warning("resubscribing: %s", error)
+                continue
+            except (OSError, aiohttp.ClientError, ConnectionLost, TimeoutError) as error:
+                log.info("accord: connection to %s failed: %r", self.url, error)
+            finally:
+                self._connecting = False
+            if self._closed:
+                return
+            if close_code == UNAUTHORIZED and not self._offline_requested:
+                if self.token_provider is None:
+                    self._fail(self._auth_error or Unauthenticated("the server closed with 4001"))
+                    return
+                force_refresh = True
+            self._update_status()
+            if self._offline_requested:
+                continue
+            delay = self.backoff.delay(self._attempt)
+            if close_code in THROTTLED:
+                delay = max(delay, self.backoff.throttled)
+            self._attempt += 1
+            log.info("accord: reconnecting in %.2fs (close code %s)", delay, close_code)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
+
+    async def _session(self, force_refresh: bool) -> int | None:
+        token = await self._current_token(force_refresh)
+        assert self._http is not None
+        ws = await self._http.ws_connect(self.url, heartbeat=self.heartbeat, max_msg_size=0)
+        conn = Connection(ws, self._on_message, self.request_timeout)
+        reader = asyncio.create_task(conn.run(), name="accord-reader")
+        refresher: asyncio.Task[None] | None = None
+        try:
+            hello: dict[str, Any] = {"type": "hello", "client_id": self._client_id}
+            if token is not None:
+                hello["token"] = token
+            if self.user is not None:
+                hello["user"] = self.user
+            self.welcome = await conn.request(hello)
+            self._auth_error = None
+            self._attempt = 0
+            self._conn = conn
+            self._connecting = False
+            for room in list(self._rooms.values()):
+                room._attach(conn)
+            if self._ready is not None and not self._ready.done():
+                self._ready.set_result(None)
+            if self.token_provider is not None:
+                refresher = asyncio.create_task(self._refresh_loop(conn), name="accord-refresh")
+            self._update_status()
+            return await reader
+        finally:
+            self._conn = None
+            if refresher is not None:
+                refresher.cancel()
+            for room in list(self._rooms.values()):
+                await room._detach()
+            if not reader.done():
+                await conn.close()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(reader, self.request_timeout)
+                reader.cancel()
+
+    async def _on_message(self, message: dict[str, Any]) -> None:
+        name = message.get("room")
+        room = self._rooms.get(name) if isinstance(name, str) else None
+        if room is not None:
+            await room._handle(message)
+        elif message.get("type") == "error":
+            self._report(error_from_message(message))
+
+    async def _current_token(self, refresh: bool) -> str | None:
+        if self.token_provider is not None and (refresh or self._token is None):
+            provided = self.token_provider()
+            self._token = await provided if inspect.isawaitable(provided) else provided
+        return self._token
+
+    async def _refresh_loop(self, conn: Connection) -> None:
+        """Swap in a fresh token shortly before the current one expires."""
+        while True:
+            expires = token_expiry(self._token)
+            if expires is None:
+                return
+            left = expires - time.time()
+            await asyncio.sleep(max(0.0, left - min(60.0, max(0.5, left / 5))))
+            token = await self._current_token(refresh=True)
+            try:
+                await conn.request({"type": "refresh", "token": token})
+            except AccordError as error:
+                self._report(error)
+                return
+            except (ConnectionLost, TimeoutError):
+                return
+
+    def _fail(self, error: Exception) -> None:
+        self.error = error
+        self._report(error)
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_exception(error)
+            self._ready.exception()
+        self._update_status()
+
+
+connect = Client
+"""``async with connect(url, token=…, client_id=…) as client:`` — ``Client`` under its verb."""
+
+
+def token_expiry(token: str | None) -> float | None:
+    """The ``exp`` claim of a JWT, read without verifying it (the server does that)."""
+    if not token or token.count(".") != 2:
+        return None
+    payload = token.split(".")[1]
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (ValueError, binascii.Error):
+        return None
+    exp = claims.get("exp") if isinstance(claims, dict) else None
+    return float(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else None
+
+
+def _remove(items: list[Any], item: Any) -> None:
+    with contextlib.suppress(ValueError):
+        items.remove(item)

@@ -1,0 +1,178 @@
+"""The operator's HTTP API on the edge: list, disconnect, revoke room access.
+
+Every call needs ``Authorization: Bearer <ADMIN_TOKEN>``; without ADMIN_TOKEN
+the API is off (``/peers`` alone then answers loopback callers). Revocations
+live in this edge's memory until lifted or the process restarts: with several
+edges, call each one (``/peers`` on each shows who is where).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hmac
+import logging
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from accord.edge.session import CLOSE_ADMIN
+
+if TYPE_CHECKING:
+    from accord.edge.app import Edge
+
+log = logging.getLogger(__name__)
+
+ACCESS = ("read", "write")
+
+
+class Revocations:
+    """Rooms (glob patterns) a user may no longer read or write, whatever the token says."""
+
+    def __init__(self) -> None:
+        self._rules: dict[str, set[tuple[str, str]]] = {}
+
+    def add(self, user_id: str, pattern: str, access: str) -> None:
+        self._rules.setdefault(user_id, set()).add((pattern, access))
+
+    def remove(self, user_id: str, pattern: str, access: str) -> bool:
+        rules = self._rules.get(user_id)
+        if not rules or (pattern, access) not in rules:
+            return False
+        rules.discard((pattern, access))
+        if not rules:
+            del self._rules[user_id]
+        return True
+
+    def denies(self, user_id: str, room: str, access: str) -> bool:
+        rules = self._rules.get(user_id)
+        if not rules:
+            return False
+        # Revoking read also revokes write.
+        return any(
+            fnmatch.fnmatchcase(room, pattern) and (kind == access or kind == "read") for pattern, kind in rules
+        )
+
+    def listing(self) -> list[dict[str, str]]:
+        return [
+            {"user_id": user, "room": pattern, "access": access}
+            for user, rules in sorted(self._rules.items())
+            for pattern, access in sorted(rules)
+        ]
+
+
+def _authorized(edge: Edge, request: web.Request, *, loopback_ok: bool) -> web.Response | None:
+    token = edge.settings.admin_token
+    if token is None:
+        if loopback_ok and request.remote in ("127.0.0.1", "::1"):
+            return None
+        return web.json_response(
+            {"error": "FORBIDDEN", "message": "the admin API is off: set ADMIN_TOKEN"}, status=403
+        )
+    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    if not hmac.compare_digest(given.encode(), token.encode()):
+        return web.json_response({"error": "UNAUTHENTICATED"}, status=401)
+    return None
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise web.HTTPBadRequest(text='{"error":"BAD_REQUEST","message":"body must be JSON"}', content_type="application/json") from None
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(text='{"error":"BAD_REQUEST","message":"body must be an object"}', content_type="application/json")
+    return body
+
+
+def _bad(message: str) -> web.Response:
+    return web.json_response({"error": "BAD_REQUEST", "message": message}, status=400)
+
+
+class AdminApi:
+    def __init__(self, edge: Edge) -> None:
+        self.edge = edge
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_get("/peers", self.peers)
+        app.router.add_post("/admin/disconnect", self.disconnect)
+        app.router.add_post("/admin/revoke", self.revoke)
+        app.router.add_delete("/admin/revoke", self.unrevoke)
+        app.router.add_get("/admin/revocations", self.revocations)
+
+    async def peers(self, request: web.Request) -> web.Response:
+        denied = _authorized(self.edge, request, loopback_ok=True)
+        if denied is not None:
+            return denied
+        sessions = [
+            {
+                "session_id": s.session_id,
+                "user_id": s.identity.user_id if s.identity else None,
+                "client_id": s.client_id,
+                "remote": s.remote,
+                "rooms": sorted(s.rooms),
+                "encoding": "binary" if s.binary else "json",
+                "queued": s.queued,
+            }
+            for s in self.edge.sessions.values()
+        ]
+        return web.json_response({"edge_id": self.edge.settings.edge_id, "count": len(sessions), "sessions": sessions})
+
+    async def disconnect(self, request: web.Request) -> web.Response:
+        denied = _authorized(self.edge, request, loopback_ok=False)
+        if denied is not None:
+            return denied
+        body = await _body(request)
+        user_id, session_id = body.get("user_id"), body.get("session_id")
+        if not isinstance(user_id, str) and not isinstance(session_id, str):
+            return _bad("give user_id or session_id")
+        closed = 0
+        for session in list(self.edge.sessions.values()):
+            matches = session.session_id == session_id or (
+                session.identity is not None and session.identity.user_id == user_id
+            )
+            if matches:
+                session.close_soon(CLOSE_ADMIN, "disconnected by an operator")
+                closed += 1
+        log.info("admin disconnected %d sessions", closed, extra={"user_id": user_id, "session_id": session_id})
+        return web.json_response({"disconnected": closed})
+
+    def _rule(self, body: dict[str, Any]) -> tuple[str, str, str] | web.Response:
+        user_id, room, access = body.get("user_id"), body.get("room"), body.get("access", "read")
+        if not isinstance(user_id, str) or not user_id:
+            return _bad("user_id must be a non-empty string")
+        if not isinstance(room, str) or not room:
+            return _bad("room must be a room name or glob pattern")
+        if access not in ACCESS:
+            return _bad("access must be read or write")
+        return user_id, room, access
+
+    async def revoke(self, request: web.Request) -> web.Response:
+        denied = _authorized(self.edge, request, loopback_ok=False)
+        if denied is not None:
+            return denied
+        rule = self._rule(await _body(request))
+        if isinstance(rule, web.Response):
+            return rule
+        user_id, room, access = rule
+        self.edge.revocations.add(user_id, room, access)
+        ended = 0
+        for session in list(self.edge.sessions.values()):
+            if session.identity is not None and session.identity.user_id == user_id:
+                ended += await session.enforce_access()
+        log.info("admin revoked %s access to %s", access, room, extra={"user_id": user_id})
+        return web.json_response({"revoked": True, "subscriptions_ended": ended})
+
+    async def unrevoke(self, request: web.Request) -> web.Response:
+        denied = _authorized(self.edge, request, loopback_ok=False)
+        if denied is not None:
+            return denied
+        rule = self._rule(await _body(request))
+        if isinstance(rule, web.Response):
+            return rule
+        return web.json_response({"removed": self.edge.revocations.remove(*rule)})
+
+    async def revocations(self, request: web.Request) -> web.Response:
+        denied = _authorized(self.edge, request, loopback_ok=False)
+        if denied is not None:
+            return denied
+        return web.json_response({"revocations": self.edge.revocations.listing()})

@@ -1,0 +1,648 @@
+// Accord's JavaScript SDK: an ES module with no dependencies and no build step.
+//
+//   import { connect } from "/sdk/accord.js";
+//   const client = await connect({ url: "ws://localhost:8080/ws", token, user: { name: "Ada" } });
+//   const room = await client.join("todo-demo", { presence: { status: "online" } });
+//   room.on("change", ({ collection, key, value }) => render());
+//   room.set("todos", "t-1", { title: "milk", done: false });
+//
+// Protocol: docs/protocol.md. SDK guide: docs/sdk-js.md.
+
+import { Emitter } from "./emitter.js";
+import { Replica } from "./replica.js";
+import { MemoryStore, openStore } from "./store.js";
+
+export { Replica, applyOp, applyPatch } from "./replica.js";
+export { MemoryStore, IndexedDBStore } from "./store.js";
+export { PositionSource, midpoint } from "./sequence.js";
+
+export const VERSION = "0.1.0";
+const MAX_BATCH = 500;
+const PING_EVERY_MS = 10_000;
+const SILENCE_LIMIT_MS = 25_000;
+const SAVE_DELAY_MS = 100;
+// Errors after which a push will never succeed as it is: drop it rather than retry forever.
+const FATAL_PUSH_ERRORS = new Set(["BAD_REQUEST", "FORBIDDEN", "TOO_LARGE", "UNSUPPORTED", "INTERNAL"]);
+
+/** Open local storage, claim a client id and start connecting. */
+export async function connect(options = {}) {
+  const storage = options.storage ?? "indexeddb";
+  const store = storage === "memory" ? new MemoryStore() : typeof storage === "object" ? storage : await openStore(options.dbName ?? "accord");
+  const clientId = options.clientId ?? (await store.claimClientId());
+  const client = new Client({ ...options, store, clientId });
+  client.start();
+  return client;
+}
+
+/** A hybrid logical clock in microseconds: never goes backwards, stays after every ts it has seen. */
+class Clock {
+  constructor() {
+    this.last = 0;
+  }
+  now() {
+    this.last = Math.max(Date.now() * 1000, this.last + 1);
+    return this.last;
+  }
+  observe(ts) {
+    if (Number.isSafeInteger(ts) && ts > this.last) this.last = ts;
+  }
+}
+
+function defaultUrl() {
+  const { protocol, host } = globalThis.location;
+  return `${protocol === "https:" ? "wss" : "ws"}://${host}/ws`;
+}
+
+/**
+ * One connection to an edge, shared by any number of rooms.
+ * Events: "status" ({state, pending, text}), "error" ({code, message, room?}),
+ * "connected" (welcome), "disconnected" ({code, reason}).
+ */
+export class Client extends Emitter {
+  constructor({ url, token, user, store, clientId, backoff = {}, WebSocket: WS }) {
+    super();
+    this.url = url ?? defaultUrl();
+    this.token = token;
+    this.user = user;
+    this.store = store;
+    this.clientId = clientId;
+    this.backoff = { initial: 250, max: 10_000, ...backoff };
+    this.WebSocket = WS ?? globalThis.WebSocket;
+    this.clock = new Clock();
+    this.rooms = new Map();
+    this.ws = null;
+    this.phase = "offline"; // offline | connecting | open
+    this.welcome = null;
+    this.attempt = 0;
+    this.nextId = 1;
+    this.requests = new Map();
+    this.closed = false;
+    this.authFailed = null;
+    this.reconnectTimer = null;
+    this.lastReceived = 0;
+    this.lastStatus = "";
+    this.onOnline = () => this.reconnectNow();
+    this.onOffline = () => this.drop("browser offline");
+    this.onPageHide = () => {
+      for (const room of this.rooms.values()) room.saveNow();
+    };
+  }
+
+  get sessionId() {
+    return this.welcome?.session_id ?? null;
+  }
+  get userId() {
+    return this.welcome?.user_id ?? null;
+  }
+
+  start() {
+    globalThis.addEventListener?.("online", this.onOnline);
+    globalThis.addEventListener?.("offline", this.onOffline);
+    globalThis.addEventListener?.("pagehide", this.onPageHide);
+    this.pinger = setInterval(() => this.checkAlive(), PING_EVERY_MS);
+    this.open();
+  }
+
+  /** Join a room: its saved replica and queue load at once; it syncs whenever the client is online. */
+  async join(name, { presence } = {}) {
+    if (this.rooms.has(name)) return this.rooms.get(name);
+    const room = new Room(this, name, presence);
+    this.rooms.set(name, room);
+    await room.load();
+    if (this.rooms.get(name) === room && this.phase === "open") room.subscribe();
+    this.updateStatus();
+    return room;
+  }
+
+  /** Close the connection for good (local state stays in storage). */
+  close() {
+    this.closed = true;
+    clearTimeout(this.reconnectTimer);
+    clearInterval(this.pinger);
+    globalThis.removeEventListener?.("online", this.onOnline);
+    globalThis.removeEventListener?.("offline", this.onOffline);
+    globalThis.removeEventListener?.("pagehide", this.onPageHide);
+    this.onPageHide();
+    this.drop("closed by the application");
+    this.store.close();
+  }
+
+  /** Overall sync status: connecting, synced, offline or pending (with the number of queued changes). */
+  get status() {
+    const pending = [...this.rooms.values()].reduce((n, room) => n + room.pendingCount, 0);
+    let state;
+    if (this.phase === "offline") state = "offline";
+    else if (this.phase === "connecting" || [...this.rooms.values()].some((r) => !r.caughtUp)) state = "connecting";
+    else state = pending > 0 ? "pending" : "synced";
+    const text = state === "pending" ? `pending ${pending}` : state === "offline" && pending > 0 ? `offline, pending ${pending}` : state;
+    return { state, pending, text, error: this.authFailed };
+  }
+
+  updateStatus() {
+    const status = this.status;
+    const signature = JSON.stringify(status);
+    if (signature !== this.lastStatus) {
+      this.lastStatus = signature;
+      this.emit("status", status);
+    }
+    for (const room of this.rooms.values()) room.updateStatus();
+  }
+
+  // -- connection ---------------------------------------------------------
+
+  async open() {
+    if (this.closed || this.ws || this.authFailed) return;
+    if (globalThis.navigator && navigator.onLine === false) {
+      this.phase = "offline";
+      this.updateStatus();
+      return; // the "online" event reconnects
+    }
+    this.phase = "connecting";
+    this.updateStatus();
+    let token;
+    try {
+      token = typeof this.token === "function" ? await this.token() : this.token;
+    } catch (error) {
+      this.emit("error", { code: "TOKEN_PROVIDER", message: String(error) });
+      this.scheduleReconnect();
+      return;
+    }
+    if (this.closed || this.ws) return;
+    const ws = new this.WebSocket(this.url);
+    this.ws = ws;
+    this.lastReceived = Date.now();
+    ws.onopen = () => {
+      const hello = { type: "hello", client_id: this.clientId };
+      if (token) hello.token = token;
+      if (this.user) hello.user = this.user;
+      this.request(hello).then((reply) => this.onHello(ws, reply), () => {});
+    };
+    ws.onmessage = (event) => this.onFrame(ws, event.data);
+    ws.onclose = (event) => this.onClose(ws, event.code, event.reason);
+    ws.onerror = () => {}; // onclose follows with the code
+  }
+
+  onHello(ws, reply) {
+    if (ws !== this.ws) return;
+    if (reply.type === "error") return; // the server closes with 4001; onClose decides
+    this.welcome = reply;
+    this.phase = "open";
+    this.attempt = 0;
+    this.emit("connected", reply);
+    for (const room of this.rooms.values()) room.subscribe();
+    this.updateStatus();
+  }
+
+  onFrame(ws, data) {
+    if (ws !== this.ws) return;
+    this.lastReceived = Date.now();
+    let message;
+    try {
+      message = JSON.parse(data);
+    } catch {
+      return;
+    }
+    if (Number.isInteger(message.id) && this.requests.has(message.id)) {
+      const { resolve } = this.requests.get(message.id);
+      this.requests.delete(message.id);
+      resolve(message);
+      return;
+    }
+    const room = message.room === undefined ? undefined : this.rooms.get(message.room);
+    switch (message.type) {
+      case "snapshot":
+        room?.onSnapshot(message);
+        break;
+      case "changes":
+        room?.onChanges(message.changes);
+        break;
+      case "presence":
+        room?.onPresence(message);
+        break;
+      case "broadcast":
+        room?.onBroadcast(message);
+        break;
+      case "error":
+        if (message.code === "UNAUTHENTICATED" || message.code === "TOKEN_EXPIRED") this.lastAuthError = message;
+        if (room && message.code === "FORBIDDEN") room.onForbidden(message);
+        this.emit("error", message);
+        break;
+      default:
+        break;
+    }
+  }
+
+  onClose(ws, code, reason) {
+    if (ws !== this.ws) return;
+    this.detach();
+    this.emit("disconnected", { code, reason });
+    if (code === 4001 && typeof this.token !== "function") {
+      // A fixed token will not get better by retrying.
+      this.authFailed = this.lastAuthError ?? { code: "UNAUTHENTICATED", message: reason || "authentication failed" };
+      this.emit("error", this.authFailed);
+      this.updateStatus();
+      return;
+    }
+    this.scheduleReconnect(code === 1013 || code === 4008 ? 5000 : 0);
+  }
+
+  /** Forget the socket and everything tied to it (requests, in-flight pushes, presence). */
+  detach() {
+    const ws = this.ws;
+    this.ws = null;
+    this.welcome = null;
+    this.phase = "offline";
+    if (ws) {
+      ws.onopen = ws.onmessage = ws.onclose = null;
+      try {
+        ws.close(1000);
+      } catch {
+        // already closing
+      }
+    }
+    for (const { reject } of this.requests.values()) reject(new Error("disconnected"));
+    this.requests.clear();
+    for (const room of this.rooms.values()) room.onDisconnect();
+    this.updateStatus();
+  }
+
+  /** Close the socket now (offline, or gone silent) and reconnect when possible. */
+  drop(why) {
+    if (this.ws) {
+      this.detach();
+      this.emit("disconnected", { code: 1000, reason: why });
+    }
+    if (!this.closed) this.scheduleReconnect();
+  }
+
+  scheduleReconnect(minimum = 0) {
+    clearTimeout(this.reconnectTimer);
+    if (this.closed || this.authFailed) return;
+    const base = Math.min(this.backoff.max, this.backoff.initial * 2 ** this.attempt);
+    const delay = Math.max(minimum, base / 2 + Math.random() * (base / 2));
+    this.attempt += 1;
+    this.reconnectTimer = setTimeout(() => this.open(), delay);
+  }
+
+  reconnectNow() {
+    this.attempt = 0;
+    clearTimeout(this.reconnectTimer);
+    if (!this.ws) this.open();
+  }
+
+  checkAlive() {
+    if (this.phase !== "open") return;
+    const silent = Date.now() - this.lastReceived;
+    if (silent > SILENCE_LIMIT_MS) this.drop("connection went silent");
+    else if (silent > PING_EVERY_MS) this.request({ type: "ping" }).catch(() => {});
+  }
+
+  /** Send a request with an id; resolves with the reply (an error reply too), rejects on disconnect. */
+  request(message) {
+    return new Promise((resolve, reject) => {
+      if (!this.ws || this.ws.readyState !== 1) {
+        reject(new Error("not connected"));
+        return;
+      }
+      const id = this.nextId++;
+      this.requests.set(id, { resolve, reject });
+      this.ws.send(JSON.stringify({ ...message, id }));
+    });
+  }
+
+  /** Send a message that gets no reply on success. */
+  send(message) {
+    if (this.phase !== "open" || this.ws?.readyState !== 1) return false;
+    this.ws.send(JSON.stringify(message));
+    return true;
+  }
+}
+
+/**
+ * One joined room: a local replica, an offline queue, presence and broadcast.
+ * Events: "change" ({collection, key, value}), "presence" (peers),
+ * "broadcast" ({from, data, peer}), "status" ({state, pending, text}), "error".
+ */
+export class Room extends Emitter {
+  constructor(client, name, presence) {
+    super();
+    this.client = client;
+    this.name = name;
+    this.presenceState = presence ?? null;
+    this.replica = new Replica({ onChange: (collection, key, value) => this.emit("change", { collection, key, value }) });
+    this.lastClientSeq = 0;
+    this.subscribed = false;
+    this.caughtUp = false;
+    this.head = 0;
+    this.expectSnapshot = false;
+    this.inflight = false;
+    this.isolate = 0;
+    this.retryTimer = null;
+    this.saveTimer = null;
+    this.peers = new Map();
+    this.lastStatus = "";
+    this.error = null;
+    this.storedSeqs = new Set(); // client_seqs of the changes in the stored queue
+  }
+
+  async load() {
+    const saved = await this.client.store.loadRoom(this.client.clientId, this.name);
+    this.replica.loadConfirmed(saved.seq, saved.records);
+    this.replica.pending = saved.pending;
+    this.storedSeqs = new Set(saved.pending.map((p) => p.client_seq));
+    this.lastClientSeq = Math.max(saved.lastClientSeq, ...saved.pending.map((p) => p.client_seq), 0);
+    this.replica.rebuild();
+  }
+
+  // -- reading ------------------------------------------------------------
+
+  /** The record's fields, or undefined. */
+  get(collection, key) {
+    return this.replica.get(collection, key);
+  }
+
+  /** Every record of a collection: [{key, value}], in key order. */
+  list(collection) {
+    return this.replica.entries(collection).map(([key, value]) => ({ key, value }));
+  }
+
+  get pendingCount() {
+    return this.replica.pending.length;
+  }
+
+  get seq() {
+    return this.replica.seq;
+  }
+
+  get status() {
+    const pending = this.pendingCount;
+    let state;
+    if (this.client.phase === "offline") state = "offline";
+    else if (!this.caughtUp) state = "connecting";
+    else state = pending > 0 ? "pending" : "synced";
+    return { state, pending, text: state === "pending" ? `pending ${pending}` : state };
+  }
+
+  updateStatus() {
+    const status = this.status;
+    const signature = JSON.stringify(status);
+    if (signature !== this.lastStatus) {
+      this.lastStatus = signature;
+      this.emit("status", status);
+    }
+  }
+
+  /** Resolves once the room has caught up with the server and has nothing queued. */
+  synced() {
+    return new Promise((resolve) => {
+      if (this.status.state === "synced") return resolve();
+      const off = this.on("status", (s) => {
+        if (s.state === "synced") {
+          off();
+          resolve();
+        }
+      });
+    });
+  }
+
+  // -- writing ------------------------------------------------------------
+
+  /** Set fields of a record (last writer wins per field); creates it if absent. */
+  set(collection, key, fields) {
+    return this.write(collection, key, { kind: "set", fields });
+  }
+
+  delete(collection, key) {
+    return this.write(collection, key, { kind: "delete" });
+  }
+
+  /** Add `by` (an integer) to a counter field; concurrent increments all count. */
+  incr(collection, key, field, by = 1) {
+    if (!Number.isInteger(by)) throw new TypeError("incr needs an integer");
+    return this.write(collection, key, { kind: "incr", field, by });
+  }
+
+  write(collection, key, op) {
+    const change = { client_seq: ++this.lastClientSeq, collection, key, ts: this.client.clock.now(), op };
+    this.client.store.putPending(this.client.clientId, this.name, change);
+    this.storedSeqs.add(change.client_seq);
+    this.replica.addLocal(change);
+    this.client.updateStatus();
+    queueMicrotask(() => this.flush());
+    return change.client_seq;
+  }
+
+  // -- presence and broadcast ----------------------------------------------
+
+  /** This session's presence state in the room (kept across reconnects). */
+  setPresence(state) {
+    this.presenceState = state;
+    const own = this.peers.get(this.client.sessionId);
+    if (own) {
+      own.state = state;
+      this.emitPresence();
+    }
+    if (this.subscribed) this.client.send({ type: "presence", room: this.name, state });
+  }
+
+  /** Send ephemeral data to every other subscriber; false when offline (nothing is queued). */
+  broadcast(data) {
+    if (!this.subscribed) return false;
+    return this.client.send({ type: "broadcast", room: this.name, data });
+  }
+
+  /** The peers present in the room (this session included once it has joined presence). */
+  get peerList() {
+    return [...this.peers.values()];
+  }
+
+  emitPresence() {
+    this.emit("presence", this.peerList);
+  }
+
+  async leave() {
+    this.client.rooms.delete(this.name);
+    this.saveNow();
+    if (this.subscribed) await this.client.request({ type: "unsubscribe", room: this.name }).catch(() => {});
+    this.onDisconnect();
+    this.client.updateStatus();
+  }
+
+  // -- protocol -------------------------------------------------------------
+
+  async subscribe() {
+    this.caughtUp = false;
+    const since = this.replica.seq;
+    const message = { type: "subscribe", room: this.name, since };
+    if (this.presenceState) message.presence = this.presenceState;
+    let reply;
+    try {
+      reply = await this.client.request(message);
+    } catch {
+      return; // disconnected: subscribing again is part of reconnecting
+    }
+    if (this.client.rooms.get(this.name) !== this) return;
+    if (reply.type === "error") {
+      this.error = reply;
+      this.emit("error", reply);
+      if (reply.code === "UNAVAILABLE" || reply.code === "RATE_LIMITED") {
+        this.retryTimer = setTimeout(() => this.client.phase === "open" && this.subscribe(), reply.retry_after_ms ?? 1000);
+      }
+      return;
+    }
+    this.error = null;
+    this.subscribed = true;
+    this.head = reply.head;
+    this.expectSnapshot = since > reply.head || (since === 0 && reply.head > 0);
+    if (reply.head === 0 && since > 0) {
+      // The server holds nothing for this room any more: drop what we had.
+      this.replica.applySnapshotChunk({ seq: 0, records: [], last: true });
+      this.afterServerUpdate();
+    }
+    this.checkCaughtUp();
+  }
+
+  checkCaughtUp() {
+    if (!this.subscribed || this.caughtUp) return;
+    if (!this.expectSnapshot && this.replica.seq >= this.head) {
+      this.caughtUp = true;
+      this.client.updateStatus();
+      this.flush();
+    }
+  }
+
+  onSnapshot(message) {
+    if (!this.subscribed) return;
+    this.replica.applySnapshotChunk(message);
+    if (message.last) {
+      this.expectSnapshot = false;
+      this.afterServerUpdate();
+      this.checkCaughtUp();
+    }
+  }
+
+  onChanges(changes) {
+    if (!this.subscribed) return;
+    for (const change of changes) this.client.clock.observe(change.ts);
+    const inOrder = this.replica.applyChanges(changes, this.client.clientId);
+    this.afterServerUpdate();
+    if (!inOrder) {
+      this.resync();
+      return;
+    }
+    this.checkCaughtUp();
+  }
+
+  /** A gap in the seqs (should never happen): subscribe again from what we hold. */
+  async resync() {
+    this.subscribed = false;
+    await this.client.request({ type: "unsubscribe", room: this.name }).catch(() => {});
+    if (this.client.phase === "open") this.subscribe();
+  }
+
+  onPresence(message) {
+    if (message.event === "sync") {
+      this.peers = new Map(message.peers.map((p) => [p.session_id, p]));
+    } else if (message.event === "leave") {
+      this.peers.delete(message.peer.session_id);
+    } else {
+      this.peers.set(message.peer.session_id, message.peer);
+    }
+    this.emitPresence();
+  }
+
+  onBroadcast(message) {
+    this.emit("broadcast", { from: message.from, data: message.data, peer: this.peers.get(message.from) });
+  }
+
+  onForbidden(message) {
+    this.subscribed = false;
+    this.caughtUp = false;
+    this.error = message;
+    this.emit("error", message);
+  }
+
+  onDisconnect() {
+    this.subscribed = false;
+    this.caughtUp = false;
+    this.inflight = false;
+    clearTimeout(this.retryTimer);
+    if (this.peers.size > 0) {
+      this.peers.clear();
+      this.emitPresence();
+    }
+  }
+
+  /** Send the queued changes not sent yet, one push in flight at a time. */
+  async flush() {
+    if (!this.caughtUp || this.inflight || this.client.phase !== "open") return;
+    const unsent = this.replica.pending.filter((p) => p.ackSeq === undefined);
+    if (unsent.length === 0) return;
+    const batch = unsent.slice(0, this.isolate > 0 ? 1 : MAX_BATCH);
+    this.inflight = true;
+    let reply;
+    try {
+      reply = await this.client.request({
+        type: "push",
+        room: this.name,
+        changes: batch.map(({ client_seq, collection, key, ts, op }) => ({ client_seq, collection, key, ts, op })),
+      });
+    } catch {
+      return; // disconnected: the batch is sent again after reconnecting (duplicates are recognised)
+    }
+    if (!this.inflight) return; // disconnected and reconnected meanwhile
+    this.inflight = false;
+    if (reply.type === "ack") {
+      for (const result of reply.results) {
+        this.client.clock.observe(result.ts);
+        this.replica.acknowledge(result);
+      }
+      if (this.isolate > 0) this.isolate -= batch.length;
+      this.forgetConfirmed();
+      this.client.updateStatus();
+      this.flush();
+      return;
+    }
+    if (FATAL_PUSH_ERRORS.has(reply.code)) {
+      if (batch.length > 1) {
+        this.isolate = batch.length; // find the bad change: send them one by one
+      } else {
+        this.replica.reject([batch[0].client_seq]);
+        this.forgetConfirmed();
+        this.emit("error", { ...reply, change: batch[0] });
+        if (this.isolate > 0) this.isolate -= 1;
+      }
+      this.client.updateStatus();
+      this.flush();
+      return;
+    }
+    // UNAVAILABLE, RATE_LIMITED, NOT_SUBSCRIBED: try again shortly.
+    this.retryTimer = setTimeout(() => this.flush(), reply.retry_after_ms ?? 1000);
+  }
+
+  /** Remove the changes that left the queue (confirmed or rejected) from storage. */
+  forgetConfirmed() {
+    const still = new Set(this.replica.pending.map((p) => p.client_seq));
+    const gone = [...this.storedSeqs].filter((cseq) => !still.has(cseq));
+    if (gone.length === 0) return;
+    this.client.store.deletePending(this.client.clientId, this.name, gone);
+    this.storedSeqs = still;
+  }
+
+  afterServerUpdate() {
+    this.forgetConfirmed();
+    this.saveSoon();
+    this.client.updateStatus();
+  }
+
+  saveSoon() {
+    if (this.saveTimer) return;
+    this.saveTimer = setTimeout(() => this.saveNow(), SAVE_DELAY_MS);
+  }
+
+  saveNow() {
+    clearTimeout(this.saveTimer);
+    this.saveTimer = null;
+    this.client.store.saveRoom(this.client.clientId, this.name, { seq: this.replica.seq, records: this.replica.confirmedRecords() });
+  }
+}
