@@ -491,3 +491,38 @@ async def test_drain_closes_sockets_with_1012_and_refuses_new_ones(make_suite: A
             assert response.status == 503
         with pytest.raises(aiohttp.WSServerHandshakeError):
             await http.ws_connect(suite.ws_url)
+
+
+async def test_presence_pages_counts_user_events_and_channels(make_suite: Any) -> None:
+    suite = await make_suite(edge_env={"PRESENCE_SYNC_LIMIT": "2"})
+    clients = [await connected(suite, f"u-{n}", f"c-{n}") for n in range(4)]
+    try:
+        for client in clients[:3]:
+            await client.subscribe("big", presence={})
+        watcher = clients[3]
+        await watcher.send({"type": "subscribe", "id": 50, "room": "big", "users": True})
+        sync = await watcher.expect(lambda m: m.get("type") == "presence" and m["event"] == "sync")
+        assert (sync["count"], sync["users"], len(sync["peers"])) == (3, 3, 2)
+        page = await watcher.request({"type": "presence_list", "room": "big", "cursor": sync["next_cursor"]})
+        assert page["type"] == "presence_page"
+        assert len(page["peers"]) == 1
+        seen = {p["user_id"] for p in sync["peers"] + page["peers"]}
+        assert seen == {"u-0", "u-1", "u-2"}
+        counts = await watcher.request({"type": "presence_list", "room": "big", "counts_only": True})
+        assert (counts["count"], counts["users"], counts["peers"]) == (3, 3, [])
+        bad = await watcher.request({"type": "presence_list", "room": "big", "limit": 0})
+        assert bad["code"] == "BAD_REQUEST"
+
+        await clients[0].close()
+        offline = await watcher.expect(lambda m: m.get("type") == "presence" and m["event"] == "user_offline")
+        assert offline["peer"]["user_id"] == "u-0"
+        assert offline["reason"] == "disconnect"
+
+        await clients[1].send({"type": "broadcast", "room": "big", "channel": "cursor", "data": {"x": 1}})
+        received = await watcher.expect("broadcast")
+        assert (received["channel"], received["data"]) == ("cursor", {"x": 1})
+        bad_channel = await clients[1].request({"type": "broadcast", "room": "big", "channel": "no spaces", "data": 1})
+        assert bad_channel["code"] == "BAD_REQUEST"
+    finally:
+        for client in clients:
+            await client.close()

@@ -41,7 +41,7 @@ class Edge:
         self.sync = SyncClient(sync_channel, settings.rpc_timeout)
         self.presence = PresenceClient(presence_channel, settings.rpc_timeout, settings.edge_id)
         self.hub = Hub(self.sync, settings.rpc_timeout)
-        self.roster = Roster(self.presence, settings.rpc_timeout)
+        self.roster = Roster(self.presence, settings.rpc_timeout, settings.presence_sync_limit)
         self.sessions: dict[str, Session] = {}
         self.draining = False
         self.connect_limits = SharedBuckets(settings.connect_rate, settings.connect_burst)
@@ -126,6 +126,7 @@ class Edge:
                         await session.ws.ping()
                     except (ConnectionError, RuntimeError):
                         pass
+            self.roster.retry_resyncs()
             joined = [s.session_id for s in self.sessions.values() if any(e.presence is not None for e in s.rooms.values())]
             if not joined:
                 continue
@@ -138,9 +139,12 @@ class Edge:
                 session = self.sessions.get(session_id)
                 if session is not None:
                     try:
-                        await session.rejoin()
+                        rooms = await session.rejoin()
                     except grpc.aio.AioRpcError as error:
                         log.warning("presence re-join failed: %s", error.code().name)
+                        continue
+                    # A sync listed while this session was forgotten lacks it.
+                    self.roster.resync(rooms)
 
     async def drain(self) -> None:
         self.draining = True

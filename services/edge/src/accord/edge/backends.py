@@ -17,6 +17,8 @@ from accord.common import grpcutil
 from accord.edge import metrics
 from accord.edge.protocol import ProtocolError
 
+RETRY_AFTER_KEY = "accord-retry-after-ms"
+
 # gRPC status -> client protocol code, when the server gave no reason.
 _CODES = {
     grpc.StatusCode.INVALID_ARGUMENT: "BAD_REQUEST",
@@ -44,7 +46,13 @@ def to_protocol_error(error: grpc.aio.AioRpcError, room: str | None = None) -> P
         message = "the service is unavailable, try again" if code == "UNAVAILABLE" else "internal error"
     else:
         message = error.details() or code.lower()
-    return ProtocolError(code, message, room=room)
+    retry_after_ms = None
+    if code == "RATE_LIMITED":
+        for key, value in error.trailing_metadata() or ():
+            if key == RETRY_AFTER_KEY and str(value).isdigit():
+                retry_after_ms = int(value)
+        retry_after_ms = retry_after_ms or 1000
+    return ProtocolError(code, message, room=room, retry_after_ms=retry_after_ms)
 
 
 class _Timed:
@@ -137,15 +145,33 @@ class PresenceClient:
             )
         return list(response.unknown_session_ids)
 
-    async def list(self, room: str) -> list[dict[str, Any]]:
+    async def list(
+        self, room: str, *, limit: int = 0, cursor: str = "", counts_only: bool = False
+    ) -> dict[str, Any]:
+        """A page of the room's peers: ``peers``, ``count``, ``users``, ``next_cursor``."""
         with _Timed("List"):
-            response: ppb.ListResponse = await self.stub.List(ppb.ListRequest(room=room), timeout=self.timeout)
-        return [peer_dict(p) for p in response.peers]
+            response: ppb.ListResponse = await self.stub.List(
+                ppb.ListRequest(room=room, limit=limit, cursor=cursor, counts_only=counts_only),
+                timeout=self.timeout,
+            )
+        page: dict[str, Any] = {
+            "peers": [peer_dict(p) for p in response.peers],
+            "count": response.count,
+            "users": response.user_count,
+        }
+        if response.next_cursor:
+            page["next_cursor"] = response.next_cursor
+        return page
 
-    async def broadcast(self, room: str, session_id: str, data: Any) -> None:
+    async def broadcast(self, room: str, session_id: str, data: Any, channel: str = "") -> None:
         with _Timed("Broadcast"):
             await self.stub.Broadcast(
-                ppb.BroadcastRequest(room=room, from_session_id=session_id, data_json=json.dumps(data, separators=(",", ":"))),
+                ppb.BroadcastRequest(
+                    room=room,
+                    from_session_id=session_id,
+                    data_json=json.dumps(data, separators=(",", ":")),
+                    channel=channel,
+                ),
                 timeout=self.timeout,
             )
 

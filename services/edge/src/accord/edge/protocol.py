@@ -104,6 +104,8 @@ def parse_binary(data: bytes, max_depth: int) -> dict[str, Any]:
         message["since"] = frame.subscribe.since
         if frame.subscribe.HasField("presence_json"):
             message["presence"] = _json_field(frame.subscribe.presence_json, "presence_json") or {}
+        if frame.subscribe.users:
+            message["users"] = True
     elif kind == "unsubscribe":
         message["room"] = frame.unsubscribe.room
     elif kind == "push":
@@ -126,6 +128,15 @@ def parse_binary(data: bytes, max_depth: int) -> dict[str, Any]:
     elif kind == "broadcast":
         message["room"] = frame.broadcast.room
         message["data"] = _json_field(frame.broadcast.data_json, "data_json")
+        if frame.broadcast.channel:
+            message["channel"] = frame.broadcast.channel
+    elif kind == "presence_list":
+        message["room"] = frame.presence_list.room
+        if frame.presence_list.cursor:
+            message["cursor"] = frame.presence_list.cursor
+        if frame.presence_list.limit:
+            message["limit"] = frame.presence_list.limit
+        message["counts_only"] = frame.presence_list.counts_only
     elif kind is None:
         raise ProtocolError("UNSUPPORTED", "binary frame carries no known message")
     if too_deep(message, max_depth):
@@ -216,10 +227,30 @@ def to_server_frame(message: dict[str, Any]) -> pb.ServerFrame:
             event.peer.CopyFrom(_peer_pb(message["peer"]))
         if "reason" in message:
             event.reason = message["reason"]
+        if "count" in message:
+            event.count = message["count"]
+        if "users" in message:
+            event.users = message["users"]
+        event.next_cursor = message.get("next_cursor", "")
         frame.presence.CopyFrom(event)
+    elif kind == "presence_page":
+        frame.presence_page.CopyFrom(
+            pb.PresencePage(
+                room=message["room"],
+                peers=[_peer_pb(p) for p in message.get("peers", ())],
+                count=message["count"],
+                users=message["users"],
+                next_cursor=message.get("next_cursor", ""),
+            )
+        )
     elif kind == "broadcast":
         frame.broadcast.CopyFrom(
-            pb.BroadcastRecv(room=message["room"], data_json=_dumps(message["data"]), **{"from": message["from"]})
+            pb.BroadcastRecv(
+                room=message["room"],
+                data_json=_dumps(message["data"]),
+                channel=message.get("channel", ""),
+                **{"from": message["from"]},
+            )
         )
     elif kind == "error":
         error = pb.Error(code=message["code"], message=message["message"], room=message.get("room", ""))

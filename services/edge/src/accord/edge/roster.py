@@ -34,18 +34,30 @@ REASON_NAMES = {
 }
 
 
+USER_EVENTS = {
+    ppb.EVENT_KIND_USER_ONLINE: "user_online",
+    ppb.EVENT_KIND_USER_OFFLINE: "user_offline",
+}
+
+
+def sync_message(room: str, page: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "presence", "room": room, "event": "sync", **page}
+
+
 class _Watched:
-    __slots__ = ("confirmed", "sessions")
+    __slots__ = ("confirmed", "sessions", "user_watchers")
 
     def __init__(self) -> None:
         self.sessions: dict[str, Subscriber] = {}
+        self.user_watchers: set[str] = set()  # sessions that asked for user events
         self.confirmed = asyncio.Event()
 
 
 class Roster:
-    def __init__(self, presence: PresenceClient, confirm_timeout: float) -> None:
+    def __init__(self, presence: PresenceClient, confirm_timeout: float, sync_limit: int) -> None:
         self.presence = presence
         self.confirm_timeout = confirm_timeout
+        self.sync_limit = sync_limit
         self.rooms: dict[str, _Watched] = {}
         self._resync: set[str] = set()
         self.feed: Feed[ppb.PresenceEvent] = Feed(
@@ -75,13 +87,27 @@ class Roster:
         if watched is None:
             return
         try:
-            peers = await self.presence.list(room)
+            page = await self.presence.list(room, limit=self.sync_limit)
         except grpc.aio.AioRpcError as error:
-            log.warning("presence resync of %s failed: %s", room, error.code().name)
+            log.warning("presence resync of %s failed: %s (retried)", room, error.code().name)
+            self._resync.add(room)
             return
-        out = Out({"type": "presence", "room": room, "event": "sync", "peers": peers})
+        out = Out(sync_message(room, page))
         for session in watched.sessions.values():
             session.send(out)
+
+    def resync(self, rooms: list[str]) -> None:
+        """Send the watchers of ``rooms`` a fresh sync (e.g. after presence forgot sessions)."""
+        for room in rooms:
+            if room in self.rooms:
+                asyncio.create_task(self._send_sync(room))
+
+    def retry_resyncs(self) -> None:
+        """Retry syncs that failed, for rooms whose Watch is confirmed."""
+        due = [r for r in self._resync if r in self.rooms and self.rooms[r].confirmed.is_set()]
+        for room in due:
+            self._resync.discard(room)
+        self.resync(due)
 
     def _on_event(self, event: ppb.PresenceEvent) -> None:
         watched = self.rooms.get(event.room)
@@ -94,6 +120,20 @@ class Roster:
                 asyncio.create_task(self._send_sync(event.room))
             return
         message: dict[str, Any]
+        if event.kind in USER_EVENTS:
+            message = {
+                "type": "presence",
+                "room": event.room,
+                "event": USER_EVENTS[event.kind],
+                "peer": peer_dict(event.peer),
+            }
+            if event.kind == ppb.EVENT_KIND_USER_OFFLINE:
+                message["reason"] = REASON_NAMES.get(event.reason, "disconnect")
+            out = Out(message)
+            for session_id in watched.user_watchers:
+                if session_id != event.peer.session_id:
+                    watched.sessions[session_id].send(out)
+            return
         if event.kind == ppb.EVENT_KIND_BROADCAST:
             message = {
                 "type": "broadcast",
@@ -101,8 +141,10 @@ class Roster:
                 "from": event.from_session_id,
                 "data": json.loads(event.data_json) if event.data_json else None,
             }
+            if event.channel:
+                message["channel"] = event.channel
             skip = event.from_session_id
-            key = ("broadcast", event.room, skip)
+            key = ("broadcast", event.room, skip, event.channel)
         elif event.kind in EVENT_NAMES:
             message = {
                 "type": "presence",
@@ -121,11 +163,12 @@ class Roster:
             if session_id != skip:
                 session.send(out)
 
-    async def watch(self, room: str, session: Subscriber) -> list[dict[str, Any]]:
-        """Start forwarding ``room``'s events to ``session``; returns the current peers.
+    async def watch(self, room: str, session: Subscriber, users: bool = False) -> dict[str, Any]:
+        """Start forwarding ``room``'s events to ``session``; returns its ``sync`` message.
 
         The peers are listed only once the Watch stream confirms the room, so
-        no event between the list and the first forwarded event is lost.
+        no event between the list and the first forwarded event is lost. Big
+        rooms list the first ``sync_limit`` peers; ``next_cursor`` pages on.
         """
         watched = self.rooms.get(room)
         if watched is None:
@@ -133,20 +176,23 @@ class Roster:
             self.feed.add(room)
         try:
             await asyncio.wait_for(watched.confirmed.wait(), self.confirm_timeout)
-            peers = await self.presence.list(room)
+            page = await self.presence.list(room, limit=self.sync_limit)
         except BaseException:
             if not watched.sessions and self.rooms.get(room) is watched:
                 del self.rooms[room]
                 self.feed.remove(room)
             raise
         watched.sessions[session.session_id] = session
-        return peers
+        if users:
+            watched.user_watchers.add(session.session_id)
+        return sync_message(room, page)
 
     def unwatch(self, room: str, session: Subscriber) -> None:
         watched = self.rooms.get(room)
         if watched is None:
             return
         watched.sessions.pop(session.session_id, None)
+        watched.user_watchers.discard(session.session_id)
         if not watched.sessions:
             del self.rooms[room]
             self.feed.remove(room)

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+CHANNEL_RE = CLIENT_ID_RE  # broadcast channels: 1-64 of [A-Za-z0-9_.:-]
+
 VERSION = "0.1.0"
 FEATURES = ["set", "delete", "incr", "presence", "broadcast", "binary"]
 MAX_STATE_BYTES = 4096
@@ -474,6 +476,9 @@ class Session:
             since = 0
         if not _int(since) or since < 0:
             raise ProtocolError("BAD_REQUEST", "since must be a non-negative integer", room=room)
+        users = message.get("users", False)
+        if not isinstance(users, bool):
+            raise ProtocolError("BAD_REQUEST", "users must be a boolean", room=room)
         presence = message.get("presence")
         if presence is not None:
             if not isinstance(presence, dict):
@@ -492,10 +497,16 @@ class Session:
             )
         entry = RoomEntry(self.edge.hub.open(room, self))
         self.rooms[room] = entry
-        entry.task = asyncio.create_task(self._start(room, entry, since, presence, request_id))
+        entry.task = asyncio.create_task(self._start(room, entry, since, presence, users, request_id))
 
     async def _start(
-        self, room: str, entry: RoomEntry, since: int, presence: dict[str, Any] | None, request_id: int | None
+        self,
+        room: str,
+        entry: RoomEntry,
+        since: int,
+        presence: dict[str, Any] | None,
+        users: bool,
+        request_id: int | None,
     ) -> None:
         answered = False
 
@@ -509,9 +520,9 @@ class Session:
             if presence is not None:
                 await self.edge.presence.join(room, self.peer(presence))
                 entry.presence = presence
-            peers = await self.edge.roster.watch(room, self)
+            sync = await self.edge.roster.watch(room, self, users)
             entry.watching = True
-            self.send(Out({"type": "presence", "room": room, "event": "sync", "peers": peers}))
+            self.send(Out(sync))
         except asyncio.CancelledError:
             raise
         except Exception as error:
@@ -621,16 +632,40 @@ class Session:
         data = message["data"]
         if _json_size(data) > MAX_BROADCAST_BYTES:
             raise ProtocolError("TOO_LARGE", f"broadcast data is larger than {MAX_BROADCAST_BYTES} bytes", room=room)
+        channel = message.get("channel", "")
+        if not isinstance(channel, str) or (channel and not CHANNEL_RE.match(channel)):
+            raise ProtocolError("BAD_REQUEST", "channel must be 1-64 characters of [A-Za-z0-9_.:-]", room=room)
         try:
-            await self.edge.presence.broadcast(room, self.session_id, data)
+            await self.edge.presence.broadcast(room, self.session_id, data, channel)
         except grpc.aio.AioRpcError as error:
             raise to_protocol_error(error, room) from None
 
-    async def rejoin(self) -> None:
+    async def rejoin(self) -> list[str]:
         """Join presence again after the presence service forgot this session."""
+        rooms = []
         for room, entry in list(self.rooms.items()):
             if entry.presence is not None:
                 await self.edge.presence.join(room, self.peer(entry.presence))
+                rooms.append(room)
+        return rooms
+
+    async def on_presence_list(self, message: dict[str, Any], request_id: int | None) -> None:
+        room = _room_of(message)
+        self._entry(room)
+        cursor = message.get("cursor", "")
+        limit = message.get("limit", self.settings.presence_sync_limit)
+        counts_only = message.get("counts_only", False)
+        if not isinstance(cursor, str) or len(cursor) > 256:
+            raise ProtocolError("BAD_REQUEST", "cursor must be a string", room=room)
+        if not _int(limit) or not 1 <= limit <= 1000:
+            raise ProtocolError("BAD_REQUEST", "limit must be an integer from 1 to 1000", room=room)
+        if not isinstance(counts_only, bool):
+            raise ProtocolError("BAD_REQUEST", "counts_only must be a boolean", room=room)
+        try:
+            page = await self.edge.presence.list(room, limit=limit, cursor=cursor, counts_only=counts_only)
+        except grpc.aio.AioRpcError as error:
+            raise to_protocol_error(error, room) from None
+        self.reply({"type": "presence_page", "room": room, **page}, request_id)
 
 
 Handler = Callable[[Session, dict[str, Any], "int | None"], Awaitable[None]]
@@ -644,4 +679,5 @@ HANDLERS: dict[str, Handler] = {
     "push": Session.on_push,
     "presence": Session.on_presence,
     "broadcast": Session.on_broadcast,
+    "presence_list": Session.on_presence_list,
 }

@@ -33,6 +33,7 @@ class Settings:
     rate_limit: float = 100.0
     rate_burst: int = 200
     max_rooms_per_session: int = 100
+    presence_sync_limit: int = 100
     max_json_depth: int = 32
     send_queue_size: int = 1024
     drain_timeout: float = 20.0
@@ -92,6 +93,7 @@ class Settings:
             rate_limit=config.get_float(env, "RATE_LIMIT", 100.0, minimum=0.1, maximum=1e6),
             rate_burst=config.get_int(env, "RATE_BURST", 200, minimum=1, maximum=1_000_000),
             max_rooms_per_session=config.get_int(env, "MAX_ROOMS_PER_SESSION", 100, minimum=1, maximum=100_000),
+            presence_sync_limit=config.get_int(env, "PRESENCE_SYNC_LIMIT", 100, minimum=1, maximum=100_000),
             max_json_depth=config.get_int(env, "MAX_JSON_DEPTH", 32, minimum=2, maximum=1000),
             send_queue_size=config.get_int(env, "SEND_QUEUE_SIZE", 1024, minimum=8, maximum=1_000_000),
             drain_timeout=config.get_float(env, "DRAIN_TIMEOUT", 20.0, minimum=0, maximum=3600),

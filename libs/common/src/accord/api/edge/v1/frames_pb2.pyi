@@ -27,14 +27,16 @@ class Refresh(_message.Message):
     def __init__(self, token: _Optional[str] = ...) -> None: ...
 
 class Subscribe(_message.Message):
-    __slots__ = ("room", "since", "presence_json")
+    __slots__ = ("room", "since", "presence_json", "users")
     ROOM_FIELD_NUMBER: _ClassVar[int]
     SINCE_FIELD_NUMBER: _ClassVar[int]
     PRESENCE_JSON_FIELD_NUMBER: _ClassVar[int]
+    USERS_FIELD_NUMBER: _ClassVar[int]
     room: str
     since: int
     presence_json: str
-    def __init__(self, room: _Optional[str] = ..., since: _Optional[int] = ..., presence_json: _Optional[str] = ...) -> None: ...
+    users: bool
+    def __init__(self, room: _Optional[str] = ..., since: _Optional[int] = ..., presence_json: _Optional[str] = ..., users: _Optional[bool] = ...) -> None: ...
 
 class Unsubscribe(_message.Message):
     __slots__ = ("room",)
@@ -73,15 +75,29 @@ class PresenceState(_message.Message):
     def __init__(self, room: _Optional[str] = ..., state_json: _Optional[str] = ...) -> None: ...
 
 class BroadcastSend(_message.Message):
-    __slots__ = ("room", "data_json")
+    __slots__ = ("room", "data_json", "channel")
     ROOM_FIELD_NUMBER: _ClassVar[int]
     DATA_JSON_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
     room: str
     data_json: str
-    def __init__(self, room: _Optional[str] = ..., data_json: _Optional[str] = ...) -> None: ...
+    channel: str
+    def __init__(self, room: _Optional[str] = ..., data_json: _Optional[str] = ..., channel: _Optional[str] = ...) -> None: ...
+
+class PresenceList(_message.Message):
+    __slots__ = ("room", "cursor", "limit", "counts_only")
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    CURSOR_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    COUNTS_ONLY_FIELD_NUMBER: _ClassVar[int]
+    room: str
+    cursor: str
+    limit: int
+    counts_only: bool
+    def __init__(self, room: _Optional[str] = ..., cursor: _Optional[str] = ..., limit: _Optional[int] = ..., counts_only: _Optional[bool] = ...) -> None: ...
 
 class ClientFrame(_message.Message):
-    __slots__ = ("id", "hello", "ping", "refresh", "subscribe", "unsubscribe", "push", "presence", "broadcast")
+    __slots__ = ("id", "hello", "ping", "refresh", "subscribe", "unsubscribe", "push", "presence", "broadcast", "presence_list")
     ID_FIELD_NUMBER: _ClassVar[int]
     HELLO_FIELD_NUMBER: _ClassVar[int]
     PING_FIELD_NUMBER: _ClassVar[int]
@@ -91,6 +107,7 @@ class ClientFrame(_message.Message):
     PUSH_FIELD_NUMBER: _ClassVar[int]
     PRESENCE_FIELD_NUMBER: _ClassVar[int]
     BROADCAST_FIELD_NUMBER: _ClassVar[int]
+    PRESENCE_LIST_FIELD_NUMBER: _ClassVar[int]
     id: int
     hello: Hello
     ping: Ping
@@ -100,7 +117,8 @@ class ClientFrame(_message.Message):
     push: Push
     presence: PresenceState
     broadcast: BroadcastSend
-    def __init__(self, id: _Optional[int] = ..., hello: _Optional[_Union[Hello, _Mapping]] = ..., ping: _Optional[_Union[Ping, _Mapping]] = ..., refresh: _Optional[_Union[Refresh, _Mapping]] = ..., subscribe: _Optional[_Union[Subscribe, _Mapping]] = ..., unsubscribe: _Optional[_Union[Unsubscribe, _Mapping]] = ..., push: _Optional[_Union[Push, _Mapping]] = ..., presence: _Optional[_Union[PresenceState, _Mapping]] = ..., broadcast: _Optional[_Union[BroadcastSend, _Mapping]] = ...) -> None: ...
+    presence_list: PresenceList
+    def __init__(self, id: _Optional[int] = ..., hello: _Optional[_Union[Hello, _Mapping]] = ..., ping: _Optional[_Union[Ping, _Mapping]] = ..., refresh: _Optional[_Union[Refresh, _Mapping]] = ..., subscribe: _Optional[_Union[Subscribe, _Mapping]] = ..., unsubscribe: _Optional[_Union[Unsubscribe, _Mapping]] = ..., push: _Optional[_Union[Push, _Mapping]] = ..., presence: _Optional[_Union[PresenceState, _Mapping]] = ..., broadcast: _Optional[_Union[BroadcastSend, _Mapping]] = ..., presence_list: _Optional[_Union[PresenceList, _Mapping]] = ...) -> None: ...
 
 class ServerInfo(_message.Message):
     __slots__ = ("version", "protocol", "heartbeat_ms", "max_message_bytes", "features")
@@ -243,27 +261,49 @@ class Peer(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., user_id: _Optional[str] = ..., client_id: _Optional[str] = ..., user_json: _Optional[str] = ..., state_json: _Optional[str] = ...) -> None: ...
 
 class PresenceEvent(_message.Message):
-    __slots__ = ("room", "event", "peers", "peer", "reason")
+    __slots__ = ("room", "event", "peers", "peer", "reason", "count", "users", "next_cursor")
     ROOM_FIELD_NUMBER: _ClassVar[int]
     EVENT_FIELD_NUMBER: _ClassVar[int]
     PEERS_FIELD_NUMBER: _ClassVar[int]
     PEER_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    USERS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_CURSOR_FIELD_NUMBER: _ClassVar[int]
     room: str
     event: str
     peers: _containers.RepeatedCompositeFieldContainer[Peer]
     peer: Peer
     reason: str
-    def __init__(self, room: _Optional[str] = ..., event: _Optional[str] = ..., peers: _Optional[_Iterable[_Union[Peer, _Mapping]]] = ..., peer: _Optional[_Union[Peer, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
+    count: int
+    users: int
+    next_cursor: str
+    def __init__(self, room: _Optional[str] = ..., event: _Optional[str] = ..., peers: _Optional[_Iterable[_Union[Peer, _Mapping]]] = ..., peer: _Optional[_Union[Peer, _Mapping]] = ..., reason: _Optional[str] = ..., count: _Optional[int] = ..., users: _Optional[int] = ..., next_cursor: _Optional[str] = ...) -> None: ...
+
+class PresencePage(_message.Message):
+    __slots__ = ("room", "peers", "count", "users", "next_cursor")
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    PEERS_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    USERS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_CURSOR_FIELD_NUMBER: _ClassVar[int]
+    room: str
+    peers: _containers.RepeatedCompositeFieldContainer[Peer]
+    count: int
+    users: int
+    next_cursor: str
+    def __init__(self, room: _Optional[str] = ..., peers: _Optional[_Iterable[_Union[Peer, _Mapping]]] = ..., count: _Optional[int] = ..., users: _Optional[int] = ..., next_cursor: _Optional[str] = ...) -> None: ...
 
 class BroadcastRecv(_message.Message):
-    __slots__ = ("room", "data_json")
+    __slots__ = ("room", "data_json", "channel")
     ROOM_FIELD_NUMBER: _ClassVar[int]
     FROM_FIELD_NUMBER: _ClassVar[int]
     DATA_JSON_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
     room: str
     data_json: str
-    def __init__(self, room: _Optional[str] = ..., data_json: _Optional[str] = ..., **kwargs) -> None: ...
+    channel: str
+    def __init__(self, room: _Optional[str] = ..., data_json: _Optional[str] = ..., channel: _Optional[str] = ..., **kwargs) -> None: ...
 
 class Error(_message.Message):
     __slots__ = ("code", "message", "room", "retry_after_ms")
@@ -278,7 +318,7 @@ class Error(_message.Message):
     def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., room: _Optional[str] = ..., retry_after_ms: _Optional[int] = ...) -> None: ...
 
 class ServerFrame(_message.Message):
-    __slots__ = ("id", "welcome", "pong", "refreshed", "subscribed", "unsubscribed", "snapshot", "changes", "ack", "presence", "broadcast", "error")
+    __slots__ = ("id", "welcome", "pong", "refreshed", "subscribed", "unsubscribed", "snapshot", "changes", "ack", "presence", "broadcast", "error", "presence_page")
     ID_FIELD_NUMBER: _ClassVar[int]
     WELCOME_FIELD_NUMBER: _ClassVar[int]
     PONG_FIELD_NUMBER: _ClassVar[int]
@@ -291,6 +331,7 @@ class ServerFrame(_message.Message):
     PRESENCE_FIELD_NUMBER: _ClassVar[int]
     BROADCAST_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    PRESENCE_PAGE_FIELD_NUMBER: _ClassVar[int]
     id: int
     welcome: Welcome
     pong: Pong
@@ -303,4 +344,5 @@ class ServerFrame(_message.Message):
     presence: PresenceEvent
     broadcast: BroadcastRecv
     error: Error
-    def __init__(self, id: _Optional[int] = ..., welcome: _Optional[_Union[Welcome, _Mapping]] = ..., pong: _Optional[_Union[Pong, _Mapping]] = ..., refreshed: _Optional[_Union[Refreshed, _Mapping]] = ..., subscribed: _Optional[_Union[Subscribed, _Mapping]] = ..., unsubscribed: _Optional[_Union[Unsubscribed, _Mapping]] = ..., snapshot: _Optional[_Union[Snapshot, _Mapping]] = ..., changes: _Optional[_Union[Changes, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., presence: _Optional[_Union[PresenceEvent, _Mapping]] = ..., broadcast: _Optional[_Union[BroadcastRecv, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ...) -> None: ...
+    presence_page: PresencePage
+    def __init__(self, id: _Optional[int] = ..., welcome: _Optional[_Union[Welcome, _Mapping]] = ..., pong: _Optional[_Union[Pong, _Mapping]] = ..., refreshed: _Optional[_Union[Refreshed, _Mapping]] = ..., subscribed: _Optional[_Union[Subscribed, _Mapping]] = ..., unsubscribed: _Optional[_Union[Unsubscribed, _Mapping]] = ..., snapshot: _Optional[_Union[Snapshot, _Mapping]] = ..., changes: _Optional[_Union[Changes, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., presence: _Optional[_Union[PresenceEvent, _Mapping]] = ..., broadcast: _Optional[_Union[BroadcastRecv, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., presence_page: _Optional[_Union[PresencePage, _Mapping]] = ...) -> None: ...
