@@ -28,8 +28,8 @@ async def connected(suite: Suite, sub: str = "u-1", client_id: str = "c-1", **to
     return client
 
 
-async def test_hello_welcome_describes_the_server(suite: Suite) -> None:
-    async with await suite.client() as client:
+async def test_hello_welcome_describes_the_server(any_suite: Suite) -> None:
+    async with await any_suite.client() as client:
         welcome = await client.hello(make_token("u-42"), client_id="replica-7f3a", user={"name": "Ada"})
         assert welcome["user_id"] == "u-42"
         assert welcome["session_id"].startswith("s-")
@@ -133,8 +133,8 @@ async def test_oversized_frames(make_suite: Any) -> None:
         assert await client.closed() == 1009
 
 
-async def test_push_ack_and_own_changes_are_delivered(suite: Suite) -> None:
-    async with await connected(suite) as client:
+async def test_push_ack_and_own_changes_are_delivered(any_suite: Suite) -> None:
+    async with await connected(any_suite) as client:
         subscribed = await client.subscribe("todo-demo")
         assert subscribed["head"] == 0
         ack = await client.push("todo-demo", [set_change(1, "t-1", title="milk", done=False)])
@@ -152,8 +152,8 @@ async def test_push_ack_and_own_changes_are_delivered(suite: Suite) -> None:
         assert change["patch"] == {"set": {"title": "milk", "done": False}}
 
 
-async def test_two_clients_converge(suite: Suite) -> None:
-    async with await connected(suite, "u-a", "c-a") as alice, await connected(suite, "u-b", "c-b") as bob:
+async def test_two_clients_converge(any_suite: Suite) -> None:
+    async with await connected(any_suite, "u-a", "c-a") as alice, await connected(any_suite, "u-b", "c-b") as bob:
         await alice.subscribe("room-1")
         await bob.subscribe("room-1")
         ra, rb = Replica(), Replica()
@@ -169,8 +169,8 @@ async def test_two_clients_converge(suite: Suite) -> None:
         assert ra.seqs == [1, 2, 3, 4, 5]
 
 
-async def test_duplicate_push_is_acknowledged_with_original_seq(suite: Suite) -> None:
-    async with await connected(suite) as client:
+async def test_duplicate_push_is_acknowledged_with_original_seq(any_suite: Suite) -> None:
+    async with await connected(any_suite) as client:
         await client.subscribe("room-d")
         first = await client.push("room-d", [set_change(7, "k", v=1)])
         again = await client.push("room-d", [set_change(7, "k", v=1)])
@@ -180,32 +180,32 @@ async def test_duplicate_push_is_acknowledged_with_original_seq(suite: Suite) ->
         assert older["results"][0]["status"] == "duplicate"
 
 
-async def test_late_client_catches_up_with_since_and_snapshot(suite: Suite) -> None:
-    async with await connected(suite, "u-a", "c-a") as writer:
+async def test_late_client_catches_up_with_since_and_snapshot(any_suite: Suite) -> None:
+    async with await connected(any_suite, "u-a", "c-a") as writer:
         await writer.subscribe("room-late")
         for n in range(1, 6):
             await writer.push("room-late", [set_change(n, f"t-{n}", n=n)])
-    async with await connected(suite, "u-b", "c-b") as late:
+    async with await connected(any_suite, "u-b", "c-b") as late:
         subscribed = await late.subscribe("room-late", since=3)
         assert subscribed["head"] == 5
         replica = Replica()
         replica.seq = 3
         await sync_until(late, replica, 5)
         assert replica.seqs == [4, 5]
-    async with await connected(suite, "u-c", "c-c") as fresh:
+    async with await connected(any_suite, "u-c", "c-c") as fresh:
         await fresh.subscribe("room-late", since=0)
         snapshot = await fresh.expect("snapshot")
         assert snapshot["seq"] == 5
         assert snapshot["last"] is True
         values = {r["key"]: r["value"] for r in snapshot["records"]}
         assert values == {f"t-{n}": {"n": n} for n in range(1, 6)}
-    async with await connected(suite, "u-d", "c-d") as ahead:
+    async with await connected(any_suite, "u-d", "c-d") as ahead:
         await ahead.subscribe("room-late", since=99)
         assert (await ahead.expect("snapshot"))["seq"] == 5
 
 
-async def test_live_changes_follow_catch_up_without_gaps(suite: Suite) -> None:
-    async with await connected(suite, "u-a", "c-a") as writer, await connected(suite, "u-b", "c-b") as reader:
+async def test_live_changes_follow_catch_up_without_gaps(any_suite: Suite) -> None:
+    async with await connected(any_suite, "u-a", "c-a") as writer, await connected(any_suite, "u-b", "c-b") as reader:
         await writer.subscribe("room-live")
         for n in range(1, 21):
             await writer.push("room-live", [set_change(n, "k", n=n)])
@@ -220,8 +220,8 @@ async def test_live_changes_follow_catch_up_without_gaps(suite: Suite) -> None:
         assert replica.view("todos") == {"k": {"n": 40}}
 
 
-async def test_not_subscribed(suite: Suite) -> None:
-    async with await connected(suite) as client:
+async def test_not_subscribed(any_suite: Suite) -> None:
+    async with await connected(any_suite) as client:
         for message in (
             {"type": "push", "room": "r", "changes": [set_change(1, "k", a=1)]},
             {"type": "presence", "room": "r", "state": {}},
@@ -233,8 +233,8 @@ async def test_not_subscribed(suite: Suite) -> None:
             assert reply["room"] == "r"
 
 
-async def test_forbidden_rooms_and_read_only_access(suite: Suite) -> None:
-    async with await connected(suite, rooms=["team-*"], write=["team-a"]) as client:
+async def test_forbidden_rooms_and_read_only_access(any_suite: Suite) -> None:
+    async with await connected(any_suite, rooms=["team-*"], write=["team-a"]) as client:
         denied = await client.request({"type": "subscribe", "room": "other"})
         assert denied["code"] == "FORBIDDEN"
         await client.subscribe("team-b")
@@ -243,7 +243,7 @@ async def test_forbidden_rooms_and_read_only_access(suite: Suite) -> None:
         assert push["message"] == "no write access to room team-b"
         await client.subscribe("team-a")
         assert (await client.push("team-a", [set_change(2, "k", a=1)]))["type"] == "ack"
-    async with await connected(suite, write=[]) as reader:
+    async with await connected(any_suite, write=[]) as reader:
         await reader.subscribe("any")
         assert (await reader.push("any", [set_change(1, "k", a=1)]))["code"] == "FORBIDDEN"
 
@@ -301,8 +301,8 @@ async def test_rate_limit_then_policy_close(make_suite: Any) -> None:
         assert await client.closed() == 4008
 
 
-async def test_refresh_and_token_expiry(suite: Suite) -> None:
-    async with await suite.client() as client:
+async def test_refresh_and_token_expiry(any_suite: Suite) -> None:
+    async with await any_suite.client() as client:
         await client.hello(make_token("u-1", ttl=2))
         refreshed = await client.request({"type": "refresh", "token": make_token("u-1", ttl=3600)})
         assert refreshed["type"] == "refreshed"
@@ -310,15 +310,15 @@ async def test_refresh_and_token_expiry(suite: Suite) -> None:
         assert other["code"] == "FORBIDDEN"
         bad = await client.request({"type": "refresh", "token": "garbage"})
         assert bad["code"] == "UNAUTHENTICATED"
-    async with await suite.client() as client:
+    async with await any_suite.client() as client:
         await client.hello(make_token("u-1", ttl=1))
         expired = await client.expect("error", timeout=10)
         assert expired["code"] == "TOKEN_EXPIRED"
         assert await client.closed() == 4001
 
 
-async def test_refresh_that_loses_read_access_ends_the_subscription(suite: Suite) -> None:
-    async with await connected(suite, rooms=["a", "b"]) as client:
+async def test_refresh_that_loses_read_access_ends_the_subscription(any_suite: Suite) -> None:
+    async with await connected(any_suite, rooms=["a", "b"]) as client:
         await client.subscribe("a")
         await client.subscribe("b")
         assert (await client.request({"type": "refresh", "token": make_token("u-1", rooms=["a"])}))["type"] == "refreshed"
@@ -328,8 +328,8 @@ async def test_refresh_that_loses_read_access_ends_the_subscription(suite: Suite
         assert (await client.push("a", [set_change(1, "k", a=1)]))["type"] == "ack"
 
 
-async def test_unsubscribe_stops_delivery(suite: Suite) -> None:
-    async with await connected(suite, "u-a", "c-a") as writer, await connected(suite, "u-b", "c-b") as reader:
+async def test_unsubscribe_stops_delivery(any_suite: Suite) -> None:
+    async with await connected(any_suite, "u-a", "c-a") as writer, await connected(any_suite, "u-b", "c-b") as reader:
         await writer.subscribe("room-u")
         await reader.subscribe("room-u")
         reply = await reader.request({"type": "unsubscribe", "room": "room-u"})
@@ -340,8 +340,8 @@ async def test_unsubscribe_stops_delivery(suite: Suite) -> None:
         assert not [m for m in reader.inbox if m.get("type") == "changes"]
 
 
-async def test_presence_sync_join_update_leave_and_broadcast(suite: Suite) -> None:
-    async with await connected(suite, "u-a", "c-a") as alice, await connected(suite, "u-b", "c-b") as bob:
+async def test_presence_sync_join_update_leave_and_broadcast(any_suite: Suite) -> None:
+    async with await connected(any_suite, "u-a", "c-a") as alice, await connected(any_suite, "u-b", "c-b") as bob:
         await alice.subscribe("room-p", presence={"status": "online"})
         sync_a = await alice.expect(lambda m: m.get("type") == "presence" and m["event"] == "sync")
         assert [p["user_id"] for p in sync_a["peers"]] == ["u-a"]
@@ -372,7 +372,7 @@ async def test_presence_sync_join_update_leave_and_broadcast(suite: Suite) -> No
             m for m in alice.inbox if m.get("type") == "presence" and m.get("peer", {}).get("user_id") == "u-a"
         ]
 
-    async with await connected(suite, "u-c", "c-c") as carol, await connected(suite, "u-d", "c-d") as dave:
+    async with await connected(any_suite, "u-c", "c-c") as carol, await connected(any_suite, "u-d", "c-d") as dave:
         await carol.subscribe("room-q", presence={})
         await dave.subscribe("room-q", presence={})
         await carol.expect(lambda m: m.get("type") == "presence" and m["event"] == "join")
@@ -381,8 +381,8 @@ async def test_presence_sync_join_update_leave_and_broadcast(suite: Suite) -> No
         assert leave["reason"] == "disconnect"
 
 
-async def test_presence_errors(suite: Suite) -> None:
-    async with await connected(suite) as client:
+async def test_presence_errors(any_suite: Suite) -> None:
+    async with await connected(any_suite) as client:
         await client.subscribe("room-e")
         bad = await client.request({"type": "presence", "room": "room-e", "state": "online"})
         assert bad["code"] == "BAD_REQUEST"
@@ -440,7 +440,7 @@ async def test_binary_frames_mirror_json(suite: Suite) -> None:
         assert ack["type"] == "ack"
         assert ack["results"][0]["status"] == "applied"
         changes = await client.expect("changes")
-        assert json.loads(changes["changes"][0]["patch_json"]) == {"set": {"a": 1}}
+        assert changes["changes"][0]["patch"] == {"set": {"a": 1}}
         await client.send_raw(b"\xff\xff\xff")
         assert (await client.expect("error"))["code"] == "BAD_REQUEST"
         # Switching back to text makes the replies text again.

@@ -35,7 +35,10 @@ class Suite:
     http_url: str
     extra: dict[str, Any] = field(default_factory=dict)
 
+    encoding: str = "json"
+
     async def client(self, **kwargs: Any) -> Client:
+        kwargs.setdefault("encoding", self.encoding)
         return await Client.connect(self.ws_url, **kwargs)
 
 
@@ -102,6 +105,15 @@ async def suite(tmp_path: Path) -> AsyncIterator[Suite]:
     """The embedded suite (SQLite, in-memory presence and bus), in this process."""
     async with AsyncExitStack() as stack:
         yield await start_in_process(stack, database_url=f"sqlite:///{tmp_path}/accord.db")
+
+
+@pytest.fixture(params=["json", "binary"])
+async def any_suite(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Suite]:
+    """The embedded suite, with clients speaking JSON text or protobuf binary frames."""
+    async with AsyncExitStack() as stack:
+        suite = await start_in_process(stack, database_url=f"sqlite:///{tmp_path}/accord.db")
+        suite.encoding = request.param
+        yield suite
 
 
 @pytest.fixture

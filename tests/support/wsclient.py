@@ -11,6 +11,7 @@ import aiohttp
 import jwt
 
 from accord.api.edge.v1 import frames_pb2 as pb
+from tests.support.binary import from_server_frame, to_client_frame
 
 SECRET = "test-secret-0123456789abcdef-0123456789"
 DEFAULT_TIMEOUT = 10.0
@@ -40,23 +41,27 @@ class Closed(Exception):
 
 
 class Client:
-    def __init__(self, http: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse) -> None:
+    def __init__(
+        self, http: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse, encoding: str = "json"
+    ) -> None:
         self.http = http
         self.ws = ws
+        self.encoding = encoding
         self.next_id = 1
         self.inbox: list[dict[str, Any]] = []
         self.welcome: dict[str, Any] = {}
         self.binary_replies = 0
 
     @classmethod
-    async def connect(cls, url: str, **kwargs: Any) -> Client:
+    async def connect(cls, url: str, encoding: str = "json", **kwargs: Any) -> Client:
+        """``encoding="binary"`` sends every message as a protobuf ClientFrame."""
         http = aiohttp.ClientSession()
         try:
             ws = await http.ws_connect(url, autoping=True, max_msg_size=64 * 1024 * 1024, **kwargs)
         except Exception:
             await http.close()
             raise
-        return cls(http, ws)
+        return cls(http, ws, encoding)
 
     async def close(self) -> None:
         if not self.ws.closed:
@@ -75,7 +80,10 @@ class Client:
         return request_id
 
     async def send(self, message: dict[str, Any]) -> None:
-        await self.ws.send_str(json.dumps(message))
+        if self.encoding == "binary":
+            await self.ws.send_bytes(to_client_frame(message).SerializeToString())
+        else:
+            await self.ws.send_str(json.dumps(message))
 
     async def send_raw(self, data: str | bytes) -> None:
         if isinstance(data, bytes):
@@ -95,14 +103,7 @@ class Client:
             self.binary_replies += 1
             frame = pb.ServerFrame()
             frame.ParseFromString(msg.data)
-            from google.protobuf.json_format import MessageToDict
-
-            kind = frame.WhichOneof("msg")
-            body = MessageToDict(getattr(frame, kind), preserving_proto_field_name=True)
-            body["type"] = kind
-            if frame.HasField("id"):
-                body["id"] = frame.id
-            return body
+            return from_server_frame(frame)
         if msg.type == aiohttp.WSMsgType.CLOSE:
             raise Closed(int(msg.data))
         raise Closed(self.ws.close_code)
