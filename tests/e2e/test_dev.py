@@ -176,3 +176,16 @@ async def test_dev_is_usable_while_idle(dev: Callable[..., DevProcess]) -> None:
         await client.idle(1.5)  # several heartbeats pass; the session stays
         assert (await client.request({"type": "ping"}))["type"] == "pong"
     assert process.stop() == 0
+
+
+async def test_sigterm_drains_clients_with_1012(dev: Callable[..., DevProcess]) -> None:
+    process = await started(dev())
+    async with await Client.connect(process.ws_url) as client:
+        await client.hello(make_token(), client_id="c-drain")
+        await client.subscribe("drain")
+        ack = await client.push("drain", [change(1, "k", v=1)])
+        assert ack["results"][0]["status"] == "applied"
+        process.proc.send_signal(signal.SIGTERM)
+        assert await client.closed(timeout=30) == 1012
+    assert process.proc.wait(30) == 0
+    assert "draining 1 sessions" in process.log()

@@ -167,6 +167,9 @@ async def test_two_clients_converge(any_suite: Suite) -> None:
         assert ra.records == rb.records
         assert ra.view("todos") == {"t-1": {"title": "milk", "done": False, "votes": 5}}
         assert ra.seqs == [1, 2, 3, 4, 5]
+        # The server answered in the encoding the clients used.
+        assert (alice.binary_replies > 0) == (any_suite.encoding == "binary")
+        assert (bob.binary_replies > 0) == (any_suite.encoding == "binary")
 
 
 async def test_duplicate_push_is_acknowledged_with_original_seq(any_suite: Suite) -> None:
