@@ -19,7 +19,12 @@ pytestmark = pytest.mark.e2e
 
 
 def change(client_seq: int, key: str, **fields: Any) -> dict[str, Any]:
-    return {"client_seq": client_seq, "collection": "todos", "key": key, "op": {"kind": "set", "fields": fields}}
+    return {
+        "client_seq": client_seq,
+        "collection": "todos",
+        "key": key,
+        "op": {"kind": "set", "fields": fields},
+    }
 
 
 async def started(process: DevProcess) -> DevProcess:
@@ -33,14 +38,19 @@ async def started(process: DevProcess) -> DevProcess:
 
 async def scenario(process: DevProcess) -> None:
     """Two clients converge, a late one catches up, duplicates are recognised, restarts keep data."""
-    async with await Client.connect(process.ws_url) as alice, await Client.connect(process.ws_url) as bob:
+    async with (
+        await Client.connect(process.ws_url) as alice,
+        await Client.connect(process.ws_url) as bob,
+    ):
         await alice.hello(make_token("u-a"), client_id="c-a")
         await bob.hello(make_token("u-b"), client_id="c-b")
         await alice.subscribe("todo-demo", presence={"status": "online"})
         await bob.subscribe("todo-demo")
         acks = []
         for n in range(1, 4):
-            acks.append(await alice.push("todo-demo", [change(n, f"t-{n}", title=f"item {n}", done=False)]))
+            acks.append(
+                await alice.push("todo-demo", [change(n, f"t-{n}", title=f"item {n}", done=False)])
+            )
         acks.append(await bob.push("todo-demo", [change(1, "t-1", done=True)]))
         assert [a["results"][0]["seq"] for a in acks] == [1, 2, 3, 4]
         ra, rb = Replica(), Replica()
@@ -91,7 +101,9 @@ async def test_dev_embedded_end_to_end(dev: Callable[..., DevProcess]) -> None:
 async def test_dev_on_postgres_and_redis_end_to_end(
     dev: Callable[..., DevProcess], database_url: str, redis_url: str, redis_prefix: str
 ) -> None:
-    process = await started(dev(DATABASE_URL=database_url, REDIS_URL=redis_url, REDIS_PREFIX=redis_prefix))
+    process = await started(
+        dev(DATABASE_URL=database_url, REDIS_URL=redis_url, REDIS_PREFIX=redis_prefix)
+    )
     await scenario(process)
     assert process.stop() == 0
     restarted = await started(DevProcess(process.env, process.log_path))
@@ -103,12 +115,16 @@ async def test_dev_on_postgres_and_redis_end_to_end(
 
 async def test_dev_stops_everything_when_a_child_dies(dev: Callable[..., DevProcess]) -> None:
     process = await started(dev())
-    children = subprocess.run(["pgrep", "-f", "-P", str(process.proc.pid), "accord.sync"], capture_output=True, text=True)
+    children = subprocess.run(
+        ["pgrep", "-f", "-P", str(process.proc.pid), "accord.sync"], capture_output=True, text=True
+    )
     sync_pid = int(children.stdout.split()[0])
     os.kill(sync_pid, signal.SIGKILL)
     assert process.proc.wait(40) != 0
     assert "sync exited" in process.log()
-    leftovers = subprocess.run(["pgrep", "-P", str(process.proc.pid)], capture_output=True, text=True)
+    leftovers = subprocess.run(
+        ["pgrep", "-P", str(process.proc.pid)], capture_output=True, text=True
+    )
     assert leftovers.stdout.strip() == ""
 
 
@@ -127,7 +143,9 @@ async def test_dev_sigint_stops_cleanly(dev: Callable[..., DevProcess]) -> None:
         ({"JWT_SECRET": "short"}, "JWT_SECRET"),
     ],
 )
-def test_bad_configuration_stops_with_one_clear_line(tmp_path: Path, overrides: dict[str, str], message: str) -> None:
+def test_bad_configuration_stops_with_one_clear_line(
+    tmp_path: Path, overrides: dict[str, str], message: str
+) -> None:
     env = dev_env(tmp_path, **overrides)
     result = subprocess.run([ACCORD, "dev"], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
@@ -161,7 +179,11 @@ def test_cli_usage_errors() -> None:
 def test_python_module_entry_points_exist() -> None:
     for module in ("accord.edge", "accord.sync", "accord.presence"):
         result = subprocess.run(
-            [sys.executable, "-c", f"import importlib.util; assert importlib.util.find_spec('{module}.__main__')"],
+            [
+                sys.executable,
+                "-c",
+                f"import importlib.util; assert importlib.util.find_spec('{module}.__main__')",
+            ],
             capture_output=True,
             timeout=30,
         )

@@ -30,7 +30,12 @@ def claims(sub: str = "u-1", **extra: Any) -> dict[str, Any]:
 
 
 def change(client_seq: int, key: str, **fields: Any) -> dict[str, Any]:
-    return {"client_seq": client_seq, "collection": "c", "key": key, "op": {"kind": "set", "fields": fields}}
+    return {
+        "client_seq": client_seq,
+        "collection": "c",
+        "key": key,
+        "op": {"kind": "set", "fields": fields},
+    }
 
 
 async def hello_code(suite: Suite, token: str) -> str:
@@ -65,7 +70,9 @@ async def test_rs256_public_key_and_algorithm_confusion(make_suite: Any, tmp_pat
     assert forged is not None
     assert await hello_code(suite, confused) == "UNAUTHENTICATED"
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    assert await hello_code(suite, jwt.encode(claims(), other, algorithm="RS256")) == "UNAUTHENTICATED"
+    assert (
+        await hello_code(suite, jwt.encode(claims(), other, algorithm="RS256")) == "UNAUTHENTICATED"
+    )
 
 
 async def test_es256_from_a_jwks_file(make_suite: Any, tmp_path: Path) -> None:
@@ -89,7 +96,9 @@ async def test_es256_from_a_jwks_file(make_suite: Any, tmp_path: Path) -> None:
 
 
 async def test_origin_allowlist(make_suite: Any) -> None:
-    suite = await make_suite(edge_env={"ALLOWED_ORIGINS": "https://app.example.com, http://localhost:3000"})
+    suite = await make_suite(
+        edge_env={"ALLOWED_ORIGINS": "https://app.example.com, http://localhost:3000"}
+    )
     async with await Client.connect(suite.ws_url, origin="https://app.example.com") as client:
         await client.hello(make_token())
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
@@ -127,19 +136,26 @@ async def test_message_rate_per_user_spans_sessions(make_suite: Any) -> None:
         assert (await other.request({"type": "ping"}))["type"] == "pong"
 
 
-async def admin(suite: Suite, method: str, path: str, body: Any = None, token: str | None = ADMIN) -> tuple[int, Any]:
+async def admin(
+    suite: Suite, method: str, path: str, body: Any = None, token: str | None = ADMIN
+) -> tuple[int, Any]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with aiohttp.ClientSession() as http:
-        async with http.request(method, f"{suite.http_url}{path}", json=body, headers=headers) as response:
-            return response.status, await response.json(content_type=None)
+    async with aiohttp.ClientSession() as http, http.request(
+        method, f"{suite.http_url}{path}", json=body, headers=headers
+    ) as response:
+        return response.status, await response.json(content_type=None)
 
 
 async def test_admin_disconnect_and_revoke(make_suite: Any) -> None:
     suite = await make_suite(edge_env={"ADMIN_TOKEN": ADMIN})
     assert (await admin(suite, "POST", "/admin/disconnect", {"user_id": "x"}, token=None))[0] == 401
-    assert (await admin(suite, "POST", "/admin/disconnect", {"user_id": "x"}, token="wrong"))[0] == 401
+    assert (await admin(suite, "POST", "/admin/disconnect", {"user_id": "x"}, token="wrong"))[
+        0
+    ] == 401
     assert (await admin(suite, "POST", "/admin/disconnect", {"nobody": 1}))[0] == 400
-    assert (await admin(suite, "POST", "/admin/revoke", {"user_id": "u", "room": "r", "access": "all"}))[0] == 400
+    assert (
+        await admin(suite, "POST", "/admin/revoke", {"user_id": "u", "room": "r", "access": "all"})
+    )[0] == 400
     async with await suite.client() as mallory, await suite.client() as alice:
         await mallory.hello(make_token("u-mallory"), client_id="c-m")
         await alice.hello(make_token("u-alice"), client_id="c-a")
@@ -147,19 +163,35 @@ async def test_admin_disconnect_and_revoke(make_suite: Any) -> None:
         await mallory.subscribe("public")
         await alice.subscribe("secret-1")
 
-        status, body = await admin(suite, "POST", "/admin/revoke", {"user_id": "u-mallory", "room": "secret-*"})
+        status, body = await admin(
+            suite, "POST", "/admin/revoke", {"user_id": "u-mallory", "room": "secret-*"}
+        )
         assert (status, body["subscriptions_ended"]) == (200, 1)
-        revoked = await mallory.expect(lambda m: m.get("type") == "error" and m.get("room") == "secret-1")
+        revoked = await mallory.expect(
+            lambda m: m.get("type") == "error" and m.get("room") == "secret-1"
+        )
         assert revoked["code"] == "FORBIDDEN"
-        assert (await mallory.request({"type": "subscribe", "room": "secret-2"}))["code"] == "FORBIDDEN"
+        assert (await mallory.request({"type": "subscribe", "room": "secret-2"}))[
+            "code"
+        ] == "FORBIDDEN"
         assert (await mallory.push("public", [change(1, "k", a=1)]))["type"] == "ack"
         assert (await alice.push("secret-1", [change(1, "k", a=1)]))["type"] == "ack"
 
-        await admin(suite, "POST", "/admin/revoke", {"user_id": "u-mallory", "room": "public", "access": "write"})
+        await admin(
+            suite,
+            "POST",
+            "/admin/revoke",
+            {"user_id": "u-mallory", "room": "public", "access": "write"},
+        )
         assert (await mallory.push("public", [change(2, "k", a=2)]))["code"] == "FORBIDDEN"
         status, listing = await admin(suite, "GET", "/admin/revocations")
         assert len(listing["revocations"]) == 2
-        status, body = await admin(suite, "DELETE", "/admin/revoke", {"user_id": "u-mallory", "room": "public", "access": "write"})
+        status, body = await admin(
+            suite,
+            "DELETE",
+            "/admin/revoke",
+            {"user_id": "u-mallory", "room": "public", "access": "write"},
+        )
         assert body == {"removed": True}
         assert (await mallory.push("public", [change(2, "k", a=2)]))["type"] == "ack"
 
@@ -234,14 +266,19 @@ async def test_slow_consumer_is_closed_without_slowing_the_room(make_suite: Any)
     edge = suite.extra["edge"].edge
     # Blocking socket calls run in a thread: the server shares this event loop.
     slow = await asyncio.to_thread(StalledClient, int(suite.http_url.rsplit(":", 1)[1]))
-    await asyncio.to_thread(slow.send_text, {"type": "hello", "id": 1, "client_id": "c-s", "token": make_token("u-slow")})
+    await asyncio.to_thread(
+        slow.send_text,
+        {"type": "hello", "id": 1, "client_id": "c-s", "token": make_token("u-slow")},
+    )
     await asyncio.to_thread(slow.send_text, {"type": "subscribe", "id": 2, "room": "busy"})
     async with await suite.client() as writer, await suite.client() as reader:
         await writer.hello(make_token("u-w"), client_id="c-w")
         await reader.hello(make_token("u-r"), client_id="c-r")
         await writer.subscribe("busy")
         await reader.subscribe("busy")
-        stalled = next(s for s in edge.sessions.values() if s.identity and s.identity.user_id == "u-slow")
+        stalled = next(
+            s for s in edge.sessions.values() if s.identity and s.identity.user_id == "u-slow"
+        )
         replica = Replica()
         total = 150  # 15 MB: more than any loopback socket buffers for the stalled peer
         reading = asyncio.create_task(sync_until(reader, replica, total, timeout=60))
@@ -277,7 +314,9 @@ async def test_drain_then_resume_on_another_edge_loses_nothing(make_suite: Any) 
         sent = 0
         drain = None
         for n in range(1, 41):
-            await client.send({"type": "push", "id": n, "room": "roam", "changes": [change(n, f"k{n}", n=n)]})
+            await client.send(
+                {"type": "push", "id": n, "room": "roam", "changes": [change(n, f"k{n}", n=n)]}
+            )
             sent = n
             if n == 20:
                 drain = asyncio.create_task(first.edge.drain())

@@ -10,8 +10,8 @@ from typing import Any
 import aiohttp
 import jwt
 import pytest
-
 from accord.api.edge.v1 import frames_pb2 as pb
+
 from tests.support.suite import Suite
 from tests.support.wsclient import Client, Replica, make_token, sync_until
 
@@ -19,10 +19,17 @@ pytestmark = pytest.mark.e2e
 
 
 def set_change(client_seq: int, key: str, **fields: Any) -> dict[str, Any]:
-    return {"client_seq": client_seq, "collection": "todos", "key": key, "op": {"kind": "set", "fields": fields}}
+    return {
+        "client_seq": client_seq,
+        "collection": "todos",
+        "key": key,
+        "op": {"kind": "set", "fields": fields},
+    }
 
 
-async def connected(suite: Suite, sub: str = "u-1", client_id: str = "c-1", **token_kw: Any) -> Client:
+async def connected(
+    suite: Suite, sub: str = "u-1", client_id: str = "c-1", **token_kw: Any
+) -> Client:
     client = await suite.client()
     await client.hello(make_token(sub, **token_kw), client_id=client_id)
     return client
@@ -30,7 +37,9 @@ async def connected(suite: Suite, sub: str = "u-1", client_id: str = "c-1", **to
 
 async def test_hello_welcome_describes_the_server(any_suite: Suite) -> None:
     async with await any_suite.client() as client:
-        welcome = await client.hello(make_token("u-42"), client_id="replica-7f3a", user={"name": "Ada"})
+        welcome = await client.hello(
+            make_token("u-42"), client_id="replica-7f3a", user={"name": "Ada"}
+        )
         assert welcome["user_id"] == "u-42"
         assert welcome["session_id"].startswith("s-")
         server = welcome["server"]
@@ -47,11 +56,24 @@ async def test_hello_welcome_describes_the_server(any_suite: Suite) -> None:
         ({"type": "hello", "id": 1, "client_id": "c-1", "token": "not-a-jwt"}, "UNAUTHENTICATED"),
         ({"type": "hello", "id": 1, "client_id": "bad id!", "token": make_token()}, "BAD_REQUEST"),
         ({"type": "hello", "id": 1, "client_id": "c-1"}, "UNAUTHENTICATED"),
-        ({"type": "hello", "id": 1, "client_id": "c-1", "token": make_token(ttl=-10)}, "TOKEN_EXPIRED"),
-        ({"type": "hello", "id": 1, "client_id": "c-1", "token": make_token(secret="another-secret-0123456789-0123456789")}, "UNAUTHENTICATED"),
+        (
+            {"type": "hello", "id": 1, "client_id": "c-1", "token": make_token(ttl=-10)},
+            "TOKEN_EXPIRED",
+        ),
+        (
+            {
+                "type": "hello",
+                "id": 1,
+                "client_id": "c-1",
+                "token": make_token(secret="another-secret-0123456789-0123456789"),
+            },
+            "UNAUTHENTICATED",
+        ),
     ],
 )
-async def test_failed_hello_gets_error_then_4001(suite: Suite, first: dict[str, Any], code: str) -> None:
+async def test_failed_hello_gets_error_then_4001(
+    suite: Suite, first: dict[str, Any], code: str
+) -> None:
     async with await suite.client() as client:
         await client.send(first)
         error = await client.expect("error")
@@ -153,15 +175,41 @@ async def test_push_ack_and_own_changes_are_delivered(any_suite: Suite) -> None:
 
 
 async def test_two_clients_converge(any_suite: Suite) -> None:
-    async with await connected(any_suite, "u-a", "c-a") as alice, await connected(any_suite, "u-b", "c-b") as bob:
+    async with (
+        await connected(any_suite, "u-a", "c-a") as alice,
+        await connected(any_suite, "u-b", "c-b") as bob,
+    ):
         await alice.subscribe("room-1")
         await bob.subscribe("room-1")
         ra, rb = Replica(), Replica()
         await alice.push("room-1", [set_change(1, "t-1", title="milk", done=False)])
-        await bob.push("room-1", [{"client_seq": 1, "collection": "todos", "key": "t-1", "op": {"kind": "incr", "field": "votes", "by": 2}}])
-        await alice.push("room-1", [{"client_seq": 2, "collection": "todos", "key": "t-1", "op": {"kind": "incr", "field": "votes", "by": 3}}])
+        await bob.push(
+            "room-1",
+            [
+                {
+                    "client_seq": 1,
+                    "collection": "todos",
+                    "key": "t-1",
+                    "op": {"kind": "incr", "field": "votes", "by": 2},
+                }
+            ],
+        )
+        await alice.push(
+            "room-1",
+            [
+                {
+                    "client_seq": 2,
+                    "collection": "todos",
+                    "key": "t-1",
+                    "op": {"kind": "incr", "field": "votes", "by": 3},
+                }
+            ],
+        )
         await bob.push("room-1", [set_change(2, "t-2", title="eggs")])
-        await alice.push("room-1", [{"client_seq": 3, "collection": "todos", "key": "t-2", "op": {"kind": "delete"}}])
+        await alice.push(
+            "room-1",
+            [{"client_seq": 3, "collection": "todos", "key": "t-2", "op": {"kind": "delete"}}],
+        )
         await sync_until(alice, ra, 5)
         await sync_until(bob, rb, 5)
         assert ra.records == rb.records
@@ -178,7 +226,11 @@ async def test_duplicate_push_is_acknowledged_with_original_seq(any_suite: Suite
         first = await client.push("room-d", [set_change(7, "k", v=1)])
         again = await client.push("room-d", [set_change(7, "k", v=1)])
         assert first["results"][0]["status"] == "applied"
-        assert again["results"][0] == {"client_seq": 7, "seq": first["results"][0]["seq"], "status": "duplicate"}
+        assert again["results"][0] == {
+            "client_seq": 7,
+            "seq": first["results"][0]["seq"],
+            "status": "duplicate",
+        }
         older = await client.push("room-d", [set_change(3, "k", v=2)])
         assert older["results"][0]["status"] == "duplicate"
 
@@ -208,7 +260,10 @@ async def test_late_client_catches_up_with_since_and_snapshot(any_suite: Suite) 
 
 
 async def test_live_changes_follow_catch_up_without_gaps(any_suite: Suite) -> None:
-    async with await connected(any_suite, "u-a", "c-a") as writer, await connected(any_suite, "u-b", "c-b") as reader:
+    async with (
+        await connected(any_suite, "u-a", "c-a") as writer,
+        await connected(any_suite, "u-b", "c-b") as reader,
+    ):
         await writer.subscribe("room-live")
         for n in range(1, 21):
             await writer.push("room-live", [set_change(n, "k", n=n)])
@@ -255,17 +310,39 @@ async def test_forbidden_rooms_and_read_only_access(any_suite: Suite) -> None:
     ("change", "code"),
     [
         ({"client_seq": 0, "collection": "c", "key": "k", "op": {"kind": "delete"}}, "BAD_REQUEST"),
-        ({"client_seq": "1", "collection": "c", "key": "k", "op": {"kind": "delete"}}, "BAD_REQUEST"),
+        (
+            {"client_seq": "1", "collection": "c", "key": "k", "op": {"kind": "delete"}},
+            "BAD_REQUEST",
+        ),
         ({"client_seq": 1, "collection": "", "key": "k", "op": {"kind": "delete"}}, "BAD_REQUEST"),
         ({"client_seq": 1, "collection": "c", "key": 5, "op": {"kind": "delete"}}, "BAD_REQUEST"),
-        ({"client_seq": 1, "collection": "c", "key": "k", "op": {"kind": "set", "fields": [1]}}, "BAD_REQUEST"),
-        ({"client_seq": 1, "collection": "c", "key": "k", "op": {"kind": "incr", "field": "n", "by": 1.5}}, "BAD_REQUEST"),
-        ({"client_seq": 1, "collection": "c", "key": "k", "op": {"kind": "teleport"}}, "UNSUPPORTED"),
-        ({"client_seq": 1, "collection": "c", "key": "k", "ts": -5, "op": {"kind": "delete"}}, "BAD_REQUEST"),
+        (
+            {"client_seq": 1, "collection": "c", "key": "k", "op": {"kind": "set", "fields": [1]}},
+            "BAD_REQUEST",
+        ),
+        (
+            {
+                "client_seq": 1,
+                "collection": "c",
+                "key": "k",
+                "op": {"kind": "incr", "field": "n", "by": 1.5},
+            },
+            "BAD_REQUEST",
+        ),
+        (
+            {"client_seq": 1, "collection": "c", "key": "k", "op": {"kind": "teleport"}},
+            "UNSUPPORTED",
+        ),
+        (
+            {"client_seq": 1, "collection": "c", "key": "k", "ts": -5, "op": {"kind": "delete"}},
+            "BAD_REQUEST",
+        ),
         ("not an object", "BAD_REQUEST"),
     ],
 )
-async def test_bad_changes_are_refused_and_store_nothing(suite: Suite, change: Any, code: str) -> None:
+async def test_bad_changes_are_refused_and_store_nothing(
+    suite: Suite, change: Any, code: str
+) -> None:
     async with await connected(suite) as client:
         await client.subscribe("room-bad")
         reply = await client.push("room-bad", [set_change(1, "ok", a=1), change])
@@ -273,19 +350,32 @@ async def test_bad_changes_are_refused_and_store_nothing(suite: Suite, change: A
         assert reply["code"] == code
         # Nothing of the batch was stored: the next good push gets seq 1.
         ack = await client.push("room-bad", [set_change(1, "ok", a=1)])
-        assert ack["results"][0] == {"client_seq": 1, "seq": 1, "status": "applied", "ts": ack["results"][0]["ts"]}
+        assert ack["results"][0] == {
+            "client_seq": 1,
+            "seq": 1,
+            "status": "applied",
+            "ts": ack["results"][0]["ts"],
+        }
 
 
 async def test_bad_push_shapes(suite: Suite) -> None:
     async with await connected(suite) as client:
         await client.subscribe("room-x")
-        assert (await client.request({"type": "push", "room": "room-x", "changes": []}))["code"] == "BAD_REQUEST"
+        assert (await client.request({"type": "push", "room": "room-x", "changes": []}))[
+            "code"
+        ] == "BAD_REQUEST"
         assert (await client.request({"type": "push", "room": "room-x"}))["code"] == "BAD_REQUEST"
-        assert (await client.request({"type": "push", "room": "bad room", "changes": []}))["code"] == "BAD_REQUEST"
+        assert (await client.request({"type": "push", "room": "bad room", "changes": []}))[
+            "code"
+        ] == "BAD_REQUEST"
         many = [set_change(n, "k", n=n) for n in range(1, 1002)]
         assert (await client.push("room-x", many))["code"] == "TOO_LARGE"
-        assert (await client.request({"type": "subscribe", "room": "x" * 129}))["code"] == "BAD_REQUEST"
-        assert (await client.request({"type": "subscribe", "room": "ok", "since": -1}))["code"] == "BAD_REQUEST"
+        assert (await client.request({"type": "subscribe", "room": "x" * 129}))[
+            "code"
+        ] == "BAD_REQUEST"
+        assert (await client.request({"type": "subscribe", "room": "ok", "since": -1}))[
+            "code"
+        ] == "BAD_REQUEST"
         again = await client.request({"type": "subscribe", "room": "room-x"})
         assert again["code"] == "BAD_REQUEST"
 
@@ -324,7 +414,9 @@ async def test_refresh_that_loses_read_access_ends_the_subscription(any_suite: S
     async with await connected(any_suite, rooms=["a", "b"]) as client:
         await client.subscribe("a")
         await client.subscribe("b")
-        assert (await client.request({"type": "refresh", "token": make_token("u-1", rooms=["a"])}))["type"] == "refreshed"
+        assert (await client.request({"type": "refresh", "token": make_token("u-1", rooms=["a"])}))[
+            "type"
+        ] == "refreshed"
         revoked = await client.expect(lambda m: m.get("type") == "error" and m.get("room") == "b")
         assert revoked["code"] == "FORBIDDEN"
         assert (await client.push("b", [set_change(1, "k", a=1)]))["code"] == "NOT_SUBSCRIBED"
@@ -332,7 +424,10 @@ async def test_refresh_that_loses_read_access_ends_the_subscription(any_suite: S
 
 
 async def test_unsubscribe_stops_delivery(any_suite: Suite) -> None:
-    async with await connected(any_suite, "u-a", "c-a") as writer, await connected(any_suite, "u-b", "c-b") as reader:
+    async with (
+        await connected(any_suite, "u-a", "c-a") as writer,
+        await connected(any_suite, "u-b", "c-b") as reader,
+    ):
         await writer.subscribe("room-u")
         await reader.subscribe("room-u")
         reply = await reader.request({"type": "unsubscribe", "room": "room-u"})
@@ -344,7 +439,10 @@ async def test_unsubscribe_stops_delivery(any_suite: Suite) -> None:
 
 
 async def test_presence_sync_join_update_leave_and_broadcast(any_suite: Suite) -> None:
-    async with await connected(any_suite, "u-a", "c-a") as alice, await connected(any_suite, "u-b", "c-b") as bob:
+    async with (
+        await connected(any_suite, "u-a", "c-a") as alice,
+        await connected(any_suite, "u-b", "c-b") as bob,
+    ):
         await alice.subscribe("room-p", presence={"status": "online"})
         sync_a = await alice.expect(lambda m: m.get("type") == "presence" and m["event"] == "sync")
         assert [p["user_id"] for p in sync_a["peers"]] == ["u-a"]
@@ -357,7 +455,9 @@ async def test_presence_sync_join_update_leave_and_broadcast(any_suite: Suite) -
         assert set(join["peer"]) == {"session_id", "user_id", "client_id", "user", "state"}
 
         await bob.send({"type": "presence", "room": "room-p", "state": {"status": "typing"}})
-        update = await alice.expect(lambda m: m.get("type") == "presence" and m["event"] == "update")
+        update = await alice.expect(
+            lambda m: m.get("type") == "presence" and m["event"] == "update"
+        )
         assert update["peer"]["state"] == {"status": "typing"}
 
         await alice.send({"type": "broadcast", "room": "room-p", "data": {"cursor": [1, 2]}})
@@ -372,10 +472,15 @@ async def test_presence_sync_join_update_leave_and_broadcast(any_suite: Suite) -
         # Own events are not echoed and broadcasts do not return to the sender.
         assert not [m for m in alice.inbox if m.get("type") == "broadcast"]
         assert not [
-            m for m in alice.inbox if m.get("type") == "presence" and m.get("peer", {}).get("user_id") == "u-a"
+            m
+            for m in alice.inbox
+            if m.get("type") == "presence" and m.get("peer", {}).get("user_id") == "u-a"
         ]
 
-    async with await connected(any_suite, "u-c", "c-c") as carol, await connected(any_suite, "u-d", "c-d") as dave:
+    async with (
+        await connected(any_suite, "u-c", "c-c") as carol,
+        await connected(any_suite, "u-d", "c-d") as dave,
+    ):
         await carol.subscribe("room-q", presence={})
         await dave.subscribe("room-q", presence={})
         await carol.expect(lambda m: m.get("type") == "presence" and m["event"] == "join")
@@ -389,9 +494,13 @@ async def test_presence_errors(any_suite: Suite) -> None:
         await client.subscribe("room-e")
         bad = await client.request({"type": "presence", "room": "room-e", "state": "online"})
         assert bad["code"] == "BAD_REQUEST"
-        big = await client.request({"type": "presence", "room": "room-e", "state": {"x": "y" * 5000}})
+        big = await client.request(
+            {"type": "presence", "room": "room-e", "state": {"x": "y" * 5000}}
+        )
         assert big["code"] == "TOO_LARGE"
-        huge = await client.request({"type": "broadcast", "room": "room-e", "data": {"x": "y" * 70000}})
+        huge = await client.request(
+            {"type": "broadcast", "room": "room-e", "data": {"x": "y" * 70000}}
+        )
         assert huge["code"] == "TOO_LARGE"
         assert (await client.request({"type": "ping"}))["type"] == "pong"
 
@@ -414,8 +523,13 @@ async def test_unavailable_when_sync_is_unreachable(make_suite: Any) -> None:
 
     dead = f"127.0.0.1:{free_port()}"
     settings = Settings.from_env(
-        {"WS_ADDR": "127.0.0.1:0", "SYNC_ADDR": dead, "PRESENCE_ADDR": edge_settings.presence_target,
-         "JWT_SECRET": edge_settings.jwt_secret or "", "RPC_TIMEOUT": "0.5"}
+        {
+            "WS_ADDR": "127.0.0.1:0",
+            "SYNC_ADDR": dead,
+            "PRESENCE_ADDR": edge_settings.presence_target,
+            "JWT_SECRET": edge_settings.jwt_secret or "",
+            "RPC_TIMEOUT": "0.5",
+        }
     )
     async with serve(settings) as running:
         async with aiohttp.ClientSession() as http:
@@ -431,14 +545,23 @@ async def test_unavailable_when_sync_is_unreachable(make_suite: Any) -> None:
 
 async def test_binary_frames_mirror_json(suite: Suite) -> None:
     async with await suite.client() as client:
-        await client.send_frame(pb.ClientFrame(id=1, hello=pb.Hello(token=make_token(), client_id="c-bin")))
+        await client.send_frame(
+            pb.ClientFrame(id=1, hello=pb.Hello(token=make_token(), client_id="c-bin"))
+        )
         welcome = await client.reply(1)
         assert welcome["type"] == "welcome"
         assert client.binary_replies == 1
         await client.send_frame(pb.ClientFrame(id=2, subscribe=pb.Subscribe(room="room-bin")))
         assert (await client.reply(2))["type"] == "subscribed"
-        change = pb.PushChange(client_seq=1, collection="todos", key="t", op_json=json.dumps({"kind": "set", "fields": {"a": 1}}))
-        await client.send_frame(pb.ClientFrame(id=3, push=pb.Push(room="room-bin", changes=[change])))
+        change = pb.PushChange(
+            client_seq=1,
+            collection="todos",
+            key="t",
+            op_json=json.dumps({"kind": "set", "fields": {"a": 1}}),
+        )
+        await client.send_frame(
+            pb.ClientFrame(id=3, push=pb.Push(room="room-bin", changes=[change]))
+        )
         ack = await client.reply(3)
         assert ack["type"] == "ack"
         assert ack["results"][0]["status"] == "applied"
@@ -477,7 +600,9 @@ async def test_peers_requires_the_admin_token_when_set(make_suite: Any) -> None:
     async with aiohttp.ClientSession() as http:
         async with http.get(f"{suite.http_url}/peers") as response:
             assert response.status == 401
-        async with http.get(f"{suite.http_url}/peers", headers={"Authorization": "Bearer sesame-0123456789"}) as response:
+        async with http.get(
+            f"{suite.http_url}/peers", headers={"Authorization": "Bearer sesame-0123456789"}
+        ) as response:
             assert response.status == 200
 
 
@@ -506,25 +631,35 @@ async def test_presence_pages_counts_user_events_and_channels(make_suite: Any) -
         await watcher.send({"type": "subscribe", "id": 50, "room": "big", "users": True})
         sync = await watcher.expect(lambda m: m.get("type") == "presence" and m["event"] == "sync")
         assert (sync["count"], sync["users"], len(sync["peers"])) == (3, 3, 2)
-        page = await watcher.request({"type": "presence_list", "room": "big", "cursor": sync["next_cursor"]})
+        page = await watcher.request(
+            {"type": "presence_list", "room": "big", "cursor": sync["next_cursor"]}
+        )
         assert page["type"] == "presence_page"
         assert len(page["peers"]) == 1
         seen = {p["user_id"] for p in sync["peers"] + page["peers"]}
         assert seen == {"u-0", "u-1", "u-2"}
-        counts = await watcher.request({"type": "presence_list", "room": "big", "counts_only": True})
+        counts = await watcher.request(
+            {"type": "presence_list", "room": "big", "counts_only": True}
+        )
         assert (counts["count"], counts["users"], counts["peers"]) == (3, 3, [])
         bad = await watcher.request({"type": "presence_list", "room": "big", "limit": 0})
         assert bad["code"] == "BAD_REQUEST"
 
         await clients[0].close()
-        offline = await watcher.expect(lambda m: m.get("type") == "presence" and m["event"] == "user_offline")
+        offline = await watcher.expect(
+            lambda m: m.get("type") == "presence" and m["event"] == "user_offline"
+        )
         assert offline["peer"]["user_id"] == "u-0"
         assert offline["reason"] == "disconnect"
 
-        await clients[1].send({"type": "broadcast", "room": "big", "channel": "cursor", "data": {"x": 1}})
+        await clients[1].send(
+            {"type": "broadcast", "room": "big", "channel": "cursor", "data": {"x": 1}}
+        )
         received = await watcher.expect("broadcast")
         assert (received["channel"], received["data"]) == ("cursor", {"x": 1})
-        bad_channel = await clients[1].request({"type": "broadcast", "room": "big", "channel": "no spaces", "data": 1})
+        bad_channel = await clients[1].request(
+            {"type": "broadcast", "room": "big", "channel": "no spaces", "data": 1}
+        )
         assert bad_channel["code"] == "BAD_REQUEST"
     finally:
         for client in clients:

@@ -19,7 +19,9 @@ def to_client_frame(message: dict[str, Any]) -> pb.ClientFrame:
         frame.id = message["id"]
     kind = message.get("type")
     if kind == "hello":
-        frame.hello.CopyFrom(pb.Hello(token=message.get("token") or "", client_id=message.get("client_id", "")))
+        frame.hello.CopyFrom(
+            pb.Hello(token=message.get("token") or "", client_id=message.get("client_id", ""))
+        )
         if "user" in message:
             frame.hello.user_json = _j(message["user"])
     elif kind == "ping":
@@ -47,10 +49,16 @@ def to_client_frame(message: dict[str, Any]) -> pb.ClientFrame:
                 )
             )
     elif kind == "presence":
-        frame.presence.CopyFrom(pb.PresenceState(room=message.get("room", ""), state_json=_j(message.get("state"))))
+        frame.presence.CopyFrom(
+            pb.PresenceState(room=message.get("room", ""), state_json=_j(message.get("state")))
+        )
     elif kind == "broadcast":
         frame.broadcast.CopyFrom(
-            pb.BroadcastSend(room=message.get("room", ""), data_json=_j(message.get("data")), channel=message.get("channel", ""))
+            pb.BroadcastSend(
+                room=message.get("room", ""),
+                data_json=_j(message.get("data")),
+                channel=message.get("channel", ""),
+            )
         )
     elif kind == "presence_list":
         frame.presence_list.CopyFrom(
@@ -104,7 +112,10 @@ def from_server_frame(frame: pb.ServerFrame) -> dict[str, Any]:
             room=body.room,
             seq=body.seq,
             last=body.last,
-            records=[{"collection": r.collection, "key": r.key, "value": json.loads(r.value_json)} for r in body.records],
+            records=[
+                {"collection": r.collection, "key": r.key, "value": json.loads(r.value_json)}
+                for r in body.records
+            ],
         )
     elif kind == "changes":
         message.update(
@@ -130,7 +141,11 @@ def from_server_frame(frame: pb.ServerFrame) -> dict[str, Any]:
                 item["ts"] = r.ts
             if r.conflicts:
                 item["conflicts"] = [
-                    {"field": c.field, "winner": {"ts": c.winner_ts, "client_id": c.winner_client_id}} for c in r.conflicts
+                    {
+                        "field": c.field,
+                        "winner": {"ts": c.winner_ts, "client_id": c.winner_client_id},
+                    }
+                    for c in r.conflicts
                 ]
             results.append(item)
         message.update(room=body.room, results=results)
@@ -147,11 +162,15 @@ def from_server_frame(frame: pb.ServerFrame) -> dict[str, Any]:
         if body.reason:
             message["reason"] = body.reason
     elif kind == "presence_page":
-        message.update(room=body.room, peers=[_peer(p) for p in body.peers], count=body.count, users=body.users)
+        message.update(
+            room=body.room, peers=[_peer(p) for p in body.peers], count=body.count, users=body.users
+        )
         if body.next_cursor:
             message["next_cursor"] = body.next_cursor
     elif kind == "broadcast":
-        message.update(room=body.room, data=json.loads(body.data_json), **{"from": getattr(body, "from")})
+        message.update(
+            room=body.room, data=json.loads(body.data_json), **{"from": getattr(body, "from")}
+        )
         if body.channel:
             message["channel"] = body.channel
     elif kind == "error":

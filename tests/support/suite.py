@@ -22,7 +22,6 @@ import aiohttp
 import pytest
 
 from tests.support.ports import free_port
-
 from tests.support.wsclient import SECRET, Client
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,7 +62,11 @@ async def start_in_process(
         common["REDIS_URL"] = redis_url
     sync_port, presence_port = free_port(), free_port()
     sync = await stack.enter_async_context(
-        serve_sync(SyncSettings.from_env({**common, "SYNC_ADDR": f"127.0.0.1:{sync_port}", "DATABASE_URL": database_url}))
+        serve_sync(
+            SyncSettings.from_env(
+                {**common, "SYNC_ADDR": f"127.0.0.1:{sync_port}", "DATABASE_URL": database_url}
+            )
+        )
     )
     presence = await stack.enter_async_context(
         serve_presence(
@@ -142,7 +145,11 @@ class DevProcess:
     def start(self) -> None:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [ACCORD, "dev"], env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            [ACCORD, "dev"],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 40.0) -> int:
@@ -172,7 +179,11 @@ class DevProcess:
 
 
 def dev_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_", "JWT_", "ALLOW_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DATABASE_", "REDIS_", "JWT_", "ALLOW_"))
+    }
     env.update(
         WS_ADDR=f"127.0.0.1:{free_port()}",
         SYNC_ADDR=f"127.0.0.1:{free_port()}",

@@ -9,8 +9,8 @@ from typing import Any
 
 import aiohttp
 import jwt
-
 from accord.api.edge.v1 import frames_pb2 as pb
+
 from tests.support.binary import from_server_frame, to_client_frame
 
 SECRET = "test-secret-0123456789abcdef-0123456789"
@@ -42,7 +42,10 @@ class Closed(Exception):
 
 class Client:
     def __init__(
-        self, http: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse, encoding: str = "json"
+        self,
+        http: aiohttp.ClientSession,
+        ws: aiohttp.ClientWebSocketResponse,
+        encoding: str = "json",
     ) -> None:
         self.http = http
         self.ws = ws
@@ -132,12 +135,16 @@ class Client:
     async def reply(self, request_id: int, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
         return await self.expect(lambda m: m.get("id") == request_id, timeout)
 
-    async def request(self, message: dict[str, Any], timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
+    async def request(
+        self, message: dict[str, Any], timeout: float = DEFAULT_TIMEOUT
+    ) -> dict[str, Any]:
         request_id = self.take_id()
         await self.send({**message, "id": request_id})
         return await self.reply(request_id, timeout)
 
-    async def hello(self, token: str | None = None, client_id: str = "c-1", user: dict[str, Any] | None = None) -> dict[str, Any]:
+    async def hello(
+        self, token: str | None = None, client_id: str = "c-1", user: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         message: dict[str, Any] = {"type": "hello", "client_id": client_id}
         if token is not None:
             message["token"] = token
@@ -148,7 +155,9 @@ class Client:
         self.welcome = reply
         return reply
 
-    async def subscribe(self, room: str, since: int = 0, presence: dict[str, Any] | None = None) -> dict[str, Any]:
+    async def subscribe(
+        self, room: str, since: int = 0, presence: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         message: dict[str, Any] = {"type": "subscribe", "room": room, "since": since}
         if presence is not None:
             message["presence"] = presence
@@ -237,7 +246,9 @@ class Replica:
         return {k: v for (c, k), v in self.records.items() if c == collection}
 
 
-async def sync_until(client: Client, replica: Replica, seq: int, timeout: float = DEFAULT_TIMEOUT) -> None:
+async def sync_until(
+    client: Client, replica: Replica, seq: int, timeout: float = DEFAULT_TIMEOUT
+) -> None:
     """Apply snapshot and changes messages until ``replica`` reaches ``seq``."""
     while replica.seq < seq:
         message = await client.expect(lambda m: m.get("type") in ("snapshot", "changes"), timeout)

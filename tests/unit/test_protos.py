@@ -12,12 +12,18 @@ COMMITTED = ROOT / "libs" / "common" / "src" / "accord" / "api"
 
 
 def _tree(path: Path) -> dict[str, Path]:
-    return {str(p.relative_to(path)): p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+    return {
+        str(p.relative_to(path)): p
+        for p in path.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }
 
 
 def test_generated_code_is_up_to_date(tmp_path: Path) -> None:
     out = tmp_path / "api"
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "gen_protos.py"), "--out", str(out)], check=True)
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "gen_protos.py"), "--out", str(out)], check=True
+    )
     fresh, committed = _tree(out), _tree(COMMITTED)
     assert sorted(fresh) == sorted(committed), "generated file set differs: run `make protos`"
     stale = [name for name in fresh if not filecmp.cmp(fresh[name], committed[name], shallow=False)]

@@ -108,14 +108,21 @@ def run(env: Mapping[str, str] | None = None) -> int:
     try:
         for name in ("sync", "presence"):
             procs[name] = subprocess.Popen([sys.executable, "-m", f"accord.{name}"], env=envs[name])
-        for name, var, default in (("sync", "SYNC_ADDR", "127.0.0.1:50051"), ("presence", "PRESENCE_ADDR", "127.0.0.1:50052")):
+        for name, var, default in (
+            ("sync", "SYNC_ADDR", "127.0.0.1:50051"),
+            ("presence", "PRESENCE_ADDR", "127.0.0.1:50052"),
+        ):
             host, port = config.get_addr(envs[name], var, default)
-            target = config.format_addr("127.0.0.1" if host in ("0.0.0.0", "::", "") else host, port)
+            target = config.format_addr(
+                "127.0.0.1" if host in ("0.0.0.0", "::", "") else host, port
+            )
             if not _wait_healthy(target, procs[name]):
                 if stopping:
                     return 0
                 code = procs[name].poll()
-                _say(f"{name} failed to start" + (f" (exit code {code})" if code is not None else ""))
+                _say(
+                    f"{name} failed to start" + (f" (exit code {code})" if code is not None else "")
+                )
                 return 1
         procs["edge"] = subprocess.Popen([sys.executable, "-m", "accord.edge"], env=envs["edge"])
         host, port = config.get_addr(envs["edge"], "WS_ADDR", "0.0.0.0:8080")

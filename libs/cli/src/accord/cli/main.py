@@ -1,10 +1,10 @@
 """``accord``: run the whole suite on one machine, or one service.
 
-    accord dev        edge, sync and presence as three child processes
-    accord edge       the WebSocket gateway
-    accord sync       the sync service
-    accord presence   the presence service
-    accord migrate    apply PostgreSQL migrations and exit
+accord dev        edge, sync and presence as three child processes
+accord edge       the WebSocket gateway
+accord sync       the sync service
+accord presence   the presence service
+accord migrate    apply PostgreSQL migrations and exit
 """
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ def server_latency_histogram(service: str) -> Histogram:
     )
 
 
-class LatencyInterceptor(grpc.aio.ServerInterceptor):
+class LatencyInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Observes the handling time of unary calls by method."""
 
     def __init__(self, histogram: Histogram) -> None:
@@ -123,7 +123,9 @@ async def check_health(channel: grpc.aio.Channel, service: str = "", timeout: fl
     return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
 
 
-async def abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, reason: str, message: str) -> None:
+async def abort(
+    context: grpc.aio.ServicerContext, code: grpc.StatusCode, reason: str, message: str
+) -> None:
     """End the call with ``code``, a human message and a machine-readable reason."""
     context.set_trailing_metadata(((REASON_KEY, reason),))
     await context.abort(code, message)

@@ -11,8 +11,8 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
 from accord.common.config import ConfigError
 
@@ -22,13 +22,6 @@ S = TypeVar("S")
 
 
 def run(serve: Callable[[asyncio.Event], Awaitable[None]]) -> None:
-    try:
-        import uvloop
-
-        runner = uvloop.run
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        runner = asyncio.run
-
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -37,7 +30,7 @@ def run(serve: Callable[[asyncio.Event], Awaitable[None]]) -> None:
         await serve(stop)
 
     try:
-        runner(main())
+        _run_loop(main())
     except ConfigError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         sys.exit(2)
@@ -50,3 +43,12 @@ def load_settings(factory: Callable[[], S]) -> S:
     except ConfigError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         sys.exit(2)
+
+
+def _run_loop(main: Coroutine[Any, Any, None]) -> None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        asyncio.run(main)
+        return
+    uvloop.run(main)

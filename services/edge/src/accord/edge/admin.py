@@ -13,9 +13,8 @@ import hmac
 import logging
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
-
 from accord.edge.session import CLOSE_ADMIN
+from aiohttp import web
 
 if TYPE_CHECKING:
     from accord.edge.app import Edge
@@ -49,7 +48,8 @@ class Revocations:
             return False
         # Revoking read also revokes write.
         return any(
-            fnmatch.fnmatchcase(room, pattern) and (kind == access or kind == "read") for pattern, kind in rules
+            fnmatch.fnmatchcase(room, pattern) and (kind == access or kind == "read")
+            for pattern, kind in rules
         )
 
     def listing(self) -> list[dict[str, str]]:
@@ -78,9 +78,15 @@ async def _body(request: web.Request) -> dict[str, Any]:
     try:
         body = await request.json()
     except ValueError:
-        raise web.HTTPBadRequest(text='{"error":"BAD_REQUEST","message":"body must be JSON"}', content_type="application/json") from None
+        raise web.HTTPBadRequest(
+            text='{"error":"BAD_REQUEST","message":"body must be JSON"}',
+            content_type="application/json",
+        ) from None
     if not isinstance(body, dict):
-        raise web.HTTPBadRequest(text='{"error":"BAD_REQUEST","message":"body must be an object"}', content_type="application/json")
+        raise web.HTTPBadRequest(
+            text='{"error":"BAD_REQUEST","message":"body must be an object"}',
+            content_type="application/json",
+        )
     return body
 
 
@@ -115,7 +121,9 @@ class AdminApi:
             }
             for s in self.edge.sessions.values()
         ]
-        return web.json_response({"edge_id": self.edge.settings.edge_id, "count": len(sessions), "sessions": sessions})
+        return web.json_response(
+            {"edge_id": self.edge.settings.edge_id, "count": len(sessions), "sessions": sessions}
+        )
 
     async def disconnect(self, request: web.Request) -> web.Response:
         denied = _authorized(self.edge, request, loopback_ok=False)
@@ -133,7 +141,11 @@ class AdminApi:
             if matches:
                 session.close_soon(CLOSE_ADMIN, "disconnected by an operator")
                 closed += 1
-        log.info("admin disconnected %d sessions", closed, extra={"user_id": user_id, "session_id": session_id})
+        log.info(
+            "admin disconnected %d sessions",
+            closed,
+            extra={"user_id": user_id, "session_id": session_id},
+        )
         return web.json_response({"disconnected": closed})
 
     def _rule(self, body: dict[str, Any]) -> tuple[str, str, str] | web.Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -10,9 +11,6 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 import grpc
-from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
 from accord.common import grpcutil
 from accord.edge import metrics
 from accord.edge.admin import AdminApi, Revocations
@@ -24,6 +22,8 @@ from accord.edge.roster import Roster
 from accord.edge.session import CLOSE_FULL, CLOSE_HEARTBEAT, Session
 from accord.edge.settings import Settings
 from accord.edge.static import add_static_routes
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,9 @@ STATIC_HEADERS = {"Cache-Control": "no-store"}
 class Edge:
     """Everything one edge process shares between its sessions."""
 
-    def __init__(self, settings: Settings, sync_channel: grpc.aio.Channel, presence_channel: grpc.aio.Channel) -> None:
+    def __init__(
+        self, settings: Settings, sync_channel: grpc.aio.Channel, presence_channel: grpc.aio.Channel
+    ) -> None:
         self.settings = settings
         self.auth = Authenticator(settings)
         self.sync_channel = sync_channel
@@ -43,6 +45,8 @@ class Edge:
         self.hub = Hub(self.sync, settings.rpc_timeout)
         self.roster = Roster(self.presence, settings.rpc_timeout, settings.presence_sync_limit)
         self.sessions: dict[str, Session] = {}
+        self.no_sessions = asyncio.Event()
+        self.no_sessions.set()
         self.draining = False
         self.connect_limits = SharedBuckets(settings.connect_rate, settings.connect_burst)
         self.user_limits = SharedBuckets(settings.user_rate_limit, settings.user_rate_burst)
@@ -72,7 +76,9 @@ class Edge:
         allowed = self.settings.allowed_origins
         if origin is not None and allowed is not None and origin.rstrip("/") not in allowed:
             log.info("refused connection from origin %s", origin)
-            return web.json_response({"error": "FORBIDDEN", "message": "origin not allowed"}, status=403)
+            return web.json_response(
+                {"error": "FORBIDDEN", "message": "origin not allowed"}, status=403
+            )
         wait_ms = self.connect_limits.take(request.remote or "?")
         if wait_ms:
             metrics.CONNECTS_REFUSED.inc()
@@ -95,11 +101,14 @@ class Edge:
             return ws
         session = Session(self, ws, request.remote)
         self.sessions[session.session_id] = session
+        self.no_sessions.clear()
         metrics.CONNECTIONS.set(len(self.sessions))
         try:
             await session.run()
         finally:
             self.sessions.pop(session.session_id, None)
+            if not self.sessions:
+                self.no_sessions.set()
             metrics.CONNECTIONS.set(len(self.sessions))
             code = session.close_code or ws.close_code or 1006
             metrics.CLOSED.labels(str(code)).inc()
@@ -122,12 +131,14 @@ class Edge:
                     session.close_soon(CLOSE_HEARTBEAT, "no heartbeat", flush=False)
                 elif not session.ws.closed:
                     metrics.SEND_QUEUE.observe(session.queued)
-                    try:
+                    with contextlib.suppress(ConnectionError, RuntimeError):
                         await session.ws.ping()
-                    except (ConnectionError, RuntimeError):
-                        pass
             self.roster.retry_resyncs()
-            joined = [s.session_id for s in self.sessions.values() if any(e.presence is not None for e in s.rooms.values())]
+            joined = [
+                s.session_id
+                for s in self.sessions.values()
+                if any(e.presence is not None for e in s.rooms.values())
+            ]
             if not joined:
                 continue
             try:
@@ -136,10 +147,10 @@ class Edge:
                 log.warning("presence heartbeat failed: %s", error.code().name)
                 continue
             for session_id in unknown:
-                session = self.sessions.get(session_id)
-                if session is not None:
+                forgotten = self.sessions.get(session_id)
+                if forgotten is not None:
                     try:
-                        rooms = await session.rejoin()
+                        rooms = await forgotten.rejoin()
                     except grpc.aio.AioRpcError as error:
                         log.warning("presence re-join failed: %s", error.code().name)
                         continue
@@ -152,9 +163,8 @@ class Edge:
         log.info("draining %d sessions", len(sessions))
         timeout = self.settings.drain_timeout
         await asyncio.gather(*(s.drain(timeout / 2) for s in sessions), return_exceptions=True)
-        deadline = time.monotonic() + timeout / 2
-        while self.sessions and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.no_sessions.wait(), timeout / 2)
 
 
 def build_app(edge: Edge) -> web.Application:
@@ -187,7 +197,9 @@ async def serve(settings: Settings) -> AsyncIterator[Running]:
         await stack.enter_async_context(edge.roster)
         heartbeat = asyncio.create_task(edge.heartbeat_loop())
         stack.callback(heartbeat.cancel)
-        runner = web.AppRunner(build_app(edge), access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        runner = web.AppRunner(
+            build_app(edge), access_log=None, handle_signals=False, shutdown_timeout=1.0
+        )
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
         host, port = settings.ws_addr

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
-
 from accord.edge.settings import Settings
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-
 from accord.api.presence.v1 import presence_pb2 as ppb
 from accord.api.presence.v1 import presence_pb2_grpc
 from accord.api.sync.v1 import sync_pb2 as spb
@@ -43,7 +42,9 @@ def to_protocol_error(error: grpc.aio.AioRpcError, room: str | None = None) -> P
     reason = grpcutil.reason_of(error)
     code = reason if reason in _CLIENT_CODES else _CODES.get(error.code(), "INTERNAL")
     if code in ("UNAVAILABLE", "INTERNAL"):
-        message = "the service is unavailable, try again" if code == "UNAVAILABLE" else "internal error"
+        message = (
+            "the service is unavailable, try again" if code == "UNAVAILABLE" else "internal error"
+        )
     else:
         message = error.details() or code.lower()
     retry_after_ms = None
@@ -70,7 +71,7 @@ class _Timed:
 class SyncClient:
     def __init__(self, channel: grpc.aio.Channel, timeout: float) -> None:
         self.channel = channel
-        self.stub = sync_pb2_grpc.SyncStub(channel)
+        self.stub = sync_pb2_grpc.SyncStub(channel)  # type: ignore[no-untyped-call]
         self.timeout = timeout
 
     async def push(self, request: spb.PushRequest) -> spb.PushResponse:
@@ -78,14 +79,18 @@ class SyncClient:
             response: spb.PushResponse = await self.stub.Push(request, timeout=self.timeout)
         return response
 
-    def pull(self, room: str, since: int, until: int = 0, changes_only: bool = False) -> AsyncIterator[spb.PullResponse]:
+    def pull(
+        self, room: str, since: int, until: int = 0, changes_only: bool = False
+    ) -> AsyncIterator[spb.PullResponse]:
         call: AsyncIterator[spb.PullResponse] = self.stub.Pull(
             spb.PullRequest(room=room, since=since, until=until, changes_only=changes_only),
             timeout=self.timeout * 6,
         )
         return call
 
-    async def pull_changes(self, room: str, since: int, until: int = 0) -> list[spb.CommittedChange]:
+    async def pull_changes(
+        self, room: str, since: int, until: int = 0
+    ) -> list[spb.CommittedChange]:
         changes: list[spb.CommittedChange] = []
         async for item in self.pull(room, since, until, changes_only=True):
             if item.WhichOneof("item") == "changes":
@@ -119,29 +124,40 @@ def peer_dict(peer: ppb.Peer) -> dict[str, Any]:
 class PresenceClient:
     def __init__(self, channel: grpc.aio.Channel, timeout: float, edge_id: str) -> None:
         self.channel = channel
-        self.stub = presence_pb2_grpc.PresenceStub(channel)
+        self.stub = presence_pb2_grpc.PresenceStub(channel)  # type: ignore[no-untyped-call]
         self.timeout = timeout
         self.edge_id = edge_id
 
     async def join(self, room: str, peer: dict[str, Any]) -> None:
         with _Timed("Join"):
-            await self.stub.Join(ppb.JoinRequest(room=room, peer=_peer(peer), edge_id=self.edge_id), timeout=self.timeout)
+            await self.stub.Join(
+                ppb.JoinRequest(room=room, peer=_peer(peer), edge_id=self.edge_id),
+                timeout=self.timeout,
+            )
 
     async def update(self, room: str, session_id: str, state: dict[str, Any]) -> None:
         with _Timed("Update"):
             await self.stub.Update(
-                ppb.UpdateRequest(room=room, session_id=session_id, state_json=json.dumps(state, separators=(",", ":"))),
+                ppb.UpdateRequest(
+                    room=room,
+                    session_id=session_id,
+                    state_json=json.dumps(state, separators=(",", ":")),
+                ),
                 timeout=self.timeout,
             )
 
-    async def leave(self, room: str, session_id: str, reason: int) -> None:
+    async def leave(self, room: str, session_id: str, reason: ppb.LeaveReason) -> None:
         with _Timed("Leave"):
-            await self.stub.Leave(ppb.LeaveRequest(room=room, session_id=session_id, reason=reason), timeout=self.timeout)
+            await self.stub.Leave(
+                ppb.LeaveRequest(room=room, session_id=session_id, reason=reason),
+                timeout=self.timeout,
+            )
 
     async def heartbeat(self, session_ids: list[str]) -> list[str]:
         with _Timed("Heartbeat"):
             response: ppb.HeartbeatResponse = await self.stub.Heartbeat(
-                ppb.HeartbeatRequest(edge_id=self.edge_id, session_ids=session_ids), timeout=self.timeout
+                ppb.HeartbeatRequest(edge_id=self.edge_id, session_ids=session_ids),
+                timeout=self.timeout,
             )
         return list(response.unknown_session_ids)
 

@@ -10,6 +10,7 @@ may have missed in between.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -51,10 +52,8 @@ class Feed(Generic[Resp]):
     async def __aexit__(self, *exc: object) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
 
     def add(self, room: str) -> None:
         if room not in self._rooms:
@@ -97,7 +96,9 @@ class Feed(Generic[Resp]):
                     self._on_message(message)
                 log.warning("%s stream ended by the server", self._name)
             except grpc.aio.AioRpcError as error:
-                log.warning("%s stream failed: %s %s", self._name, error.code().name, error.details())
+                log.warning(
+                    "%s stream failed: %s %s", self._name, error.code().name, error.details()
+                )
             except asyncio.CancelledError:
                 call.cancel()
                 raise

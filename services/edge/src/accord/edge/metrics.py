@@ -7,9 +7,15 @@ from prometheus_client import Counter, Gauge, Histogram
 CONNECTIONS = Gauge("accord_edge_connections", "WebSocket sessions currently open")
 MAX_CONNECTIONS = Gauge("accord_edge_max_connections", "The MAX_CONNECTIONS setting")
 OPENED = Counter("accord_edge_connections_opened_total", "WebSocket connections accepted")
-CLOSED = Counter("accord_edge_connections_closed_total", "WebSocket sessions closed, by close code", ["code"])
-MESSAGES_IN = Counter("accord_edge_messages_in_total", "Client messages received, by type", ["type"])
-MESSAGES_OUT = Counter("accord_edge_messages_out_total", "Messages sent to clients, by type", ["type"])
+CLOSED = Counter(
+    "accord_edge_connections_closed_total", "WebSocket sessions closed, by close code", ["code"]
+)
+MESSAGES_IN = Counter(
+    "accord_edge_messages_in_total", "Client messages received, by type", ["type"]
+)
+MESSAGES_OUT = Counter(
+    "accord_edge_messages_out_total", "Messages sent to clients, by type", ["type"]
+)
 BYTES_IN = Counter("accord_edge_bytes_in_total", "Payload bytes received from clients")
 BYTES_OUT = Counter("accord_edge_bytes_out_total", "Payload bytes sent to clients")
 ERRORS = Counter("accord_edge_errors_total", "Error replies sent to clients, by code", ["code"])
@@ -25,12 +31,20 @@ GRPC_CLIENT = Histogram(
     ["method"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
-SLOW_CONSUMERS = Counter("accord_edge_slow_consumers_total", "Sessions closed because they could not keep up")
-GAP_BACKFILLS = Counter("accord_edge_gap_backfills_total", "Seq gaps in the live stream filled from the log")
-CONNECTS_REFUSED = Counter("accord_edge_connects_refused_total", "Upgrades refused by the per-IP connection rate limit")
+SLOW_CONSUMERS = Counter(
+    "accord_edge_slow_consumers_total", "Sessions closed because they could not keep up"
+)
+GAP_BACKFILLS = Counter(
+    "accord_edge_gap_backfills_total", "Seq gaps in the live stream filled from the log"
+)
+CONNECTS_REFUSED = Counter(
+    "accord_edge_connects_refused_total", "Upgrades refused by the per-IP connection rate limit"
+)
 SEND_QUEUE = Histogram(
     "accord_edge_send_queue_depth",
     "Outbound queue depth of a session, sampled at each heartbeat",
     buckets=(0, 1, 4, 16, 64, 256, 1024, 4096),
 )
-COALESCED = Counter("accord_edge_coalesced_total", "Queued presence/broadcast messages replaced by a newer one")
+COALESCED = Counter(
+    "accord_edge_coalesced_total", "Queued presence/broadcast messages replaced by a newer one"
+)

@@ -9,12 +9,12 @@ once and the same bytes go to every socket.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
-
-from google.protobuf.message import DecodeError
 
 from accord.api.edge.v1 import frames_pb2 as pb
 from accord.api.sync.v1 import sync_pb2
+from google.protobuf.message import DecodeError
 
 PROTOCOL_VERSION = 1
 
@@ -44,6 +44,7 @@ def too_deep(value: Any, max_depth: int) -> bool:
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
+        children: Iterable[Any]
         if isinstance(item, dict):
             children = item.values()
         elif isinstance(item, list):
@@ -194,7 +195,9 @@ def to_server_frame(message: dict[str, Any]) -> pb.ServerFrame:
                 seq=message["seq"],
                 last=message["last"],
                 records=[
-                    pb.Record(collection=r["collection"], key=r["key"], value_json=_dumps(r["value"]))
+                    pb.Record(
+                        collection=r["collection"], key=r["key"], value_json=_dumps(r["value"])
+                    )
                     for r in message["records"]
                 ],
             )
@@ -253,7 +256,9 @@ def to_server_frame(message: dict[str, Any]) -> pb.ServerFrame:
             )
         )
     elif kind == "error":
-        error = pb.Error(code=message["code"], message=message["message"], room=message.get("room", ""))
+        error = pb.Error(
+            code=message["code"], message=message["message"], room=message.get("room", "")
+        )
         if "retry_after_ms" in message:
             error.retry_after_ms = message["retry_after_ms"]
         frame.error.CopyFrom(error)
@@ -303,19 +308,14 @@ class ChangesOut(Out):
     def text(self) -> bytes:
         if self._text is None:
             items = ",".join(
-                '{"seq":%d,"collection":%s,"key":%s,"client_id":%s,"client_seq":%d,"ts":%d,"patch":%s}'
-                % (
-                    c.seq,
-                    _dumps(c.collection),
-                    _dumps(c.key),
-                    _dumps(c.client_id),
-                    c.client_seq,
-                    c.ts,
-                    c.patch_json or "{}",
-                )
+                f'{{"seq":{c.seq},"collection":{_dumps(c.collection)},"key":{_dumps(c.key)},'
+                f'"client_id":{_dumps(c.client_id)},"client_seq":{c.client_seq},"ts":{c.ts},'
+                f'"patch":{c.patch_json or "{}"}}}'
                 for c in self.changes
             )
-            self._text = f'{{"type":"changes","room":{_dumps(self.room)},"changes":[{items}]}}'.encode()
+            self._text = (
+                f'{{"type":"changes","room":{_dumps(self.room)},"changes":[{items}]}}'.encode()
+            )
         return self._text
 
     def binary(self) -> bytes:

@@ -18,6 +18,7 @@ import time
 from typing import Any, Protocol
 
 from accord.api.sync.v1 import sync_pb2 as spb
+from accord.common.tasks import spawn
 from accord.edge import metrics
 from accord.edge.backends import SyncClient
 from accord.edge.feed import Feed
@@ -74,7 +75,7 @@ class Room:
             return
         self.backfilling = True
         metrics.GAP_BACKFILLS.inc()
-        asyncio.create_task(self._backfill(self.position, until))
+        spawn(self._backfill(self.position, until))
 
     async def _backfill(self, since: int, until: int) -> None:
         try:
@@ -108,7 +109,13 @@ class Room:
                     sub.session.send(ChangesOut(self.name, rest))
                     sub.position = last
                 else:
-                    log.error("subscriber of %s at %d cannot take %d..%d", self.name, sub.position, first, last)
+                    log.error(
+                        "subscriber of %s at %d cannot take %d..%d",
+                        self.name,
+                        sub.position,
+                        first,
+                        last,
+                    )
 
 
 class Hub:

@@ -13,8 +13,8 @@ import logging
 from typing import Any
 
 import grpc
-
 from accord.api.presence.v1 import presence_pb2 as ppb
+from accord.common.tasks import spawn
 from accord.edge.backends import PresenceClient, peer_dict
 from accord.edge.feed import Feed
 from accord.edge.protocol import Out
@@ -100,7 +100,7 @@ class Roster:
         """Send the watchers of ``rooms`` a fresh sync (e.g. after presence forgot sessions)."""
         for room in rooms:
             if room in self.rooms:
-                asyncio.create_task(self._send_sync(room))
+                spawn(self._send_sync(room))
 
     def retry_resyncs(self) -> None:
         """Retry syncs that failed, for rooms whose Watch is confirmed."""
@@ -117,9 +117,10 @@ class Roster:
             watched.confirmed.set()
             if event.room in self._resync:
                 self._resync.discard(event.room)
-                asyncio.create_task(self._send_sync(event.room))
+                spawn(self._send_sync(event.room))
             return
         message: dict[str, Any]
+        key: tuple[str, ...]
         if event.kind in USER_EVENTS:
             message = {
                 "type": "presence",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import json
 import logging
 import time
@@ -18,17 +19,24 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import grpc
-from aiohttp import WSMsgType, web
-
 from accord.api.presence.v1 import presence_pb2 as ppb
 from accord.api.sync.v1 import sync_pb2 as spb
+from accord.common.tasks import spawn
 from accord.edge import metrics
 from accord.edge.auth import CLIENT_ID_RE, NAME_RE, AuthError, Identity
 from accord.edge.backends import to_protocol_error
 from accord.edge.limits import TokenBucket
 from accord.edge.ops import parse_change
-from accord.edge.protocol import PROTOCOL_VERSION, Out, ProtocolError, error_message, parse_binary, parse_json
+from accord.edge.protocol import (
+    PROTOCOL_VERSION,
+    Out,
+    ProtocolError,
+    error_message,
+    parse_binary,
+    parse_json,
+)
 from accord.edge.rooms import Subscription
+from aiohttp import WSMsgType, web
 
 if TYPE_CHECKING:
     from accord.edge.app import Edge
@@ -106,6 +114,8 @@ class Session:
         self._queue: collections.deque[_Slot] = collections.deque()
         self._latest: dict[tuple[str, ...], _Slot] = {}
         self._wake = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._drained.set()
         self._writer: asyncio.Task[None] | None = None
         self._expiry: asyncio.TimerHandle | None = None
         self._closer: asyncio.Task[None] | None = None
@@ -127,10 +137,13 @@ class Session:
         if len(queue) >= self.settings.send_queue_size:
             metrics.SLOW_CONSUMERS.inc()
             log.warning("closing slow consumer", extra={"session_id": self.session_id})
-            self.close_soon(CLOSE_SLOW_CONSUMER, "slow consumer: too many messages queued", flush=False)
+            self.close_soon(
+                CLOSE_SLOW_CONSUMER, "slow consumer: too many messages queued", flush=False
+            )
             return
         slot = _Slot(out)
         queue.append(slot)
+        self._drained.clear()
         if out.key is not None:
             self._latest[out.key] = slot
         self._wake.set()
@@ -166,20 +179,24 @@ class Session:
                     await ws.send_frame(data, opcode)
                 except (ConnectionError, RuntimeError):
                     self._queue.clear()
+                    self._drained.set()
                     return
                 metrics.MESSAGES_OUT.labels(out.type).inc()
                 metrics.BYTES_OUT.inc(len(data))
+            self._drained.set()
 
     async def _flush(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while self._queue and time.monotonic() < deadline and self._writer and not self._writer.done():
-            await asyncio.sleep(0.005)
+        """Wait until the writer has sent everything queued (or ``timeout``)."""
+        if self._writer is None or self._writer.done():
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._drained.wait(), timeout)
 
     def close_soon(self, code: int, reason: str, *, flush: bool = True) -> None:
         if self.close_code is not None:
             return
         self.close_code = code
-        self._closer = asyncio.create_task(self._close(code, reason, flush))
+        self._closer = spawn(self._close(code, reason, flush))
 
     async def _close(self, code: int, reason: str, flush: bool) -> None:
         if flush:
@@ -189,16 +206,18 @@ class Session:
             # A stalled peer never takes the close frame off a full socket: the
             # frame stays queued behind the data, and the transport is closed
             # (flushing what it can) instead of waiting for the handshake.
-            await asyncio.wait_for(self.ws.close(code=code, message=reason.encode()[:120]), CLOSE_TIMEOUT)
+            await asyncio.wait_for(
+                self.ws.close(code=code, message=reason.encode()[:120]), CLOSE_TIMEOUT
+            )
         except TimeoutError:
-            log.info("close handshake timed out", extra={"session_id": self.session_id, "code": code})
+            log.info(
+                "close handshake timed out", extra={"session_id": self.session_id, "code": code}
+            )
 
     async def drain(self, timeout: float) -> None:
         """Finish the message in hand and its reply, then close with 1012."""
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), timeout)
-        except TimeoutError:
-            pass
         self.close_soon(CLOSE_RESTART, "server restarting")
 
     # -- lifecycle --------------------------------------------------------
@@ -219,7 +238,9 @@ class Session:
         try:
             msg = await self.ws.receive(timeout=self.settings.hello_timeout)
         except TimeoutError:
-            self._fail_hello(ProtocolError("UNAUTHENTICATED", "no hello within the hello timeout"), None)
+            self._fail_hello(
+                ProtocolError("UNAUTHENTICATED", "no hello within the hello timeout"), None
+            )
             return False
         if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
             return False
@@ -264,7 +285,9 @@ class Session:
             raise ProtocolError("BAD_REQUEST", "token must be a string")
         client_id = message.get("client_id")
         if not isinstance(client_id, str) or not CLIENT_ID_RE.match(client_id):
-            raise ProtocolError("BAD_REQUEST", "client_id must be 1-64 characters of [A-Za-z0-9_.:-]")
+            raise ProtocolError(
+                "BAD_REQUEST", "client_id must be 1-64 characters of [A-Za-z0-9_.:-]"
+            )
         user = message.get("user", {})
         if user is None:
             user = {}
@@ -300,7 +323,9 @@ class Session:
         self._expiry = asyncio.get_running_loop().call_later(delay, self._expire)
 
     def _expire(self) -> None:
-        self.send_error(ProtocolError("TOKEN_EXPIRED", "token has expired; send refresh before exp"), None)
+        self.send_error(
+            ProtocolError("TOKEN_EXPIRED", "token has expired; send refresh before exp"), None
+        )
         self.close_soon(CLOSE_UNAUTHENTICATED, "token expired")
 
     def _decode(self, msg: Any) -> dict[str, Any]:
@@ -312,7 +337,10 @@ class Session:
         else:
             self.binary = False
         if size > self.settings.max_message_size:
-            raise ProtocolError("TOO_LARGE", f"frame of {size} bytes is over the {self.settings.max_message_size}-byte limit")
+            raise ProtocolError(
+                "TOO_LARGE",
+                f"frame of {size} bytes is over the {self.settings.max_message_size}-byte limit",
+            )
         if self.binary:
             return parse_binary(data, self.settings.max_json_depth)
         return parse_json(data, self.settings.max_json_depth)
@@ -385,7 +413,12 @@ class Session:
             return
         self.violations += 1
         if self.violations >= ABUSE_LIMIT:
-            raise ProtocolError("RATE_LIMITED", "too many messages: closing", retry_after_ms=wait_ms, close=CLOSE_POLICY)
+            raise ProtocolError(
+                "RATE_LIMITED",
+                "too many messages: closing",
+                retry_after_ms=wait_ms,
+                close=CLOSE_POLICY,
+            )
 
     async def _cleanup(self) -> None:
         if self._expiry is not None:
@@ -403,7 +436,11 @@ class Session:
         if self.identity is not None:
             self.edge.user_limits.release(self.identity.user_id)
         if joined:
-            reason = ppb.LEAVE_REASON_TIMEOUT if self.close_code == CLOSE_HEARTBEAT else ppb.LEAVE_REASON_DISCONNECT
+            reason = (
+                ppb.LEAVE_REASON_TIMEOUT
+                if self.close_code == CLOSE_HEARTBEAT
+                else ppb.LEAVE_REASON_DISCONNECT
+            )
             try:
                 await self.edge.presence.leave("", self.session_id, reason)
             except grpc.aio.AioRpcError as error:
@@ -420,7 +457,9 @@ class Session:
 
     def can_read(self, room: str) -> bool:
         assert self.identity is not None
-        return self.identity.can_read(room) and not self.edge.revocations.denies(self.identity.user_id, room, "read")
+        return self.identity.can_read(room) and not self.edge.revocations.denies(
+            self.identity.user_id, room, "read"
+        )
 
     def can_write(self, room: str) -> bool:
         assert self.identity is not None
@@ -435,7 +474,10 @@ class Session:
         lost = [r for r in self.rooms if not self.can_read(r)]
         for room in lost:
             await self._drop(room, ppb.LEAVE_REASON_UNSUBSCRIBE)
-            self.send_error(ProtocolError("FORBIDDEN", f"read access to room {room} was revoked", room=room), None)
+            self.send_error(
+                ProtocolError("FORBIDDEN", f"read access to room {room} was revoked", room=room),
+                None,
+            )
         return len(lost)
 
     def _check_write(self, room: str) -> None:
@@ -484,7 +526,9 @@ class Session:
             if not isinstance(presence, dict):
                 raise ProtocolError("BAD_REQUEST", "presence must be an object", room=room)
             if _json_size(presence) > MAX_STATE_BYTES:
-                raise ProtocolError("TOO_LARGE", f"presence state is larger than {MAX_STATE_BYTES} bytes", room=room)
+                raise ProtocolError(
+                    "TOO_LARGE", f"presence state is larger than {MAX_STATE_BYTES} bytes", room=room
+                )
         if not self.can_read(room):
             raise ProtocolError("FORBIDDEN", f"no read access to room {room}", room=room)
         if presence is not None:
@@ -493,11 +537,15 @@ class Session:
             raise ProtocolError("BAD_REQUEST", f"already subscribed to room {room}", room=room)
         if len(self.rooms) >= self.settings.max_rooms_per_session:
             raise ProtocolError(
-                "BAD_REQUEST", f"subscribed to too many rooms (limit {self.settings.max_rooms_per_session})", room=room
+                "BAD_REQUEST",
+                f"subscribed to too many rooms (limit {self.settings.max_rooms_per_session})",
+                room=room,
             )
         entry = RoomEntry(self.edge.hub.open(room, self))
         self.rooms[room] = entry
-        entry.task = asyncio.create_task(self._start(room, entry, since, presence, users, request_id))
+        entry.task = asyncio.create_task(
+            self._start(room, entry, since, presence, users, request_id)
+        )
 
     async def _start(
         self,
@@ -529,7 +577,9 @@ class Session:
             if isinstance(error, grpc.aio.AioRpcError):
                 failure = to_protocol_error(error, room)
             elif isinstance(error, TimeoutError):
-                failure = ProtocolError("UNAVAILABLE", "the service is unavailable, try again", room=room)
+                failure = ProtocolError(
+                    "UNAVAILABLE", "the service is unavailable, try again", room=room
+                )
             else:
                 log.exception("subscribe to %s failed", room)
                 failure = ProtocolError("INTERNAL", "internal error", room=room)
@@ -544,7 +594,7 @@ class Session:
                 self.edge.hub.close(entry.sub)
             self.send_error(failure, None if answered else request_id)
 
-    async def _drop(self, room: str, reason: int) -> None:
+    async def _drop(self, room: str, reason: ppb.LeaveReason) -> None:
         entry = self.rooms.pop(room)
         if entry.task is not None and not entry.task.done():
             entry.task.cancel()
@@ -571,7 +621,9 @@ class Session:
         if not isinstance(changes, list) or not changes:
             raise ProtocolError("BAD_REQUEST", "changes must be a non-empty list", room=room)
         if len(changes) > MAX_BATCH:
-            raise ProtocolError("TOO_LARGE", f"more than {MAX_BATCH} changes in one push", room=room)
+            raise ProtocolError(
+                "TOO_LARGE", f"more than {MAX_BATCH} changes in one push", room=room
+            )
         request = spb.PushRequest(
             room=room,
             user_id=self.user_id,
@@ -587,13 +639,18 @@ class Session:
             item: dict[str, Any] = {
                 "client_seq": result.client_seq,
                 "seq": result.seq,
-                "status": "duplicate" if result.status == spb.CHANGE_STATUS_DUPLICATE else "applied",
+                "status": "duplicate"
+                if result.status == spb.CHANGE_STATUS_DUPLICATE
+                else "applied",
             }
             if result.ts_adjusted:
                 item["ts"] = result.ts
             if result.conflicts:
                 item["conflicts"] = [
-                    {"field": c.field, "winner": {"ts": c.winner_ts, "client_id": c.winner_client_id}}
+                    {
+                        "field": c.field,
+                        "winner": {"ts": c.winner_ts, "client_id": c.winner_client_id},
+                    }
                     for c in result.conflicts
                 ]
             results.append(item)
@@ -607,7 +664,9 @@ class Session:
         if not isinstance(state, dict):
             raise ProtocolError("BAD_REQUEST", "state must be an object", room=room)
         if _json_size(state) > MAX_STATE_BYTES:
-            raise ProtocolError("TOO_LARGE", f"presence state is larger than {MAX_STATE_BYTES} bytes", room=room)
+            raise ProtocolError(
+                "TOO_LARGE", f"presence state is larger than {MAX_STATE_BYTES} bytes", room=room
+            )
         try:
             if entry.presence is None:
                 await self.edge.presence.join(room, self.peer(state))
@@ -631,10 +690,14 @@ class Session:
             raise ProtocolError("BAD_REQUEST", "broadcast needs data", room=room)
         data = message["data"]
         if _json_size(data) > MAX_BROADCAST_BYTES:
-            raise ProtocolError("TOO_LARGE", f"broadcast data is larger than {MAX_BROADCAST_BYTES} bytes", room=room)
+            raise ProtocolError(
+                "TOO_LARGE", f"broadcast data is larger than {MAX_BROADCAST_BYTES} bytes", room=room
+            )
         channel = message.get("channel", "")
         if not isinstance(channel, str) or (channel and not CHANNEL_RE.match(channel)):
-            raise ProtocolError("BAD_REQUEST", "channel must be 1-64 characters of [A-Za-z0-9_.:-]", room=room)
+            raise ProtocolError(
+                "BAD_REQUEST", "channel must be 1-64 characters of [A-Za-z0-9_.:-]", room=room
+            )
         try:
             await self.edge.presence.broadcast(room, self.session_id, data, channel)
         except grpc.aio.AioRpcError as error:
@@ -662,7 +725,9 @@ class Session:
         if not isinstance(counts_only, bool):
             raise ProtocolError("BAD_REQUEST", "counts_only must be a boolean", room=room)
         try:
-            page = await self.edge.presence.list(room, limit=limit, cursor=cursor, counts_only=counts_only)
+            page = await self.edge.presence.list(
+                room, limit=limit, cursor=cursor, counts_only=counts_only
+            )
         except grpc.aio.AioRpcError as error:
             raise to_protocol_error(error, room) from None
         self.reply({"type": "presence_page", "room": room, **page}, request_id)

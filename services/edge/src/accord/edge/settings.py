@@ -55,14 +55,18 @@ class Settings:
             try:
                 public_key = Path(key_file).read_text()
             except OSError as error:
-                raise ConfigError(f"JWT_PUBLIC_KEY_FILE={key_file!r} cannot be read: {error.strerror}") from None
+                raise ConfigError(
+                    f"JWT_PUBLIC_KEY_FILE={key_file!r} cannot be read: {error.strerror}"
+                ) from None
         jwks_file = config.get_optional(env, "JWT_JWKS_FILE")
         jwks = None
         if jwks_file is not None:
             try:
                 jwks = Path(jwks_file).read_text()
             except OSError as error:
-                raise ConfigError(f"JWT_JWKS_FILE={jwks_file!r} cannot be read: {error.strerror}") from None
+                raise ConfigError(
+                    f"JWT_JWKS_FILE={jwks_file!r} cannot be read: {error.strerror}"
+                ) from None
         allow_anonymous = config.get_bool(env, "ALLOW_ANONYMOUS", False)
         if secret is None and public_key is None and jwks is None and not allow_anonymous:
             raise ConfigError(
@@ -71,7 +75,9 @@ class Settings:
             )
         if secret is not None and len(secret.encode()) < 32:
             raise ConfigError("JWT_SECRET is too short: use at least 32 bytes (RFC 7518)")
-        max_message_size = config.get_int(env, "MAX_MESSAGE_SIZE", 1024 * 1024, minimum=1024, maximum=64 * 1024 * 1024)
+        max_message_size = config.get_int(
+            env, "MAX_MESSAGE_SIZE", 1024 * 1024, minimum=1024, maximum=64 * 1024 * 1024
+        )
         return cls(
             ws_addr=(host, port),
             sync_target=_target(sync_host, sync_port, "SYNC_ADDR"),
@@ -82,20 +88,34 @@ class Settings:
             allowed_origins=_origins(env),
             connect_rate=config.get_float(env, "CONNECT_RATE", 20.0, minimum=0.1, maximum=1e6),
             connect_burst=config.get_int(env, "CONNECT_BURST", 40, minimum=1, maximum=1_000_000),
-            user_rate_limit=config.get_float(env, "USER_RATE_LIMIT", 300.0, minimum=0.1, maximum=1e6),
-            user_rate_burst=config.get_int(env, "USER_RATE_BURST", 600, minimum=1, maximum=1_000_000),
+            user_rate_limit=config.get_float(
+                env, "USER_RATE_LIMIT", 300.0, minimum=0.1, maximum=1e6
+            ),
+            user_rate_burst=config.get_int(
+                env, "USER_RATE_BURST", 600, minimum=1, maximum=1_000_000
+            ),
             allow_anonymous=allow_anonymous,
             admin_token=config.get_optional(env, "ADMIN_TOKEN"),
-            max_connections=config.get_int(env, "MAX_CONNECTIONS", 10000, minimum=1, maximum=10_000_000),
-            heartbeat_interval=config.get_float(env, "HEARTBEAT_INTERVAL", 30.0, minimum=0.05, maximum=3600),
+            max_connections=config.get_int(
+                env, "MAX_CONNECTIONS", 10000, minimum=1, maximum=10_000_000
+            ),
+            heartbeat_interval=config.get_float(
+                env, "HEARTBEAT_INTERVAL", 30.0, minimum=0.05, maximum=3600
+            ),
             max_message_size=max_message_size,
             hello_timeout=config.get_float(env, "HELLO_TIMEOUT", 10.0, minimum=0.05, maximum=600),
             rate_limit=config.get_float(env, "RATE_LIMIT", 100.0, minimum=0.1, maximum=1e6),
             rate_burst=config.get_int(env, "RATE_BURST", 200, minimum=1, maximum=1_000_000),
-            max_rooms_per_session=config.get_int(env, "MAX_ROOMS_PER_SESSION", 100, minimum=1, maximum=100_000),
-            presence_sync_limit=config.get_int(env, "PRESENCE_SYNC_LIMIT", 100, minimum=1, maximum=100_000),
+            max_rooms_per_session=config.get_int(
+                env, "MAX_ROOMS_PER_SESSION", 100, minimum=1, maximum=100_000
+            ),
+            presence_sync_limit=config.get_int(
+                env, "PRESENCE_SYNC_LIMIT", 100, minimum=1, maximum=100_000
+            ),
             max_json_depth=config.get_int(env, "MAX_JSON_DEPTH", 32, minimum=2, maximum=1000),
-            send_queue_size=config.get_int(env, "SEND_QUEUE_SIZE", 1024, minimum=8, maximum=1_000_000),
+            send_queue_size=config.get_int(
+                env, "SEND_QUEUE_SIZE", 1024, minimum=8, maximum=1_000_000
+            ),
             drain_timeout=config.get_float(env, "DRAIN_TIMEOUT", 20.0, minimum=0, maximum=3600),
             rpc_timeout=config.get_float(env, "RPC_TIMEOUT", 10.0, minimum=0.1, maximum=600),
             edge_id=config.get_str(env, "EDGE_ID", f"{socket.gethostname()}-{os.getpid()}"),
@@ -112,7 +132,9 @@ def _origins(env: Env) -> tuple[str, ...] | None:
     for origin in origins:
         scheme, sep, host = origin.partition("://")
         if not sep or scheme not in ("http", "https") or not host or "/" in host:
-            raise ConfigError(f"ALLOWED_ORIGINS entry {origin!r} is not an origin like https://app.example.com")
+            raise ConfigError(
+                f"ALLOWED_ORIGINS entry {origin!r} is not an origin like https://app.example.com"
+            )
     return origins
 
 
