@@ -21,6 +21,7 @@ from tests.support.suite import ROOT, DevProcess, dev_env
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+HAVE_CHROMIUM = Path(CHROMIUM).exists()
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 
 
@@ -43,7 +44,9 @@ def wait_http_ready(url: str, process: DevProcess, timeout: float = 60.0) -> Non
 def accord(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevProcess]:
     """`accord dev` with anonymous access, for the module."""
     tmp = tmp_path_factory.mktemp("accord-dev")
-    process = DevProcess(dev_env(tmp, ALLOW_ANONYMOUS="true", HEARTBEAT_INTERVAL="5"), tmp / "dev.log")
+    process = DevProcess(
+        dev_env(tmp, ALLOW_ANONYMOUS="true", HEARTBEAT_INTERVAL="5"), tmp / "dev.log"
+    )
     process.start()
     try:
         wait_http_ready(process.http_url, process)
@@ -59,7 +62,7 @@ def accord(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevProcess]:
 async def browser() -> AsyncIterator[object]:
     from playwright.async_api import async_playwright
 
-    if not Path(CHROMIUM).exists():
+    if not HAVE_CHROMIUM:
         pytest.skip(f"{CHROMIUM} is missing: run scripts/ensure-tools.sh")
     async with async_playwright() as playwright:
         chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

@@ -24,8 +24,24 @@ async def open_demo(context: BrowserContext, accord: DevProcess, path: str, **qu
     page.errors = errors  # type: ignore[attr-defined]
     qs = "&".join(f"{k}={v}" for k, v in query.items())
     await page.goto(f"{accord.http_url}{path}?{qs}")
-    await expect(page.locator("#status")).to_have_text("synced", timeout=SETTLE)
+    try:
+        await expect(page.locator("#status")).to_have_text("synced", timeout=SETTLE)
+    except AssertionError as error:
+        raise AssertionError(f"{path} never synced: {await sdk_state(page)}") from error
     return page
+
+
+async def sdk_state(page: Page) -> Any:
+    """What the SDK thinks, for failure messages."""
+    return await page.evaluate(
+        """() => {
+        const c = window.accord;
+        if (!c) return "no client";
+        return {phase: c.phase, status: c.status, rooms: [...c.rooms.values()].map((r) => ({
+            name: r.name, subscribed: r.subscribed, caughtUp: r.caughtUp, seq: r.seq, head: r.head,
+            expectSnapshot: r.expectSnapshot, pending: r.pendingCount, error: r.error}))};
+    }"""
+    )
 
 
 async def no_page_errors(*pages: Page) -> None:
@@ -33,12 +49,18 @@ async def no_page_errors(*pages: Page) -> None:
         assert page.errors == [], page.errors  # type: ignore[attr-defined]
 
 
-async def test_index_lists_the_demos(browser: Browser, accord: DevProcess, screenshots: Path) -> None:
+async def test_index_lists_the_demos(
+    browser: Browser, accord: DevProcess, screenshots: Path
+) -> None:
     page = await browser.new_page()
     await page.goto(accord.http_url + "/")
     links = page.locator("#demos a")
     await expect(links).to_have_count(3)
-    assert [await link.get_attribute("href") for link in await links.all()] == ["/demo/todo", "/demo/chat", "/demo/editor"]
+    assert [await link.get_attribute("href") for link in await links.all()] == [
+        "/demo/todo",
+        "/demo/chat",
+        "/demo/editor",
+    ]
     await page.screenshot(path=screenshots / "index.png", full_page=True)
 
 
@@ -49,30 +71,40 @@ async def todo_titles(page: Page) -> list[str]:
 async def test_todo_two_browsers_see_each_other_within_a_second(
     browser: Browser, accord: DevProcess, room_name: str, screenshots: Path
 ) -> None:
-    alice = await open_demo(await browser.new_context(), accord, "/demo/todo", room=room_name, name="Alice")
-    bob = await open_demo(await browser.new_context(), accord, "/demo/todo", room=room_name, name="Bob")
+    alice = await open_demo(
+        await browser.new_context(), accord, "/demo/todo", room=room_name, name="Alice"
+    )
+    bob = await open_demo(
+        await browser.new_context(), accord, "/demo/todo", room=room_name, name="Bob"
+    )
     for page in (alice, bob):
         await expect(page.locator("#peers li")).to_have_count(2, timeout=5 * SECOND)
     await expect(alice.locator("#peers")).to_contain_text("Bob")
 
     await alice.fill("#new-title", "Buy milk")
     await alice.press("#new-title", "Enter")
-    await expect(alice.locator("#todos .title")).to_have_text(["Buy milk"], timeout=SECOND)
+    await expect(alice.locator("#todos .title")).to_have_text(["Buy milk"], timeout=5 * SECOND)
     await expect(bob.locator("#todos .title")).to_have_text(["Buy milk"], timeout=SECOND)
 
     await bob.fill("#new-title", "Walk the dog")
     await bob.press("#new-title", "Enter")
-    await expect(alice.locator("#todos .title")).to_have_text(["Buy milk", "Walk the dog"], timeout=SECOND)
+    await expect(alice.locator("#todos .title")).to_have_text(
+        ["Buy milk", "Walk the dog"], timeout=SECOND
+    )
 
     # Complete on one side, seen on the other.
     await bob.locator("#todos li", has_text="Buy milk").locator("input[type=checkbox]").check()
-    await expect(alice.locator("#todos li", has_text="Buy milk").locator("input[type=checkbox]")).to_be_checked(timeout=SECOND)
+    await expect(
+        alice.locator("#todos li", has_text="Buy milk").locator("input[type=checkbox]")
+    ).to_be_checked(timeout=SECOND)
 
     # Edit a title.
     await alice.locator("#todos li", has_text="Walk the dog").locator("button.edit").click()
     await alice.fill("#todos .edit-input", "Walk the cat")
     await alice.press("#todos .edit-input", "Enter")
-    await expect(bob.locator("#todos .title")).to_have_text(["Buy milk", "Walk the cat"], timeout=SECOND)
+    await expect(bob.locator("#todos .title")).to_have_text(
+        ["Buy milk", "Walk the cat"], timeout=SECOND
+    )
     await expect(alice.locator("#status")).to_have_text("synced", timeout=SECOND)
     await alice.screenshot(path=screenshots / "todo.png", full_page=True)
 
@@ -87,13 +119,17 @@ async def test_todo_offline_edits_catch_up_and_converge(
 ) -> None:
     offline_context = await browser.new_context()
     alice = await open_demo(offline_context, accord, "/demo/todo", room=room_name, name="Alice")
-    bob = await open_demo(await browser.new_context(), accord, "/demo/todo", room=room_name, name="Bob")
+    bob = await open_demo(
+        await browser.new_context(), accord, "/demo/todo", room=room_name, name="Bob"
+    )
     await alice.fill("#new-title", "Shared item")
     await alice.press("#new-title", "Enter")
     await expect(bob.locator("#todos .title")).to_have_text(["Shared item"], timeout=SECOND)
 
     await offline_context.set_offline(True)
-    await expect(alice.locator("#status")).to_have_attribute("data-state", "offline", timeout=5 * SECOND)
+    await expect(alice.locator("#status")).to_have_attribute(
+        "data-state", "offline", timeout=5 * SECOND
+    )
     await expect(bob.locator("#peers li")).to_have_count(1, timeout=10 * SECOND)
     # Alice works offline: her edits show at once and queue up.
     await alice.fill("#new-title", "Written offline")
@@ -115,7 +151,9 @@ async def test_todo_offline_edits_catch_up_and_converge(
     for page in (alice, bob):
         await expect(page.locator("#status")).to_have_text("synced", timeout=SETTLE)
         await expect(page.locator("#todos .title")).to_have_text(expected, timeout=5 * SECOND)
-        await expect(page.locator("#todos li", has_text="Shared item").locator("input[type=checkbox]")).to_be_checked()
+        await expect(
+            page.locator("#todos li", has_text="Shared item").locator("input[type=checkbox]")
+        ).to_be_checked()
     assert await todo_titles(alice) == await todo_titles(bob)
     await no_page_errors(alice, bob)
 
@@ -123,12 +161,16 @@ async def test_todo_offline_edits_catch_up_and_converge(
 async def test_todo_offline_queue_survives_closing_the_page(
     browser: Browser, accord: DevProcess, room_name: str
 ) -> None:
-    """The queue lives in IndexedDB: a change made offline in a closed tab is sent by the next one."""
+    """The queue is in IndexedDB: a change made offline in a closed tab is sent by the next one."""
     context = await browser.new_context()
     alice = await open_demo(context, accord, "/demo/todo", room=room_name, name="Alice")
-    bob = await open_demo(await browser.new_context(), accord, "/demo/todo", room=room_name, name="Bob")
+    bob = await open_demo(
+        await browser.new_context(), accord, "/demo/todo", room=room_name, name="Bob"
+    )
     await context.set_offline(True)
-    await expect(alice.locator("#status")).to_have_attribute("data-state", "offline", timeout=5 * SECOND)
+    await expect(alice.locator("#status")).to_have_attribute(
+        "data-state", "offline", timeout=5 * SECOND
+    )
     await alice.fill("#new-title", "Queued in IndexedDB")
     await alice.press("#new-title", "Enter")
     await expect(alice.locator("#status")).to_have_text("offline, pending 1")
@@ -146,8 +188,12 @@ async def test_todo_offline_queue_survives_closing_the_page(
 async def test_chat_delivers_messages_history_and_typing(
     browser: Browser, accord: DevProcess, room_name: str, screenshots: Path
 ) -> None:
-    alice = await open_demo(await browser.new_context(), accord, "/demo/chat", room=room_name, name="Alice")
-    bob = await open_demo(await browser.new_context(), accord, "/demo/chat", room=room_name, name="Bob")
+    alice = await open_demo(
+        await browser.new_context(), accord, "/demo/chat", room=room_name, name="Alice"
+    )
+    bob = await open_demo(
+        await browser.new_context(), accord, "/demo/chat", room=room_name, name="Bob"
+    )
     await expect(alice.locator("#online li")).to_have_count(2, timeout=5 * SECOND)
     await expect(bob.locator("#online")).to_contain_text("Alice")
 
@@ -159,12 +205,18 @@ async def test_chat_delivers_messages_history_and_typing(
 
     await bob.locator("#message").press_sequentially("Hello Alice!", delay=10)
     await bob.press("#message", "Enter")
-    await expect(alice.locator("#messages .msg .bubble")).to_have_text(["Hi Bob", "Hello Alice!"], timeout=SECOND)
+    await expect(alice.locator("#messages .msg .bubble")).to_have_text(
+        ["Hi Bob", "Hello Alice!"], timeout=SECOND
+    )
     await expect(alice.locator("#messages .msg.mine .bubble")).to_have_text(["Hi Bob"])
 
     # A latecomer gets the history on joining.
-    carol = await open_demo(await browser.new_context(), accord, "/demo/chat", room=room_name, name="Carol")
-    await expect(carol.locator("#messages .msg .bubble")).to_have_text(["Hi Bob", "Hello Alice!"], timeout=SECOND)
+    carol = await open_demo(
+        await browser.new_context(), accord, "/demo/chat", room=room_name, name="Carol"
+    )
+    await expect(carol.locator("#messages .msg .bubble")).to_have_text(
+        ["Hi Bob", "Hello Alice!"], timeout=SECOND
+    )
     await expect(alice.locator("#online li")).to_have_count(3, timeout=5 * SECOND)
     await alice.screenshot(path=screenshots / "chat.png", full_page=True)
 
@@ -183,8 +235,12 @@ async def editor_text(page: Page) -> str:
 async def test_editor_concurrent_typing_converges(
     browser: Browser, accord: DevProcess, room_name: str, screenshots: Path
 ) -> None:
-    alice = await open_demo(await browser.new_context(), accord, "/demo/editor", room=room_name, name="Alice")
-    bob = await open_demo(await browser.new_context(), accord, "/demo/editor", room=room_name, name="Bob")
+    alice = await open_demo(
+        await browser.new_context(), accord, "/demo/editor", room=room_name, name="Alice"
+    )
+    bob = await open_demo(
+        await browser.new_context(), accord, "/demo/editor", room=room_name, name="Bob"
+    )
     editor_a, editor_b = alice.locator("#editor"), bob.locator("#editor")
     await editor_a.click()
     await editor_a.press_sequentially("Hello world", delay=10)
@@ -205,7 +261,10 @@ async def test_editor_concurrent_typing_converges(
     base = "Well, Hello world! How are you?"
     await editor_a.evaluate("(e) => e.setSelectionRange(11, 11)")  # after "Well, Hello"
     await editor_b.evaluate("(e) => e.setSelectionRange(11, 11)")
-    await asyncio.gather(editor_a.press_sequentially(" there", delay=12), editor_b.press_sequentially(" dear", delay=12))
+    await asyncio.gather(
+        editor_a.press_sequentially(" there", delay=12),
+        editor_b.press_sequentially(" dear", delay=12),
+    )
     for page in (alice, bob):
         await expect(page.locator("#status")).to_have_text("synced", timeout=5 * SECOND)
     final = await editor_text(alice)
@@ -230,14 +289,23 @@ async def test_editor_concurrent_typing_converges(
     # Each sees the other's cursor.
     await expect(alice.locator("#mirror .cursor")).to_have_count(1, timeout=SECOND)
     await expect(alice.locator("#mirror .cursor")).to_have_attribute("data-name", "Bob")
-    await expect(bob.locator("#mirror .cursor")).to_have_attribute("data-name", "Alice", timeout=SECOND)
+    await expect(bob.locator("#mirror .cursor")).to_have_attribute(
+        "data-name", "Alice", timeout=SECOND
+    )
     await alice.screenshot(path=screenshots / "editor.png", full_page=True)
     await no_page_errors(alice, bob)
 
 
 @pytest.mark.parametrize("demo", ["index", "todo", "chat", "editor"])
-async def test_pages_fit_a_phone(browser: Browser, accord: DevProcess, room_name: str, screenshots: Path, demo: str) -> None:
-    phone: dict[str, Any] = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
+async def test_pages_fit_a_phone(
+    browser: Browser, accord: DevProcess, room_name: str, screenshots: Path, demo: str
+) -> None:
+    phone: dict[str, Any] = {
+        "viewport": {"width": 390, "height": 844},
+        "device_scale_factor": 2,
+        "is_mobile": True,
+        "has_touch": True,
+    }
     context = await browser.new_context(**phone)
     if demo == "index":
         page = await context.new_page()

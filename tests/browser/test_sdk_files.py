@@ -26,7 +26,9 @@ def test_served_sdk_is_a_copy_of_the_source() -> None:
     source = {p.name: p.read_bytes() for p in SOURCE.glob("*.js")}
     served = {p.name: p.read_bytes() for p in SERVED.glob("*.js")}
     assert source, "no SDK source found"
-    assert served == source, "services/edge/.../static/sdk differs from clients/js/src: run clients/js/publish.sh"
+    assert served == source, (
+        "services/edge/.../static/sdk differs from clients/js/src: run clients/js/publish.sh"
+    )
 
 
 def test_sdk_unit_tests_pass_in_node() -> None:
@@ -34,7 +36,7 @@ def test_sdk_unit_tests_pass_in_node() -> None:
     if node is None:
         pytest.skip("node is not installed")
     result = subprocess.run(
-        [node, "--test", str(ROOT / "clients" / "js" / "test")],
+        [node, "--test", "--test-timeout=20000", str(ROOT / "clients" / "js" / "test")],
         capture_output=True,
         text=True,
         timeout=120,
@@ -50,7 +52,14 @@ async def test_edge_serves_the_sdk_and_the_demos(make_suite: object) -> None:
             assert response.status == 200
             assert response.content_type in ("application/javascript", "text/javascript")
             assert "export async function connect" in await response.text()
-        for path in ("/", "/demo/todo", "/demo/chat", "/demo/editor", "/static/demo.css", "/static/common.js"):
+        for path in (
+            "/",
+            "/demo/todo",
+            "/demo/chat",
+            "/demo/editor",
+            "/static/demo.css",
+            "/static/common.js",
+        ):
             async with http.get(suite.http_url + path) as response:
                 assert response.status == 200, path
         async with http.get(f"{suite.http_url}/demo/nope") as response:
@@ -63,7 +72,18 @@ def test_wheel_ships_the_sdk_and_the_demos(tmp_path: Path) -> None:
     import sys
 
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(EDGE)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(EDGE),
+        ],
         capture_output=True,
         text=True,
         timeout=300,
@@ -74,5 +94,14 @@ def test_wheel_ships_the_sdk_and_the_demos(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for source in SOURCE.glob("*.js"):
         assert f"accord/edge/static/sdk/{source.name}" in names
-    for page in ("index.html", "todo.html", "chat.html", "editor.html", "demo.css", "todo.js", "chat.js", "editor.js"):
+    for page in (
+        "index.html",
+        "todo.html",
+        "chat.html",
+        "editor.html",
+        "demo.css",
+        "todo.js",
+        "chat.js",
+        "editor.js",
+    ):
         assert f"accord/edge/static/{page}" in names

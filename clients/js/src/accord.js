@@ -100,13 +100,14 @@ export class Client extends Emitter {
     globalThis.addEventListener?.("offline", this.onOffline);
     globalThis.addEventListener?.("pagehide", this.onPageHide);
     this.pinger = setInterval(() => this.checkAlive(), PING_EVERY_MS);
+    this.pinger.unref?.(); // under node, a forgotten client does not keep the process alive
     this.open();
   }
 
   /** Join a room: its saved replica and queue load at once; it syncs whenever the client is online. */
-  async join(name, { presence } = {}) {
+  async join(name, { presence, users = false } = {}) {
     if (this.rooms.has(name)) return this.rooms.get(name);
-    const room = new Room(this, name, presence);
+    const room = new Room(this, name, presence, users);
     this.rooms.set(name, room);
     await room.load();
     if (this.rooms.get(name) === room && this.phase === "open") room.subscribe();
@@ -189,7 +190,7 @@ export class Client extends Emitter {
     this.phase = "open";
     this.attempt = 0;
     this.emit("connected", reply);
-    for (const room of this.rooms.values()) room.subscribe();
+    for (const room of this.rooms.values()) if (room.loaded) room.subscribe();
     this.updateStatus();
   }
 
@@ -203,8 +204,9 @@ export class Client extends Emitter {
       return;
     }
     if (Number.isInteger(message.id) && this.requests.has(message.id)) {
-      const { resolve } = this.requests.get(message.id);
+      const { resolve, onReply } = this.requests.get(message.id);
       this.requests.delete(message.id);
+      onReply?.(message);
       resolve(message);
       return;
     }
@@ -297,15 +299,18 @@ export class Client extends Emitter {
     else if (silent > PING_EVERY_MS) this.request({ type: "ping" }).catch(() => {});
   }
 
-  /** Send a request with an id; resolves with the reply (an error reply too), rejects on disconnect. */
-  request(message) {
+  /**
+   * Send a request with an id; resolves with the reply (an error reply too), rejects on disconnect.
+   * `onReply` runs synchronously on the reply, before any later frame is handled.
+   */
+  request(message, onReply) {
     return new Promise((resolve, reject) => {
       if (!this.ws || this.ws.readyState !== 1) {
         reject(new Error("not connected"));
         return;
       }
       const id = this.nextId++;
-      this.requests.set(id, { resolve, reject });
+      this.requests.set(id, { resolve, reject, onReply });
       this.ws.send(JSON.stringify({ ...message, id }));
     });
   }
@@ -324,11 +329,14 @@ export class Client extends Emitter {
  * "broadcast" ({from, data, peer}), "status" ({state, pending, text}), "error".
  */
 export class Room extends Emitter {
-  constructor(client, name, presence) {
+  constructor(client, name, presence, users) {
     super();
     this.client = client;
     this.name = name;
     this.presenceState = presence ?? null;
+    this.wantUsers = users;
+    this.presenceCount = 0; // sessions present (may exceed peers.size in big rooms)
+    this.presenceUsers = 0; // distinct users present
     this.replica = new Replica({ onChange: (collection, key, value) => this.emit("change", { collection, key, value }) });
     this.lastClientSeq = 0;
     this.subscribed = false;
@@ -343,6 +351,8 @@ export class Room extends Emitter {
     this.lastStatus = "";
     this.error = null;
     this.storedSeqs = new Set(); // client_seqs of the changes in the stored queue
+    this.loaded = false; // saved state read: only then may it subscribe (since = the saved seq)
+    this.subscribing = false;
   }
 
   async load() {
@@ -350,6 +360,7 @@ export class Room extends Emitter {
     this.replica.loadConfirmed(saved.seq, saved.records);
     this.replica.pending = saved.pending;
     this.storedSeqs = new Set(saved.pending.map((p) => p.client_seq));
+    this.loaded = true;
     this.lastClientSeq = Math.max(saved.lastClientSeq, ...saved.pending.map((p) => p.client_seq), 0);
     this.replica.rebuild();
   }
@@ -445,10 +456,25 @@ export class Room extends Emitter {
     if (this.subscribed) this.client.send({ type: "presence", room: this.name, state });
   }
 
-  /** Send ephemeral data to every other subscriber; false when offline (nothing is queued). */
-  broadcast(data) {
+  /**
+   * Send ephemeral data to every other subscriber; false when offline (nothing is queued).
+   * On a `channel` the server coalesces floods to the newest message (e.g. cursor moves).
+   */
+  broadcast(data, { channel } = {}) {
     if (!this.subscribed) return false;
-    return this.client.send({ type: "broadcast", room: this.name, data });
+    const message = { type: "broadcast", room: this.name, data };
+    if (channel) message.channel = channel;
+    return this.client.send(message);
+  }
+
+  /** One page of the room's presence (big rooms list only the first 100 peers in `peers`). */
+  async presencePage({ cursor, limit = 100, countsOnly = false } = {}) {
+    const message = { type: "presence_list", room: this.name, limit };
+    if (cursor) message.cursor = cursor;
+    if (countsOnly) message.counts_only = true;
+    const reply = await this.client.request(message);
+    if (reply.type === "error") throw Object.assign(new Error(reply.message), reply);
+    return { peers: reply.peers ?? [], count: reply.count, users: reply.users, nextCursor: reply.next_cursor ?? null };
   }
 
   /** The peers present in the room (this session included once it has joined presence). */
@@ -470,17 +496,22 @@ export class Room extends Emitter {
 
   // -- protocol -------------------------------------------------------------
 
-  async subscribe() {
+  subscribe() {
+    if (this.subscribing || this.subscribed) return;
+    this.subscribing = true;
     this.caughtUp = false;
     const since = this.replica.seq;
     const message = { type: "subscribe", room: this.name, since };
     if (this.presenceState) message.presence = this.presenceState;
-    let reply;
-    try {
-      reply = await this.client.request(message);
-    } catch {
-      return; // disconnected: subscribing again is part of reconnecting
-    }
+    if (this.wantUsers) message.users = true;
+    // The catch-up follows the reply at once: handle the reply before the next frame.
+    this.client.request(message, (reply) => this.onSubscribed(since, reply)).catch(() => {
+      // disconnected: subscribing again is part of reconnecting
+    });
+  }
+
+  onSubscribed(since, reply) {
+    this.subscribing = false;
     if (this.client.rooms.get(this.name) !== this) return;
     if (reply.type === "error") {
       this.error = reply;
@@ -493,7 +524,8 @@ export class Room extends Emitter {
     this.error = null;
     this.subscribed = true;
     this.head = reply.head;
-    this.expectSnapshot = since > reply.head || (since === 0 && reply.head > 0);
+    // Ahead of the server (its data was reset): what we hold is void until the snapshot replaces it.
+    this.expectSnapshot = since > reply.head;
     if (reply.head === 0 && since > 0) {
       // The server holds nothing for this room any more: drop what we had.
       this.replica.applySnapshotChunk({ seq: 0, records: [], last: true });
@@ -541,18 +573,36 @@ export class Room extends Emitter {
   }
 
   onPresence(message) {
-    if (message.event === "sync") {
-      this.peers = new Map(message.peers.map((p) => [p.session_id, p]));
-    } else if (message.event === "leave") {
-      this.peers.delete(message.peer.session_id);
-    } else {
-      this.peers.set(message.peer.session_id, message.peer);
+    switch (message.event) {
+      case "sync":
+        this.peers = new Map(message.peers.map((p) => [p.session_id, p]));
+        this.presenceCount = message.count ?? message.peers.length;
+        this.presenceUsers = message.users ?? new Set(message.peers.map((p) => p.user_id)).size;
+        this.morePeers = message.next_cursor ?? null;
+        break;
+      case "join":
+        if (!this.peers.has(message.peer.session_id)) this.presenceCount += 1;
+        this.peers.set(message.peer.session_id, message.peer);
+        break;
+      case "update":
+        this.peers.set(message.peer.session_id, message.peer);
+        break;
+      case "leave":
+        this.peers.delete(message.peer.session_id);
+        this.presenceCount = Math.max(0, this.presenceCount - 1);
+        break;
+      case "user_online":
+      case "user_offline":
+        this.emit("user", { event: message.event, peer: message.peer, reason: message.reason });
+        return;
+      default:
+        return;
     }
     this.emitPresence();
   }
 
   onBroadcast(message) {
-    this.emit("broadcast", { from: message.from, data: message.data, peer: this.peers.get(message.from) });
+    this.emit("broadcast", { from: message.from, data: message.data, channel: message.channel ?? null, peer: this.peers.get(message.from) });
   }
 
   onForbidden(message) {
@@ -563,10 +613,13 @@ export class Room extends Emitter {
   }
 
   onDisconnect() {
+    this.subscribing = false;
     this.subscribed = false;
     this.caughtUp = false;
     this.inflight = false;
     clearTimeout(this.retryTimer);
+    this.presenceCount = 0;
+    this.presenceUsers = 0;
     if (this.peers.size > 0) {
       this.peers.clear();
       this.emitPresence();

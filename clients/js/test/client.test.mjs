@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { connect } from "../src/accord.js";
+import { applyPatch, connect } from "../src/accord.js";
 
 /** Just enough of the edge's protocol (docs/protocol.md) to drive the SDK. */
 class FakeEdge {
@@ -52,8 +52,19 @@ class FakeEdge {
         const log = this.log.get(m.room) ?? [];
         ws.rooms.add(m.room);
         reply({ type: "subscribed", room: m.room, head: log.length });
-        const missed = log.slice(m.since ?? 0);
-        if (missed.length) ws.deliver({ type: "changes", room: m.room, changes: missed });
+        const since = m.since ?? 0;
+        if (log.length > 0 && (since === 0 || since > log.length)) {
+          const records = new Map();
+          for (const c of log) {
+            const id = `${c.collection}/${c.key}`;
+            const value = applyPatch(records.get(id)?.value, c.patch);
+            if (value === undefined) records.delete(id);
+            else records.set(id, { collection: c.collection, key: c.key, value });
+          }
+          ws.deliver({ type: "snapshot", room: m.room, seq: log.length, records: [...records.values()], last: true });
+        } else if (since < log.length) {
+          ws.deliver({ type: "changes", room: m.room, changes: log.slice(since) });
+        }
         return ws.deliver({ type: "presence", room: m.room, event: "sync", peers: [] });
       }
       case "push": {

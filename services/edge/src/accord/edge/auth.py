@@ -67,10 +67,13 @@ class Authenticator:
         self._jwks = jwt.PyJWKSet.from_json(settings.jwks) if settings.jwks else None
         self._allow_anonymous = settings.allow_anonymous
 
-    def authenticate(self, token: str | None) -> Identity:
+    def authenticate(self, token: str | None, client_id: str | None = None) -> Identity:
         if token is None:
             if self._allow_anonymous:
-                return Identity(f"anon-{uuid.uuid4().hex[:12]}", None, None, None)
+                # Keyed by the client's replica id, so that an anonymous client
+                # keeps its identity (and its client_seq dedupe) across reconnects.
+                suffix = client_id or uuid.uuid4().hex[:12]
+                return Identity(f"anon-{suffix}", None, None, None)
             raise AuthError("UNAUTHENTICATED", "a token is required")
         claims = self._decode(token)
         sub = claims.get("sub")

@@ -295,15 +295,15 @@ class Session:
             raise ProtocolError("BAD_REQUEST", "user must be an object")
         if _json_size(user) > MAX_STATE_BYTES:
             raise ProtocolError("TOO_LARGE", f"user info is larger than {MAX_STATE_BYTES} bytes")
-        self.identity = self._authenticate(token)
+        self.identity = self._authenticate(token, client_id)
         self.edge.user_limits.hold(self.identity.user_id)
         self.client_id = client_id
         self.user = user
         self._schedule_expiry()
 
-    def _authenticate(self, token: str | None) -> Identity:
+    def _authenticate(self, token: str | None, client_id: str | None = None) -> Identity:
         try:
-            return self.edge.auth.authenticate(token)
+            return self.edge.auth.authenticate(token, client_id)
         except AuthError as error:
             raise ProtocolError(error.code, error.message) from None
 

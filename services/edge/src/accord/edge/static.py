@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 STATIC = Path(__file__).parent / "static"
 SDK = STATIC / "sdk"
@@ -32,8 +33,8 @@ async def demo(request: web.Request) -> web.StreamResponse:
 
 
 @web.middleware
-async def revalidate(request: web.Request, handler: web.RequestHandler) -> web.StreamResponse:
-    """Scripts are revalidated on every load (cheap with ETags), so a new SDK is never mixed with an old one."""
+async def revalidate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Revalidate scripts on every load (cheap with ETags): never an old SDK with new pages."""
     response = await handler(request)
     if request.path.startswith(("/sdk/", "/static/")):
         response.headers.setdefault("Cache-Control", "no-cache")

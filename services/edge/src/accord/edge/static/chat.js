@@ -55,7 +55,7 @@ async function openRoom(name) {
   room = await client.join(`chat.${name}`, { presence: me });
   showPeers(document.getElementById("online"), room, document.getElementById("online-count"));
   const short = document.getElementById("online-short");
-  const renderShort = (peers) => (short.textContent = `${peers.length} online`);
+  const renderShort = (peers) => (short.textContent = `${Math.max(room.presenceCount, peers.length)} online`);
   renderShort(room.peerList);
   offs.push(room.on("presence", renderShort));
   offs.push(room.on("change", scheduleRender));
