@@ -8,8 +8,8 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 import pytest
-
 from accord.client import Backoff, Client
+
 from tests.support.wsclient import Client as RawClient
 from tests.support.wsclient import Replica as RawReplica
 from tests.support.wsclient import make_token, sync_until
@@ -22,13 +22,13 @@ MakeClient = Callable[..., Awaitable[Client]]
 
 @pytest.fixture
 async def make_client() -> AsyncIterator[MakeClient]:
-    """``await make_client(url, "u-a", client_id=..., **options)``: a started Client, closed afterwards."""
+    """``await make_client(url, "u-a", client_id=..., **options)``: started, auto-closed."""
     async with AsyncExitStack() as stack:
 
-        async def make(url: str, user: str = "u-1", *, wait: bool = True, **options: Any) -> Client:
+        async def make(url: str, sub: str = "u-1", *, wait: bool = True, **options: Any) -> Client:
             options.setdefault("backoff", FAST)
             if "token" not in options and "token_provider" not in options:
-                options["token"] = make_token(user)
+                options["token"] = make_token(sub)
             client = Client(url, **options)
             stack.push_async_callback(client.close)
             await client.start(wait=wait)

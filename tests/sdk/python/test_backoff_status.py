@@ -5,11 +5,11 @@ from __future__ import annotations
 import random
 
 import pytest
-
 from accord.client.backoff import Backoff
 from accord.client.client import token_expiry
 from accord.client.clock import HybridClock
 from accord.client.status import State, Status
+
 from tests.support.wsclient import make_token
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from accord.client import errors
 from accord.client.errors import AccordError, error_from_message
 
@@ -23,7 +22,9 @@ CODES = {
 
 @pytest.mark.parametrize(("code", "cls"), CODES.items())
 def test_each_code_has_its_class(code: str, cls: type[AccordError]) -> None:
-    error = error_from_message({"type": "error", "id": 7, "code": code, "message": "m", "room": "r"})
+    error = error_from_message(
+        {"type": "error", "id": 7, "code": code, "message": "m", "room": "r"}
+    )
     assert type(error) is cls
     assert isinstance(error, AccordError)
     assert error.code == code

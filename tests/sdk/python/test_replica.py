@@ -5,14 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from accord.client.errors import SequenceGap
 from accord.client.replica import PendingChange, Replica
 
 ROOM = "r"
 
 
-def change(seq: int, key: str, patch: dict[str, Any], client_id: str = "other", client_seq: int = 1) -> dict[str, Any]:
+def change(
+    seq: int, key: str, patch: dict[str, Any], client_id: str = "other", client_seq: int = 1
+) -> dict[str, Any]:
     return {
         "seq": seq,
         "collection": "todos",
@@ -32,12 +33,23 @@ def test_snapshot_chunks_replace_the_records_then_changes_follow() -> None:
     replica = Replica(ROOM, "me", seq=3, records={("todos", "old"): {"x": 1}})
     replica.subscribed(since=0, head=5)
     assert not replica.caught_up
-    assert replica.snapshot_chunk([{"collection": "todos", "key": "a", "value": {"t": 1}}], 5, False).events == []
+    assert (
+        replica.snapshot_chunk(
+            [{"collection": "todos", "key": "a", "value": {"t": 1}}], 5, False
+        ).events
+        == []
+    )
     assert replica.records("todos") == {"old": {"x": 1}}, "nothing changes before the last chunk"
-    applied = replica.snapshot_chunk([{"collection": "todos", "key": "b", "value": {"t": 2}}], 5, True)
+    applied = replica.snapshot_chunk(
+        [{"collection": "todos", "key": "b", "value": {"t": 2}}], 5, True
+    )
     assert replica.records("todos") == {"a": {"t": 1}, "b": {"t": 2}}
     assert replica.seq == 5 and replica.caught_up and applied.replaced
-    assert {(e.key, e.value is None) for e in applied.events} == {("old", True), ("a", False), ("b", False)}
+    assert {(e.key, e.value is None) for e in applied.events} == {
+        ("old", True),
+        ("a", False),
+        ("b", False),
+    }
     replica.apply_changes([change(6, "a", {"set": {"t": 9}}), change(7, "b", {"deleted": True})])
     assert replica.records("todos") == {"a": {"t": 9}}
     assert replica.seq == 7
@@ -57,13 +69,21 @@ def test_local_changes_show_at_once_and_rebase_over_server_changes() -> None:
     replica.apply_changes([change(1, "t", {"set": {"title": "milk", "done": False, "votes": 1}})])
     events = replica.add_local(local(10, "t", {"kind": "set", "fields": {"done": True}}))
     replica.add_local(local(11, "t", {"kind": "incr", "field": "votes", "by": 2}))
-    assert events[0].origin == "local" and events[0].value == {"title": "milk", "done": True, "votes": 1}
+    assert events[0].origin == "local" and events[0].value == {
+        "title": "milk",
+        "done": True,
+        "votes": 1,
+    }
     assert replica.records("todos") == {"t": {"title": "milk", "done": True, "votes": 3}}
 
     # Another client renames and votes; the pending changes stay on top.
     replica.apply_changes([change(2, "t", {"set": {"title": "oat milk"}, "incr": {"votes": 5}})])
     assert replica.records("todos") == {"t": {"title": "oat milk", "done": True, "votes": 8}}
-    assert replica.confirmed_record(("todos", "t")) == {"title": "oat milk", "done": False, "votes": 6}
+    assert replica.confirmed_record(("todos", "t")) == {
+        "title": "oat milk",
+        "done": False,
+        "votes": 6,
+    }
 
     # Our own changes come back: pending is dropped, the view is the server's.
     replica.apply_changes([change(3, "t", {"set": {"done": True}}, client_id="me", client_seq=10)])
@@ -81,7 +101,9 @@ def test_a_local_change_that_lost_is_replaced_by_the_server_value() -> None:
     assert replica.records("todos") == {"t": {"title": "mine"}}
     applied = replica.apply_changes([change(2, "t", {}, client_id="me", client_seq=1)])
     assert replica.records("todos") == {"t": {"title": "theirs"}}
-    assert [(e.previous, e.value) for e in applied.events] == [({"title": "mine"}, {"title": "theirs"})]
+    assert [(e.previous, e.value) for e in applied.events] == [
+        ({"title": "mine"}, {"title": "theirs"})
+    ]
 
 
 def test_acks_keep_pending_until_the_change_arrives_and_drop_duplicates() -> None:

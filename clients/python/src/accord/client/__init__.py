@@ -14,6 +14,7 @@ from accord.client.errors import (
     ClientClosed,
     ClientError,
     ConnectionLost,
+    Disconnected,
     Forbidden,
     Internal,
     NotSubscribed,
@@ -30,7 +31,7 @@ from accord.client.errors import (
 )
 from accord.client.patch import LOCAL_OPS, PATCH_HANDLERS, Record, apply_patch
 from accord.client.replica import PendingChange, RecordChange, Replica
-from accord.client.room import Peer, Room
+from accord.client.room import Broadcast, Peer, PresencePage, Room
 from accord.client.status import State, Status
 from accord.client.store import MemoryStore, OfflineStore, SqliteStore
 
@@ -40,10 +41,12 @@ __all__ = [
     "AccordError",
     "Backoff",
     "BadRequest",
+    "Broadcast",
     "Client",
     "ClientClosed",
     "ClientError",
     "ConnectionLost",
+    "Disconnected",
     "Forbidden",
     "Internal",
     "MemoryStore",
@@ -51,6 +54,7 @@ __all__ = [
     "OfflineStore",
     "Peer",
     "PendingChange",
+    "PresencePage",
     "RateLimited",
     "Record",
     "RecordChange",

@@ -25,6 +25,7 @@ from accord.client.errors import (
     AccordError,
     ClientClosed,
     ConnectionLost,
+    Disconnected,
     SequenceGap,
     Unauthenticated,
     error_from_message,
@@ -46,7 +47,9 @@ ErrorCallback = Callable[[Exception], None]
 NAME = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 ROOM = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 UNAUTHORIZED = 4001
+KICKED = 4003
 THROTTLED = (1013, 4008)
+TOO_MANY_CONNECTS = 429
 
 
 class Client:
@@ -225,9 +228,14 @@ class Client:
 
     # Rooms
 
-    async def join(self, room: str, *, presence: Mapping[str, Any] | None = None) -> Room:
+    async def join(
+        self, room: str, *, presence: Mapping[str, Any] | None = None, users: bool = False
+    ) -> Room:
         """Join ``room``: its replica from the offline store, subscribed (resuming with
         ``since``) now if connected, else on connect.
+
+        ``presence``: join the room's presence with this state. ``users``: also get
+        ``user_online`` / ``user_offline`` presence events.
 
         Raises the server's refusal (``Forbidden``, ``Unavailable``, …) when connected.
         """
@@ -245,7 +253,7 @@ class Client:
         replica = Replica(
             room, self._client_id, seq=state.seq, records=state.records, pending=state.pending
         )
-        joined = Room(self, room, replica, dict(presence) if presence is not None else None)
+        joined = Room(self, room, replica, dict(presence) if presence is not None else None, users)
         self._rooms[room] = joined
         conn = self._conn
         if conn is not None:
@@ -271,6 +279,7 @@ class Client:
         conn = self._conn
         if conn is not None:
             await conn.close()
+        await self.wait_until(lambda: self._conn is None)
         self._update_status()
 
     def go_online(self) -> None:
@@ -290,6 +299,8 @@ class Client:
     async def _queue(
         self, room: Room, collection: str, key: str, op: dict[str, Any]
     ) -> tuple[int, list[RecordChange]]:
+        if self._closed or not self._started:
+            raise ClientClosed("the client is not running")
         async with self._write_lock:
             change = PendingChange(self._next_seq, collection, key, op, self._clock.now())
             await asyncio.shield(self._store.add_pending(room.name, change))
@@ -363,11 +374,21 @@ class Client:
             except SequenceGap as error:
                 log.warning("resubscribing: %s", error)
                 continue
+            except aiohttp.WSServerHandshakeError as error:
+                log.info("accord: the upgrade to %s was refused: %r", self.url, error)
+                if error.status == TOO_MANY_CONNECTS:
+                    close_code = THROTTLED[0]
             except (OSError, aiohttp.ClientError, ConnectionLost, TimeoutError) as error:
                 log.info("accord: connection to %s failed: %r", self.url, error)
+            except Exception:
+                # A bug or a malformed message: drop this session, keep the client alive.
+                log.exception("accord: the session to %s failed", self.url)
             finally:
                 self._connecting = False
             if self._closed:
+                return
+            if close_code == KICKED:
+                self._fail(Disconnected("disconnected by an operator (close 4003)"))
                 return
             if close_code == UNAUTHORIZED and not self._offline_requested:
                 if self.token_provider is None:

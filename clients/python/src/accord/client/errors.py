@@ -18,6 +18,7 @@ __all__ = [
     "ClientClosed",
     "ClientError",
     "ConnectionLost",
+    "Disconnected",
     "Forbidden",
     "Internal",
     "NotSubscribed",
@@ -157,6 +158,10 @@ class ConnectionLost(ClientError):
     def __init__(self, close_code: int | None = None) -> None:
         super().__init__(f"connection lost (close code {close_code})")
         self.close_code = close_code
+
+
+class Disconnected(ClientError):
+    """An operator disconnected this client (close 4003): it does not reconnect by itself."""
 
 
 class ClientClosed(ClientError):

@@ -108,7 +108,7 @@ class Replica:
     def visible(self, key: RecordKey) -> Record | None:
         record = self.confirmed_record(key)
         for change in self._pending_by_key.get(key, ()):
-            record = apply_local_op(record, change.op)
+            record = apply_local_op(record, change.op, (self.client_id, change.client_seq))
         return record
 
     def records(self, collection: str) -> dict[str, Record]:

@@ -23,13 +23,13 @@ from accord.client.errors import (
     Unavailable,
     error_from_message,
 )
-from accord.client.patch import Record
+from accord.client.patch import Record, element_id
 from accord.client.replica import Applied, PendingChange, RecordChange, Replica
 
 if TYPE_CHECKING:
     from accord.client.client import Client
 
-__all__ = ["Peer", "Room"]
+__all__ = ["Broadcast", "Peer", "PresencePage", "Room"]
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ MAX_NAME = 256
 
 ChangeCallback = Callable[[RecordChange], None]
 PresenceCallback = Callable[[str, "Peer | None"], None]
-BroadcastCallback = Callable[[Any, str], None]
+BroadcastCallback = Callable[["Broadcast"], None]
 
 
 @dataclass(frozen=True)
@@ -62,17 +62,49 @@ class Peer:
         )
 
 
+@dataclass(frozen=True)
+class Broadcast:
+    """An ephemeral message from another session of the room."""
+
+    data: Any
+    sender: str
+    channel: str | None = None
+
+
+@dataclass(frozen=True)
+class PresencePage:
+    """One page of a room's presence (``presence_list``); ``next_cursor`` when there is more."""
+
+    peers: list[Peer]
+    count: int
+    users: int
+    next_cursor: str | None
+
+
 class Room:
     """Made by ``Client.join``. Reads are synchronous and show local writes at once."""
 
     def __init__(
-        self, client: Client, name: str, replica: Replica, presence: dict[str, Any] | None
+        self,
+        client: Client,
+        name: str,
+        replica: Replica,
+        presence: dict[str, Any] | None,
+        users: bool = False,
     ) -> None:
         self.client = client
         self.name = name
         self.replica = replica
         self.peers: dict[str, Peer] = {}
+        """Sessions present, by session id: the first page of ``sync`` plus the events since."""
+        self.presence_count = 0
+        """Sessions present, as of the last ``sync``."""
+        self.presence_users = 0
+        """Distinct users present, as of the last ``sync``."""
+        self.presence_cursor: str | None = None
+        """Set when ``sync`` listed only the first page of peers: go on with ``list_presence``."""
         self._presence = presence
+        self._users = users
         self._conn: Connection | None = None
         self._subscribed = False
         self._since_sent = 0
@@ -141,8 +173,46 @@ class Room:
             raise TypeError("incr takes an integer")
         return await self.apply(collection, key, {"kind": "incr", "field": field, "by": by})
 
+    async def add(self, collection: str, key: str, field: str, *values: Any) -> int:
+        """Add values to the add-wins set in ``field`` (a concurrent add beats a remove)."""
+        return await self.apply(
+            collection, key, {"kind": "add", "field": field, "values": list(values)}
+        )
+
+    async def remove(
+        self, collection: str, key: str, field: str, *values: Any, seen: int | None = None
+    ) -> int:
+        """Remove values from the set in ``field``: the adds this replica has seen.
+
+        ``seen`` defaults to the room's current ``seq``, so adds this client has
+        not seen yet survive (add wins).
+        """
+        op: dict[str, Any] = {"kind": "remove", "field": field, "values": list(values)}
+        op["seen"] = self.replica.seq if seen is None else seen
+        return await self.apply(collection, key, op)
+
+    async def insert(
+        self, collection: str, key: str, field: str, *values: Any, after: str | None = None
+    ) -> list[str]:
+        """Insert values into the list in ``field`` after element ``after`` (None: at the
+        start); returns the new elements' ids, known before the server confirms them."""
+        op: dict[str, Any] = {
+            "kind": "insert",
+            "field": field,
+            "after": after,
+            "values": list(values),
+        }
+        client_seq = await self.apply(collection, key, op)
+        return [element_id(self.client.client_id, client_seq, n) for n in range(len(values))]
+
+    async def remove_items(self, collection: str, key: str, field: str, *ids: str) -> int:
+        """Remove the list elements ``ids`` from the list in ``field``."""
+        return await self.apply(
+            collection, key, {"kind": "remove_items", "field": field, "ids": list(ids)}
+        )
+
     async def apply(self, collection: str, key: str, op: Mapping[str, Any]) -> int:
-        """Queue any op (``{"kind": …}``) — the hook for op kinds without a helper yet.
+        """Queue any op (``{"kind": …}``), the hook for op kinds without a helper.
 
         The change is stored in the offline queue and shown locally before this
         returns; it is pushed when connected. Returns its ``client_seq``.
@@ -190,12 +260,13 @@ class Room:
         await self.wait_until(lambda: self.synced)
 
     def on_presence(self, callback: PresenceCallback) -> Callable[[], None]:
-        """``callback(event, peer)``: ``sync`` (peer None), ``join``, ``update`` or ``leave``."""
+        """``callback(event, peer)``: ``sync`` (peer None), ``join``, ``update``, ``leave``,
+        and with ``join(users=True)`` also ``user_online`` / ``user_offline``."""
         self._presence_callbacks.append(callback)
         return lambda: _remove(self._presence_callbacks, callback)
 
     def on_broadcast(self, callback: BroadcastCallback) -> Callable[[], None]:
-        """``callback(data, from_session_id)`` for every broadcast from another session."""
+        """``callback(broadcast)`` for every broadcast from another session."""
         self._broadcast_callbacks.append(callback)
         return lambda: _remove(self._broadcast_callbacks, callback)
 
@@ -214,16 +285,43 @@ class Room:
             with contextlib.suppress(ConnectionLost):
                 await conn.send({"type": "presence", "room": self.name, "state": self._presence})
 
-    async def broadcast(self, data: Any) -> bool:
-        """Send ephemeral ``data`` to the other sessions; ``False`` when offline (not queued)."""
+    async def broadcast(self, data: Any, *, channel: str | None = None) -> bool:
+        """Send ephemeral ``data`` to the other sessions; ``False`` when offline (not queued).
+
+        On a ``channel`` the server coalesces a flood to the newest message
+        (cursor positions); without one, a flood gets ``RATE_LIMITED``.
+        """
         conn = self._conn
         if conn is None or not self._subscribed:
             return False
+        message: dict[str, Any] = {"type": "broadcast", "room": self.name, "data": data}
+        if channel is not None:
+            message["channel"] = channel
         try:
-            await conn.send({"type": "broadcast", "room": self.name, "data": data})
+            await conn.send(message)
         except ConnectionLost:
             return False
         return True
+
+    async def list_presence(
+        self, *, cursor: str | None = None, limit: int = 100, counts_only: bool = False
+    ) -> PresencePage:
+        """A page of the room's presence from the server (needs a connection)."""
+        conn = self._conn
+        if conn is None or not self._subscribed:
+            raise ConnectionLost(None)
+        message: dict[str, Any] = {"type": "presence_list", "room": self.name, "limit": limit}
+        if cursor is not None:
+            message["cursor"] = cursor
+        if counts_only:
+            message["counts_only"] = True
+        reply = await conn.request(message)
+        return PresencePage(
+            [Peer.from_wire(p) for p in reply.get("peers") or []],
+            int(reply.get("count", 0)),
+            int(reply.get("users", 0)),
+            reply.get("next_cursor") or None,
+        )
 
     async def leave(self) -> None:
         """Unsubscribe. Pending changes stay in the offline queue until the room is joined again."""
@@ -263,6 +361,8 @@ class Room:
             }
             if self._presence is not None:
                 message["presence"] = self._presence
+            if self._users:
+                message["users"] = True
             self._since_sent = self.replica.seq
             try:
                 await conn.request(message)
@@ -329,8 +429,9 @@ class Room:
                 await self._commit(self.replica.ack(results))
 
     async def _reject(self, change: PendingChange, error: AccordError) -> None:
-        await self._commit(self.replica.reject([change.client_seq]))
+        applied = self.replica.reject([change.client_seq])
         self.client._report(RejectedChange(self.name, change, error))
+        await self._commit(applied)
 
     async def _handle(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
@@ -354,8 +455,14 @@ class Room:
         elif kind == "presence":
             self._handle_presence(message)
         elif kind == "broadcast":
+            channel = message.get("channel")
+            broadcast = Broadcast(
+                message.get("data"),
+                str(message.get("from", "")),
+                channel if isinstance(channel, str) else None,
+            )
             for broadcast_cb in list(self._broadcast_callbacks):
-                _call(broadcast_cb, message.get("data"), str(message.get("from", "")))
+                _call(broadcast_cb, broadcast)
         elif kind == "error":
             error_code = message.get("code")
             if error_code == "FORBIDDEN":
@@ -369,11 +476,22 @@ class Room:
         peer: Peer | None = None
         if event == "sync":
             self.peers = {p.session_id: p for p in map(Peer.from_wire, message.get("peers") or [])}
+            self.presence_count = int(message.get("count", len(self.peers)))
+            self.presence_users = int(
+                message.get("users", len({p.user_id for p in self.peers.values()}))
+            )
+            self.presence_cursor = message.get("next_cursor") or None
+        elif event in ("user_online", "user_offline"):
+            if isinstance(message.get("peer"), dict):
+                peer = Peer.from_wire(message["peer"])
         elif isinstance(message.get("peer"), dict):
             peer = Peer.from_wire(message["peer"])
             if event == "leave":
-                self.peers.pop(peer.session_id, None)
+                if self.peers.pop(peer.session_id, None) is not None:
+                    self.presence_count = max(0, self.presence_count - 1)
             else:
+                if peer.session_id not in self.peers:
+                    self.presence_count += 1
                 self.peers[peer.session_id] = peer
         for callback in list(self._presence_callbacks):
             _call(callback, event, peer)

@@ -173,9 +173,10 @@ class SqliteStore:
         await self._db.executescript(SCHEMA)
 
     async def close(self) -> None:
-        if self._db is not None:
-            await self._db.close()
-            self._db = None
+        async with self._lock:
+            if self._db is not None:
+                await self._db.close()
+                self._db = None
 
     async def _meta(self, name: str) -> str | None:
         async with self.db.execute("SELECT value FROM meta WHERE name = ?", (name,)) as cursor:
@@ -260,6 +261,9 @@ class SqliteStore:
         replace: bool = False,
     ) -> None:
         async with self._lock:
+            if self._db is None:
+                # Closed while a save was in flight: the next start resumes from the last seq saved.
+                return
             await self.db.execute("BEGIN IMMEDIATE")
             try:
                 await self.db.execute(
