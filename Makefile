@@ -23,7 +23,7 @@ run: install
 
 # Every test; PostgreSQL and Redis are started (or installed) first.
 test: install services
-	$(PY) -m pytest $(PYTEST_ARGS)
+	SYNC_HYPOTHESIS_PROFILE=sync-ci $(PY) -m pytest $(PYTEST_ARGS)
 
 # Only the tests that need no servers.
 test-embedded: install
@@ -43,3 +43,19 @@ lint: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# Whole-stack benchmark (bench/, docs/benchmarks.md "Whole stack"): every system and scenario,
+# 3 repetitions — long (hours). bench-smoke: a short S1+S2 on Accord and the floor (< 2 min).
+.PHONY: bench-smoke bench-sync
+bench: install services
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-bench.txt
+	cd bench/peers && npm ci --no-audit --no-fund --loglevel=error
+	$(PY) -m bench.run $(BENCH_ARGS)
+
+# The sync engine alone against PostgreSQL (docs/benchmarks.md "Sync engine"); about 3 minutes.
+bench-sync: install services
+	$(PY) -m bench.sync $(BENCH_ARGS)
+
+bench-smoke: install services
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-bench.txt
+	$(PY) -m bench.run --smoke $(BENCH_ARGS)

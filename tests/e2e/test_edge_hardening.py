@@ -356,3 +356,34 @@ async def test_drain_then_resume_on_another_edge_loses_nothing(make_suite: Any) 
                 await sync_until(watcher, final, 40)
             assert final.view("c") == {f"k{n}": {"n": n} for n in range(1, 41)}
         assert sent == 20
+
+
+async def test_gap_beyond_the_compacted_log_resyncs_subscribers(
+    make_suite: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    suite = await make_suite(sync_env={"LOG_RETENTION": "10"})
+    async with await suite.client() as writer, await suite.client() as reader:
+        await writer.hello(make_token("u-w"), client_id="c-w")
+        await reader.hello(make_token("u-r"), client_id="c-r")
+        await writer.subscribe("compact")
+        await reader.subscribe("compact")
+        replica = Replica()
+        for n in range(1, 41):
+            await writer.push("compact", [change(n, f"k{n % 5}", n=n)])
+        await sync_until(reader, replica, 40)
+        # Pretend this edge missed changes long gone from the log: the next
+        # batch reveals the gap, the backfill gets OUT_OF_RANGE, and the
+        # subscribers catch up again from their own positions.
+        room = suite.extra["edge"].edge.hub.rooms["compact"]
+        room.position = 1
+        for n in range(41, 46):
+            await writer.push("compact", [change(n, f"k{n % 5}", n=n)])
+        await sync_until(reader, replica, 45)
+        assert "was compacted; resyncing subscribers" in caplog.text
+        assert replica.seqs == list(range(1, 46))
+        assert replica.view("c") == {f"k{n % 5}": {"n": n} for n in range(41, 46)}
+    async with await suite.client() as late:
+        await late.hello(make_token("u-l"), client_id="c-l")
+        await late.subscribe("compact", since=3)  # older than the retained tail
+        snapshot = await late.expect("snapshot")
+        assert snapshot["seq"] == 45

@@ -49,6 +49,7 @@ async def start_in_process(
     redis_prefix: str = "accord",
     edge_env: dict[str, str] | None = None,
     presence_env: dict[str, str] | None = None,
+    sync_env: dict[str, str] | None = None,
 ) -> Suite:
     from accord.edge.app import serve as serve_edge
     from accord.edge.settings import Settings as EdgeSettings
@@ -64,7 +65,12 @@ async def start_in_process(
     sync = await stack.enter_async_context(
         serve_sync(
             SyncSettings.from_env(
-                {**common, "SYNC_ADDR": f"127.0.0.1:{sync_port}", "DATABASE_URL": database_url}
+                {
+                    **common,
+                    "SYNC_ADDR": f"127.0.0.1:{sync_port}",
+                    "DATABASE_URL": database_url,
+                    **(sync_env or {}),
+                }
             )
         )
     )

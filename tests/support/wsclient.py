@@ -227,6 +227,16 @@ class Replica:
         patch = change["patch"]
         if isinstance(patch, str):
             patch = json.loads(patch)
+        if set(patch) - {"deleted", "unset", "set", "incr"}:
+            # Set and list patches: the reference client algorithm of merge.md.
+            from accord.sync.patch import apply_patch
+
+            record = apply_patch(self.records.get(key), patch)
+            if record is None:
+                self.records.pop(key, None)
+            else:
+                self.records[key] = record
+            return
         for op, arg in patch.items():
             if op == "deleted":
                 self.records.pop(key, None)
@@ -239,8 +249,6 @@ class Replica:
                 record = self.records.setdefault(key, {})
                 for name, by in arg.items():
                     record[name] = record.get(name, 0) + by
-            else:
-                raise AssertionError(f"unknown patch op {op}")
 
     def view(self, collection: str) -> dict[str, dict[str, Any]]:
         return {k: v for (c, k), v in self.records.items() if c == collection}

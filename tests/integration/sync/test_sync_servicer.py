@@ -18,7 +18,16 @@ from accord.sync.app import SERVICE_NAME, Running, serve
 from accord.sync.settings import Settings, SqliteTarget
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.integration.sync.sync_helpers import delete_change, incr_change, push, set_change
+from tests.integration.sync.sync_helpers import (
+    add_change,
+    delete_change,
+    incr_change,
+    insert_change,
+    op_change,
+    push,
+    remove_items_change,
+    set_change,
+)
 
 DEADLINE = 10.0
 MAX_RECORD = 1024
@@ -115,6 +124,55 @@ async def test_conflicts_travel_in_the_ack(stub: SyncStub) -> None:
     assert [(c.field, c.winner_ts, c.winner_client_id) for c in conflicts] == [("title", 200, "c1")]
 
 
+async def test_list_conflicts_names_the_loser_and_the_winner(stub: SyncStub) -> None:
+    await stub.Push(push("r", set_change(1, "a", ts=200, title="new")), timeout=DEADLINE)
+    for i in (1, 2):
+        await stub.Push(
+            push("r", set_change(i, "a", ts=100 + i, title="old"), client_id="c2", user_id="u2"),
+            timeout=DEADLINE,
+        )
+    answer = await stub.ListConflicts(pb.ListConflictsRequest(room="r"), timeout=DEADLINE)
+    assert [
+        (c.seq, c.field, c.user_id, c.client_id, c.client_seq, c.ts) for c in answer.conflicts
+    ] == [
+        (3, "title", "u2", "c2", 2, 102),
+        (2, "title", "u2", "c2", 1, 101),
+    ]
+    winner = answer.conflicts[0]
+    assert (winner.winner_ts, winner.winner_client_id, winner.winner_user_id) == (200, "c1", "u1")
+    assert winner.winner_client_seq == 1
+    page = await stub.ListConflicts(
+        pb.ListConflictsRequest(room="r", limit=1, before=3), timeout=DEADLINE
+    )
+    assert [c.seq for c in page.conflicts] == [2]
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.ListConflicts(pb.ListConflictsRequest(room="bad room"), timeout=DEADLINE)
+    assert reason_of(caught.value) == "BAD_REQUEST"
+
+
+async def test_set_and_list_ops_over_grpc(stub: SyncStub) -> None:
+    ack = await stub.Push(
+        push(
+            "r",
+            add_change(1, "a", "tags", "x", "y"),
+            insert_change(2, "a", "text", "", "h", "i"),
+            remove_items_change(3, "a", "text", "2.0@c1"),
+        ),
+        timeout=DEADLINE,
+    )
+    assert [r.status for r in ack.results] == [pb.CHANGE_STATUS_APPLIED] * 3
+    changes = (await pull(stub, "r", since=1))[1].changes.changes
+    assert [json.loads(c.patch_json) for c in changes] == [
+        {"set": {"text": [{"id": "2.0@c1", "value": "h"}, {"id": "2.1@c1", "value": "i"}]}},
+        {"list": {"text": [{"delete": "2.0@c1"}]}},
+    ]
+    record = (await pull(stub, "r"))[1].snapshot.records[0]
+    assert json.loads(record.value_json) == {
+        "tags": ["x", "y"],
+        "text": [{"id": "2.1@c1", "value": "i"}],
+    }
+
+
 async def test_subscribe_streams_committed_changes_per_room_in_order(stub: SyncStub) -> None:
     await stub.Push(push("a", set_change(1, "before")), timeout=DEADLINE)
     call = stub.Subscribe()
@@ -162,6 +220,9 @@ def raw_set(client_seq: int, fields_json: str, **kw: Any) -> pb.Change:
     )
 
 
+# An Op whose kind is field 99: what a newer client's op looks like to this server.
+FUTURE_OP = pb.Op.FromString(b"\x9a\x06\x00")
+
 BAD_REQUESTS = {
     "room with a space": bad(room="bad room"),
     "empty room": bad(room=""),
@@ -184,6 +245,20 @@ BAD_REQUESTS = {
     "empty field name": bad(changes=[raw_set(1, '{"": 1}')]),
     "empty op": bad(changes=[pb.Change(client_seq=1, collection="c", key="k")]),
     "incr without field": bad(changes=[incr_change(1, "k", "", 1)]),
+    "add without values": bad(changes=[add_change(1, "k", "tags")]),
+    "add of an object": bad(changes=[add_change(1, "k", "tags", {"a": 1})]),
+    "add of a float": bad(changes=[add_change(1, "k", "tags", 0.5)]),
+    "add of a huge integer": bad(changes=[add_change(1, "k", "tags", 2**60)]),
+    "add without field": bad(changes=[add_change(1, "k", "", "x")]),
+    "remove values not an array": bad(
+        changes=[op_change(1, "k", pb.Op(remove=pb.RemoveOp(field="t", values_json='"x"')))]
+    ),
+    "insert values too deep": bad(
+        changes=[insert_change(1, "k", "text", "", raw='[{"a": {"b": {"c": {}}}}]')]
+    ),
+    "insert after an unknown element": bad(changes=[insert_change(1, "k", "text", "1.0@x", "a")]),
+    "remove of an unknown element": bad(changes=[remove_items_change(1, "k", "text", "1.0@x")]),
+    "remove of no element": bad(changes=[remove_items_change(1, "k", "text")]),
 }
 TOO_LARGE = {
     "too many changes": bad(changes=[set_change(i, "k") for i in range(1, 12)]),
@@ -200,6 +275,14 @@ TOO_LARGE = {
     + [
         pytest.param(r, grpc.StatusCode.RESOURCE_EXHAUSTED, "TOO_LARGE", id=n)
         for n, r in TOO_LARGE.items()
+    ]
+    + [
+        pytest.param(
+            bad(changes=[set_change(1, "k"), op_change(2, "k", FUTURE_OP)]),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "UNSUPPORTED",
+            id="an op kind from a newer client",
+        )
     ],
 )
 async def test_invalid_pushes_fail_with_code_and_reason_and_store_nothing(

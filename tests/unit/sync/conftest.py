@@ -1,10 +1,3 @@
-"""Hypothesis profiles for the sync property tests: SYNC_HYPOTHESIS_PROFILE=sync-ci for more."""
+"""Registers the hypothesis profiles of the sync property tests (see profiles.py)."""
 
-from hypothesis import HealthCheck, settings
-
-settings.register_profile(
-    "sync-dev", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
-settings.register_profile(
-    "sync-ci", max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+from tests.unit.sync import profiles as profiles

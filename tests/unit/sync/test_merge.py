@@ -11,13 +11,13 @@ from accord.sync.merge import (
     Op,
     RecordState,
     SetOp,
-    apply_patch,
-    diff,
+    View,
     dump_state,
     load_state,
     merge,
     visible,
 )
+from accord.sync.patch import apply_patch, diff
 
 
 def clock(ts: int, client_id: str = "c", user_id: str = "u", client_seq: int = 1) -> Clock:
@@ -27,8 +27,8 @@ def clock(ts: int, client_id: str = "c", user_id: str = "u", client_seq: int = 1
 def run(*ops: tuple[Clock, Op]) -> tuple[RecordState, list[list[Conflict]]]:
     state = RecordState()
     conflicts = []
-    for at, op in ops:
-        state, lost = merge(state, at, op)
+    for seq, (at, op) in enumerate(ops, start=1):
+        state, lost = merge(state, at, op, seq)
         conflicts.append(lost)
     return state, conflicts
 
@@ -145,8 +145,12 @@ def test_state_survives_a_storage_round_trip() -> None:
     assert load_state(dump_state(state)) == state
 
 
+def _plain(fields: Fields | None) -> View | None:
+    return None if fields is None else {name: ("value", v) for name, v in fields.items()}
+
+
 def _patch(before: Fields | None, after: Fields | None, op: Op) -> dict[str, object]:
-    return diff(before, after, op)
+    return diff(_plain(before), _plain(after), op)
 
 
 def test_patch_shapes() -> None:

@@ -19,6 +19,7 @@ def test_defaults() -> None:
         32,
     )
     assert (settings.log_level, settings.log_format) == ("info", "text")
+    assert (settings.log_retention, settings.conflict_retention) == (10_000, 1000)
 
 
 def test_good_values() -> None:
@@ -35,8 +36,11 @@ def test_good_values() -> None:
             "MAX_JSON_DEPTH": "4",
             "LOG_LEVEL": "debug",
             "LOG_FORMAT": "json",
+            "LOG_RETENTION": "0",
+            "CONFLICT_RETENTION": "5",
         }
     )
+    assert (settings.log_retention, settings.conflict_retention) == (0, 5)
     assert settings.sync_addr == ("0.0.0.0", 0)
     assert settings.metrics_addr is None
     assert settings.database == PostgresTarget("postgres://u@db:5432/accord")
@@ -85,6 +89,8 @@ def test_database_urls(url: str, target: object) -> None:
         ("MAX_JSON_DEPTH", "100000", "MAX_JSON_DEPTH"),
         ("LOG_LEVEL", "loud", "LOG_LEVEL"),
         ("LOG_FORMAT", "xml", "LOG_FORMAT"),
+        ("LOG_RETENTION", "-1", "LOG_RETENTION"),
+        ("CONFLICT_RETENTION", "0", "CONFLICT_RETENTION"),
     ],
 )
 def test_bad_values_name_the_variable_in_one_line(name: str, value: str, mentions: str) -> None:

@@ -35,6 +35,7 @@ _CLIENT_CODES = {
     "INTERNAL",
     "NOT_SUBSCRIBED",
     "RATE_LIMITED",
+    "UNSUPPORTED",
 }
 
 

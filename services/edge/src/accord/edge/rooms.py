@@ -17,6 +17,8 @@ import logging
 import time
 from typing import Any, Protocol
 
+import grpc
+
 from accord.api.sync.v1 import sync_pb2 as spb
 from accord.common.tasks import spawn
 from accord.edge import metrics
@@ -82,6 +84,14 @@ class Room:
             changes = await self.hub.sync.pull_changes(self.name, since, until)
             if changes:
                 self.dispatch(changes)
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.OUT_OF_RANGE:
+                # The gap fell off the compacted log: every subscriber catches
+                # up again from its position, which gets it a snapshot.
+                log.warning("room %s: (%d, %d] was compacted; resyncing subscribers", self.name, since, until)
+                self.resync_all()
+            else:  # the next batch or reconnect retries
+                log.warning("backfill of room %s (%d, %d] failed: %s", self.name, since, until, error)
         except Exception as error:  # the next batch or reconnect retries
             log.warning("backfill of room %s (%d, %d] failed: %s", self.name, since, until, error)
         finally:
@@ -89,6 +99,15 @@ class Room:
             pending, self.pending = self.pending, []
             for batch in pending:
                 self.accept(batch)
+
+    def resync_all(self) -> None:
+        self.position = None
+        self.pending.clear()
+        for sub in self.subs:
+            if sub.live:
+                sub.live = False
+                sub.buffer.clear()
+                spawn(self.hub.resync(sub))
 
     def dispatch(self, changes: list[spb.CommittedChange]) -> None:
         first, last = changes[0].seq, changes[-1].seq
@@ -174,6 +193,12 @@ class Hub:
             del self.rooms[room.name]
             metrics.ROOMS.set(len(self.rooms))
             self.feed.remove(room.name)
+
+    async def resync(self, sub: Subscription) -> None:
+        try:
+            await self.catch_up(sub, sub.position, lambda head: None)
+        except Exception:
+            log.exception("resync of a subscriber of %s failed", sub.room.name)
 
     async def catch_up(self, sub: Subscription, since: int, on_head: Any) -> None:
         """Send ``sub`` what it missed since ``since``, then turn it live.

@@ -46,7 +46,18 @@ log = logging.getLogger(__name__)
 CHANNEL_RE = CLIENT_ID_RE  # broadcast channels: 1-64 of [A-Za-z0-9_.:-]
 
 VERSION = "0.1.0"
-FEATURES = ["set", "delete", "incr", "presence", "broadcast", "binary"]
+FEATURES = [
+    "set",
+    "delete",
+    "incr",
+    "add",
+    "remove",
+    "insert",
+    "remove_items",
+    "presence",
+    "broadcast",
+    "binary",
+]
 MAX_STATE_BYTES = 4096
 MAX_BROADCAST_BYTES = 64 * 1024
 MAX_BATCH = 1000

@@ -18,7 +18,7 @@ from accord.sync.engine import Engine
 from accord.sync.errors import Unavailable
 from accord.sync.hlc import HybridClock
 from accord.sync.metrics import GRPC_HANDLING
-from accord.sync.model import Limits
+from accord.sync.model import Limits, Retention
 from accord.sync.servicer import SyncServicer
 from accord.sync.settings import PostgresTarget, Settings
 from accord.sync.store import Store
@@ -59,6 +59,10 @@ def limits_of(settings: Settings) -> Limits:
     )
 
 
+def retention_of(settings: Settings) -> Retention:
+    return Retention(log_changes=settings.log_retention, conflicts=settings.conflict_retention)
+
+
 @asynccontextmanager
 async def serve(settings: Settings, *, grace: float = SHUTDOWN_GRACE) -> AsyncIterator[Running]:
     """Run the sync service for the block's duration."""
@@ -66,7 +70,12 @@ async def serve(settings: Settings, *, grace: float = SHUTDOWN_GRACE) -> AsyncIt
         store = await stack.enter_async_context(open_store(settings))
         bus = await stack.enter_async_context(open_bus(settings))
         metrics_port = stack.enter_context(metrics_server(settings.metrics_addr))
-        engine = Engine(store, HybridClock(settings.max_clock_skew_us), limits_of(settings))
+        engine = Engine(
+            store,
+            HybridClock(settings.max_clock_skew_us),
+            limits_of(settings),
+            retention_of(settings),
+        )
         servicer = SyncServicer(engine, bus, limits_of(settings))
         server = create_server([LatencyInterceptor(GRPC_HANDLING)])
         sync_pb2_grpc.add_SyncServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]

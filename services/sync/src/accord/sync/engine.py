@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from accord.sync import merge, metrics
-from accord.sync.errors import OutOfRange, TooLarge
+from accord.sync.errors import BadRequest, OutOfRange, TooLarge
 from accord.sync.hlc import HybridClock
+from accord.sync.lattice import compact_json
 from accord.sync.model import (
     ChangeOutcome,
+    ConflictRow,
     IncomingChange,
     Limits,
     LoggedChange,
@@ -26,7 +28,9 @@ from accord.sync.model import (
     RecordKey,
     RecordRow,
     RecordValue,
+    Retention,
 )
+from accord.sync.patch import diff
 from accord.sync.store import RoomTransaction, Store
 
 DEFAULT_PAGE = 500
@@ -75,11 +79,25 @@ PullItem = int | SnapshotPage | list[LoggedChange]
 """What a pull yields: first the head, then snapshot pages or change pages."""
 
 
+@dataclass(frozen=True)
+class _Merged:
+    committed: list[LoggedChange]
+    records: list[RecordRow]
+    conflicts: list[ConflictRow]
+
+
 class Engine:
-    def __init__(self, store: Store, clock: HybridClock, limits: Limits) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: HybridClock,
+        limits: Limits,
+        retention: Retention | None = None,
+    ) -> None:
         self._store = store
         self._clock = clock
         self._limits = limits
+        self._retention = retention or Retention()
 
     def _stamp(self, ts: int) -> tuple[int, bool]:
         if ts == 0:
@@ -101,16 +119,20 @@ class Engine:
                 seq: ChangeOutcome(seq, originals.get(seq, 0), True, 0, False) for seq in stale
             }
             committed: list[LoggedChange] = []
+            lost: list[ConflictRow] = []
             if fresh:
-                committed, records = await self._merge(tx, batch, fresh, head, outcomes)
-                head = committed[-1].seq
-                await tx.save(committed, records, (user_id, client_id, fresh[-1].client_seq))
+                merged = await self._merge(tx, batch, fresh, head, outcomes)
+                committed, lost = merged.committed, merged.conflicts
+                before, head = head, committed[-1].seq
+                await tx.save(
+                    committed, merged.records, (user_id, client_id, fresh[-1].client_seq), lost
+                )
+                await self._compact(tx, before, head)
         metrics.PUSH_SECONDS.observe(time.perf_counter() - started)
         metrics.APPLIED.inc(len(fresh))
         metrics.DUPLICATE.inc(len(stale))
-        conflicts = sum(len(o.conflicts) for o in outcomes.values())
-        if conflicts:
-            metrics.CONFLICTS.inc(conflicts)
+        if lost:
+            metrics.CONFLICTS.inc(len(lost))
         return PushOutcome(
             room=batch.room,
             results=tuple(outcomes[c.client_seq] for c in batch.changes),
@@ -125,28 +147,51 @@ class Engine:
         fresh: list[IncomingChange],
         head: int,
         outcomes: dict[int, ChangeOutcome],
-    ) -> tuple[list[LoggedChange], list[RecordRow]]:
+    ) -> _Merged:
         keys = list(dict.fromkeys((c.collection, c.key) for c in fresh))
         stored = await tx.load_states(keys)
         states = {k: merge.load_state(stored.get(k)) for k in keys}
+        views = {k: merge.view(states[k]) for k in keys}
         values: dict[RecordKey, str | None] = {}
         last_seq: dict[RecordKey, int] = {}
         committed: list[LoggedChange] = []
+        lost: list[ConflictRow] = []
         for change in fresh:
             record = (change.collection, change.key)
+            unknown = merge.unknown_ids(states[record], change.op)
+            if unknown:
+                raise BadRequest(
+                    f"change client_seq={change.client_seq}: {change.collection}/{change.key} "
+                    f"has no list element {unknown[0]!r}"
+                )
             ts, adjusted = self._stamp(change.ts)
             clock = (ts, batch.client_id, batch.user_id, change.client_seq)
-            before = merge.visible(states[record])
-            states[record], conflicts = merge.merge(states[record], clock, change.op)
-            after = merge.visible(states[record])
-            value_json = None if after is None else merge.compact_json(after)
+            head += 1
+            before = views[record]
+            states[record], conflicts = merge.merge(states[record], clock, change.op, head)
+            after = views[record] = merge.view(states[record])
+            shown = None if after is None else {name: v for name, (_, v) in after.items()}
+            value_json = None if shown is None else compact_json(shown)
             if value_json is not None and len(value_json.encode()) > self._limits.max_record_bytes:
                 raise TooLarge(
                     f"record {change.collection}/{change.key} would exceed "
                     f"{self._limits.max_record_bytes} bytes"
                 )
-            head += 1
             values[record], last_seq[record] = value_json, head
+            lost.extend(
+                ConflictRow(
+                    head,
+                    change.collection,
+                    change.key,
+                    c.field,
+                    batch.user_id,
+                    batch.client_id,
+                    change.client_seq,
+                    ts,
+                    c.winner,
+                )
+                for c in conflicts
+            )
             committed.append(
                 LoggedChange(
                     seq=head,
@@ -157,7 +202,7 @@ class Engine:
                     key=change.key,
                     ts=ts,
                     op_json=change.op_json,
-                    patch_json=merge.compact_json(merge.diff(before, after, change.op)),
+                    patch_json=compact_json(diff(before, after, change.op)),
                 )
             )
             outcomes[change.client_seq] = ChangeOutcome(
@@ -166,7 +211,20 @@ class Engine:
         records = [
             RecordRow(k[0], k[1], merge.dump_state(states[k]), values[k], last_seq[k]) for k in keys
         ]
-        return committed, records
+        return _Merged(committed, records, lost)
+
+    async def _compact(self, tx: RoomTransaction, before: int, head: int) -> None:
+        """Every ``retention.every`` seqs: cut the log to its tail, prune old conflicts."""
+        every = self._retention.every
+        if before // every == head // every:
+            return
+        keep = self._retention.log_changes
+        floor = head - keep if keep else 0
+        await tx.compact(max(floor, 0), self._retention.conflicts)
+        metrics.COMPACTIONS.inc()
+
+    async def conflicts(self, room: str, before: int, limit: int) -> list[ConflictRow]:
+        return await self._store.conflicts(room, before, limit)
 
     async def head(self, room: str) -> int:
         return await self._store.head(room)
@@ -181,7 +239,7 @@ class Engine:
         page = min(page_size or DEFAULT_PAGE, MAX_PAGE)
         async with self._store.snapshot(room) as snapshot:
             head = snapshot.head
-            if not changes_only and (since == 0 or since > head):
+            if not changes_only and (since == 0 or since > head or since < snapshot.floor):
                 yield head
                 if head == 0 and since == 0:
                     return
@@ -200,7 +258,7 @@ class Engine:
         cursor = since
         while cursor < target:
             changes = await self._store.changes(room, cursor, target, page)
-            if not changes:
+            if not changes or changes[0].seq != cursor + 1:
                 raise OutOfRange(f"the log no longer holds seq {cursor + 1}")
             for run in split_by_bytes(changes, change_bytes):
                 yield run

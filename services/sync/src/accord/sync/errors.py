@@ -11,6 +11,10 @@ class BadRequest(SyncError):
     """The request is malformed; nothing was stored."""
 
 
+class Unsupported(SyncError):
+    """The request uses an op this server does not know; nothing was stored."""
+
+
 class TooLarge(SyncError):
     """The request or a record it produces exceeds a limit; nothing was stored."""
 

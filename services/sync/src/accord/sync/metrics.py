@@ -17,5 +17,14 @@ CHANGES = Counter(
 )
 APPLIED = CHANGES.labels("applied")
 DUPLICATE = CHANGES.labels("duplicate")
-CONFLICTS = Counter("accord_sync_conflicts_total", "Pushed fields that lost to a newer value")
+CONFLICTS = Counter(
+    "accord_sync_conflicts_total",
+    "Pushed fields that lost to a newer value (each is recorded: ListConflicts)",
+)
+COMPACTIONS = Counter(
+    "accord_sync_compactions_total", "Log compactions (tail cut, old conflicts pruned)"
+)
+BACKFILLS = Counter(
+    "accord_sync_backfills_total", "Subscribe gaps filled from the log (a missed bus message)"
+)
 SUBSCRIBERS = Gauge("accord_sync_subscribers", "Rooms subscribed across all open Subscribe streams")

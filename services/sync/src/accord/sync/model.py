@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from accord.sync.lattice import Clock
 from accord.sync.merge import Conflict, Op
 
 RecordKey = tuple[str, str]
@@ -15,6 +16,19 @@ class Limits:
     max_batch_changes: int = 1000
     max_record_bytes: int = 262144
     max_json_depth: int = 32
+
+
+@dataclass(frozen=True)
+class Retention:
+    log_changes: int = 10_000
+    """Changes kept per room behind its head (0: all); older ones are served as a snapshot."""
+    conflicts: int = 1000
+    """Conflicts kept per room for operators (the newest)."""
+
+    @property
+    def every(self) -> int:
+        """Compaction runs when a push takes the head across a multiple of this."""
+        return max(1, min(1000, self.log_changes // 10)) if self.log_changes else 1000
 
 
 @dataclass(frozen=True)
@@ -86,3 +100,18 @@ class PushOutcome:
     results: tuple[ChangeOutcome, ...]
     committed: tuple[LoggedChange, ...]
     head: int
+
+
+@dataclass(frozen=True)
+class ConflictRow:
+    """A pushed field that lost, as recorded for operators."""
+
+    seq: int
+    collection: str
+    key: str
+    field: str
+    user_id: str
+    client_id: str
+    client_seq: int
+    ts: int
+    winner: Clock

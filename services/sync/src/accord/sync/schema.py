@@ -46,6 +46,28 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         );
         """,
     ),
+    (
+        2,
+        """
+        ALTER TABLE rooms ADD COLUMN floor BIGINT NOT NULL DEFAULT 0;
+        CREATE TABLE conflicts (
+            room TEXT NOT NULL,
+            seq BIGINT NOT NULL,
+            field TEXT NOT NULL,
+            collection TEXT NOT NULL,
+            key TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            client_id TEXT NOT NULL,
+            client_seq BIGINT NOT NULL,
+            ts BIGINT NOT NULL,
+            winner_ts BIGINT NOT NULL,
+            winner_client_id TEXT NOT NULL,
+            winner_user_id TEXT NOT NULL,
+            winner_client_seq BIGINT NOT NULL,
+            PRIMARY KEY (room, seq, field)
+        );
+        """,
+    ),
 )
 
 

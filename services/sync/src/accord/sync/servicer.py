@@ -14,7 +14,14 @@ from accord.common.grpcutil import abort
 from accord.sync import wire
 from accord.sync.bus import Bus
 from accord.sync.engine import Engine, SnapshotPage
-from accord.sync.errors import BadRequest, OutOfRange, SyncError, TooLarge, Unavailable
+from accord.sync.errors import (
+    BadRequest,
+    OutOfRange,
+    SyncError,
+    TooLarge,
+    Unavailable,
+    Unsupported,
+)
 from accord.sync.model import Limits, PushOutcome
 from accord.sync.subscription import RoomStream
 
@@ -22,6 +29,7 @@ log = logging.getLogger(__name__)
 
 _STATUS: dict[type[SyncError], tuple[grpc.StatusCode, str]] = {
     BadRequest: (grpc.StatusCode.INVALID_ARGUMENT, "BAD_REQUEST"),
+    Unsupported: (grpc.StatusCode.INVALID_ARGUMENT, "UNSUPPORTED"),
     TooLarge: (grpc.StatusCode.RESOURCE_EXHAUSTED, "TOO_LARGE"),
     Unavailable: (grpc.StatusCode.UNAVAILABLE, "UNAVAILABLE"),
     OutOfRange: (grpc.StatusCode.OUT_OF_RANGE, "BAD_REQUEST"),
@@ -105,6 +113,19 @@ class SyncServicer(sync_pb2_grpc.SyncServicer):
         try:
             wire.check_room(request.room)
             return pb.HeadResponse(head=await self._engine.head(request.room))
+        except Exception as error:
+            await _fail(context, error)
+            raise
+
+    async def ListConflicts(
+        self, request: pb.ListConflictsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListConflictsResponse:
+        try:
+            wire.check_room(request.room)
+            rows = await self._engine.conflicts(
+                request.room, request.before, wire.list_conflicts_limit(request.limit)
+            )
+            return pb.ListConflictsResponse(conflicts=[wire.conflict_record(r) for r in rows])
         except Exception as error:
             await _fail(context, error)
             raise

@@ -59,6 +59,8 @@ class Settings:
     max_batch_changes: int = 1000
     max_record_bytes: int = 262144
     max_json_depth: int = 32
+    log_retention: int = 10_000
+    conflict_retention: int = 1000
     log_level: str = "info"
     log_format: str = "text"
 
@@ -95,6 +97,10 @@ class Settings:
                 env, "MAX_RECORD_BYTES", 262144, minimum=64, maximum=MAX_GRPC_MESSAGE // 2
             ),
             max_json_depth=config.get_int(env, "MAX_JSON_DEPTH", 32, minimum=1, maximum=500),
+            log_retention=config.get_int(env, "LOG_RETENTION", 10_000, minimum=0, maximum=2**62),
+            conflict_retention=config.get_int(
+                env, "CONFLICT_RETENTION", 1000, minimum=1, maximum=1_000_000
+            ),
             log_level=config.get_log_level(env),
             log_format=config.get_log_format(env),
         )

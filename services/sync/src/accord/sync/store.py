@@ -3,6 +3,9 @@
 A push runs in one ``RoomTransaction``: the room is locked for its duration
 (pushes to other rooms proceed), everything it writes commits together when
 the block ends normally and nothing is kept when it raises.
+
+A room's log holds the changes with ``floor < seq <= head``; compaction raises
+the floor. The records always hold the full materialized state.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
-from accord.sync.model import LoggedChange, RecordKey, RecordRow, RecordValue
+from accord.sync.model import ConflictRow, LoggedChange, RecordKey, RecordRow, RecordValue
 
 
 class RoomTransaction(Protocol):
@@ -34,19 +37,34 @@ class RoomTransaction(Protocol):
         changes: Sequence[LoggedChange],
         records: Sequence[RecordRow],
         high_water: tuple[str, str, int],
+        conflicts: Sequence[ConflictRow] = (),
     ) -> None:
         """Append ``changes`` (seqs continue the head), upsert ``records``, raise the
-        client's high-water mark to ``high_water`` = (user_id, client_id, client_seq)."""
+        client's high-water mark to ``high_water`` = (user_id, client_id, client_seq),
+        record ``conflicts``."""
+        ...
+
+    async def compact(self, floor: int, keep_conflicts: int) -> None:
+        """Drop the log entries with ``seq <= floor`` (raising the room's floor to it)
+        and all but the newest ``keep_conflicts`` conflicts."""
         ...
 
 
 class Snapshot(Protocol):
-    """A consistent read of one room: its head and the records as of that head."""
+    """A consistent read of one room: its head, its floor and the records as of that head."""
 
     @property
     def head(self) -> int: ...
 
-    def records(self, page_size: int) -> AsyncIterator[list[RecordValue]]: ...
+    @property
+    def floor(self) -> int:
+        """The log holds the changes after this seq (and up to the head)."""
+        ...
+
+    def records(self, page_size: int) -> AsyncIterator[list[RecordValue]]:
+        """The visible records in (collection, key) order, ``page_size`` at a time,
+        read page by page (never the whole room at once)."""
+        ...
 
 
 class Store(Protocol):
@@ -58,4 +76,8 @@ class Store(Protocol):
 
     async def changes(self, room: str, after: int, until: int, limit: int) -> list[LoggedChange]:
         """Log entries with ``after < seq <= until`` in seq order, at most ``limit``."""
+        ...
+
+    async def conflicts(self, room: str, before: int, limit: int) -> list[ConflictRow]:
+        """The room's recorded conflicts with ``seq < before`` (0: any), newest first."""
         ...

@@ -17,13 +17,17 @@ from typing import Any
 import asyncpg
 from accord.sync.errors import Unavailable
 from accord.sync.migrations import CONNECT_TIMEOUT, migrate_connection
-from accord.sync.model import LoggedChange, RecordKey, RecordRow, RecordValue
+from accord.sync.model import ConflictRow, LoggedChange, RecordKey, RecordRow, RecordValue
 
 log = logging.getLogger(__name__)
 
 ACQUIRE_TIMEOUT = 5.0
 COMMAND_TIMEOUT = 30.0
 _CHANGE_COLUMNS = "seq, user_id, client_id, client_seq, collection, key, ts, op, patch"
+_CONFLICT_COLUMNS = (
+    "seq, field, collection, key, user_id, client_id, client_seq, ts, "
+    "winner_ts, winner_client_id, winner_user_id, winner_client_seq"
+)
 _LOST = (
     OSError,
     TimeoutError,
@@ -53,6 +57,49 @@ def _logged(row: Any) -> LoggedChange:
         ts=row["ts"],
         op_json=row["op"],
         patch_json=row["patch"],
+    )
+
+
+_SAVE = f"""
+WITH logged AS (
+    INSERT INTO changes (room, {_CHANGE_COLUMNS}) SELECT $1, * FROM unnest(
+        $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[],
+        $8::bigint[], $9::text[], $10::text[])
+), stored AS (
+    INSERT INTO records (room, collection, key, state, value, seq)
+    SELECT $1, * FROM unnest($11::text[], $12::text[], $13::text[], $14::text[], $15::bigint[])
+    ON CONFLICT (room, collection, key) DO UPDATE SET
+        state = EXCLUDED.state, value = EXCLUDED.value, seq = EXCLUDED.seq
+), headed AS (
+    UPDATE rooms SET head = $16 WHERE room = $1 AND $16::bigint IS NOT NULL
+), marked AS (
+    INSERT INTO clients (room, user_id, client_id, high_water) VALUES ($1, $17, $18, $19)
+    ON CONFLICT (room, user_id, client_id) DO UPDATE SET
+        high_water = GREATEST(clients.high_water, EXCLUDED.high_water)
+)
+INSERT INTO conflicts (room, {_CONFLICT_COLUMNS}) SELECT $1, * FROM unnest(
+    $20::bigint[], $21::text[], $22::text[], $23::text[], $24::text[], $25::text[],
+    $26::bigint[], $27::bigint[], $28::bigint[], $29::text[], $30::text[], $31::bigint[])
+ON CONFLICT DO NOTHING
+"""
+
+
+def _conflict(row: Any) -> ConflictRow:
+    return ConflictRow(
+        seq=row["seq"],
+        collection=row["collection"],
+        key=row["key"],
+        field=row["field"],
+        user_id=row["user_id"],
+        client_id=row["client_id"],
+        client_seq=row["client_seq"],
+        ts=row["ts"],
+        winner=(
+            row["winner_ts"],
+            row["winner_client_id"],
+            row["winner_user_id"],
+            row["winner_client_seq"],
+        ),
     )
 
 
@@ -103,13 +150,15 @@ class _Transaction:
         changes: Sequence[LoggedChange],
         records: Sequence[RecordRow],
         high_water: tuple[str, str, int],
+        conflicts: Sequence[ConflictRow] = (),
     ) -> None:
-        conn, room = self._conn, self._room
-        await conn.execute(
-            f"INSERT INTO changes (room, {_CHANGE_COLUMNS}) SELECT $1, * FROM unnest("
-            "$2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[], "
-            "$8::bigint[], $9::text[], $10::text[])",
-            room,
+        # One statement (data-modifying CTEs, each batched with unnest): a push
+        # costs the same few round trips whatever its size.
+        user_id, client_id, client_seq = high_water
+        head = changes[-1].seq if changes else None
+        await self._conn.execute(
+            _SAVE,
+            self._room,
             [c.seq for c in changes],
             [c.user_id for c in changes],
             [c.client_id for c in changes],
@@ -119,62 +168,82 @@ class _Transaction:
             [c.ts for c in changes],
             [c.op_json for c in changes],
             [c.patch_json for c in changes],
-        )
-        await conn.execute(
-            "INSERT INTO records (room, collection, key, state, value, seq) "
-            "SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], "
-            "$6::bigint[]) ON CONFLICT (room, collection, key) DO UPDATE SET "
-            "state = EXCLUDED.state, value = EXCLUDED.value, seq = EXCLUDED.seq",
-            room,
             [r.collection for r in records],
             [r.key for r in records],
             [r.state_json for r in records],
             [r.value_json for r in records],
             [r.seq for r in records],
-        )
-        if changes:
-            await conn.execute("UPDATE rooms SET head = $2 WHERE room = $1", room, changes[-1].seq)
-        user_id, client_id, client_seq = high_water
-        await conn.execute(
-            "INSERT INTO clients (room, user_id, client_id, high_water) VALUES ($1, $2, $3, $4) "
-            "ON CONFLICT (room, user_id, client_id) DO UPDATE SET "
-            "high_water = GREATEST(clients.high_water, EXCLUDED.high_water)",
-            room,
+            head,
             user_id,
             client_id,
             client_seq,
+            [c.seq for c in conflicts],
+            [c.field for c in conflicts],
+            [c.collection for c in conflicts],
+            [c.key for c in conflicts],
+            [c.user_id for c in conflicts],
+            [c.client_id for c in conflicts],
+            [c.client_seq for c in conflicts],
+            [c.ts for c in conflicts],
+            [c.winner[0] for c in conflicts],
+            [c.winner[1] for c in conflicts],
+            [c.winner[2] for c in conflicts],
+            [c.winner[3] for c in conflicts],
+        )
+
+    async def compact(self, floor: int, keep_conflicts: int) -> None:
+        conn, room = self._conn, self._room
+        raised = await conn.fetchval(
+            "UPDATE rooms SET floor = $2 WHERE room = $1 AND floor < $2 RETURNING floor",
+            room,
+            floor,
+        )
+        if raised is not None:
+            await conn.execute("DELETE FROM changes WHERE room = $1 AND seq <= $2", room, floor)
+        await conn.execute(
+            "DELETE FROM conflicts WHERE room = $1 AND seq < (SELECT min(seq) FROM "
+            "(SELECT seq FROM conflicts WHERE room = $1 ORDER BY seq DESC LIMIT $2) AS newest)",
+            room,
+            keep_conflicts,
         )
 
 
 class _Snapshot:
-    def __init__(self, conn: asyncpg.Connection, room: str, head: int) -> None:
+    def __init__(self, conn: asyncpg.Connection, room: str, head: int, floor: int) -> None:
         self._conn = conn
         self._room = room
         self._head = head
+        self._floor = floor
 
     @property
     def head(self) -> int:
         return self._head
 
+    @property
+    def floor(self) -> int:
+        return self._floor
+
     async def records(self, page_size: int) -> AsyncIterator[list[RecordValue]]:
-        after = ("", "")
-        first = True
+        # Keyset paging on the primary key: each page is an index range scan.
+        query = (
+            "SELECT collection, key, value FROM records WHERE room = $1 "
+            "AND value IS NOT NULL{after} ORDER BY collection, key LIMIT $2"
+        )
+        first, rest = (
+            query.format(after=""),
+            query.format(after=" AND (collection, key) > ($3, $4)"),
+        )
+        after: tuple[str, str] | None = None
         while True:
             with _unavailable():
-                rows = await self._conn.fetch(
-                    "SELECT collection, key, value FROM records WHERE room = $1 "
-                    "AND value IS NOT NULL AND ($4 OR (collection, key) > ($2, $3)) "
-                    "ORDER BY collection, key LIMIT $5",
-                    self._room,
-                    after[0],
-                    after[1],
-                    first,
-                    page_size,
-                )
+                if after is None:
+                    rows = await self._conn.fetch(first, self._room, page_size)
+                else:
+                    rows = await self._conn.fetch(rest, self._room, page_size, *after)
             if not rows:
                 return
             yield [RecordValue(r["collection"], r["key"], r["value"]) for r in rows]
-            after, first = (rows[-1]["collection"], rows[-1]["key"]), False
+            after = (rows[-1]["collection"], rows[-1]["key"])
 
 
 class PostgresStore:
@@ -224,8 +293,9 @@ class PostgresStore:
             self._connection() as conn,
             conn.transaction(isolation="repeatable_read", readonly=True),
         ):
-            head = await conn.fetchval("SELECT head FROM rooms WHERE room = $1", room)
-            yield _Snapshot(conn, room, int(head or 0))
+            row = await conn.fetchrow("SELECT head, floor FROM rooms WHERE room = $1", room)
+            head, floor = (int(row["head"]), int(row["floor"])) if row else (0, 0)
+            yield _Snapshot(conn, room, head, floor)
 
     async def head(self, room: str) -> int:
         async with self._connection() as conn:
@@ -242,3 +312,14 @@ class PostgresStore:
                 limit,
             )
         return [_logged(r) for r in rows]
+
+    async def conflicts(self, room: str, before: int, limit: int) -> list[ConflictRow]:
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                f"SELECT {_CONFLICT_COLUMNS} FROM conflicts WHERE room = $1 "
+                "AND ($2 = 0 OR seq < $2) ORDER BY seq DESC, field LIMIT $3",
+                room,
+                before,
+                limit,
+            )
+        return [_conflict(r) for r in rows]

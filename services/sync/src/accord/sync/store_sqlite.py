@@ -18,7 +18,7 @@ from typing import Any
 
 import aiosqlite
 from accord.sync.errors import Unavailable
-from accord.sync.model import LoggedChange, RecordKey, RecordRow, RecordValue
+from accord.sync.model import ConflictRow, LoggedChange, RecordKey, RecordRow, RecordValue
 from accord.sync.schema import MIGRATIONS, statements
 from accord.sync.settings import MEMORY
 
@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 _IN_LIMIT = 500
 _WAL_ATTEMPTS = 100
 _CHANGE_COLUMNS = "seq, user_id, client_id, client_seq, collection, key, ts, op, patch"
+_CONFLICT_COLUMNS = (
+    "seq, field, collection, key, user_id, client_id, client_seq, ts, "
+    "winner_ts, winner_client_id, winner_user_id, winner_client_seq"
+)
 
 
 @contextmanager
@@ -97,15 +101,35 @@ def _logged(row: Sequence[Any]) -> LoggedChange:
     )
 
 
+def _conflict(row: Sequence[Any]) -> ConflictRow:
+    seq, name, collection, key, user_id, client_id, client_seq, ts, *winner = row
+    return ConflictRow(
+        seq=int(seq),
+        collection=str(collection),
+        key=str(key),
+        field=str(name),
+        user_id=str(user_id),
+        client_id=str(client_id),
+        client_seq=int(client_seq),
+        ts=int(ts),
+        winner=(int(winner[0]), str(winner[1]), str(winner[2]), int(winner[3])),
+    )
+
+
+async def _room_row(db: aiosqlite.Connection, room: str) -> tuple[int, int]:
+    """(head, floor) of ``room``; (0, 0) when it has no changes."""
+    async with db.execute("SELECT head, floor FROM rooms WHERE room = ?", (room,)) as cursor:
+        row = await cursor.fetchone()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
 class _Transaction:
     def __init__(self, db: aiosqlite.Connection, room: str) -> None:
         self._db = db
         self._room = room
 
     async def head(self) -> int:
-        async with self._db.execute("SELECT head FROM rooms WHERE room = ?", (self._room,)) as c:
-            row = await c.fetchone()
-        return int(row[0]) if row else 0
+        return (await _room_row(self._db, self._room))[0]
 
     async def high_water(self, user_id: str, client_id: str) -> int:
         async with self._db.execute(
@@ -147,6 +171,7 @@ class _Transaction:
         changes: Sequence[LoggedChange],
         records: Sequence[RecordRow],
         high_water: tuple[str, str, int],
+        conflicts: Sequence[ConflictRow] = (),
     ) -> None:
         room = self._room
         await self._db.executemany(
@@ -186,16 +211,96 @@ class _Transaction:
             "high_water = max(high_water, excluded.high_water)",
             (room, user_id, client_id, client_seq),
         )
+        await self._db.executemany(
+            f"INSERT OR IGNORE INTO conflicts (room, {_CONFLICT_COLUMNS}) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            [
+                (
+                    room,
+                    c.seq,
+                    c.field,
+                    c.collection,
+                    c.key,
+                    c.user_id,
+                    c.client_id,
+                    c.client_seq,
+                    c.ts,
+                    *c.winner,
+                )
+                for c in conflicts
+            ],
+        )
+
+    async def compact(self, floor: int, keep_conflicts: int) -> None:
+        room = self._room
+        async with self._db.execute(
+            "UPDATE rooms SET floor = ? WHERE room = ? AND floor < ?", (floor, room, floor)
+        ) as cursor:
+            raised = cursor.rowcount > 0
+        if raised:
+            await self._db.execute("DELETE FROM changes WHERE room = ? AND seq <= ?", (room, floor))
+        await self._db.execute(
+            "DELETE FROM conflicts WHERE room = ? AND seq < (SELECT min(seq) FROM "
+            "(SELECT seq FROM conflicts WHERE room = ? ORDER BY seq DESC LIMIT ?))",
+            (room, room, keep_conflicts),
+        )
 
 
 class _Snapshot:
-    def __init__(self, head: int, records: list[RecordValue]) -> None:
+    """Reads records page by page on its own connection inside one read transaction."""
+
+    def __init__(self, db: aiosqlite.Connection, room: str, head: int, floor: int) -> None:
+        self._db = db
+        self._room = room
         self._head = head
+        self._floor = floor
+
+    @property
+    def head(self) -> int:
+        return self._head
+
+    @property
+    def floor(self) -> int:
+        return self._floor
+
+    async def records(self, page_size: int) -> AsyncIterator[list[RecordValue]]:
+        # Keyset paging on the primary key: each page is an index range scan.
+        query = (
+            "SELECT collection, key, value FROM records WHERE room = ? "
+            "AND value IS NOT NULL{after} ORDER BY collection, key LIMIT ?"
+        )
+        after: tuple[str, str] | None = None
+        args: tuple[str | int, ...]
+        while True:
+            if after is None:
+                sql, args = query.format(after=""), (self._room, page_size)
+            else:
+                sql = query.format(after=" AND (collection, key) > (?, ?)")
+                args = (self._room, *after, page_size)
+            with _unavailable():
+                async with self._db.execute(sql, args) as cursor:
+                    rows = list(await cursor.fetchall())
+            if not rows:
+                return
+            yield [RecordValue(str(r[0]), str(r[1]), str(r[2])) for r in rows]
+            after = (str(rows[-1][0]), str(rows[-1][1]))
+
+
+class _Loaded:
+    """An in-memory database's snapshot, read at once (the data is in memory anyway)."""
+
+    def __init__(self, head: int, floor: int, records: list[RecordValue]) -> None:
+        self._head = head
+        self._floor = floor
         self._records = records
 
     @property
     def head(self) -> int:
         return self._head
+
+    @property
+    def floor(self) -> int:
+        return self._floor
 
     async def records(self, page_size: int) -> AsyncIterator[list[RecordValue]]:
         for start in range(0, len(self._records), page_size):
@@ -203,7 +308,10 @@ class _Snapshot:
 
 
 class SqliteStore:
-    def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
+    def __init__(
+        self, writer: aiosqlite.Connection, reader: aiosqlite.Connection, path: str = MEMORY
+    ) -> None:
+        self._path = path
         self._writer = writer
         self._reader = reader
         self._write_lock = asyncio.Lock()
@@ -221,7 +329,7 @@ class SqliteStore:
                 await _migrate(writer)
                 reader = writer if path == MEMORY else await _connect(path)
             try:
-                yield cls(writer, reader)
+                yield cls(writer, reader, path)
             finally:
                 if reader is not writer:
                     await reader.close()
@@ -243,26 +351,37 @@ class SqliteStore:
                 await self._writer.execute("COMMIT")
 
     @asynccontextmanager
-    async def snapshot(self, room: str) -> AsyncIterator[_Snapshot]:
-        async with self._read_lock:
-            with _unavailable():
-                await self._reader.execute("BEGIN")
-                try:
-                    head = await _Transaction(self._reader, room).head()
+    async def snapshot(self, room: str) -> AsyncIterator[_Snapshot | _Loaded]:
+        if self._path == MEMORY:
+            async with self._read_lock:
+                with _unavailable():
+                    head, floor = await _room_row(self._reader, room)
                     async with self._reader.execute(
                         "SELECT collection, key, value FROM records "
                         "WHERE room = ? AND value IS NOT NULL ORDER BY collection, key",
                         (room,),
                     ) as cursor:
                         rows = await cursor.fetchall()
-                finally:
-                    await self._reader.execute("COMMIT")
-        yield _Snapshot(head, [RecordValue(str(r[0]), str(r[1]), str(r[2])) for r in rows])
+            yield _Loaded(head, floor, [RecordValue(str(r[0]), str(r[1]), str(r[2])) for r in rows])
+            return
+        # Its own connection: a long snapshot read holds no lock other reads wait on,
+        # and WAL keeps its view fixed while pushes go on.
+        with _unavailable():
+            db = await _connect(self._path)
+        try:
+            with _unavailable():
+                await db.execute("BEGIN")
+                head, floor = await _room_row(db, room)
+            yield _Snapshot(db, room, head, floor)
+        finally:
+            if db.in_transaction:
+                await db.execute("COMMIT")
+            await db.close()
 
     async def head(self, room: str) -> int:
         async with self._read_lock:
             with _unavailable():
-                return await _Transaction(self._reader, room).head()
+                return (await _room_row(self._reader, room))[0]
 
     async def changes(self, room: str, after: int, until: int, limit: int) -> list[LoggedChange]:
         async with self._read_lock:
@@ -274,3 +393,14 @@ class SqliteStore:
                 ) as cursor:
                     rows = await cursor.fetchall()
         return [_logged(r) for r in rows]
+
+    async def conflicts(self, room: str, before: int, limit: int) -> list[ConflictRow]:
+        async with self._read_lock:
+            with _unavailable():
+                async with self._reader.execute(
+                    f"SELECT {_CONFLICT_COLUMNS} FROM conflicts WHERE room = ? "
+                    "AND (? = 0 OR seq < ?) ORDER BY seq DESC, field LIMIT ?",
+                    (room, before, before, limit),
+                ) as cursor:
+                    rows = await cursor.fetchall()
+        return [_conflict(r) for r in rows]

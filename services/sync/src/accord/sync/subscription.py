@@ -6,7 +6,9 @@ after H follows on this stream) and from there on each committed change with
 seq > H exactly once, in seq order. Replicas may publish a room's batches out
 of order and a bus may drop one (Redis restart), so each room remembers the
 last seq it sent: older changes are dropped, and a gap is filled from the
-store's log before the batch that revealed it.
+store's log before the batch that revealed it. A gap the log no longer holds
+(compacted) ends the stream with ``OutOfRange``: the caller resubscribes and
+catches up with a snapshot, rather than ever seeing a hole.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from accord.api.sync.v1 import sync_pb2 as pb
 from accord.sync import metrics, wire
 from accord.sync.bus import Bus
 from accord.sync.engine import Engine, change_bytes, split_by_bytes
+from accord.sync.errors import OutOfRange
 
 log = logging.getLogger(__name__)
 
@@ -119,13 +122,14 @@ class RoomStream:
         if not fresh:
             return []
         out: list[pb.ChangeBatch] = []
+        if last < fresh[0].seq - 1:
+            metrics.BACKFILLS.inc()
         while last < fresh[0].seq - 1:
             missing = await self._engine.changes(room, last, fresh[0].seq - 1, BACKFILL_PAGE)
-            if not missing:
-                log.warning(
-                    "room %s: seqs %d..%d missing from the log", room, last + 1, fresh[0].seq - 1
+            if not missing or missing[0].seq != last + 1:
+                raise OutOfRange(
+                    f"room {room}: seqs {last + 1}..{fresh[0].seq - 1} are no longer in the log"
                 )
-                break
             out.extend(
                 wire.change_batch(room, part) for part in split_by_bytes(missing, change_bytes)
             )

@@ -14,14 +14,27 @@ from typing import Any
 from accord.api.sync.v1 import sync_pb2 as pb
 from accord.sync import merge
 from accord.sync.engine import SnapshotPage
-from accord.sync.errors import BadRequest, TooLarge
-from accord.sync.model import IncomingChange, Limits, LoggedChange, PushBatch, PushOutcome
+from accord.sync.errors import BadRequest, TooLarge, Unsupported
+from accord.sync.lattice import Json, compact_json
+from accord.sync.model import (
+    ConflictRow,
+    IncomingChange,
+    Limits,
+    LoggedChange,
+    PushBatch,
+    PushOutcome,
+)
 
 _NAME = re.compile(r"[A-Za-z0-9_.:-]+")
 MAX_ROOM = 128
 MAX_CLIENT_ID = 64
 MAX_TEXT = 256
 MAX_INT64 = 2**63 - 1
+MAX_SAFE_INT = 2**53 - 1
+"""Set elements are integers JavaScript clients can compare exactly."""
+MAX_IDS = 10_000
+MAX_CONFLICTS = 1000
+DEFAULT_CONFLICTS = 100
 
 
 def check_room(room: str) -> str:
@@ -61,33 +74,104 @@ def _depth(value: Any) -> int:
     return deepest
 
 
-def _parse_fields(text: str, limits: Limits) -> dict[str, merge.Json]:
+def _parse_json(what: str, text: str, limits: Limits) -> Any:
     if len(text.encode()) > limits.max_record_bytes:
-        raise TooLarge(f"fields_json exceeds {limits.max_record_bytes} bytes")
+        raise TooLarge(f"{what} exceeds {limits.max_record_bytes} bytes")
     try:
-        fields = json.loads(text, parse_constant=_reject_constant)
+        value = json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as error:
-        raise BadRequest(f"fields_json is not valid JSON: {error}") from None
+        raise BadRequest(f"{what} is not valid JSON: {error}") from None
+    if _depth(value) > limits.max_json_depth:
+        raise BadRequest(f"{what} nests deeper than {limits.max_json_depth}")
+    return value
+
+
+def _parse_fields(text: str, limits: Limits) -> dict[str, Json]:
+    fields = _parse_json("fields_json", text, limits)
     if not isinstance(fields, dict):
         raise BadRequest("fields_json must be a JSON object")
-    if _depth(fields) > limits.max_json_depth:
-        raise BadRequest(f"fields_json nests deeper than {limits.max_json_depth}")
     for name in fields:
         _check_text("a field name", name)
     return fields
 
 
+def _parse_values(text: str, limits: Limits) -> tuple[Json, ...]:
+    values = _parse_json("values_json", text, limits)
+    if not isinstance(values, list) or not values:
+        raise BadRequest("values_json must be a non-empty JSON array")
+    return tuple(values)
+
+
+def _is_element(value: Any) -> bool:
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return True
+    return isinstance(value, int) and abs(value) <= MAX_SAFE_INT
+
+
+def _parse_elements(text: str, limits: Limits) -> tuple[Json, ...]:
+    values = _parse_values(text, limits)
+    if not all(_is_element(v) for v in values):
+        raise BadRequest("set elements must be strings, integers up to 2^53, booleans or null")
+    return values
+
+
 def _op_of(change: pb.Change, limits: Limits) -> tuple[merge.Op, str]:
-    kind = change.op.WhichOneof("kind")
+    op = _parse_op(change, limits)
+    if isinstance(op, merge.SetOp):
+        raw: dict[str, Any] = {"kind": "set", "fields": dict(op.fields)}
+    elif isinstance(op, merge.DeleteOp):
+        raw = {"kind": "delete"}
+    elif isinstance(op, merge.IncrOp):
+        raw = {"kind": "incr", "field": op.field, "by": op.by}
+    elif isinstance(op, merge.AddOp):
+        raw = {"kind": "add", "field": op.field, "values": list(op.values)}
+    elif isinstance(op, merge.RemoveOp):
+        raw = {"kind": "remove", "field": op.field, "values": list(op.values)}
+        if op.seen is not None:
+            raw["seen"] = op.seen
+    elif isinstance(op, merge.InsertOp):
+        raw = {"kind": "insert", "field": op.field, "after": op.after, "values": list(op.values)}
+    else:
+        raw = {"kind": "remove_items", "field": op.field, "ids": list(op.ids)}
+    return op, compact_json(raw)
+
+
+def _parse_op(change: pb.Change, limits: Limits) -> merge.Op:
+    op = change.op
+    kind = op.WhichOneof("kind")
     if kind == "set":
-        fields = _parse_fields(change.op.set.fields_json, limits)
-        return merge.SetOp(fields), merge.compact_json({"kind": "set", "fields": fields})
+        return merge.SetOp(_parse_fields(op.set.fields_json, limits))
     if kind == "delete":
-        return merge.DeleteOp(), '{"kind":"delete"}'
+        return merge.DeleteOp()
     if kind == "incr":
-        _check_text("incr field", change.op.incr.field)
-        op = merge.IncrOp(change.op.incr.field, change.op.incr.by)
-        return op, merge.compact_json({"kind": "incr", "field": op.field, "by": op.by})
+        _check_text("incr field", op.incr.field)
+        return merge.IncrOp(op.incr.field, op.incr.by)
+    if kind == "add":
+        _check_text("add field", op.add.field)
+        return merge.AddOp(op.add.field, _parse_elements(op.add.values_json, limits))
+    if kind == "remove":
+        _check_text("remove field", op.remove.field)
+        seen = op.remove.seen if op.remove.HasField("seen") else None
+        if seen is not None and seen > MAX_INT64:
+            raise BadRequest(f"seen must be at most {MAX_INT64}")
+        return merge.RemoveOp(op.remove.field, _parse_elements(op.remove.values_json, limits), seen)
+    if kind == "insert":
+        _check_text("insert field", op.insert.field)
+        after = op.insert.after or None
+        if after is not None:
+            _check_text("insert after", after)
+        return merge.InsertOp(op.insert.field, after, _parse_values(op.insert.values_json, limits))
+    if kind == "remove_items":
+        _check_text("remove_items field", op.remove_items.field)
+        if not op.remove_items.ids:
+            raise BadRequest("remove_items needs at least one id")
+        if len(op.remove_items.ids) > MAX_IDS:
+            raise TooLarge(f"remove_items names more than {MAX_IDS} ids")
+        for ident in op.remove_items.ids:
+            _check_text("a list element id", ident)
+        return merge.RemoveItemsOp(op.remove_items.field, tuple(dict.fromkeys(op.remove_items.ids)))
+    if change.HasField("op") and op.ByteSize() > 0:
+        raise Unsupported(f"change client_seq={change.client_seq}: unknown op kind")
     raise BadRequest(f"change client_seq={change.client_seq} has no op")
 
 
@@ -165,4 +249,25 @@ def snapshot_chunk(page: SnapshotPage) -> pb.SnapshotChunk:
             pb.Record(collection=r.collection, key=r.key, value_json=r.value_json)
             for r in page.records
         ],
+    )
+
+
+def list_conflicts_limit(limit: int) -> int:
+    return min(limit or DEFAULT_CONFLICTS, MAX_CONFLICTS)
+
+
+def conflict_record(row: ConflictRow) -> pb.ConflictRecord:
+    return pb.ConflictRecord(
+        seq=row.seq,
+        collection=row.collection,
+        key=row.key,
+        field=row.field,
+        user_id=row.user_id,
+        client_id=row.client_id,
+        client_seq=row.client_seq,
+        ts=row.ts,
+        winner_ts=row.winner[0],
+        winner_client_id=row.winner[1],
+        winner_user_id=row.winner[2],
+        winner_client_seq=row.winner[3],
     )

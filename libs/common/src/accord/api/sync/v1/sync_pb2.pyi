@@ -34,15 +34,59 @@ class IncrOp(_message.Message):
     by: int
     def __init__(self, field: _Optional[str] = ..., by: _Optional[int] = ...) -> None: ...
 
+class AddOp(_message.Message):
+    __slots__ = ("field", "values_json")
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    VALUES_JSON_FIELD_NUMBER: _ClassVar[int]
+    field: str
+    values_json: str
+    def __init__(self, field: _Optional[str] = ..., values_json: _Optional[str] = ...) -> None: ...
+
+class RemoveOp(_message.Message):
+    __slots__ = ("field", "values_json", "seen")
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    VALUES_JSON_FIELD_NUMBER: _ClassVar[int]
+    SEEN_FIELD_NUMBER: _ClassVar[int]
+    field: str
+    values_json: str
+    seen: int
+    def __init__(self, field: _Optional[str] = ..., values_json: _Optional[str] = ..., seen: _Optional[int] = ...) -> None: ...
+
+class InsertOp(_message.Message):
+    __slots__ = ("field", "after", "values_json")
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    VALUES_JSON_FIELD_NUMBER: _ClassVar[int]
+    field: str
+    after: str
+    values_json: str
+    def __init__(self, field: _Optional[str] = ..., after: _Optional[str] = ..., values_json: _Optional[str] = ...) -> None: ...
+
+class RemoveItemsOp(_message.Message):
+    __slots__ = ("field", "ids")
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    field: str
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, field: _Optional[str] = ..., ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class Op(_message.Message):
-    __slots__ = ("set", "delete", "incr")
+    __slots__ = ("set", "delete", "incr", "add", "remove", "insert", "remove_items")
     SET_FIELD_NUMBER: _ClassVar[int]
     DELETE_FIELD_NUMBER: _ClassVar[int]
     INCR_FIELD_NUMBER: _ClassVar[int]
+    ADD_FIELD_NUMBER: _ClassVar[int]
+    REMOVE_FIELD_NUMBER: _ClassVar[int]
+    INSERT_FIELD_NUMBER: _ClassVar[int]
+    REMOVE_ITEMS_FIELD_NUMBER: _ClassVar[int]
     set: SetOp
     delete: DeleteOp
     incr: IncrOp
-    def __init__(self, set: _Optional[_Union[SetOp, _Mapping]] = ..., delete: _Optional[_Union[DeleteOp, _Mapping]] = ..., incr: _Optional[_Union[IncrOp, _Mapping]] = ...) -> None: ...
+    add: AddOp
+    remove: RemoveOp
+    insert: InsertOp
+    remove_items: RemoveItemsOp
+    def __init__(self, set: _Optional[_Union[SetOp, _Mapping]] = ..., delete: _Optional[_Union[DeleteOp, _Mapping]] = ..., incr: _Optional[_Union[IncrOp, _Mapping]] = ..., add: _Optional[_Union[AddOp, _Mapping]] = ..., remove: _Optional[_Union[RemoveOp, _Mapping]] = ..., insert: _Optional[_Union[InsertOp, _Mapping]] = ..., remove_items: _Optional[_Union[RemoveItemsOp, _Mapping]] = ...) -> None: ...
 
 class Change(_message.Message):
     __slots__ = ("client_seq", "collection", "key", "ts", "op")
@@ -203,3 +247,47 @@ class HeadResponse(_message.Message):
     HEAD_FIELD_NUMBER: _ClassVar[int]
     head: int
     def __init__(self, head: _Optional[int] = ...) -> None: ...
+
+class ListConflictsRequest(_message.Message):
+    __slots__ = ("room", "limit", "before")
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_FIELD_NUMBER: _ClassVar[int]
+    room: str
+    limit: int
+    before: int
+    def __init__(self, room: _Optional[str] = ..., limit: _Optional[int] = ..., before: _Optional[int] = ...) -> None: ...
+
+class ConflictRecord(_message.Message):
+    __slots__ = ("seq", "collection", "key", "field", "user_id", "client_id", "client_seq", "ts", "winner_ts", "winner_client_id", "winner_user_id", "winner_client_seq")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_SEQ_FIELD_NUMBER: _ClassVar[int]
+    TS_FIELD_NUMBER: _ClassVar[int]
+    WINNER_TS_FIELD_NUMBER: _ClassVar[int]
+    WINNER_CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    WINNER_USER_ID_FIELD_NUMBER: _ClassVar[int]
+    WINNER_CLIENT_SEQ_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    collection: str
+    key: str
+    field: str
+    user_id: str
+    client_id: str
+    client_seq: int
+    ts: int
+    winner_ts: int
+    winner_client_id: str
+    winner_user_id: str
+    winner_client_seq: int
+    def __init__(self, seq: _Optional[int] = ..., collection: _Optional[str] = ..., key: _Optional[str] = ..., field: _Optional[str] = ..., user_id: _Optional[str] = ..., client_id: _Optional[str] = ..., client_seq: _Optional[int] = ..., ts: _Optional[int] = ..., winner_ts: _Optional[int] = ..., winner_client_id: _Optional[str] = ..., winner_user_id: _Optional[str] = ..., winner_client_seq: _Optional[int] = ...) -> None: ...
+
+class ListConflictsResponse(_message.Message):
+    __slots__ = ("conflicts",)
+    CONFLICTS_FIELD_NUMBER: _ClassVar[int]
+    conflicts: _containers.RepeatedCompositeFieldContainer[ConflictRecord]
+    def __init__(self, conflicts: _Optional[_Iterable[_Union[ConflictRecord, _Mapping]]] = ...) -> None: ...

@@ -54,6 +54,11 @@ class SyncStub:
                 request_serializer=accord_dot_sync_dot_v1_dot_sync__pb2.HeadRequest.SerializeToString,
                 response_deserializer=accord_dot_sync_dot_v1_dot_sync__pb2.HeadResponse.FromString,
                 _registered_method=True)
+        self.ListConflicts = channel.unary_unary(
+                '/accord.sync.v1.Sync/ListConflicts',
+                request_serializer=accord_dot_sync_dot_v1_dot_sync__pb2.ListConflictsRequest.SerializeToString,
+                response_deserializer=accord_dot_sync_dot_v1_dot_sync__pb2.ListConflictsResponse.FromString,
+                _registered_method=True)
 
 
 class SyncServicer:
@@ -91,6 +96,14 @@ class SyncServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListConflicts(self, request, context):
+        """Operators: the room's recently recorded conflicts (pushed fields that
+        lost), newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SyncServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -113,6 +126,11 @@ def add_SyncServicer_to_server(servicer, server):
                     servicer.Head,
                     request_deserializer=accord_dot_sync_dot_v1_dot_sync__pb2.HeadRequest.FromString,
                     response_serializer=accord_dot_sync_dot_v1_dot_sync__pb2.HeadResponse.SerializeToString,
+            ),
+            'ListConflicts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListConflicts,
+                    request_deserializer=accord_dot_sync_dot_v1_dot_sync__pb2.ListConflictsRequest.FromString,
+                    response_serializer=accord_dot_sync_dot_v1_dot_sync__pb2.ListConflictsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -223,6 +241,33 @@ class Sync:
             '/accord.sync.v1.Sync/Head',
             accord_dot_sync_dot_v1_dot_sync__pb2.HeadRequest.SerializeToString,
             accord_dot_sync_dot_v1_dot_sync__pb2.HeadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListConflicts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.sync.v1.Sync/ListConflicts',
+            accord_dot_sync_dot_v1_dot_sync__pb2.ListConflictsRequest.SerializeToString,
+            accord_dot_sync_dot_v1_dot_sync__pb2.ListConflictsResponse.FromString,
             options,
             channel_credentials,
             insecure,
