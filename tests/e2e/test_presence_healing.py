@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import shutil
 import signal
 import subprocess
 from collections import Counter
@@ -22,13 +21,12 @@ from typing import Any
 import aiohttp
 import grpc
 import pytest
-import redis.asyncio as aioredis
 from accord.api.presence.v1 import presence_pb2 as pb
 from accord.api.presence.v1.presence_pb2_grpc import PresenceStub
 from accord.common.grpcutil import check_health, create_channel
-from redis.exceptions import ConnectionError as RedisConnectionError
 
 from tests.support.ports import free_port
+from tests.support.redis_server import PrivateRedis
 from tests.support.suite import ACCORD, DevProcess, dev_env, wait_ready
 from tests.support.wsclient import Client, make_token
 
@@ -342,53 +340,6 @@ async def test_a_killed_edge_s_sessions_each_leave_every_room_exactly_once(
             counts = await stub.List(pb.ListRequest(room=room, counts_only=True), timeout=WAIT)
             assert (counts.count, counts.user_count) == (1, 1)
     assert watcher.closed is False and marker.closed is False
-
-
-class PrivateRedis:
-    """A redis-server of this test's own, without persistence: a restart empties it."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.url = f"redis://127.0.0.1:{port}/0"
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self._process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-        )
-
-    async def ready(self) -> None:
-        client = aioredis.from_url(self.url)
-
-        async def answers() -> bool:
-            with contextlib.suppress(RedisConnectionError):
-                return bool(await client.ping())
-            return False
-
-        try:
-            await eventually(answers, "redis answering")
-        finally:
-            await client.aclose()
-
-    def stop(self) -> None:
-        if self._process is not None:
-            self._process.terminate()
-            self._process.wait(timeout=WAIT)
-            self._process = None
-
-
-@pytest.fixture
-async def private_redis() -> AsyncIterator[PrivateRedis]:
-    if shutil.which("redis-server") is None:
-        pytest.skip("needs redis-server")
-    server = PrivateRedis(free_port())
-    server.start()
-    await server.ready()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 async def listed(stub: PresenceStub, room: str) -> dict[str, str]:

@@ -3,50 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
-from collections.abc import Iterator
 
 import pytest
 from accord.presence.model import EventKind, Peer
 from accord.presence.store import StoreUnavailable
 from accord.presence.store_redis import RedisStore, open_redis_store
 
+from tests.support.redis_server import PrivateRedis
+
 WAIT = 10.0
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server"),
 ]
-
-
-class PrivateRedis:
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.url = f"redis://127.0.0.1:{port}/0"
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self._process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-        )
-
-    def stop(self) -> None:
-        if self._process is not None:
-            self._process.terminate()
-            self._process.wait(timeout=WAIT)
-            self._process = None
-
-
-@pytest.fixture
-def private_redis(unused_port: int) -> Iterator[PrivateRedis]:
-    server = PrivateRedis(unused_port)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 async def retry_join(store: RedisStore, session_id: str) -> None:
