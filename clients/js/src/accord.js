@@ -6,13 +6,16 @@
 //   room.on("change", ({ collection, key, value }) => render());
 //   room.set("todos", "t-1", { title: "milk", done: false });
 //
+//   room.add("todos", "t-1", "tags", ["red"]);                 // add-wins set
+//   const [id] = room.insert("docs", "main", "text", null, ["h"]); // ordered list (RGA)
+//
 // Protocol: docs/protocol.md. SDK guide: docs/sdk-js.md.
 
 import { Emitter } from "./emitter.js";
-import { Replica } from "./replica.js";
+import { Replica, elementId } from "./replica.js";
 import { MemoryStore, openStore } from "./store.js";
 
-export { Replica, applyOp, applyPatch } from "./replica.js";
+export { Replica, Tombstones, applyOp, applyPatch, canonicalJson, elementId } from "./replica.js";
 export { MemoryStore, IndexedDBStore } from "./store.js";
 export { PositionSource, midpoint } from "./sequence.js";
 
@@ -23,6 +26,15 @@ const SILENCE_LIMIT_MS = 25_000;
 const SAVE_DELAY_MS = 100;
 // Errors after which a push will never succeed as it is: drop it rather than retry forever.
 const FATAL_PUSH_ERRORS = new Set(["BAD_REQUEST", "FORBIDDEN", "TOO_LARGE", "UNSUPPORTED", "INTERNAL"]);
+
+/** Set elements must be values every client compares exactly (docs/merge.md). */
+function setElements(values) {
+  const ok = (v) => v === null || typeof v === "string" || typeof v === "boolean" || Number.isSafeInteger(v);
+  if (!Array.isArray(values) || values.length === 0 || !values.every(ok)) {
+    throw new TypeError("set values must be a non-empty array of strings, safe integers, booleans or null");
+  }
+  return values;
+}
 
 /** Open local storage, claim a client id and start connecting. */
 export async function connect(options = {}) {
@@ -337,7 +349,10 @@ export class Room extends Emitter {
     this.wantUsers = users;
     this.presenceCount = 0; // sessions present (may exceed peers.size in big rooms)
     this.presenceUsers = 0; // distinct users present
-    this.replica = new Replica({ onChange: (collection, key, value) => this.emit("change", { collection, key, value }) });
+    this.replica = new Replica({
+      clientId: client.clientId,
+      onChange: (collection, key, value) => this.emit("change", { collection, key, value }),
+    });
     this.lastClientSeq = 0;
     this.subscribed = false;
     this.caughtUp = false;
@@ -431,6 +446,39 @@ export class Room extends Emitter {
   incr(collection, key, field, by = 1) {
     if (!Number.isInteger(by)) throw new TypeError("incr needs an integer");
     return this.write(collection, key, { kind: "incr", field, by });
+  }
+
+  /** Add elements (strings, safe integers, booleans, null) to an add-wins set field. */
+  add(collection, key, field, values) {
+    return this.write(collection, key, { kind: "add", field, values: setElements(values) });
+  }
+
+  /**
+   * Remove elements from a set field: the adds this replica has seen (up to its
+   * current seq, plus its own earlier adds). A concurrent add elsewhere survives.
+   */
+  remove(collection, key, field, values) {
+    return this.write(collection, key, { kind: "remove", field, values: setElements(values), seen: this.replica.seq });
+  }
+
+  /**
+   * Insert `values` into the list field after the element `after` (null: at the
+   * start). Returns the new elements' ids — known at once, so the app can insert
+   * after them or remove them before the server has acknowledged anything.
+   */
+  insert(collection, key, field, after, values) {
+    if (!Array.isArray(values) || values.length === 0) throw new TypeError("insert needs a non-empty array of values");
+    if (after !== null && after !== undefined && (typeof after !== "string" || after.length === 0)) throw new TypeError("after must be an element id or null");
+    const clientSeq = this.write(collection, key, { kind: "insert", field, after: after ?? null, values });
+    return values.map((_, i) => elementId(clientSeq, i, this.client.clientId));
+  }
+
+  /** Remove list elements by id (removed ids stay valid as `after` anchors). */
+  removeItems(collection, key, field, ids) {
+    if (!Array.isArray(ids) || ids.length === 0 || !ids.every((id) => typeof id === "string" && id.length > 0)) {
+      throw new TypeError("removeItems needs a non-empty array of element ids");
+    }
+    return this.write(collection, key, { kind: "remove_items", field, ids });
   }
 
   write(collection, key, op) {

@@ -4,21 +4,139 @@
 // are recomputed from the new confirmed state and the still-pending changes:
 // that is the rebase. Pure: no I/O, no timers, so it is unit-tested with node.
 
-/** Apply a server patch ({deleted}, {unset}, {set}, {incr}) to one record. */
-export function applyPatch(record, patch) {
+/** JSON text with object keys sorted: how the server keys set elements (Python's canonical_json). */
+export function canonicalJson(value) {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (value !== null && typeof value === "object") {
+    const keys = Object.keys(value).sort(compareCodePoints);
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(value[k])}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** Strings in code point order (the server's order), not UTF-16 code unit order. */
+export function compareCodePoints(a, b) {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    // Surrogates (astral code points) sort after every BMP code unit above them.
+    const sx = x >= 0xd800 && x <= 0xdfff;
+    const sy = y >= 0xd800 && y <= 0xdfff;
+    if (sx !== sy && (x >= 0xe000 || y >= 0xe000)) return sx ? 1 : -1;
+    return x - y;
+  }
+  return a.length - b.length;
+}
+
+/** The id of the `index`-th value (from 0) of the insert with this client_seq by this client. */
+export function elementId(clientSeq, index, clientId) {
+  return `${clientSeq}.${index}@${clientId}`;
+}
+
+const arrayOf = (record, field) => (Array.isArray(record[field]) ? record[field] : []);
+
+/** A set field's elements plus `values`, without duplicates, sorted by canonical JSON like the server. */
+function addToSet(current, values) {
+  const merged = new Map();
+  for (const v of [...current, ...values]) {
+    const k = canonicalJson(v);
+    if (!merged.has(k)) merged.set(k, v);
+  }
+  return [...merged.keys()].sort(compareCodePoints).map((k) => merged.get(k));
+}
+
+function removeFromSet(current, values) {
+  const gone = new Set(values.map(canonicalJson));
+  return current.filter((v) => !gone.has(canonicalJson(v)));
+}
+
+/**
+ * Where removed list elements were: per field, removed id -> the id of the item
+ * left of it when it was removed (null: the start). Only a hint, for placing a
+ * local insert after an element someone removed meanwhile; the server's patch
+ * then says where it really went.
+ */
+export class Tombstones {
+  constructor(parent = null) {
+    this.parent = parent;
+    this.fields = new Map();
+  }
+  note(field, id, left) {
+    if (!this.fields.has(field)) this.fields.set(field, new Map());
+    this.fields.get(field).set(id, left);
+  }
+  lookup(field, id) {
+    const own = this.fields.get(field);
+    if (own?.has(id)) return { left: own.get(id) };
+    return this.parent?.lookup(field, id);
+  }
+}
+
+/** Remove the item with `id` (if held) from `items` in place, noting where it was. */
+function deleteItem(items, id, field, tombstones) {
+  const at = items.findIndex((item) => item?.id === id);
+  if (at < 0) return;
+  tombstones?.note(field, id, at === 0 ? null : items[at - 1].id);
+  items.splice(at, 1);
+}
+
+/**
+ * The index right after element `after` in `items` (null: 0). An element no
+ * longer held is looked up in `tombstones`, left neighbour by left neighbour;
+ * an unknown one puts the insert at the end.
+ */
+function insertionIndex(items, after, field, tombstones) {
+  let id = after ?? null;
+  for (let guard = 0; guard <= 100_000; guard++) {
+    if (id === null) return 0;
+    const at = items.findIndex((item) => item?.id === id);
+    if (at >= 0) return at + 1;
+    const known = tombstones?.lookup(field, id);
+    if (known === undefined) break;
+    id = known.left;
+  }
+  return items.length;
+}
+
+/**
+ * Apply a server patch to one record (undefined: absent), as docs/merge.md and
+ * the reference `apply_patch` (services/sync/src/accord/sync/patch.py) do: the
+ * keys deleted, unset, set, incr, remove, add, list, in that order. Returns a
+ * new object; `record` is not modified. `tombstones` (optional) learns where
+ * the list items the patch deletes were.
+ */
+export function applyPatch(record, patch, tombstones) {
+  if (patch.deleted) return undefined;
   let out = record === undefined ? undefined : { ...record };
-  if (patch.deleted) out = undefined;
   if (patch.unset && out !== undefined) for (const field of patch.unset) delete out[field];
   if (patch.set) out = { ...(out ?? {}), ...patch.set };
-  if (patch.incr) {
-    out = { ...(out ?? {}) };
-    for (const [field, by] of Object.entries(patch.incr)) out[field] = (typeof out[field] === "number" ? out[field] : 0) + by;
+  if (out === undefined) {
+    if (!(patch.incr || patch.remove || patch.add || patch.list)) return undefined;
+    out = {};
+  }
+  for (const [field, by] of Object.entries(patch.incr ?? {})) out[field] = (typeof out[field] === "number" ? out[field] : 0) + by;
+  for (const [field, values] of Object.entries(patch.remove ?? {})) out[field] = removeFromSet(arrayOf(out, field), values);
+  for (const [field, values] of Object.entries(patch.add ?? {})) out[field] = addToSet(arrayOf(out, field), values);
+  for (const [field, steps] of Object.entries(patch.list ?? {})) {
+    const items = [...arrayOf(out, field)];
+    for (const step of steps) {
+      if ("delete" in step) deleteItem(items, step.delete, field, tombstones);
+      else items.splice(insertionIndex(items, step.after, field, tombstones), 0, ...step.insert);
+    }
+    out[field] = items;
   }
   return out;
 }
 
-/** Apply a local op ({kind: set|delete|incr}) optimistically, as the server would without conflicts. */
-export function applyOp(record, op) {
+/**
+ * Apply a local op optimistically: the server's result when nothing concurrent
+ * happened — a guess that the server's patch later confirms or corrects.
+ * `ids`: the element ids of an insert's values (see `elementId`).
+ * `tombstones`: where removed list elements were (see `Tombstones`).
+ */
+export function applyOp(record, op, { ids, tombstones } = {}) {
   switch (op.kind) {
     case "set":
       return { ...(record ?? {}), ...op.fields };
@@ -29,6 +147,30 @@ export function applyOp(record, op) {
       const base = out[op.field];
       if (base === undefined || typeof base === "number") out[op.field] = (base ?? 0) + (op.by ?? 1);
       return out;
+    }
+    case "add": {
+      const out = { ...(record ?? {}) };
+      out[op.field] = addToSet(arrayOf(out, op.field), op.values);
+      return out;
+    }
+    case "remove": {
+      // Never revives a record; with seen = the replica's seq it removes every add we know of.
+      if (record === undefined || !Array.isArray(record[op.field])) return record;
+      return { ...record, [op.field]: removeFromSet(record[op.field], op.values) };
+    }
+    case "insert": {
+      const out = { ...(record ?? {}) };
+      const items = [...arrayOf(out, op.field)];
+      const made = op.values.map((value, i) => ({ id: ids?.[i] ?? `?${i}`, value }));
+      items.splice(insertionIndex(items, op.after, op.field, tombstones), 0, ...made);
+      out[op.field] = items;
+      return out;
+    }
+    case "remove_items": {
+      if (record === undefined || !Array.isArray(record[op.field])) return record;
+      const items = [...record[op.field]];
+      for (const id of op.ids) deleteItem(items, id, op.field, tombstones);
+      return { ...record, [op.field]: items };
     }
     default:
       throw new Error(`unknown op kind ${op.kind}`);
@@ -46,12 +188,14 @@ const recordId = (collection, key) => `${collection}\u0000${key}`;
  * visible value of a record changes (value undefined: the record is gone).
  */
 export class Replica {
-  constructor({ onChange = () => {} } = {}) {
+  constructor({ onChange = () => {}, clientId = null } = {}) {
     this.onChange = onChange;
+    this.clientId = clientId; // names the element ids of our own inserts
     this.seq = 0; // last seq applied from the server
     this.confirmed = new Map(); // id -> {collection, key, value}
     this.pending = []; // [{client_seq, collection, key, ts, op, ackSeq?}] in client_seq order
     this.view = new Map(); // id -> {collection, key, value}: confirmed + pending
+    this.tombstones = new Map(); // id -> Tombstones: where confirmed list items were removed
     this.snapshotChunks = null;
   }
 
@@ -75,8 +219,13 @@ export class Replica {
   refresh(collection, key) {
     const id = recordId(collection, key);
     let value = this.confirmed.get(id)?.value;
+    let tombstones = null;
     for (const change of this.pending) {
-      if (change.collection === collection && change.key === key) value = applyOp(value, change.op);
+      if (change.collection !== collection || change.key !== key) continue;
+      const { op } = change;
+      if (op.kind === "insert" || op.kind === "remove_items") tombstones ??= new Tombstones(this.tombstones.get(id));
+      const ids = op.kind === "insert" ? op.values.map((_, i) => elementId(change.client_seq, i, this.clientId)) : undefined;
+      value = applyOp(value, op, { ids, tombstones });
     }
     const before = this.view.get(id)?.value;
     if (value === undefined) this.view.delete(id);
@@ -94,7 +243,7 @@ export class Replica {
    * Changes delivered by the server, in seq order. Own changes (same client_id)
    * leave the pending queue as they become confirmed. Returns false on a gap.
    */
-  applyChanges(changes, clientId) {
+  applyChanges(changes, clientId = this.clientId) {
     const touched = new Map();
     let inOrder = true;
     for (const change of changes) {
@@ -104,7 +253,9 @@ export class Replica {
         break;
       }
       const id = recordId(change.collection, change.key);
-      const value = applyPatch(this.confirmed.get(id)?.value, change.patch ?? {});
+      const patch = change.patch ?? {};
+      if (patch.list && !this.tombstones.has(id)) this.tombstones.set(id, new Tombstones());
+      const value = applyPatch(this.confirmed.get(id)?.value, patch, this.tombstones.get(id));
       if (value === undefined) this.confirmed.delete(id);
       else this.confirmed.set(id, { collection: change.collection, key: change.key, value });
       this.seq = change.seq;

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { applyPatch, connect } from "../src/accord.js";
+import { applyOp, applyPatch, connect, elementId } from "../src/accord.js";
 
 /** Just enough of the edge's protocol (docs/protocol.md) to drive the SDK. */
 class FakeEdge {
@@ -12,6 +12,7 @@ class FakeEdge {
     this.marks = new Map(); // `${client_id}/${room}` -> {cseq: seq}
     this.sockets = new Set();
     this.dropNextAck = false;
+    this.received = []; // every pushed change, as sent
     const edge = this;
     this.WebSocket = class {
       constructor() {
@@ -75,11 +76,12 @@ class FakeEdge {
         const results = [];
         const fresh = [];
         for (const c of m.changes) {
+          this.received.push(c);
           if (mark[c.client_seq]) {
             results.push({ client_seq: c.client_seq, seq: mark[c.client_seq], status: "duplicate" });
             continue;
           }
-          const patch = c.op.kind === "set" ? { set: c.op.fields } : c.op.kind === "delete" ? { deleted: true } : { incr: { [c.op.field]: c.op.by } };
+          const patch = this.patchOf(log, c, ws.clientId);
           const stored = { seq: log.length + 1, collection: c.collection, key: c.key, client_id: ws.clientId, client_seq: c.client_seq, ts: c.ts, patch };
           log.push(stored);
           fresh.push(stored);
@@ -100,6 +102,28 @@ class FakeEdge {
       default:
         return reply({ type: "error", code: "UNSUPPORTED" });
     }
+  }
+
+  /** The patch of a change merged after the log (no concurrency to merge: the fake applies in order). */
+  patchOf(log, c, clientId) {
+    const { op } = c;
+    if (op.kind === "set") return { set: op.fields };
+    if (op.kind === "delete") return { deleted: true };
+    if (op.kind === "incr") return { incr: { [op.field]: op.by } };
+    let before;
+    for (const old of log) if (old.collection === c.collection && old.key === c.key) before = applyPatch(before, old.patch);
+    const ids = op.kind === "insert" ? op.values.map((_, i) => elementId(c.client_seq, i, clientId)) : undefined;
+    const after = applyOp(before, op, { ids });
+    if (after === undefined) return {};
+    if (before === undefined) return { set: after };
+    if (op.kind === "add" || op.kind === "remove") {
+      const had = before[op.field] ?? [];
+      const gone = had.filter((v) => !after[op.field].includes(v));
+      const added = after[op.field].filter((v) => !had.includes(v));
+      return { ...(gone.length ? { remove: { [op.field]: gone } } : {}), ...(added.length ? { add: { [op.field]: added } } : {}) };
+    }
+    if (op.kind === "insert") return { list: { [op.field]: [{ insert: ids.map((id, i) => ({ id, value: op.values[i] })), after: op.after }] } };
+    return { list: { [op.field]: op.ids.map((id) => ({ delete: id })) } };
   }
 
   /** Cut every connection, as a network failure would. */
@@ -188,4 +212,33 @@ test("a later joiner catches up from the log and keeps its own writes on top", a
   assert.deepEqual(ra.list("todos"), rc.list("todos"));
   a.close();
   c.close();
+});
+
+test("list and set ops: ids known before the ack, pushed as the protocol says, seen by the other client", async () => {
+  const edge = new FakeEdge();
+  const a = await connect(options(edge, "a"));
+  const b = await connect(options(edge, "b"));
+  const ra = await a.join("r");
+  const rb = await b.join("r");
+  await Promise.all([ra.synced(), rb.synced()]);
+  const ids = ra.insert("docs", "main", "text", null, ["h", "i"]);
+  assert.deepEqual(ids, ["1.0@a", "1.1@a"]);
+  const [bang] = ra.insert("docs", "main", "text", ids[1], ["!"]); // after an element not acknowledged yet
+  ra.removeItems("docs", "main", "text", [ids[0]]);
+  ra.add("docs", "main", "tags", ["red", "blue"]);
+  assert.equal(bang, "2.0@a");
+  assert.deepEqual(ra.get("docs", "main"), { text: [{ id: "1.1@a", value: "i" }, { id: "2.0@a", value: "!" }], tags: ["blue", "red"] });
+  await until(() => a.status.state === "synced" && rb.seq === 4, "sync");
+  rb.remove("docs", "main", "tags", ["red"]);
+  await until(() => ra.seq === 5 && b.status.state === "synced", "remove");
+  const pushed = edge.log.get("r").map((c) => c.client_seq);
+  assert.deepEqual(pushed, [1, 2, 3, 4, 1]);
+  const remove = [...edge.received].find((m) => m.op.kind === "remove");
+  assert.deepEqual(remove.op, { kind: "remove", field: "tags", values: ["red"], seen: 4 });
+  assert.deepEqual(rb.get("docs", "main"), ra.get("docs", "main"));
+  assert.deepEqual(ra.get("docs", "main"), { text: [{ id: "1.1@a", value: "i" }, { id: "2.0@a", value: "!" }], tags: ["blue"] });
+  assert.throws(() => ra.add("docs", "main", "tags", [1.5]), TypeError);
+  assert.throws(() => ra.insert("docs", "main", "text", null, []), TypeError);
+  a.close();
+  b.close();
 });
