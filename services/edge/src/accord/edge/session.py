@@ -62,7 +62,7 @@ MAX_STATE_BYTES = 4096
 MAX_BROADCAST_BYTES = 64 * 1024
 MAX_BATCH = 1000
 CLOSE_TIMEOUT = 5.0
-COALESCE_AFTER = 8  # queued messages before superseded presence/broadcast are coalesced
+COALESCE_AFTER = 64  # queued messages before superseded presence/broadcast are coalesced
 ABUSE_LIMIT = 20  # rate-limit violations in a row before the session is closed
 
 CLOSE_UNAUTHENTICATED = 4001
@@ -142,6 +142,9 @@ class Session:
         if out.key is not None:
             slot = self._latest.get(out.key)
             if slot is not None and len(queue) >= COALESCE_AFTER:
+                if slot.out.message.get("event") == "join" and out.message.get("event") == "update":
+                    # The client has not seen the peer yet: it joins with the newer state.
+                    out = Out({**out.message, "event": "join"}, out.key)
                 slot.out = out
                 metrics.COALESCED.inc()
                 return

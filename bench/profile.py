@@ -1,0 +1,145 @@
+"""Profile a system under one load step with py-spy (flame graphs of every Python process).
+
+    python -m bench.profile [--system accord/durable] [--scenario S1] [--rate 1] [--seconds 10]
+                            [--out docs/bench/profiles]
+
+Starts the system pinned as in a benchmark run, connects the scenario's
+clients, runs one step at the given rate for ``--seconds`` and meanwhile
+records each Python process of the system (for Accord: edge, sync, presence)
+with ``py-spy record`` into OUT/<system>-<scenario>-<process>.svg, plus a
+text summary of the hottest functions (OUT/...-top.txt).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import subprocess
+import time
+from pathlib import Path
+
+from bench import systems
+from bench.run import ROOT, Workers, connect, gen_cores
+from bench.scenarios import FULL
+from bench.schedule import split_clients
+
+
+def top_functions(raw: Path, limit: int = 25) -> str:
+    """Self and total sample counts per function from py-spy's raw (collapsed) output."""
+    own: collections.Counter[str] = collections.Counter()
+    total: collections.Counter[str] = collections.Counter()
+    samples = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        n = int(count)
+        samples += n
+        frames = stack.split(";")
+        own[frames[-1]] += n
+        for f in set(frames):
+            total[f] += n
+    out = [f"{samples} samples", "", "self%  total%  function"]
+    for f, n in own.most_common(limit):
+        out.append(f"{100 * n / samples:5.1f}  {100 * total[f] / samples:5.1f}  {f}")
+    return "\n".join(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(prog="python -m bench.profile")
+    ap.add_argument("--system", default="accord/durable")
+    ap.add_argument("--scenario", default="S1")
+    ap.add_argument("--rate", type=float, default=1.0)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--out", default=str(ROOT / "docs" / "bench" / "profiles"))
+    args = ap.parse_args()
+    load = next(s for s in FULL.loads if s.name == args.scenario)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    os.sched_setaffinity(0, {int(c) for c in gen_cores().split(",")})
+    system = systems.make(args.system)
+    system.prepare()
+    system.start()
+    try:
+        spec = {
+            "protocol": system.protocol,
+            "url": system.url + ("/ws" if system.protocol == "accord" else ""),
+            "room_size": load.room_size,
+            "room_prefix": f"prof-{os.getpid()}",
+            "run_id": str(os.getpid()),
+        }
+        workers = Workers(2, spec)
+        try:
+            print(connect(workers, [list(r) for r in split_clients(load.clients, 2)]))
+            py = {
+                pid: label
+                for pid, label in system.processes().items()
+                if "python" in systems.cmdline(pid) and label not in ("accord-dev",)
+            }
+            start_ns = time.monotonic_ns() + 1_000_000_000
+            for p in workers.procs:
+                Workers._send(
+                    p,
+                    {
+                        "cmd": "step",
+                        "index": 0,
+                        "rate": args.rate,
+                        "duration": args.seconds,
+                        "start_ns": start_ns,
+                        "grace": 2.0,
+                    },
+                )
+            time.sleep(1.0)
+            spies = []
+            base = f"{system.name}-{system.profile}-{load.name}-r{args.rate:g}"
+            for pid, label in py.items():
+                for fmt, ext in (("flamegraph", "svg"), ("raw", "txt")):
+                    spies.append(
+                        (
+                            label,
+                            ext,
+                            subprocess.Popen(
+                                [
+                                    str(systems.VENV_BIN / "py-spy"),
+                                    "record",
+                                    "--pid",
+                                    str(pid),
+                                    "--duration",
+                                    str(int(args.seconds)),
+                                    "--rate",
+                                    "200",
+                                    "--format",
+                                    fmt,
+                                    "--nonblocking",
+                                    "-o",
+                                    str(out / f"{base}-{label}.{ext}"),
+                                ],
+                                stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL,
+                            ),
+                        )
+                    )
+            for _, _, spy in spies:
+                spy.wait(args.seconds + 60)
+            replies = [Workers._read(p, args.seconds + 60) for p in workers.procs]
+            print(
+                {
+                    "sent": sum(r["sent"] for r in replies),
+                    "frames": sum(r["frames"] for r in replies),
+                }
+            )
+        finally:
+            workers.close()
+        for label, ext, _ in spies:
+            raw = out / f"{base}-{label}.txt"
+            if ext == "txt" and raw.exists():
+                (out / f"{base}-{label}-top.txt").write_text(top_functions(raw) + "\n")
+                raw.unlink()
+                print(f"== {label}\n" + (out / f"{base}-{label}-top.txt").read_text())
+    finally:
+        system.cleanup()
+
+
+if __name__ == "__main__":
+    main()

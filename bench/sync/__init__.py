@@ -1,0 +1,1 @@
+"""The sync engine alone against PostgreSQL: ``python -m bench.sync`` (docs/benchmarks.md)."""

@@ -1,0 +1,3 @@
+from bench.sync.engine import main
+
+main()
