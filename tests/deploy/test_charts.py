@@ -6,6 +6,7 @@ import base64
 from typing import Any
 
 import pytest
+
 from tests.deploy.deploy_support import CHARTS, KNOWN_ENV, Manifest, kinds, one, render
 
 helm = pytest.importorskip("helm_python")

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from tests.deploy.deploy_support import KNOWN_ENV, MONITORING, REPO
 
 ACCORD = ("sync", "presence", "edge")

@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
+
 from tests.deploy.deploy_support import REPO
 
 DOCKERFILE = REPO / "docker" / "Dockerfile"

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from tests.deploy.deploy_support import CHARTS, KNOWN_METRICS, MONITORING
 
 ALERTS = MONITORING / "prometheus" / "alerts.yml"

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from tests.deploy.deploy_support import MONITORING
 
 pytestmark = pytest.mark.e2e

@@ -37,7 +37,7 @@ async def started(process: DevProcess) -> DevProcess:
 
 
 async def scenario(process: DevProcess) -> None:
-    """Two clients converge, a late one catches up, duplicates are recognised, restarts keep data."""
+    """Two clients converge, a late one catches up, a duplicate is recognised."""
     async with (
         await Client.connect(process.ws_url) as alice,
         await Client.connect(process.ws_url) as bob,

@@ -532,10 +532,12 @@ async def test_unavailable_when_sync_is_unreachable(make_suite: Any) -> None:
         }
     )
     async with serve(settings) as running:
-        async with aiohttp.ClientSession() as http:
-            async with http.get(f"http://127.0.0.1:{running.port}/ready") as response:
-                assert response.status == 503
-                assert (await response.json())["sync"] is False
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{running.port}/ready") as response,
+        ):
+            assert response.status == 503
+            assert (await response.json())["sync"] is False
         async with await Client.connect(f"ws://127.0.0.1:{running.port}/ws") as client:
             await client.hello(make_token())
             reply = await client.request({"type": "subscribe", "room": "r"}, timeout=20)

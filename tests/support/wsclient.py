@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from typing import Any
@@ -170,10 +171,8 @@ class Client:
 
     async def idle(self, seconds: float) -> None:
         """Keep reading (and so answering the server's pings) for ``seconds``."""
-        try:
+        with contextlib.suppress(TimeoutError):
             await self.expect(lambda m: False, timeout=seconds)
-        except TimeoutError:
-            pass
 
     async def closed(self, timeout: float = DEFAULT_TIMEOUT) -> int | None:
         """Read until the server closes; the close code."""

@@ -167,6 +167,7 @@ def _load_rec(
 
 def test_report_renders_results_and_edits_only_its_section(tmp_path: Path) -> None:
     import matplotlib  # noqa: F401  (requirements-dev.txt)
+
     recs = [
         {
             "kind": "meta",

@@ -18,7 +18,6 @@ import time
 from typing import Any, Protocol
 
 import grpc
-
 from accord.api.sync.v1 import sync_pb2 as spb
 from accord.common.tasks import spawn
 from accord.edge import metrics
@@ -88,10 +87,17 @@ class Room:
             if error.code() == grpc.StatusCode.OUT_OF_RANGE:
                 # The gap fell off the compacted log: every subscriber catches
                 # up again from its position, which gets it a snapshot.
-                log.warning("room %s: (%d, %d] was compacted; resyncing subscribers", self.name, since, until)
+                log.warning(
+                    "room %s: (%d, %d] was compacted; resyncing",
+                    self.name,
+                    since,
+                    until,
+                )
                 self.resync_all()
             else:  # the next batch or reconnect retries
-                log.warning("backfill of room %s (%d, %d] failed: %s", self.name, since, until, error)
+                log.warning(
+                    "backfill of room %s (%d, %d] failed: %s", self.name, since, until, error
+                )
         except Exception as error:  # the next batch or reconnect retries
             log.warning("backfill of room %s (%d, %d] failed: %s", self.name, since, until, error)
         finally:
