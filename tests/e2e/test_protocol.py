@@ -666,3 +666,14 @@ async def test_presence_pages_counts_user_events_and_channels(make_suite: Any) -
     finally:
         for client in clients:
             await client.close()
+
+
+async def test_pipelined_subscribe_and_push_answer_in_order(any_suite: Suite) -> None:
+    async with await connected(any_suite) as client:
+        await client.send({"type": "subscribe", "id": 10, "room": "pipe"})
+        await client.send(
+            {"type": "push", "id": 11, "room": "pipe", "changes": [set_change(1, "k", a=1)]}
+        )
+        first = await client.expect(lambda m: m.get("id") in (10, 11))
+        second = await client.expect(lambda m: m.get("id") in (10, 11))
+        assert (first["type"], second["type"]) == ("subscribed", "ack")

@@ -15,7 +15,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -88,6 +88,9 @@ class RoomEntry:
     presence: dict[str, Any] | None = None  # our state when joined to the room's presence
     watching: bool = False
     task: asyncio.Task[None] | None = None
+    # Set once `subscribed` (or the subscribe's error) is queued: replies to
+    # pushes for the room never overtake it.
+    answered: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 def _int(value: Any) -> bool:
@@ -576,6 +579,7 @@ class Session:
             nonlocal answered
             answered = True
             self.reply({"type": "subscribed", "room": room, "head": head}, request_id)
+            entry.answered.set()
 
         try:
             await self.edge.hub.catch_up(entry.sub, since, on_head)
@@ -607,6 +611,7 @@ class Session:
                 del self.rooms[room]
                 self.edge.hub.close(entry.sub)
             self.send_error(failure, None if answered else request_id)
+            entry.answered.set()
 
     async def _drop(self, room: str, reason: ppb.LeaveReason) -> None:
         entry = self.rooms.pop(room)
@@ -629,8 +634,15 @@ class Session:
 
     async def on_push(self, message: dict[str, Any], request_id: int | None) -> None:
         room = _room_of(message)
-        self._entry(room)
+        entry = self._entry(room)
         self._check_write(room)
+        if not entry.answered.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(entry.answered.wait(), self.settings.rpc_timeout)
+            if self.rooms.get(room) is not entry:
+                raise ProtocolError(
+                    "NOT_SUBSCRIBED", f"the subscription to {room} failed", room=room
+                )
         changes = message.get("changes")
         if not isinstance(changes, list) or not changes:
             raise ProtocolError("BAD_REQUEST", "changes must be a non-empty list", room=room)
