@@ -99,7 +99,10 @@ class Edge:
             await ws.close(code=CLOSE_FULL, message=b"server full, retry later")
             metrics.CLOSED.labels(str(CLOSE_FULL)).inc()
             return ws
-        session = Session(self, ws, request.remote)
+        # uvloop's transports are not asyncio.Transport subclasses: duck-type.
+        transport = request.transport
+        fast = transport if hasattr(transport, "get_write_buffer_size") else None
+        session = Session(self, ws, request.remote, fast)
         self.sessions[session.session_id] = session
         self.no_sessions.clear()
         metrics.CONNECTIONS.set(len(self.sessions))

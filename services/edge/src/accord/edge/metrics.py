@@ -48,3 +48,15 @@ SEND_QUEUE = Histogram(
 COALESCED = Counter(
     "accord_edge_coalesced_total", "Queued presence/broadcast messages replaced by a newer one"
 )
+
+
+_messages_out: dict[str, Counter] = {}
+
+
+def count_out(kind: str, size: int) -> None:
+    """Count one message sent to a client (labelled children are cached: hot path)."""
+    child = _messages_out.get(kind)
+    if child is None:
+        child = _messages_out[kind] = MESSAGES_OUT.labels(kind)
+    child.inc()
+    BYTES_OUT.inc(size)

@@ -267,10 +267,27 @@ def to_server_frame(message: dict[str, Any]) -> pb.ServerFrame:
     return frame
 
 
-class Out:
-    """A server message, encoded at most once per encoding."""
+def ws_frame(payload: bytes, binary: bool) -> bytes:
+    """An unmasked, unfragmented, uncompressed WebSocket frame (RFC 6455 5.2)."""
+    first = 0x82 if binary else 0x81
+    size = len(payload)
+    if size < 126:
+        header = bytes((first, size))
+    elif size < 1 << 16:
+        header = bytes((first, 126)) + size.to_bytes(2, "big")
+    else:
+        header = bytes((first, 127)) + size.to_bytes(8, "big")
+    return header + payload
 
-    __slots__ = ("_binary", "_text", "key", "message")
+
+class Out:
+    """A server message, encoded at most once per encoding.
+
+    ``frame()`` also caches the whole WebSocket frame, so a fan-out message is
+    framed once and the same bytes are written to every idle socket.
+    """
+
+    __slots__ = ("_binary", "_frames", "_text", "key", "message")
 
     def __init__(self, message: dict[str, Any], key: tuple[str, ...] | None = None) -> None:
         self.message = message
@@ -279,6 +296,15 @@ class Out:
         self.key = key
         self._text: bytes | None = None
         self._binary: bytes | None = None
+        self._frames: dict[bool, bytes] = {}
+
+    def frame(self, binary: bool) -> bytes:
+        frame = self._frames.get(binary)
+        if frame is None:
+            frame = self._frames[binary] = ws_frame(
+                self.binary() if binary else self.text(), binary
+            )
+        return frame
 
     @property
     def type(self) -> str:

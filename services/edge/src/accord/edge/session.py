@@ -62,6 +62,7 @@ MAX_STATE_BYTES = 4096
 MAX_BROADCAST_BYTES = 64 * 1024
 MAX_BATCH = 1000
 CLOSE_TIMEOUT = 5.0
+FAST_WRITE_LIMIT = 64 * 1024  # transport buffer below which messages skip the queue
 COALESCE_AFTER = 64  # queued messages before superseded presence/broadcast are coalesced
 ABUSE_LIMIT = 20  # rate-limit violations in a row before the session is closed
 
@@ -109,10 +110,19 @@ def _json_size(value: Any) -> int:
 
 
 class Session:
-    def __init__(self, edge: Edge, ws: web.WebSocketResponse, remote: str | None) -> None:
+    def __init__(
+        self,
+        edge: Edge,
+        ws: web.WebSocketResponse,
+        remote: str | None,
+        transport: asyncio.Transport | None = None,
+    ) -> None:
         self.edge = edge
         self.settings = edge.settings
         self.ws = ws
+        # With the transport, a message for an idle socket is written at once
+        # instead of waking the writer task (the fan-out fast path).
+        self._transport = transport
         self.remote = remote
         self.session_id = f"s-{uuid.uuid4().hex[:16]}"
         self.identity: Identity | None = None
@@ -158,6 +168,21 @@ class Session:
                 CLOSE_SLOW_CONSUMER, "slow consumer: too many messages queued", flush=False
             )
             return
+        transport = self._transport
+        if (
+            not queue
+            and transport is not None
+            and transport.get_write_buffer_size() < FAST_WRITE_LIMIT
+            and not transport.is_closing()
+            and not self.ws.closed
+        ):
+            # Nothing is queued and the writer is idle or has already written
+            # (aiohttp writes uncompressed frames synchronously), so writing
+            # here keeps the order.
+            frame = out.frame(self.binary)
+            transport.write(frame)
+            metrics.count_out(out.type, len(frame))
+            return
         slot = _Slot(out)
         queue.append(slot)
         self._drained.clear()
@@ -198,8 +223,7 @@ class Session:
                     self._queue.clear()
                     self._drained.set()
                     return
-                metrics.MESSAGES_OUT.labels(out.type).inc()
-                metrics.BYTES_OUT.inc(len(data))
+                metrics.count_out(out.type, len(data))
             self._drained.set()
 
     async def _flush(self, timeout: float) -> None:
