@@ -25,3 +25,10 @@ if [ ! -x /usr/bin/chromium ]; then
   fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
 fi
+
+# Node.js runs the JS SDK's unit tests (node --test, no npm install needed).
+if ! command -v node >/dev/null 2>&1; then
+  echo "ensure-tools: installing nodejs" >&2
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs >/dev/null
+fi

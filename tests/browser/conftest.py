@@ -63,7 +63,7 @@ async def browser() -> AsyncIterator[object]:
     from playwright.async_api import async_playwright
 
     if not HAVE_CHROMIUM:
-        pytest.skip(f"{CHROMIUM} is missing: run scripts/ensure-tools.sh")
+        pytest.fail(f"{CHROMIUM} is missing: `make test` runs scripts/ensure-tools.sh")
     async with async_playwright() as playwright:
         chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:

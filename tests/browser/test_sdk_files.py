@@ -34,7 +34,7 @@ def test_served_sdk_is_a_copy_of_the_source() -> None:
 def test_sdk_unit_tests_pass_in_node() -> None:
     node = shutil.which("node")
     if node is None:
-        pytest.skip("node is not installed")
+        pytest.fail("node is not installed (`make test` runs scripts/ensure-tools.sh)")
     result = subprocess.run(
         [node, "--test", "--test-timeout=20000", str(ROOT / "clients" / "js" / "test")],
         capture_output=True,

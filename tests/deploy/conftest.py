@@ -11,5 +11,5 @@ import pytest
 def promtool() -> str:
     path = shutil.which("promtool")
     if path is None:
-        pytest.skip("promtool is not installed (scripts/ensure-tools.sh installs it)")
+        pytest.fail("promtool is not installed (`make test` runs scripts/ensure-tools.sh)")
     return path

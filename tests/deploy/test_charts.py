@@ -5,12 +5,11 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+import helm_python as helm
+import kubernetes_validate
 import pytest
 
 from tests.deploy.deploy_support import CHARTS, KNOWN_ENV, Manifest, kinds, one, render
-
-helm = pytest.importorskip("helm_python")
-kubernetes_validate = pytest.importorskip("kubernetes_validate")
 
 SERVICE_CHARTS = ("accord-sync", "accord-presence", "accord-edge")
 ALL_CHARTS = (*SERVICE_CHARTS, "accord")

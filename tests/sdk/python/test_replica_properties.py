@@ -12,13 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import pytest
 from accord.client.replica import PendingChange, Replica
+from accord.sync import merge
+from accord.sync import patch as reference
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-merge = pytest.importorskip("accord.sync.merge")
-reference = pytest.importorskip("accord.sync.patch")
 
 KEYS = ["a", "b"]
 FIELDS = ["x", "y", "n"]
