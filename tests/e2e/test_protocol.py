@@ -482,6 +482,8 @@ async def test_presence_sync_join_update_leave_and_broadcast(any_suite: Suite) -
         await connected(any_suite, "u-d", "c-d") as dave,
     ):
         await carol.subscribe("room-q", presence={})
+        # Carol watches from her sync on: Dave then arrives as a join.
+        await carol.expect(lambda m: m.get("type") == "presence" and m["event"] == "sync")
         await dave.subscribe("room-q", presence={})
         await carol.expect(lambda m: m.get("type") == "presence" and m["event"] == "join")
         await dave.close()
@@ -629,6 +631,8 @@ async def test_presence_pages_counts_user_events_and_channels(make_suite: Any) -
     try:
         for client in clients[:3]:
             await client.subscribe("big", presence={})
+            # A session's join is done once its own sync arrives.
+            await client.expect(lambda m: m.get("type") == "presence" and m["event"] == "sync")
         watcher = clients[3]
         await watcher.send({"type": "subscribe", "id": 50, "room": "big", "users": True})
         sync = await watcher.expect(lambda m: m.get("type") == "presence" and m["event"] == "sync")
