@@ -706,10 +706,19 @@ class Session:
             results.append(item)
         self.reply({"type": "ack", "room": room, "results": results}, request_id)
 
+    async def _started(self, room: str, entry: RoomEntry) -> None:
+        """Wait for the subscribe's own presence work (join, watch) to finish first."""
+        if entry.task is not None and not entry.task.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(entry.task), self.settings.rpc_timeout)
+        if self.rooms.get(room) is not entry:
+            raise ProtocolError("NOT_SUBSCRIBED", f"the subscription to {room} failed", room=room)
+
     async def on_presence(self, message: dict[str, Any], request_id: int | None) -> None:
         room = _room_of(message)
         entry = self._entry(room)
         self._check_write(room)
+        await self._started(room, entry)
         state = message.get("state")
         if not isinstance(state, dict):
             raise ProtocolError("BAD_REQUEST", "state must be an object", room=room)
