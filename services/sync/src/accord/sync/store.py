@@ -67,6 +67,22 @@ class Snapshot(Protocol):
         ...
 
 
+class SnapshotBase:
+    """The head and floor every snapshot reports; implementations add ``records``."""
+
+    def __init__(self, head: int, floor: int) -> None:
+        self._head = head
+        self._floor = floor
+
+    @property
+    def head(self) -> int:
+        return self._head
+
+    @property
+    def floor(self) -> int:
+        return self._floor
+
+
 class Store(Protocol):
     def transaction(self, room: str) -> AbstractAsyncContextManager[RoomTransaction]: ...
 

@@ -18,6 +18,7 @@ import asyncpg
 from accord.sync.errors import Unavailable
 from accord.sync.migrations import CONNECT_TIMEOUT, migrate_connection
 from accord.sync.model import ConflictRow, LoggedChange, RecordKey, RecordRow, RecordValue
+from accord.sync.store import SnapshotBase
 
 log = logging.getLogger(__name__)
 
@@ -208,20 +209,11 @@ class _Transaction:
         )
 
 
-class _Snapshot:
+class _Snapshot(SnapshotBase):
     def __init__(self, conn: asyncpg.Connection, room: str, head: int, floor: int) -> None:
+        super().__init__(head, floor)
         self._conn = conn
         self._room = room
-        self._head = head
-        self._floor = floor
-
-    @property
-    def head(self) -> int:
-        return self._head
-
-    @property
-    def floor(self) -> int:
-        return self._floor
 
     async def records(self, page_size: int) -> AsyncIterator[list[RecordValue]]:
         # Keyset paging on the primary key: each page is an index range scan.

@@ -21,6 +21,7 @@ from accord.sync.errors import Unavailable
 from accord.sync.model import ConflictRow, LoggedChange, RecordKey, RecordRow, RecordValue
 from accord.sync.schema import MIGRATIONS, statements
 from accord.sync.settings import MEMORY
+from accord.sync.store import SnapshotBase
 
 log = logging.getLogger(__name__)
 
@@ -246,22 +247,13 @@ class _Transaction:
         )
 
 
-class _Snapshot:
+class _Snapshot(SnapshotBase):
     """Reads records page by page on its own connection inside one read transaction."""
 
     def __init__(self, db: aiosqlite.Connection, room: str, head: int, floor: int) -> None:
+        super().__init__(head, floor)
         self._db = db
         self._room = room
-        self._head = head
-        self._floor = floor
-
-    @property
-    def head(self) -> int:
-        return self._head
-
-    @property
-    def floor(self) -> int:
-        return self._floor
 
     async def records(self, page_size: int) -> AsyncIterator[list[RecordValue]]:
         # Keyset paging on the primary key: each page is an index range scan.
@@ -286,21 +278,12 @@ class _Snapshot:
             after = (str(rows[-1][0]), str(rows[-1][1]))
 
 
-class _Loaded:
+class _Loaded(SnapshotBase):
     """An in-memory database's snapshot, read at once (the data is in memory anyway)."""
 
     def __init__(self, head: int, floor: int, records: list[RecordValue]) -> None:
-        self._head = head
-        self._floor = floor
+        super().__init__(head, floor)
         self._records = records
-
-    @property
-    def head(self) -> int:
-        return self._head
-
-    @property
-    def floor(self) -> int:
-        return self._floor
 
     async def records(self, page_size: int) -> AsyncIterator[list[RecordValue]]:
         for start in range(0, len(self._records), page_size):
