@@ -29,9 +29,11 @@ MAX_OVERRUN_S = 30.0  # a step's sends stop this long after the step should have
 
 
 class Counters:
-    def __init__(self, step: int) -> None:
+    def __init__(self, step: int, start_ns: int = 0) -> None:
         self.step = step
+        self.start_ns = start_ns
         self.deliveries = Histogram()
+        self.acks = Histogram()  # push -> ack, for protocols whose acks name the push
         self.echo = Histogram()
         self.presence = Histogram()
         self.stale = 0  # markers of another step (arrived after its reply)
@@ -43,6 +45,7 @@ class Client(WSListener):
         self.gen = gen
         self.index = index
         self.proto = proto
+        self.acked_ns = getattr(proto, "acked_ns", None)
         self.transport: WSTransport | None = None
         self.ready: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self.is_ready = False
@@ -71,6 +74,12 @@ class Client(WSListener):
         self.last_frame = now
         c = self.gen.counters
         c.frames += 1
+        if self.acked_ns is not None:
+            sched = self.acked_ns(data)
+            if sched is not None:
+                if sched >= c.start_ns:
+                    c.acks.add((now - sched) / 1000.0)
+                return
         # The hot path of the generator: markers parsed in place (see bench.payload).
         p = data.find(b"@@")
         while p >= 0:
@@ -168,7 +177,7 @@ class Worker:
         grace = float(cmd.get("grace", 3.0))
         presence_every = float(cmd.get("presence_every", 0) or 0)
         active_set = set(cmd.get("active", [])) if cmd.get("active") is not None else None
-        self.counters = Counters(index)
+        self.counters = Counters(index, t0)
         senders = [c for c in self.clients if active_set is None or c.index in active_set]
         lag = Histogram()
         disconnects0 = self.disconnects
@@ -215,6 +224,7 @@ class Worker:
             "clients": len(self.clients),
             "deliveries": c.deliveries.to_json(),
             "echo": c.echo.to_json(),
+            "acks": c.acks.to_json(),
             "presence": c.presence.to_json(),
             "lag": lag.to_json(),
             "stale": c.stale,

@@ -29,7 +29,11 @@ def varstring(s: str) -> bytes:
 
 
 class Accord:
-    """Accord's JSON protocol: hello, subscribe, then one-change pushes (no id: no reply needed)."""
+    """Accord's JSON protocol: hello, subscribe, then one-change pushes.
+
+    Each push's request id is its scheduled send time, so the ack (which echoes
+    the id) tells the push->ack latency without any per-push bookkeeping.
+    """
 
     kind = "accord"
     text = True
@@ -60,9 +64,22 @@ class Accord:
         self.seq += 1
         p = padded(step, self.client, sched_ns)
         return (
-            f'{{"type":"push","room":"{self.room}","changes":[{{"client_seq":{self.seq},'
+            f'{{"type":"push","id":{sched_ns},"room":"{self.room}","changes":[{{"client_seq":{self.seq},'
             f'"collection":"b","key":"c{self.client}","op":{{"kind":"set","fields":{{"p":"{p}"}}}}}}]}}'
         ).encode()
+
+    @staticmethod
+    def acked_ns(frame: bytes) -> int | None:
+        """The scheduled send time of the push an ack frame answers (None: not an ack)."""
+        if not frame.startswith(b'{"type":"ack"'):
+            return None
+        at = frame.rfind(b'"id":')
+        if at < 0:
+            return None
+        end = at + 5
+        while end < len(frame) and 48 <= frame[end] <= 57:
+            end += 1
+        return int(frame[at + 5 : end]) if end > at + 5 else None
 
     def presence(self, step: int, sched_ns: int) -> bytes:
         p = padded(step, self.client, sched_ns, 40)

@@ -18,6 +18,10 @@ class Load:
     active_fraction: float = 1.0
     presence_every: float = 0.0  # seconds between presence updates per client (S4)
     grace: float = 3.0
+    measure: str = "deliveries"
+    """"acks": the step is judged on push->ack latency and the share of pushes acked
+    (p99 <= ``slo_p99_ms``), not on deliveries to other clients."""
+    slo_p99_ms: float = 100.0
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,19 @@ class Plan:
 # deliveries/s, so the hot room's rates start far below S1's.
 HOT_RATES = [0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.6, 0.8, 1.0, 1.5, 2.0]
 
+# W1: durable writes. One client per room, so the only traffic back is each push's
+# ack and its own change; judged on push->ack p99 <= 50 ms with >= 99.9 % acked.
+WRITES = Load(
+    "W1",
+    "durable writes: 1,000 clients, one room each, push->ack",
+    1000,
+    1,
+    [1, 2, 5, 10, 15, 20],
+    10.0,
+    measure="acks",
+    slo_p99_ms=50.0,
+)
+
 FULL = Plan(
     loads=[
         Load(
@@ -86,6 +103,7 @@ FULL = Plan(
             10.0,
             presence_every=2.0,
         ),
+        WRITES,
     ],
     idle=Idle("Idle", [1000, 5000, 10000, 19000], 120.0),
     catchup=Catchup("Catch-up", [10, 100, 1000, 10000]),
@@ -96,5 +114,16 @@ SMOKE = Plan(
     loads=[
         Load("S1", "small rooms: 100 rooms x 10 clients", 1000, 10, [0.2, 1], 3.0, grace=2.0),
         Load("S2", "hot room: 1 room x 500 clients", 500, 500, [0.02, 0.1], 3.0, grace=2.0),
+        Load(
+            "W1",
+            WRITES.title,
+            1000,
+            1,
+            [1, 5],
+            3.0,
+            grace=2.0,
+            measure="acks",
+            slo_p99_ms=50.0,
+        ),
     ],
 )

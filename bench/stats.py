@@ -101,11 +101,12 @@ def generator_verdict(lag_p99_ms: float | None, cpu_max: float) -> list[str]:
 
 
 def meets_slo(step: Mapping[str, Any]) -> bool:
-    """p99 <= 100 ms and >= 99.9% delivered (validity is checked separately)."""
+    """p99 <= 100 ms (or the step's own ``slo_p99_ms``) and >= 99.9% delivered
+    (validity is checked separately)."""
     p99 = step.get("p99_ms")
     return (
         p99 is not None
-        and p99 <= P99_LIMIT_MS
+        and p99 <= step.get("slo_p99_ms", P99_LIMIT_MS)
         and step.get("completeness", 0.0) >= COMPLETENESS_LIMIT
     )
 

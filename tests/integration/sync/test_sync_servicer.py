@@ -354,3 +354,49 @@ async def test_metrics_are_served(settings: Settings) -> None:
         'accord_sync_grpc_handling_seconds_count{method="Push"}',
     ):
         assert name in body
+
+
+async def test_push_many_answers_each_push_on_its_own(stub: SyncStub) -> None:
+    half = "x" * (MAX_RECORD // 2)
+    call = stub.Subscribe()
+    await call.write(pb.SubscribeRequest(add=["r"]))
+    assert not (await read(call)).changes.changes  # the confirmation
+    response = await stub.PushMany(
+        pb.PushManyRequest(
+            pushes=[
+                push("r", set_change(1, "k", a=half)),
+                push("bad room", set_change(1, "k", a=1)),
+                push("r", set_change(1, "k", b=half), client_id="c2"),  # k too large
+                push("q", set_change(1, "k", a=1)),
+                push("r", set_change(2, "j", a=2)),
+                push("r", *[set_change(n, f"k{n}") for n in range(3, 20)]),  # over 10
+            ]
+        ),
+        timeout=DEADLINE,
+    )
+    kinds = [r.WhichOneof("result") for r in response.results]
+    assert kinds == ["response", "error", "error", "response", "response", "error"]
+    errors = [r.error for r in response.results if r.HasField("error")]
+    assert [e.reason for e in errors] == ["BAD_REQUEST", "TOO_LARGE", "TOO_LARGE"]
+    assert all(e.message for e in errors)
+    first, other_room, second = (r.response for r in response.results if r.HasField("response"))
+    assert (first.room, first.results[0].seq) == ("r", 1)
+    assert (other_room.room, other_room.results[0].seq) == ("q", 1)
+    assert (second.results[0].seq, second.head) == (2, 2)
+    # Subscribers get the room's committed changes, in order, with no gap.
+    seqs: list[int] = []
+    while len(seqs) < 2:
+        seqs += [c.seq for c in (await read(call)).changes.changes]
+    assert seqs == [1, 2]
+    call.cancel()
+
+
+async def test_push_many_refuses_too_many_pushes_and_accepts_none(stub: SyncStub) -> None:
+    empty = await stub.PushMany(pb.PushManyRequest(), timeout=DEADLINE)
+    assert list(empty.results) == []
+    many = [push(f"r{n}", set_change(1, "k", a=1)) for n in range(1001)]
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.PushMany(pb.PushManyRequest(pushes=many), timeout=DEADLINE)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert reason_of(caught.value) == "BAD_REQUEST"
+    assert (await stub.Head(pb.HeadRequest(room="r0"), timeout=DEADLINE)).head == 0

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -13,6 +14,7 @@ from accord.api.presence.v1 import presence_pb2_grpc
 from accord.api.sync.v1 import sync_pb2 as spb
 from accord.api.sync.v1 import sync_pb2_grpc
 from accord.common import grpcutil
+from accord.common.tasks import spawn
 from accord.edge import metrics
 from accord.edge.protocol import ProtocolError
 
@@ -69,16 +71,101 @@ class _Timed:
         self._observe(time.perf_counter() - self._start)
 
 
+def push_error(error: spb.PushError, room: str) -> ProtocolError:
+    """One failed push of a PushMany call, as the client sees it."""
+    code = error.reason if error.reason in _CLIENT_CODES else "INTERNAL"
+    if code == "UNAVAILABLE":
+        return ProtocolError(code, "the service is unavailable, try again", room=room)
+    if code == "INTERNAL":
+        return ProtocolError(code, "internal error", room=room)
+    return ProtocolError(code, error.message or code.lower(), room=room)
+
+
+PushCall = Callable[[spb.PushManyRequest], Awaitable[spb.PushManyResponse]]
+
+
+class PushBatcher:
+    """Client pushes go to sync in ``PushMany`` calls, at most ``max_in_flight`` at a time.
+
+    A push waits only while that many calls are already out: it then rides
+    the next call with every other push that arrived meanwhile. Under light
+    load each push is sent at once, alone; under load, one call (and one
+    group commit per room at sync) carries many clients' pushes. Order holds
+    because a session has at most one push out at a time (it handles its
+    frames one after another) and sync commits a call's pushes in order.
+    """
+
+    def __init__(self, call: PushCall, max_in_flight: int = 4, max_pushes: int = 500) -> None:
+        self._call = call
+        self._max_in_flight = max_in_flight
+        self._max_pushes = max_pushes
+        self._waiting: list[tuple[spb.PushRequest, asyncio.Future[spb.PushResponse]]] = []
+        self._in_flight = 0
+        self._scheduled = False
+
+    async def push(self, request: spb.PushRequest) -> spb.PushResponse:
+        """The push's response; raises its ``ProtocolError``."""
+        future: asyncio.Future[spb.PushResponse] = asyncio.get_running_loop().create_future()
+        self._waiting.append((request, future))
+        if not self._scheduled and self._in_flight < self._max_in_flight:
+            # Sent after the loop's current round: pushes parsed in the same round share it.
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+        return await future
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        while self._waiting and self._in_flight < self._max_in_flight:
+            batch = self._waiting[: self._max_pushes]
+            del self._waiting[: self._max_pushes]
+            self._in_flight += 1
+            spawn(self._send(batch), name="push-many")
+
+    async def _send(
+        self, batch: list[tuple[spb.PushRequest, asyncio.Future[spb.PushResponse]]]
+    ) -> None:
+        try:
+            request = spb.PushManyRequest(pushes=[r for r, _ in batch])
+            metrics.PUSH_BATCH.observe(len(batch))
+            try:
+                with _Timed("PushMany"):
+                    response = await self._call(request)
+            except grpc.aio.AioRpcError as error:
+                for pushed, future in batch:
+                    if not future.done():
+                        future.set_exception(to_protocol_error(error, pushed.room))
+                return
+            for (pushed, future), result in zip(batch, response.results, strict=False):
+                if future.done():
+                    continue
+                if result.WhichOneof("result") == "response":
+                    future.set_result(result.response)
+                else:
+                    future.set_exception(push_error(result.error, pushed.room))
+            for pushed, future in batch[len(response.results) :]:
+                if not future.done():
+                    future.set_exception(
+                        ProtocolError("INTERNAL", "internal error", room=pushed.room)
+                    )
+        finally:
+            self._in_flight -= 1
+            self._flush()
+
+
 class SyncClient:
     def __init__(self, channel: grpc.aio.Channel, timeout: float) -> None:
         self.channel = channel
         self.stub = sync_pb2_grpc.SyncStub(channel)  # type: ignore[no-untyped-call]
         self.timeout = timeout
+        self._pushes = PushBatcher(self._push_many)
+
+    async def _push_many(self, request: spb.PushManyRequest) -> spb.PushManyResponse:
+        response: spb.PushManyResponse = await self.stub.PushMany(request, timeout=self.timeout)
+        return response
 
     async def push(self, request: spb.PushRequest) -> spb.PushResponse:
-        with _Timed("Push"):
-            response: spb.PushResponse = await self.stub.Push(request, timeout=self.timeout)
-        return response
+        """Push through the batcher; raises ``ProtocolError``."""
+        return await self._pushes.push(request)
 
     def pull(
         self, room: str, since: int, until: int = 0, changes_only: bool = False

@@ -31,6 +31,11 @@ GRPC_CLIENT = Histogram(
     ["method"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+PUSH_BATCH = Histogram(
+    "accord_edge_sync_push_batch_pushes",
+    "Client pushes carried by one PushMany call to sync",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+)
 SLOW_CONSUMERS = Counter(
     "accord_edge_slow_consumers_total", "Sessions closed because they could not keep up"
 )

@@ -680,10 +680,7 @@ class Session:
             client_id=self.client_id,
             changes=[parse_change(c, room, i) for i, c in enumerate(changes)],
         )
-        try:
-            response = await self.edge.sync.push(request)
-        except grpc.aio.AioRpcError as error:
-            raise to_protocol_error(error, room) from None
+        response = await self.edge.sync.push(request)
         results = []
         for result in response.results:
             item: dict[str, Any] = {

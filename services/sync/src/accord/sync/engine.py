@@ -4,21 +4,24 @@ A push: lock the room, drop what the client already stored (dedupe by the
 client's high-water mark), stamp or clamp clocks, merge each op into its
 record, give each change the next seq, append the log and update the records
 in one transaction. Publishing comes after, from the caller, once committed.
+Several pushes to one room can share that transaction (``push_group``, fed
+by ``accord.sync.committer``): one lock, one read of their records, one write.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from accord.sync import merge, metrics
-from accord.sync.errors import BadRequest, OutOfRange, TooLarge
+from accord.sync.errors import BadRequest, OutOfRange, SyncError, TooLarge
 from accord.sync.hlc import HybridClock
 from accord.sync.lattice import compact_json
 from accord.sync.model import (
     ChangeOutcome,
+    ClientKey,
     ConflictRow,
     IncomingChange,
     Limits,
@@ -79,11 +82,25 @@ PullItem = int | SnapshotPage | list[LoggedChange]
 """What a pull yields: first the head, then snapshot pages or change pages."""
 
 
-@dataclass(frozen=True)
-class _Merged:
-    committed: list[LoggedChange]
-    records: list[RecordRow]
-    conflicts: list[ConflictRow]
+@dataclass
+class _Group:
+    """A group of pushes to one room as merged so far, not yet saved."""
+
+    head: int
+    states: dict[RecordKey, merge.RecordState]
+    views: dict[RecordKey, merge.View | None]
+    marks: dict[ClientKey, int]
+    """Each client's high-water mark, as raised by the group's batches so far."""
+    raised: dict[ClientKey, None] = field(default_factory=dict)
+    """The clients whose mark the group raised (ordered, to save)."""
+    values: dict[RecordKey, str | None] = field(default_factory=dict)
+    """The records the group changed and their visible values."""
+    seqs: dict[RecordKey, int] = field(default_factory=dict)
+    logged: dict[tuple[str, str, int], int] = field(default_factory=dict)
+    """(user_id, client_id, client_seq) -> seq of the changes the group committed."""
+    committed: list[LoggedChange] = field(default_factory=list)
+    conflicts: list[ConflictRow] = field(default_factory=list)
+    duplicates: int = 0
 
 
 class Engine:
@@ -107,53 +124,102 @@ class Engine:
         return stored, adjusted
 
     async def push(self, batch: PushBatch) -> PushOutcome:
+        """Merge and commit one push on its own (``push_group`` of one)."""
+        (outcome,) = await self.push_group(batch.room, [batch])
+        if isinstance(outcome, SyncError):
+            raise outcome
+        return outcome
+
+    async def push_group(
+        self, room: str, batches: Sequence[PushBatch]
+    ) -> list[PushOutcome | SyncError]:
+        """Merge ``batches`` (all to ``room``) in order and commit them in one transaction.
+
+        Each batch is judged on its own, exactly as if it had been pushed alone
+        after the ones before it: a batch with a bad change (``BadRequest``,
+        ``TooLarge``) gets that error in its place and leaves no trace, while the
+        others commit. Anything else (``Unavailable``) fails the whole group.
+        """
         started = time.perf_counter()
-        user_id, client_id = batch.user_id, batch.client_id
-        async with self._store.transaction(batch.room) as tx:
-            high_water = await tx.high_water(user_id, client_id)
-            stale = [c.client_seq for c in batch.changes if c.client_seq <= high_water]
-            fresh = [c for c in batch.changes if c.client_seq > high_water]
-            originals = await tx.logged_seqs(user_id, client_id, stale) if stale else {}
-            head = await tx.head()
-            outcomes: dict[int, ChangeOutcome] = {
-                seq: ChangeOutcome(seq, originals.get(seq, 0), True, 0, False) for seq in stale
-            }
-            committed: list[LoggedChange] = []
-            lost: list[ConflictRow] = []
-            if fresh:
-                merged = await self._merge(tx, batch, fresh, head, outcomes)
-                committed, lost = merged.committed, merged.conflicts
-                before, head = head, committed[-1].seq
-                await tx.save(
-                    committed, merged.records, (user_id, client_id, fresh[-1].client_seq), lost
-                )
-                await self._compact(tx, before, head)
-        metrics.PUSH_SECONDS.observe(time.perf_counter() - started)
-        metrics.APPLIED.inc(len(fresh))
-        metrics.DUPLICATE.inc(len(stale))
-        if lost:
-            metrics.CONFLICTS.inc(len(lost))
+        async with self._store.transaction(room) as tx:
+            clients = list(dict.fromkeys((b.user_id, b.client_id) for b in batches))
+            keys = list(dict.fromkeys((c.collection, c.key) for b in batches for c in b.changes))
+            marks = await tx.high_waters(clients)
+            stored = await tx.load_states(keys)
+            states = {k: merge.load_state(stored.get(k)) for k in keys}
+            group = _Group(
+                head=await tx.head(),
+                states=states,
+                views={k: merge.view(state) for k, state in states.items()},
+                marks=marks,
+            )
+            before = group.head
+            outcomes: list[PushOutcome | SyncError] = []
+            for batch in batches:
+                try:
+                    outcomes.append(await self._apply(tx, group, batch))
+                except (BadRequest, TooLarge) as error:
+                    outcomes.append(error)
+            if group.committed:
+                records = [
+                    RecordRow(k[0], k[1], merge.dump_state(group.states[k]), value, group.seqs[k])
+                    for k, value in group.values.items()
+                ]
+                raised = [(u, c, group.marks[(u, c)]) for u, c in group.raised]
+                await tx.save(group.committed, records, raised, group.conflicts)
+                await self._compact(tx, before, group.head)
+        metrics.COMMIT_SECONDS.observe(time.perf_counter() - started)
+        metrics.COMMIT_GROUP.observe(len(batches))
+        metrics.APPLIED.inc(len(group.committed))
+        metrics.DUPLICATE.inc(group.duplicates)
+        if group.conflicts:
+            metrics.CONFLICTS.inc(len(group.conflicts))
+        return outcomes
+
+    async def _apply(self, tx: RoomTransaction, group: _Group, batch: PushBatch) -> PushOutcome:
+        """One batch of a group: dedupe it by its client's high-water mark, merge the rest."""
+        client = (batch.user_id, batch.client_id)
+        high_water = group.marks.get(client, 0)
+        stale = [c.client_seq for c in batch.changes if c.client_seq <= high_water]
+        fresh = [c for c in batch.changes if c.client_seq > high_water]
+        originals: dict[int, int] = {}
+        if stale:
+            # A retry of a change committed earlier in this group is not in the log yet.
+            for seq in stale:
+                if (*client, seq) in group.logged:
+                    originals[seq] = group.logged[(*client, seq)]
+            rest = [seq for seq in stale if seq not in originals]
+            if rest:
+                originals.update(await tx.logged_seqs(*client, rest))
+        outcomes: dict[int, ChangeOutcome] = {
+            seq: ChangeOutcome(seq, originals.get(seq, 0), True, 0, False) for seq in stale
+        }
+        committed = self._merge(group, batch, fresh, outcomes) if fresh else []
+        group.duplicates += len(stale)
+        if fresh:
+            group.marks[client] = fresh[-1].client_seq
+            group.raised[client] = None
         return PushOutcome(
             room=batch.room,
             results=tuple(outcomes[c.client_seq] for c in batch.changes),
             committed=tuple(committed),
-            head=head,
+            head=group.head,
         )
 
-    async def _merge(
+    def _merge(
         self,
-        tx: RoomTransaction,
+        group: _Group,
         batch: PushBatch,
         fresh: list[IncomingChange],
-        head: int,
         outcomes: dict[int, ChangeOutcome],
-    ) -> _Merged:
+    ) -> list[LoggedChange]:
+        """Merge ``fresh`` into the group's records; the group changes only if all merge."""
         keys = list(dict.fromkeys((c.collection, c.key) for c in fresh))
-        stored = await tx.load_states(keys)
-        states = {k: merge.load_state(stored.get(k)) for k in keys}
-        views = {k: merge.view(states[k]) for k in keys}
+        states = {k: group.states[k] for k in keys}
+        views = {k: group.views[k] for k in keys}
         values: dict[RecordKey, str | None] = {}
-        last_seq: dict[RecordKey, int] = {}
+        seqs: dict[RecordKey, int] = {}
+        head = group.head
         committed: list[LoggedChange] = []
         lost: list[ConflictRow] = []
         for change in fresh:
@@ -177,7 +243,7 @@ class Engine:
                     f"record {change.collection}/{change.key} would exceed "
                     f"{self._limits.max_record_bytes} bytes"
                 )
-            values[record], last_seq[record] = value_json, head
+            values[record], seqs[record] = value_json, head
             lost.extend(
                 ConflictRow(
                     head,
@@ -208,10 +274,17 @@ class Engine:
             outcomes[change.client_seq] = ChangeOutcome(
                 change.client_seq, head, False, ts, adjusted, tuple(conflicts)
             )
-        records = [
-            RecordRow(k[0], k[1], merge.dump_state(states[k]), values[k], last_seq[k]) for k in keys
-        ]
-        return _Merged(committed, records, lost)
+        group.states.update(states)
+        group.views.update(views)
+        group.values.update(values)
+        group.seqs.update(seqs)
+        group.head = head
+        group.committed.extend(committed)
+        group.conflicts.extend(lost)
+        group.logged.update(
+            ((batch.user_id, batch.client_id, c.client_seq), c.seq) for c in committed
+        )
+        return committed
 
     async def _compact(self, tx: RoomTransaction, before: int, head: int) -> None:
         """Every ``retention.every`` seqs: cut the log to its tail, prune old conflicts."""

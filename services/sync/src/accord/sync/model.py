@@ -9,6 +9,8 @@ from accord.sync.merge import Conflict, Op
 
 RecordKey = tuple[str, str]
 """(collection, key)"""
+ClientKey = tuple[str, str]
+"""(user_id, client_id): whose client_seqs a high-water mark counts."""
 
 
 @dataclass(frozen=True)

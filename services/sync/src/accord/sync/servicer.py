@@ -13,6 +13,7 @@ from accord.api.sync.v1 import sync_pb2_grpc
 from accord.common.grpcutil import abort
 from accord.sync import wire
 from accord.sync.bus import Bus
+from accord.sync.committer import Committer
 from accord.sync.engine import Engine, SnapshotPage
 from accord.sync.errors import (
     BadRequest,
@@ -36,6 +37,9 @@ _STATUS: dict[type[SyncError], tuple[grpc.StatusCode, str]] = {
 }
 
 
+MAX_PUSH_MANY = 1000
+
+
 async def _fail(context: grpc.aio.ServicerContext, error: Exception) -> None:
     if isinstance(error, SyncError):
         code, reason = _STATUS[type(error)]
@@ -44,10 +48,11 @@ async def _fail(context: grpc.aio.ServicerContext, error: Exception) -> None:
     await abort(context, grpc.StatusCode.INTERNAL, "INTERNAL", "internal error")
 
 
-def _consume_error(task: asyncio.Future[PushOutcome]) -> None:
-    """A push whose caller went away still reports its failure in the log."""
-    if not task.cancelled() and task.exception() is not None:
-        log.debug("push failed after its call ended: %s", task.exception())
+def _push_error(error: BaseException) -> pb.PushError:
+    if isinstance(error, SyncError):
+        return pb.PushError(reason=_STATUS[type(error)][1], message=str(error))
+    log.error("unexpected error in a push", exc_info=error)
+    return pb.PushError(reason="INTERNAL", message="internal error")
 
 
 class SyncServicer(sync_pb2_grpc.SyncServicer):
@@ -55,34 +60,46 @@ class SyncServicer(sync_pb2_grpc.SyncServicer):
         self._engine = engine
         self._bus = bus
         self._limits = limits
+        self._committer = Committer(engine, bus)
         self._closing = asyncio.Event()
 
     def close_streams(self) -> None:
         """End every Subscribe stream (shutdown: callers reconnect to another replica)."""
         self._closing.set()
 
-    async def _push_and_publish(self, request: pb.PushRequest) -> PushOutcome:
-        outcome = await self._engine.push(wire.push_batch(request, self._limits))
-        if outcome.committed:
-            try:
-                await self._bus.publish(wire.change_batch(outcome.room, outcome.committed))
-            except Unavailable as error:
-                log.warning("room %s: committed but not published: %s", outcome.room, error)
-        return outcome
+    async def _push(self, request: pb.PushRequest) -> PushOutcome:
+        return await self._committer.push(wire.push_batch(request, self._limits))
 
     async def Push(
         self, request: pb.PushRequest, context: grpc.aio.ServicerContext
     ) -> pb.PushResponse:
-        # Shielded: once a push starts, a cancelled call still commits and publishes
-        # it, so subscribers never miss a change the log holds.
-        task = asyncio.ensure_future(self._push_and_publish(request))
-        task.add_done_callback(_consume_error)
+        # A push that has reached the committer commits (and is published) even
+        # if this call is cancelled, so subscribers never miss a change the log holds.
         try:
-            outcome = await asyncio.shield(task)
+            outcome = await self._push(request)
         except Exception as error:
             await _fail(context, error)
             raise
         return wire.push_response(outcome)
+
+    async def PushMany(
+        self, request: pb.PushManyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PushManyResponse:
+        if len(request.pushes) > MAX_PUSH_MANY:
+            await _fail(
+                context, BadRequest(f"more than {MAX_PUSH_MANY} pushes in one PushMany call")
+            )
+        # All handed to the committer before the first await: pushes to one room
+        # keep their order and join the same commit group.
+        calls = [asyncio.ensure_future(self._push(p)) for p in request.pushes]
+        outcomes = await asyncio.gather(*calls, return_exceptions=True)
+        results = []
+        for outcome in outcomes:
+            if isinstance(outcome, PushOutcome):
+                results.append(pb.PushResult(response=wire.push_response(outcome)))
+            else:
+                results.append(pb.PushResult(error=_push_error(outcome)))
+        return pb.PushManyResponse(results=results)
 
     async def Pull(
         self, request: pb.PullRequest, context: grpc.aio.ServicerContext

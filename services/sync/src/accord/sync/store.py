@@ -14,14 +14,22 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
-from accord.sync.model import ConflictRow, LoggedChange, RecordKey, RecordRow, RecordValue
+from accord.sync.model import (
+    ClientKey,
+    ConflictRow,
+    LoggedChange,
+    RecordKey,
+    RecordRow,
+    RecordValue,
+)
 
 
 class RoomTransaction(Protocol):
     async def head(self) -> int: ...
 
-    async def high_water(self, user_id: str, client_id: str) -> int:
-        """The highest client_seq stored for this client in the room (0: none)."""
+    async def high_waters(self, clients: Sequence[ClientKey]) -> dict[ClientKey, int]:
+        """The highest client_seq stored in the room for each of ``clients``
+        = (user_id, client_id); a client with none stored is left out."""
         ...
 
     async def logged_seqs(
@@ -36,12 +44,12 @@ class RoomTransaction(Protocol):
         self,
         changes: Sequence[LoggedChange],
         records: Sequence[RecordRow],
-        high_water: tuple[str, str, int],
+        high_waters: Sequence[tuple[str, str, int]],
         conflicts: Sequence[ConflictRow] = (),
     ) -> None:
-        """Append ``changes`` (seqs continue the head), upsert ``records``, raise the
-        client's high-water mark to ``high_water`` = (user_id, client_id, client_seq),
-        record ``conflicts``."""
+        """Append ``changes`` (seqs continue the head), upsert ``records``, raise each
+        client's high-water mark to its (user_id, client_id, client_seq) in
+        ``high_waters`` (one entry per client), record ``conflicts``."""
         ...
 
     async def compact(self, floor: int, keep_conflicts: int) -> None:

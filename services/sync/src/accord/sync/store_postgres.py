@@ -17,7 +17,14 @@ from typing import Any
 import asyncpg
 from accord.sync.errors import Unavailable
 from accord.sync.migrations import CONNECT_TIMEOUT, migrate_connection
-from accord.sync.model import ConflictRow, LoggedChange, RecordKey, RecordRow, RecordValue
+from accord.sync.model import (
+    ClientKey,
+    ConflictRow,
+    LoggedChange,
+    RecordKey,
+    RecordRow,
+    RecordValue,
+)
 from accord.sync.store import SnapshotBase
 
 log = logging.getLogger(__name__)
@@ -74,7 +81,8 @@ WITH logged AS (
 ), headed AS (
     UPDATE rooms SET head = $16 WHERE room = $1 AND $16::bigint IS NOT NULL
 ), marked AS (
-    INSERT INTO clients (room, user_id, client_id, high_water) VALUES ($1, $17, $18, $19)
+    INSERT INTO clients (room, user_id, client_id, high_water)
+    SELECT $1, * FROM unnest($17::text[], $18::text[], $19::bigint[])
     ON CONFLICT (room, user_id, client_id) DO UPDATE SET
         high_water = GREATEST(clients.high_water, EXCLUDED.high_water)
 )
@@ -113,14 +121,16 @@ class _Transaction:
     async def head(self) -> int:
         return self._head
 
-    async def high_water(self, user_id: str, client_id: str) -> int:
-        value = await self._conn.fetchval(
-            "SELECT high_water FROM clients WHERE room = $1 AND user_id = $2 AND client_id = $3",
+    async def high_waters(self, clients: Sequence[ClientKey]) -> dict[ClientKey, int]:
+        rows = await self._conn.fetch(
+            "SELECT c.user_id, c.client_id, c.high_water FROM clients c "
+            "JOIN unnest($2::text[], $3::text[]) AS k(user_id, client_id) "
+            "ON c.user_id = k.user_id AND c.client_id = k.client_id WHERE c.room = $1",
             self._room,
-            user_id,
-            client_id,
+            [c[0] for c in clients],
+            [c[1] for c in clients],
         )
-        return int(value or 0)
+        return {(r["user_id"], r["client_id"]): int(r["high_water"]) for r in rows}
 
     async def logged_seqs(
         self, user_id: str, client_id: str, client_seqs: Sequence[int]
@@ -150,12 +160,11 @@ class _Transaction:
         self,
         changes: Sequence[LoggedChange],
         records: Sequence[RecordRow],
-        high_water: tuple[str, str, int],
+        high_waters: Sequence[tuple[str, str, int]],
         conflicts: Sequence[ConflictRow] = (),
     ) -> None:
         # One statement (data-modifying CTEs, each batched with unnest): a push
         # costs the same few round trips whatever its size.
-        user_id, client_id, client_seq = high_water
         head = changes[-1].seq if changes else None
         await self._conn.execute(
             _SAVE,
@@ -175,9 +184,9 @@ class _Transaction:
             [r.value_json for r in records],
             [r.seq for r in records],
             head,
-            user_id,
-            client_id,
-            client_seq,
+            [m[0] for m in high_waters],
+            [m[1] for m in high_waters],
+            [m[2] for m in high_waters],
             [c.seq for c in conflicts],
             [c.field for c in conflicts],
             [c.collection for c in conflicts],

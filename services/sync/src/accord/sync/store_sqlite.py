@@ -18,7 +18,14 @@ from typing import Any
 
 import aiosqlite
 from accord.sync.errors import Unavailable
-from accord.sync.model import ConflictRow, LoggedChange, RecordKey, RecordRow, RecordValue
+from accord.sync.model import (
+    ClientKey,
+    ConflictRow,
+    LoggedChange,
+    RecordKey,
+    RecordRow,
+    RecordValue,
+)
 from accord.sync.schema import MIGRATIONS, statements
 from accord.sync.settings import MEMORY
 from accord.sync.store import SnapshotBase
@@ -132,13 +139,17 @@ class _Transaction:
     async def head(self) -> int:
         return (await _room_row(self._db, self._room))[0]
 
-    async def high_water(self, user_id: str, client_id: str) -> int:
-        async with self._db.execute(
-            "SELECT high_water FROM clients WHERE room = ? AND user_id = ? AND client_id = ?",
-            (self._room, user_id, client_id),
-        ) as cursor:
-            row = await cursor.fetchone()
-        return int(row[0]) if row else 0
+    async def high_waters(self, clients: Sequence[ClientKey]) -> dict[ClientKey, int]:
+        marks: dict[ClientKey, int] = {}
+        for user_id, client_id in clients:
+            async with self._db.execute(
+                "SELECT high_water FROM clients WHERE room = ? AND user_id = ? AND client_id = ?",
+                (self._room, user_id, client_id),
+            ) as cursor:
+                row = await cursor.fetchone()
+            if row:
+                marks[(user_id, client_id)] = int(row[0])
+        return marks
 
     async def logged_seqs(
         self, user_id: str, client_id: str, client_seqs: Sequence[int]
@@ -171,7 +182,7 @@ class _Transaction:
         self,
         changes: Sequence[LoggedChange],
         records: Sequence[RecordRow],
-        high_water: tuple[str, str, int],
+        high_waters: Sequence[tuple[str, str, int]],
         conflicts: Sequence[ConflictRow] = (),
     ) -> None:
         room = self._room
@@ -205,12 +216,11 @@ class _Transaction:
                 "ON CONFLICT (room) DO UPDATE SET head = excluded.head",
                 (room, changes[-1].seq),
             )
-        user_id, client_id, client_seq = high_water
-        await self._db.execute(
+        await self._db.executemany(
             "INSERT INTO clients (room, user_id, client_id, high_water) VALUES (?,?,?,?) "
             "ON CONFLICT (room, user_id, client_id) DO UPDATE SET "
             "high_water = max(high_water, excluded.high_water)",
-            (room, user_id, client_id, client_seq),
+            [(room, *mark) for mark in high_waters],
         )
         await self._db.executemany(
             f"INSERT OR IGNORE INTO conflicts (room, {_CONFLICT_COLUMNS}) "

@@ -150,6 +150,34 @@ class PushResponse(_message.Message):
     head: int
     def __init__(self, room: _Optional[str] = ..., results: _Optional[_Iterable[_Union[ChangeResult, _Mapping]]] = ..., head: _Optional[int] = ...) -> None: ...
 
+class PushManyRequest(_message.Message):
+    __slots__ = ("pushes",)
+    PUSHES_FIELD_NUMBER: _ClassVar[int]
+    pushes: _containers.RepeatedCompositeFieldContainer[PushRequest]
+    def __init__(self, pushes: _Optional[_Iterable[_Union[PushRequest, _Mapping]]] = ...) -> None: ...
+
+class PushError(_message.Message):
+    __slots__ = ("reason", "message")
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    reason: str
+    message: str
+    def __init__(self, reason: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class PushResult(_message.Message):
+    __slots__ = ("response", "error")
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    response: PushResponse
+    error: PushError
+    def __init__(self, response: _Optional[_Union[PushResponse, _Mapping]] = ..., error: _Optional[_Union[PushError, _Mapping]] = ...) -> None: ...
+
+class PushManyResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[PushResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[PushResult, _Mapping]]] = ...) -> None: ...
+
 class CommittedChange(_message.Message):
     __slots__ = ("seq", "collection", "key", "client_id", "client_seq", "ts", "patch_json", "user_id")
     SEQ_FIELD_NUMBER: _ClassVar[int]

@@ -39,6 +39,11 @@ class SyncStub:
                 request_serializer=accord_dot_sync_dot_v1_dot_sync__pb2.PushRequest.SerializeToString,
                 response_deserializer=accord_dot_sync_dot_v1_dot_sync__pb2.PushResponse.FromString,
                 _registered_method=True)
+        self.PushMany = channel.unary_unary(
+                '/accord.sync.v1.Sync/PushMany',
+                request_serializer=accord_dot_sync_dot_v1_dot_sync__pb2.PushManyRequest.SerializeToString,
+                response_deserializer=accord_dot_sync_dot_v1_dot_sync__pb2.PushManyResponse.FromString,
+                _registered_method=True)
         self.Pull = channel.unary_stream(
                 '/accord.sync.v1.Sync/Pull',
                 request_serializer=accord_dot_sync_dot_v1_dot_sync__pb2.PullRequest.SerializeToString,
@@ -67,6 +72,16 @@ class SyncServicer:
     def Push(self, request, context):
         """Merge a batch of changes into one room as a single transaction and
         acknowledge each change only after commit.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PushMany(self, request, context):
+        """Many pushes (to any rooms, from any clients) in one call, each judged on
+        its own: the result at index i answers push i, with its response or its
+        error. Pushes to one room commit in the order given. For callers that
+        relay many clients' pushes (the edge): one call instead of one per push.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -111,6 +126,11 @@ def add_SyncServicer_to_server(servicer, server):
                     servicer.Push,
                     request_deserializer=accord_dot_sync_dot_v1_dot_sync__pb2.PushRequest.FromString,
                     response_serializer=accord_dot_sync_dot_v1_dot_sync__pb2.PushResponse.SerializeToString,
+            ),
+            'PushMany': grpc.unary_unary_rpc_method_handler(
+                    servicer.PushMany,
+                    request_deserializer=accord_dot_sync_dot_v1_dot_sync__pb2.PushManyRequest.FromString,
+                    response_serializer=accord_dot_sync_dot_v1_dot_sync__pb2.PushManyResponse.SerializeToString,
             ),
             'Pull': grpc.unary_stream_rpc_method_handler(
                     servicer.Pull,
@@ -160,6 +180,33 @@ class Sync:
             '/accord.sync.v1.Sync/Push',
             accord_dot_sync_dot_v1_dot_sync__pb2.PushRequest.SerializeToString,
             accord_dot_sync_dot_v1_dot_sync__pb2.PushResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PushMany(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.sync.v1.Sync/PushMany',
+            accord_dot_sync_dot_v1_dot_sync__pb2.PushManyRequest.SerializeToString,
+            accord_dot_sync_dot_v1_dot_sync__pb2.PushManyResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,194 @@
+"""Group commit: several pushes to a room in one transaction, each judged on its own.
+
+Runs on every store (SQLite file, fresh PostgreSQL database) through the
+engine, and through the committer that forms the groups.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from accord.api.sync.v1 import sync_pb2 as pb
+from accord.sync import wire
+from accord.sync.bus_memory import MemoryBus
+from accord.sync.committer import Committer
+from accord.sync.engine import Engine, SnapshotPage
+from accord.sync.errors import BadRequest, SyncError, TooLarge
+from accord.sync.hlc import HybridClock
+from accord.sync.model import Limits, PushBatch, PushOutcome
+from accord.sync.store import Store
+
+from tests.integration.sync.sync_helpers import insert_change, push, set_change
+
+LIMITS = Limits()
+
+
+def batch(request: pb.PushRequest) -> PushBatch:
+    return wire.push_batch(request, LIMITS)
+
+
+def ok(outcome: PushOutcome | SyncError) -> PushOutcome:
+    assert isinstance(outcome, PushOutcome), outcome
+    return outcome
+
+
+async def values(engine: Engine, room: str) -> dict[str, object]:
+    items = [i async for i in engine.pull(room, 0, 0, 0, False)]
+    pages = [i for i in items if isinstance(i, SnapshotPage)]
+    return {r.key: json.loads(r.value_json) for p in pages for r in p.records}
+
+
+async def test_a_group_commits_as_if_its_pushes_came_one_by_one(engine: Engine) -> None:
+    outcomes = await engine.push_group(
+        "r",
+        [
+            batch(push("r", set_change(1, "a", x=1), set_change(2, "b", x=2))),
+            batch(push("r", set_change(1, "a", y=1), client_id="c2")),
+            batch(push("r", set_change(3, "a", x=3))),
+        ],
+    )
+    first, second, third = (ok(o) for o in outcomes)
+    assert [r.seq for r in first.results] == [1, 2]
+    assert [r.seq for r in second.results] == [3]
+    assert [r.seq for r in third.results] == [4]
+    # Each push reports the head as of its own last change, as if committed alone.
+    assert (first.head, second.head, third.head) == (2, 3, 4)
+    assert [c.seq for c in second.committed] == [3]
+    assert json.loads(third.committed[0].patch_json) == {"set": {"x": 3}}
+    assert await engine.head("r") == 4
+    assert await values(engine, "r") == {"a": {"x": 3, "y": 1}, "b": {"x": 2}}
+    # Both clients' high-water marks were saved.
+    again = await engine.push_group(
+        "r",
+        [
+            batch(push("r", set_change(2, "b", x=2))),
+            batch(push("r", set_change(1, "a"), client_id="c2")),
+        ],
+    )
+    assert [r.duplicate for o in again for r in ok(o).results] == [True, True]
+    assert [r.seq for o in again for r in ok(o).results] == [2, 3]
+    assert await engine.head("r") == 4
+
+
+async def test_a_bad_push_in_a_group_fails_alone_and_leaves_no_trace(store: Store) -> None:
+    engine = Engine(store, HybridClock(60_000_000), Limits(max_record_bytes=64))
+    outcomes = await engine.push_group(
+        "r",
+        [
+            batch(push("r", set_change(1, "a", x=1))),
+            # Its first change alone would fit; the second makes "a" too large: all of it goes.
+            batch(
+                push(
+                    "r", set_change(1, "b", y=2), set_change(2, "a", big="x" * 60), client_id="c2"
+                ),
+            ),
+            batch(push("r", insert_change(1, "l", "items", "nope", "v"), client_id="c3")),
+            batch(push("r", set_change(2, "a", z=3))),
+        ],
+    )
+    assert isinstance(outcomes[1], TooLarge)
+    assert isinstance(outcomes[2], BadRequest)
+    assert "nope" in str(outcomes[2])
+    assert [r.seq for r in ok(outcomes[0]).results] == [1]
+    assert [r.seq for r in ok(outcomes[3]).results] == [2]  # gapless past the failed ones
+    assert await engine.head("r") == 2
+    assert await values(engine, "r") == {"a": {"x": 1, "z": 3}}
+    # The failed pushes did not raise their clients' marks: the fixed retry applies.
+    retry = await engine.push(batch(push("r", set_change(1, "b", y=2), client_id="c2")))
+    assert [(r.seq, r.duplicate) for r in retry.results] == [(3, False)]
+
+
+async def test_a_retry_inside_the_group_is_a_duplicate_of_the_first(engine: Engine) -> None:
+    request = push("r", set_change(1, "a", x=1), set_change(2, "a", y=2))
+    first, again = (ok(o) for o in await engine.push_group("r", [batch(request), batch(request)]))
+    assert [(r.seq, r.duplicate) for r in first.results] == [(1, False), (2, False)]
+    assert [(r.seq, r.duplicate) for r in again.results] == [(1, True), (2, True)]
+    assert again.committed == ()
+    assert await engine.head("r") == 2
+
+
+async def test_one_client_pipelining_in_a_group_keeps_its_order(engine: Engine) -> None:
+    outcomes = await engine.push_group(
+        "r",
+        [batch(push("r", set_change(n, "k", n=n))) for n in range(1, 6)],
+    )
+    assert [ok(o).results[0].seq for o in outcomes] == [1, 2, 3, 4, 5]
+    assert await values(engine, "r") == {"k": {"n": 5}}
+    late = await engine.push(batch(push("r", set_change(4, "k", n=0))))
+    assert [(r.seq, r.duplicate) for r in late.results] == [(4, True)]
+
+
+async def test_concurrent_pushes_share_one_commit_and_one_published_batch(
+    engine: Engine,
+) -> None:
+    bus = MemoryBus()
+    published: list[pb.ChangeBatch] = []
+    await bus.subscribe("r", published.append)
+    committer = Committer(engine, bus)
+    outcomes = await asyncio.gather(
+        *(
+            committer.push(batch(push("r", set_change(1, f"k{n}", n=n), client_id=f"c{n}")))
+            for n in range(20)
+        )
+    )
+    assert sorted(o.results[0].seq for o in outcomes) == list(range(1, 21))
+    # The first push's worker starts after the other 19 have queued: one group.
+    assert len(published) == 1
+    assert [c.seq for c in published[0].changes] == list(range(1, 21))
+    assert await engine.head("r") == 20
+
+
+async def test_committer_groups_are_capped_and_rooms_commit_apart(engine: Engine) -> None:
+    bus = MemoryBus()
+    published: list[pb.ChangeBatch] = []
+    for room in ("r", "q"):
+        await bus.subscribe(room, published.append)
+    committer = Committer(engine, bus, max_group_changes=4)
+    pushes = [
+        committer.push(
+            batch(push(room, set_change(1, "k", a=1), set_change(2, "k", b=2), client_id=f"c{n}"))
+        )
+        for n in range(5)
+        for room in ("r", "q")
+    ]
+    outcomes = await asyncio.gather(*pushes)
+    assert {o.room for o in outcomes} == {"r", "q"}
+    assert (await engine.head("r"), await engine.head("q")) == (10, 10)
+    for room in ("r", "q"):
+        sizes = [len(b.changes) for b in published if b.room == room]
+        assert sizes == [4, 4, 2]  # two pushes of two changes per group at most
+        seqs = [c.seq for b in published if b.room == room for c in b.changes]
+        assert seqs == list(range(1, 11))
+
+
+async def test_a_push_whose_caller_gave_up_still_commits_and_publishes(engine: Engine) -> None:
+    bus = MemoryBus()
+    published: list[pb.ChangeBatch] = []
+    await bus.subscribe("r", published.append)
+    committer = Committer(engine, bus)
+    abandoned = asyncio.ensure_future(committer.push(batch(push("r", set_change(1, "a", x=1)))))
+    await asyncio.sleep(0)  # queued
+    abandoned.cancel()
+    kept = await committer.push(batch(push("r", set_change(1, "b", x=2), client_id="c2")))
+    assert abandoned.cancelled()
+    assert kept.results[0].seq == 2
+    assert [c.key for b in published for c in b.changes] == ["a", "b"]
+
+
+async def test_a_bad_push_through_the_committer_raises_only_for_its_caller(
+    store: Store,
+) -> None:
+    engine = Engine(store, HybridClock(60_000_000), Limits(max_record_bytes=64))
+    committer = Committer(engine, MemoryBus())
+    good, bad = await asyncio.gather(
+        committer.push(batch(push("r", set_change(1, "a", x=1)))),
+        committer.push(batch(push("r", set_change(1, "b", big="x" * 80), client_id="c2"))),
+        return_exceptions=True,
+    )
+    assert isinstance(good, PushOutcome) and good.results[0].seq == 1
+    assert isinstance(bad, TooLarge)
+    with pytest.raises(TooLarge):
+        await committer.push(batch(push("r", set_change(1, "b", big="x" * 80), client_id="c2")))
+    assert await engine.head("r") == 1
