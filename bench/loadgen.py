@@ -25,6 +25,7 @@ from bench.stats import Histogram
 DATA_FRAMES = frozenset((WSMsgType.TEXT, WSMsgType.BINARY, WSMsgType.CONTINUATION))
 monotonic_ns = time.monotonic_ns
 PRESENCE_TAG = 50  # marker step numbers >= 50 mark presence updates
+MIN_SLEEP_S = 0.001
 MAX_OVERRUN_S = 30.0  # a step's sends stop this long after the step should have ended
 
 
@@ -261,7 +262,10 @@ class Worker:
                 break
             due = t0 + int(j * interval)
             if due > now:
-                await asyncio.sleep((due - now) / 1e9)
+                # Never under the event loop's 1 ms timer resolution: a shorter sleep
+                # returns at once and the loop would spin. What falls due meanwhile
+                # is sent late, and that lateness is recorded as lag.
+                await asyncio.sleep(max((due - now) / 1e9, MIN_SLEEP_S))
                 continue
             batch = 0
             while j < total and t0 + int(j * interval) <= now and batch < 256:

@@ -61,6 +61,18 @@ async def test_a_subscriber_gets_every_batch_of_its_room_in_order(bus: Bus) -> N
     assert all(b.room == "room-a" for b in received)
 
 
+async def test_publish_many_delivers_each_batch_to_its_room_in_order(bus: Bus) -> None:
+    a, b = Inbox(), Inbox()
+    await bus.subscribe("room-a", a)
+    await bus.subscribe("room-b", b)
+    await bus.publish_many([batch("room-a", 1, 2), batch("room-b", 5), batch("room-a", 3)])
+    await bus.publish_many([])
+    assert [c.seq for c in (await a.next()).changes] == [1, 2]
+    assert [c.seq for c in (await a.next()).changes] == [3]
+    assert [c.seq for c in (await b.next()).changes] == [5]
+    assert a.queue.empty() and b.queue.empty()
+
+
 async def test_rooms_are_isolated_and_unsubscribe_stops_delivery(bus: Bus) -> None:
     first, second = Inbox(), Inbox()
     await bus.subscribe("room-a", first)

@@ -42,7 +42,6 @@ async def values(engine: Engine, room: str) -> dict[str, object]:
 
 async def test_a_group_commits_as_if_its_pushes_came_one_by_one(engine: Engine) -> None:
     outcomes = await engine.push_group(
-        "r",
         [
             batch(push("r", set_change(1, "a", x=1), set_change(2, "b", x=2))),
             batch(push("r", set_change(1, "a", y=1), client_id="c2")),
@@ -61,7 +60,6 @@ async def test_a_group_commits_as_if_its_pushes_came_one_by_one(engine: Engine) 
     assert await values(engine, "r") == {"a": {"x": 3, "y": 1}, "b": {"x": 2}}
     # Both clients' high-water marks were saved.
     again = await engine.push_group(
-        "r",
         [
             batch(push("r", set_change(2, "b", x=2))),
             batch(push("r", set_change(1, "a"), client_id="c2")),
@@ -75,7 +73,6 @@ async def test_a_group_commits_as_if_its_pushes_came_one_by_one(engine: Engine) 
 async def test_a_bad_push_in_a_group_fails_alone_and_leaves_no_trace(store: Store) -> None:
     engine = Engine(store, HybridClock(60_000_000), Limits(max_record_bytes=64))
     outcomes = await engine.push_group(
-        "r",
         [
             batch(push("r", set_change(1, "a", x=1))),
             # Its first change alone would fit; the second makes "a" too large: all of it goes.
@@ -100,9 +97,30 @@ async def test_a_bad_push_in_a_group_fails_alone_and_leaves_no_trace(store: Stor
     assert [(r.seq, r.duplicate) for r in retry.results] == [(3, False)]
 
 
+async def test_one_group_commits_many_rooms_each_with_its_own_seqs(store: Store) -> None:
+    engine = Engine(store, HybridClock(60_000_000), Limits(max_record_bytes=64))
+    await engine.push(batch(push("b", set_change(1, "x", v=0))))
+    outcomes = await engine.push_group(
+        [
+            batch(push("a", set_change(1, "k", v=1))),
+            batch(push("b", set_change(2, "k", v=2))),
+            batch(push("c", set_change(1, "k", big="x" * 80))),  # too large: c stays empty
+            batch(push("a", set_change(2, "k", w=3))),
+        ]
+    )
+    assert [ok(outcomes[i]).results[0].seq for i in (0, 1, 3)] == [1, 2, 2]
+    assert isinstance(outcomes[2], TooLarge)
+    assert [await engine.head(r) for r in ("a", "b", "c")] == [2, 2, 0]
+    assert await values(engine, "a") == {"k": {"v": 1, "w": 3}}
+    assert await values(engine, "b") == {"k": {"v": 2}, "x": {"v": 0}}
+    # Marks are per room: the same client's seq 1 in room c is still new.
+    fixed = await engine.push(batch(push("c", set_change(1, "k", v=4))))
+    assert [(r.seq, r.duplicate) for r in fixed.results] == [(1, False)]
+
+
 async def test_a_retry_inside_the_group_is_a_duplicate_of_the_first(engine: Engine) -> None:
     request = push("r", set_change(1, "a", x=1), set_change(2, "a", y=2))
-    first, again = (ok(o) for o in await engine.push_group("r", [batch(request), batch(request)]))
+    first, again = (ok(o) for o in await engine.push_group([batch(request), batch(request)]))
     assert [(r.seq, r.duplicate) for r in first.results] == [(1, False), (2, False)]
     assert [(r.seq, r.duplicate) for r in again.results] == [(1, True), (2, True)]
     assert again.committed == ()
@@ -111,7 +129,6 @@ async def test_a_retry_inside_the_group_is_a_duplicate_of_the_first(engine: Engi
 
 async def test_one_client_pipelining_in_a_group_keeps_its_order(engine: Engine) -> None:
     outcomes = await engine.push_group(
-        "r",
         [batch(push("r", set_change(n, "k", n=n))) for n in range(1, 6)],
     )
     assert [ok(o).results[0].seq for o in outcomes] == [1, 2, 3, 4, 5]
@@ -140,7 +157,7 @@ async def test_concurrent_pushes_share_one_commit_and_one_published_batch(
     assert await engine.head("r") == 20
 
 
-async def test_committer_groups_are_capped_and_rooms_commit_apart(engine: Engine) -> None:
+async def test_committer_groups_span_rooms_and_are_capped_by_changes(engine: Engine) -> None:
     bus = MemoryBus()
     published: list[pb.ChangeBatch] = []
     for room in ("r", "q"):
@@ -156,9 +173,9 @@ async def test_committer_groups_are_capped_and_rooms_commit_apart(engine: Engine
     outcomes = await asyncio.gather(*pushes)
     assert {o.room for o in outcomes} == {"r", "q"}
     assert (await engine.head("r"), await engine.head("q")) == (10, 10)
+    # Four changes per group at most: one push to each room, one batch per room each.
+    assert [(b.room, len(b.changes)) for b in published] == [("r", 2), ("q", 2)] * 5
     for room in ("r", "q"):
-        sizes = [len(b.changes) for b in published if b.room == room]
-        assert sizes == [4, 4, 2]  # two pushes of two changes per group at most
         seqs = [c.seq for b in published if b.room == room for c in b.changes]
         assert seqs == list(range(1, 11))
 

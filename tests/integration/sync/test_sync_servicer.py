@@ -400,3 +400,35 @@ async def test_push_many_refuses_too_many_pushes_and_accepts_none(stub: SyncStub
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert reason_of(caught.value) == "BAD_REQUEST"
     assert (await stub.Head(pb.HeadRequest(room="r0"), timeout=DEADLINE)).head == 0
+
+
+async def test_a_batched_subscriber_gets_several_rooms_per_message(stub: SyncStub) -> None:
+    call = stub.Subscribe()
+    await call.write(pb.SubscribeRequest(add=["a", "b"], batched=True))
+    confirmed: set[str] = set()
+    while confirmed != {"a", "b"}:
+        message = await read(call)
+        assert not message.HasField("changes")
+        confirmed |= {b.room for b in message.batches if not b.changes}
+    await stub.PushMany(
+        pb.PushManyRequest(
+            pushes=[
+                push("a", set_change(1, "k", v=1)),
+                push("b", set_change(1, "k", v=1)),
+                push("a", set_change(1, "j", v=2), client_id="c2"),
+            ]
+        ),
+        timeout=DEADLINE,
+    )
+    seen: dict[str, list[int]] = {"a": [], "b": []}
+    messages = 0
+    while len(seen["a"]) < 2 or len(seen["b"]) < 1:
+        message = await read(call)
+        messages += 1
+        assert not message.HasField("changes")
+        for batch in message.batches:
+            seen[batch.room] += [c.seq for c in batch.changes]
+    assert seen == {"a": [1, 2], "b": [1]}
+    # One group commit, published as one batch per room, read from the bus at once.
+    assert messages == 1
+    call.cancel()

@@ -242,7 +242,7 @@ async def test_postgres_pushes_to_other_rooms_do_not_wait_for_a_locked_room(
 
     async with PostgresStore.open(database_url) as store:
         engine = Engine(store, HybridClock(60_000_000), LIMITS)
-        async with store.transaction("busy"):
+        async with store.transaction(["busy"]):
             other = await asyncio.wait_for(do_push(engine, push("free", set_change(1, "a"))), 10)
             blocked = asyncio.ensure_future(do_push(engine, push("busy", set_change(1, "a"))))
             await asyncio.sleep(0.2)

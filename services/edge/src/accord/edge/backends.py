@@ -95,7 +95,7 @@ class PushBatcher:
     frames one after another) and sync commits a call's pushes in order.
     """
 
-    def __init__(self, call: PushCall, max_in_flight: int = 4, max_pushes: int = 500) -> None:
+    def __init__(self, call: PushCall, max_in_flight: int = 2, max_pushes: int = 500) -> None:
         self._call = call
         self._max_in_flight = max_in_flight
         self._max_pushes = max_pushes

@@ -151,7 +151,7 @@ class Hub:
         self.feed: Feed[spb.SubscribeResponse] = Feed(
             "sync",
             sync.subscribe,
-            lambda add, remove: spb.SubscribeRequest(add=add, remove=remove),
+            lambda add, remove: spb.SubscribeRequest(add=add, remove=remove, batched=True),
             self._on_message,
             self._on_reconnect,
         )
@@ -164,7 +164,12 @@ class Hub:
         await self.feed.__aexit__(*exc)
 
     def _on_message(self, message: spb.SubscribeResponse) -> None:
-        batch = message.changes
+        if message.HasField("changes"):
+            self._on_batch(message.changes)
+        for batch in message.batches:
+            self._on_batch(batch)
+
+    def _on_batch(self, batch: spb.ChangeBatch) -> None:
         room = self.rooms.get(batch.room)
         if room is None:
             return

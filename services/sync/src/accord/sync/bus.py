@@ -3,7 +3,7 @@ every replica with a subscriber for the room. In-process or Redis pub/sub."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from accord.api.sync.v1 import sync_pb2 as pb
@@ -15,6 +15,10 @@ Listener = Callable[[pb.ChangeBatch], None]
 class Bus(Protocol):
     async def publish(self, batch: pb.ChangeBatch) -> None:
         """Send a committed batch to the room's listeners on every replica."""
+        ...
+
+    async def publish_many(self, batches: Sequence[pb.ChangeBatch]) -> None:
+        """``publish`` each batch, in order, in one round trip where the bus allows."""
         ...
 
     async def subscribe(self, room: str, listener: Listener) -> None:

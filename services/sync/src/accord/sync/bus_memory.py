@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from accord.api.sync.v1 import sync_pb2 as pb
@@ -27,6 +27,10 @@ class MemoryBus:
                 listener(batch)
             except Exception:
                 log.exception("bus listener failed for room %s", batch.room)
+
+    async def publish_many(self, batches: Sequence[pb.ChangeBatch]) -> None:
+        for batch in batches:
+            await self.publish(batch)
 
     async def subscribe(self, room: str, listener: Listener) -> None:
         listeners = self._rooms.setdefault(room, [])

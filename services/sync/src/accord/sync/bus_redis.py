@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
@@ -56,6 +56,15 @@ class RedisBus:
     async def publish(self, batch: pb.ChangeBatch) -> None:
         try:
             await self._client.publish(self.channel(batch.room), batch.SerializeToString())
+        except (RedisError, OSError) as error:
+            raise Unavailable(f"cannot publish to Redis: {error}") from error
+
+    async def publish_many(self, batches: Sequence[pb.ChangeBatch]) -> None:
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for batch in batches:
+                    pipe.publish(self.channel(batch.room), batch.SerializeToString())
+                await pipe.execute()
         except (RedisError, OSError) as error:
             raise Unavailable(f"cannot publish to Redis: {error}") from error
 

@@ -21,7 +21,6 @@ from accord.sync.hlc import HybridClock
 from accord.sync.lattice import compact_json
 from accord.sync.model import (
     ChangeOutcome,
-    ClientKey,
     ConflictRow,
     IncomingChange,
     Limits,
@@ -32,9 +31,13 @@ from accord.sync.model import (
     RecordRow,
     RecordValue,
     Retention,
+    RoomWrite,
 )
 from accord.sync.patch import diff
 from accord.sync.store import RoomTransaction, Store
+
+ClientKey = tuple[str, str]
+"""(user_id, client_id) within one room."""
 
 DEFAULT_PAGE = 500
 MAX_PAGE = 10_000
@@ -84,12 +87,12 @@ PullItem = int | SnapshotPage | list[LoggedChange]
 
 @dataclass
 class _Group:
-    """A group of pushes to one room as merged so far, not yet saved."""
+    """The pushes of a group to one room, as merged so far, not yet saved."""
 
     head: int
-    states: dict[RecordKey, merge.RecordState]
-    views: dict[RecordKey, merge.View | None]
-    marks: dict[ClientKey, int]
+    states: dict[RecordKey, merge.RecordState] = field(default_factory=dict)
+    views: dict[RecordKey, merge.View | None] = field(default_factory=dict)
+    marks: dict[ClientKey, int] = field(default_factory=dict)
     """Each client's high-water mark, as raised by the group's batches so far."""
     raised: dict[ClientKey, None] = field(default_factory=dict)
     """The clients whose mark the group raised (ordered, to save)."""
@@ -101,6 +104,18 @@ class _Group:
     committed: list[LoggedChange] = field(default_factory=list)
     conflicts: list[ConflictRow] = field(default_factory=list)
     duplicates: int = 0
+
+    def write(self, room: str) -> RoomWrite:
+        return RoomWrite(
+            room=room,
+            changes=self.committed,
+            records=[
+                RecordRow(k[0], k[1], merge.dump_state(self.states[k]), value, self.seqs[k])
+                for k, value in self.values.items()
+            ],
+            marks=[(u, c, self.marks[(u, c)]) for u, c in self.raised],
+            conflicts=self.conflicts,
+        )
 
 
 class Engine:
@@ -125,15 +140,13 @@ class Engine:
 
     async def push(self, batch: PushBatch) -> PushOutcome:
         """Merge and commit one push on its own (``push_group`` of one)."""
-        (outcome,) = await self.push_group(batch.room, [batch])
+        (outcome,) = await self.push_group([batch])
         if isinstance(outcome, SyncError):
             raise outcome
         return outcome
 
-    async def push_group(
-        self, room: str, batches: Sequence[PushBatch]
-    ) -> list[PushOutcome | SyncError]:
-        """Merge ``batches`` (all to ``room``) in order and commit them in one transaction.
+    async def push_group(self, batches: Sequence[PushBatch]) -> list[PushOutcome | SyncError]:
+        """Merge ``batches`` (to any rooms) in order and commit them in one transaction.
 
         Each batch is judged on its own, exactly as if it had been pushed alone
         after the ones before it: a batch with a bad change (``BadRequest``,
@@ -141,39 +154,42 @@ class Engine:
         others commit. Anything else (``Unavailable``) fails the whole group.
         """
         started = time.perf_counter()
-        async with self._store.transaction(room) as tx:
-            clients = list(dict.fromkeys((b.user_id, b.client_id) for b in batches))
-            keys = list(dict.fromkeys((c.collection, c.key) for b in batches for c in b.changes))
+        async with self._store.transaction([b.room for b in batches]) as tx:
+            clients = list(dict.fromkeys((b.room, b.user_id, b.client_id) for b in batches))
+            keys = list(
+                dict.fromkeys((b.room, c.collection, c.key) for b in batches for c in b.changes)
+            )
             marks = await tx.high_waters(clients)
             stored = await tx.load_states(keys)
-            states = {k: merge.load_state(stored.get(k)) for k in keys}
-            group = _Group(
-                head=await tx.head(),
-                states=states,
-                views={k: merge.view(state) for k, state in states.items()},
-                marks=marks,
-            )
-            before = group.head
+            groups: dict[str, _Group] = {}
+            for room, collection, key in keys:
+                group = groups.get(room)
+                if group is None:
+                    group = groups[room] = _Group(head=tx.head(room))
+                state = merge.load_state(stored.get((room, collection, key)))
+                group.states[(collection, key)] = state
+                group.views[(collection, key)] = merge.view(state)
+            for (room, user_id, client_id), mark in marks.items():
+                groups[room].marks[(user_id, client_id)] = mark
+            heads = {room: group.head for room, group in groups.items()}
             outcomes: list[PushOutcome | SyncError] = []
             for batch in batches:
                 try:
-                    outcomes.append(await self._apply(tx, group, batch))
+                    outcomes.append(await self._apply(tx, groups[batch.room], batch))
                 except (BadRequest, TooLarge) as error:
                     outcomes.append(error)
-            if group.committed:
-                records = [
-                    RecordRow(k[0], k[1], merge.dump_state(group.states[k]), value, group.seqs[k])
-                    for k, value in group.values.items()
-                ]
-                raised = [(u, c, group.marks[(u, c)]) for u, c in group.raised]
-                await tx.save(group.committed, records, raised, group.conflicts)
-                await self._compact(tx, before, group.head)
+            writes = [group.write(room) for room, group in groups.items() if group.committed]
+            if writes:
+                await tx.save(writes)
+                for write in writes:
+                    await self._compact(tx, write.room, heads[write.room], groups[write.room].head)
         metrics.COMMIT_SECONDS.observe(time.perf_counter() - started)
         metrics.COMMIT_GROUP.observe(len(batches))
-        metrics.APPLIED.inc(len(group.committed))
-        metrics.DUPLICATE.inc(group.duplicates)
-        if group.conflicts:
-            metrics.CONFLICTS.inc(len(group.conflicts))
+        metrics.APPLIED.inc(sum(len(g.committed) for g in groups.values()))
+        metrics.DUPLICATE.inc(sum(g.duplicates for g in groups.values()))
+        lost = sum(len(g.conflicts) for g in groups.values())
+        if lost:
+            metrics.CONFLICTS.inc(lost)
         return outcomes
 
     async def _apply(self, tx: RoomTransaction, group: _Group, batch: PushBatch) -> PushOutcome:
@@ -190,7 +206,7 @@ class Engine:
                     originals[seq] = group.logged[(*client, seq)]
             rest = [seq for seq in stale if seq not in originals]
             if rest:
-                originals.update(await tx.logged_seqs(*client, rest))
+                originals.update(await tx.logged_seqs((batch.room, *client), rest))
         outcomes: dict[int, ChangeOutcome] = {
             seq: ChangeOutcome(seq, originals.get(seq, 0), True, 0, False) for seq in stale
         }
@@ -286,14 +302,14 @@ class Engine:
         )
         return committed
 
-    async def _compact(self, tx: RoomTransaction, before: int, head: int) -> None:
+    async def _compact(self, tx: RoomTransaction, room: str, before: int, head: int) -> None:
         """Every ``retention.every`` seqs: cut the log to its tail, prune old conflicts."""
         every = self._retention.every
         if before // every == head // every:
             return
         keep = self._retention.log_changes
         floor = head - keep if keep else 0
-        await tx.compact(max(floor, 0), self._retention.conflicts)
+        await tx.compact(room, max(floor, 0), self._retention.conflicts)
         metrics.COMPACTIONS.inc()
 
     async def conflicts(self, room: str, before: int, limit: int) -> list[ConflictRow]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from accord.sync.lattice import Clock
@@ -9,8 +10,10 @@ from accord.sync.merge import Conflict, Op
 
 RecordKey = tuple[str, str]
 """(collection, key)"""
-ClientKey = tuple[str, str]
-"""(user_id, client_id): whose client_seqs a high-water mark counts."""
+RoomRecord = tuple[str, str, str]
+"""(room, collection, key)"""
+RoomClient = tuple[str, str, str]
+"""(room, user_id, client_id): whose client_seqs a high-water mark counts."""
 
 
 @dataclass(frozen=True)
@@ -117,3 +120,16 @@ class ConflictRow:
     client_seq: int
     ts: int
     winner: Clock
+
+
+@dataclass(frozen=True)
+class RoomWrite:
+    """What a transaction writes for one room: log entries (their seqs continue the
+    room's head), records, raised high-water marks (user_id, client_id, client_seq)
+    and conflicts."""
+
+    room: str
+    changes: Sequence[LoggedChange]
+    records: Sequence[RecordRow]
+    marks: Sequence[tuple[str, str, int]]
+    conflicts: Sequence[ConflictRow] = ()

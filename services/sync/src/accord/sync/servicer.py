@@ -14,7 +14,7 @@ from accord.common.grpcutil import abort
 from accord.sync import wire
 from accord.sync.bus import Bus
 from accord.sync.committer import Committer
-from accord.sync.engine import Engine, SnapshotPage
+from accord.sync.engine import Engine, SnapshotPage, split_by_bytes
 from accord.sync.errors import (
     BadRequest,
     OutOfRange,
@@ -165,8 +165,13 @@ class SyncServicer(sync_pb2_grpc.SyncServicer):
                 if overflow.done():
                     raise Unavailable("subscriber fell behind; resubscribe and pull")
                 if batches.done():
-                    for batch in batches.result():
-                        yield pb.SubscribeResponse(changes=batch)
+                    ready = batches.result()
+                    if stream.batched:
+                        for part in split_by_bytes(ready, pb.ChangeBatch.ByteSize):
+                            yield pb.SubscribeResponse(batches=part)
+                    else:
+                        for batch in ready:
+                            yield pb.SubscribeResponse(changes=batch)
                     batches = asyncio.ensure_future(stream.next())
                 elif reader.done():
                     reader.result()
@@ -184,6 +189,8 @@ class SyncServicer(sync_pb2_grpc.SyncServicer):
         self, requests: AsyncIterator[pb.SubscribeRequest], stream: RoomStream
     ) -> None:
         async for request in requests:
+            if request.batched:
+                stream.batched = True
             for room in request.add:
                 await stream.add(wire.check_room(room))
             for room in request.remove:

@@ -1,8 +1,9 @@
 """The storage interface the engine runs over; SQLite and PostgreSQL implement it.
 
-A push runs in one ``RoomTransaction``: the room is locked for its duration
-(pushes to other rooms proceed), everything it writes commits together when
-the block ends normally and nothing is kept when it raises.
+Pushes commit in a ``RoomTransaction`` over one or more rooms: those rooms are
+locked for its duration (groups with no room in common proceed), everything
+it writes commits together when the block ends normally and nothing is kept
+when it raises.
 
 A room's log holds the changes with ``floor < seq <= head``; compaction raises
 the floor. The records always hold the full materialized state.
@@ -15,46 +16,41 @@ from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 from accord.sync.model import (
-    ClientKey,
     ConflictRow,
     LoggedChange,
-    RecordKey,
-    RecordRow,
     RecordValue,
+    RoomClient,
+    RoomRecord,
+    RoomWrite,
 )
 
 
 class RoomTransaction(Protocol):
-    async def head(self) -> int: ...
-
-    async def high_waters(self, clients: Sequence[ClientKey]) -> dict[ClientKey, int]:
-        """The highest client_seq stored in the room for each of ``clients``
-        = (user_id, client_id); a client with none stored is left out."""
+    def head(self, room: str) -> int:
+        """The head of one of the transaction's rooms (as raised by its ``save``)."""
         ...
 
-    async def logged_seqs(
-        self, user_id: str, client_id: str, client_seqs: Sequence[int]
-    ) -> dict[int, int]:
-        """client_seq -> seq for those of ``client_seqs`` the log holds."""
+    async def high_waters(self, clients: Sequence[RoomClient]) -> dict[RoomClient, int]:
+        """The highest client_seq stored for each of ``clients`` = (room, user_id,
+        client_id); a client with none stored is left out."""
         ...
 
-    async def load_states(self, keys: Sequence[RecordKey]) -> dict[RecordKey, str]: ...
-
-    async def save(
-        self,
-        changes: Sequence[LoggedChange],
-        records: Sequence[RecordRow],
-        high_waters: Sequence[tuple[str, str, int]],
-        conflicts: Sequence[ConflictRow] = (),
-    ) -> None:
-        """Append ``changes`` (seqs continue the head), upsert ``records``, raise each
-        client's high-water mark to its (user_id, client_id, client_seq) in
-        ``high_waters`` (one entry per client), record ``conflicts``."""
+    async def logged_seqs(self, client: RoomClient, client_seqs: Sequence[int]) -> dict[int, int]:
+        """client_seq -> seq for those of ``client_seqs`` the room's log holds."""
         ...
 
-    async def compact(self, floor: int, keep_conflicts: int) -> None:
-        """Drop the log entries with ``seq <= floor`` (raising the room's floor to it)
-        and all but the newest ``keep_conflicts`` conflicts."""
+    async def load_states(self, keys: Sequence[RoomRecord]) -> dict[RoomRecord, str]:
+        """The stored CRDT state of each of ``keys`` that exists."""
+        ...
+
+    async def save(self, writes: Sequence[RoomWrite]) -> None:
+        """For each room: append its changes (seqs continue its head), upsert its
+        records, raise its clients' high-water marks, record its conflicts."""
+        ...
+
+    async def compact(self, room: str, floor: int, keep_conflicts: int) -> None:
+        """Drop the room's log entries with ``seq <= floor`` (raising its floor to it)
+        and all but its newest ``keep_conflicts`` conflicts."""
         ...
 
 
@@ -92,7 +88,9 @@ class SnapshotBase:
 
 
 class Store(Protocol):
-    def transaction(self, room: str) -> AbstractAsyncContextManager[RoomTransaction]: ...
+    def transaction(self, rooms: Sequence[str]) -> AbstractAsyncContextManager[RoomTransaction]:
+        """Lock ``rooms`` (created when new) for a transaction."""
+        ...
 
     def snapshot(self, room: str) -> AbstractAsyncContextManager[Snapshot]: ...
 

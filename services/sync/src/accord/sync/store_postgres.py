@@ -1,10 +1,11 @@
 """The production store: PostgreSQL through an asyncpg pool.
 
-A push locks its room's row in ``rooms`` (``FOR UPDATE``, via an upsert that
-also creates it), so pushes to one room serialize and pushes to different
-rooms do not block each other. Writes are batched with ``unnest``. Lost
-connections and an unreachable server surface as ``Unavailable``; the
-transaction then rolls back and nothing is half-done.
+A group of pushes locks its rooms' rows in ``rooms`` (``FOR UPDATE``, via an
+upsert that also creates them, in name order), so pushes to one room
+serialize and groups with no room in common do not block each other. Writes
+are batched with ``unnest``. Lost connections and an unreachable server
+surface as ``Unavailable``; the transaction then rolls back and nothing is
+half-done.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ import asyncpg
 from accord.sync.errors import Unavailable
 from accord.sync.migrations import CONNECT_TIMEOUT, migrate_connection
 from accord.sync.model import (
-    ClientKey,
     ConflictRow,
     LoggedChange,
-    RecordKey,
-    RecordRow,
     RecordValue,
+    RoomClient,
+    RoomRecord,
+    RoomWrite,
 )
 from accord.sync.store import SnapshotBase
 
@@ -70,25 +71,27 @@ def _logged(row: Any) -> LoggedChange:
 
 _SAVE = f"""
 WITH logged AS (
-    INSERT INTO changes (room, {_CHANGE_COLUMNS}) SELECT $1, * FROM unnest(
-        $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[],
+    INSERT INTO changes (room, {_CHANGE_COLUMNS}) SELECT * FROM unnest(
+        $1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[],
         $8::bigint[], $9::text[], $10::text[])
 ), stored AS (
     INSERT INTO records (room, collection, key, state, value, seq)
-    SELECT $1, * FROM unnest($11::text[], $12::text[], $13::text[], $14::text[], $15::bigint[])
+    SELECT * FROM unnest(
+        $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::bigint[])
     ON CONFLICT (room, collection, key) DO UPDATE SET
         state = EXCLUDED.state, value = EXCLUDED.value, seq = EXCLUDED.seq
 ), headed AS (
-    UPDATE rooms SET head = $16 WHERE room = $1 AND $16::bigint IS NOT NULL
+    UPDATE rooms SET head = h.head
+    FROM unnest($17::text[], $18::bigint[]) AS h(room, head) WHERE rooms.room = h.room
 ), marked AS (
     INSERT INTO clients (room, user_id, client_id, high_water)
-    SELECT $1, * FROM unnest($17::text[], $18::text[], $19::bigint[])
+    SELECT * FROM unnest($19::text[], $20::text[], $21::text[], $22::bigint[])
     ON CONFLICT (room, user_id, client_id) DO UPDATE SET
         high_water = GREATEST(clients.high_water, EXCLUDED.high_water)
 )
-INSERT INTO conflicts (room, {_CONFLICT_COLUMNS}) SELECT $1, * FROM unnest(
-    $20::bigint[], $21::text[], $22::text[], $23::text[], $24::text[], $25::text[],
-    $26::bigint[], $27::bigint[], $28::bigint[], $29::text[], $30::text[], $31::bigint[])
+INSERT INTO conflicts (room, {_CONFLICT_COLUMNS}) SELECT * FROM unnest(
+    $23::text[], $24::bigint[], $25::text[], $26::text[], $27::text[], $28::text[], $29::text[],
+    $30::bigint[], $31::bigint[], $32::bigint[], $33::text[], $34::text[], $35::bigint[])
 ON CONFLICT DO NOTHING
 """
 
@@ -113,96 +116,95 @@ def _conflict(row: Any) -> ConflictRow:
 
 
 class _Transaction:
-    def __init__(self, conn: asyncpg.Connection, room: str, head: int) -> None:
+    def __init__(self, conn: asyncpg.Connection, heads: dict[str, int]) -> None:
         self._conn = conn
-        self._room = room
-        self._head = head
+        self._heads = heads
 
-    async def head(self) -> int:
-        return self._head
+    def head(self, room: str) -> int:
+        return self._heads[room]
 
-    async def high_waters(self, clients: Sequence[ClientKey]) -> dict[ClientKey, int]:
+    async def high_waters(self, clients: Sequence[RoomClient]) -> dict[RoomClient, int]:
         rows = await self._conn.fetch(
-            "SELECT c.user_id, c.client_id, c.high_water FROM clients c "
-            "JOIN unnest($2::text[], $3::text[]) AS k(user_id, client_id) "
-            "ON c.user_id = k.user_id AND c.client_id = k.client_id WHERE c.room = $1",
-            self._room,
+            "SELECT c.room, c.user_id, c.client_id, c.high_water FROM clients c "
+            "JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(room, user_id, client_id) "
+            "ON c.room = k.room AND c.user_id = k.user_id AND c.client_id = k.client_id",
             [c[0] for c in clients],
             [c[1] for c in clients],
+            [c[2] for c in clients],
         )
-        return {(r["user_id"], r["client_id"]): int(r["high_water"]) for r in rows}
+        return {(r["room"], r["user_id"], r["client_id"]): int(r["high_water"]) for r in rows}
 
-    async def logged_seqs(
-        self, user_id: str, client_id: str, client_seqs: Sequence[int]
-    ) -> dict[int, int]:
+    async def logged_seqs(self, client: RoomClient, client_seqs: Sequence[int]) -> dict[int, int]:
         rows = await self._conn.fetch(
             "SELECT client_seq, seq FROM changes WHERE room = $1 AND user_id = $2 "
             "AND client_id = $3 AND client_seq = ANY($4::bigint[])",
-            self._room,
-            user_id,
-            client_id,
+            *client,
             list(client_seqs),
         )
         return {int(r["client_seq"]): int(r["seq"]) for r in rows}
 
-    async def load_states(self, keys: Sequence[RecordKey]) -> dict[RecordKey, str]:
+    async def load_states(self, keys: Sequence[RoomRecord]) -> dict[RoomRecord, str]:
         rows = await self._conn.fetch(
-            "SELECT r.collection, r.key, r.state FROM records r "
-            "JOIN unnest($2::text[], $3::text[]) AS k(collection, key) "
-            "ON r.collection = k.collection AND r.key = k.key WHERE r.room = $1",
-            self._room,
+            "SELECT r.room, r.collection, r.key, r.state FROM records r "
+            "JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(room, collection, key) "
+            "ON r.room = k.room AND r.collection = k.collection AND r.key = k.key",
             [k[0] for k in keys],
             [k[1] for k in keys],
+            [k[2] for k in keys],
         )
-        return {(r["collection"], r["key"]): r["state"] for r in rows}
+        return {(r["room"], r["collection"], r["key"]): r["state"] for r in rows}
 
-    async def save(
-        self,
-        changes: Sequence[LoggedChange],
-        records: Sequence[RecordRow],
-        high_waters: Sequence[tuple[str, str, int]],
-        conflicts: Sequence[ConflictRow] = (),
-    ) -> None:
-        # One statement (data-modifying CTEs, each batched with unnest): a push
-        # costs the same few round trips whatever its size.
-        head = changes[-1].seq if changes else None
+    async def save(self, writes: Sequence[RoomWrite]) -> None:
+        # One statement (data-modifying CTEs, each batched with unnest): a group
+        # of pushes to any number of rooms costs the same few round trips.
+        changes = [(w.room, c) for w in writes for c in w.changes]
+        records = [(w.room, r) for w in writes for r in w.records]
+        marks = [(w.room, *m) for w in writes for m in w.marks]
+        conflicts = [(w.room, c) for w in writes for c in w.conflicts]
+        heads = [(w.room, w.changes[-1].seq) for w in writes if w.changes]
         await self._conn.execute(
             _SAVE,
-            self._room,
-            [c.seq for c in changes],
-            [c.user_id for c in changes],
-            [c.client_id for c in changes],
-            [c.client_seq for c in changes],
-            [c.collection for c in changes],
-            [c.key for c in changes],
-            [c.ts for c in changes],
-            [c.op_json for c in changes],
-            [c.patch_json for c in changes],
-            [r.collection for r in records],
-            [r.key for r in records],
-            [r.state_json for r in records],
-            [r.value_json for r in records],
-            [r.seq for r in records],
-            head,
-            [m[0] for m in high_waters],
-            [m[1] for m in high_waters],
-            [m[2] for m in high_waters],
-            [c.seq for c in conflicts],
-            [c.field for c in conflicts],
-            [c.collection for c in conflicts],
-            [c.key for c in conflicts],
-            [c.user_id for c in conflicts],
-            [c.client_id for c in conflicts],
-            [c.client_seq for c in conflicts],
-            [c.ts for c in conflicts],
-            [c.winner[0] for c in conflicts],
-            [c.winner[1] for c in conflicts],
-            [c.winner[2] for c in conflicts],
-            [c.winner[3] for c in conflicts],
+            [room for room, _ in changes],
+            [c.seq for _, c in changes],
+            [c.user_id for _, c in changes],
+            [c.client_id for _, c in changes],
+            [c.client_seq for _, c in changes],
+            [c.collection for _, c in changes],
+            [c.key for _, c in changes],
+            [c.ts for _, c in changes],
+            [c.op_json for _, c in changes],
+            [c.patch_json for _, c in changes],
+            [room for room, _ in records],
+            [r.collection for _, r in records],
+            [r.key for _, r in records],
+            [r.state_json for _, r in records],
+            [r.value_json for _, r in records],
+            [r.seq for _, r in records],
+            [room for room, _ in heads],
+            [head for _, head in heads],
+            [m[0] for m in marks],
+            [m[1] for m in marks],
+            [m[2] for m in marks],
+            [m[3] for m in marks],
+            [room for room, _ in conflicts],
+            [c.seq for _, c in conflicts],
+            [c.field for _, c in conflicts],
+            [c.collection for _, c in conflicts],
+            [c.key for _, c in conflicts],
+            [c.user_id for _, c in conflicts],
+            [c.client_id for _, c in conflicts],
+            [c.client_seq for _, c in conflicts],
+            [c.ts for _, c in conflicts],
+            [c.winner[0] for _, c in conflicts],
+            [c.winner[1] for _, c in conflicts],
+            [c.winner[2] for _, c in conflicts],
+            [c.winner[3] for _, c in conflicts],
         )
+        for room, head in heads:
+            self._heads[room] = head
 
-    async def compact(self, floor: int, keep_conflicts: int) -> None:
-        conn, room = self._conn, self._room
+    async def compact(self, room: str, floor: int, keep_conflicts: int) -> None:
+        conn = self._conn
         raised = await conn.fetchval(
             "UPDATE rooms SET floor = $2 WHERE room = $1 AND floor < $2 RETURNING floor",
             room,
@@ -279,14 +281,15 @@ class PostgresStore:
                 yield conn
 
     @asynccontextmanager
-    async def transaction(self, room: str) -> AsyncIterator[_Transaction]:
+    async def transaction(self, rooms: Sequence[str]) -> AsyncIterator[_Transaction]:
         async with self._connection() as conn, conn.transaction():
-            head = await conn.fetchval(
-                "INSERT INTO rooms (room, head) VALUES ($1, 0) "
-                "ON CONFLICT (room) DO UPDATE SET head = rooms.head RETURNING head",
-                room,
+            # Rows are locked in name order, so two replicas' groups never deadlock.
+            rows = await conn.fetch(
+                "INSERT INTO rooms (room, head) SELECT r, 0 FROM unnest($1::text[]) AS r "
+                "ON CONFLICT (room) DO UPDATE SET head = rooms.head RETURNING room, head",
+                sorted(set(rooms)),
             )
-            yield _Transaction(conn, room, int(head))
+            yield _Transaction(conn, {r["room"]: int(r["head"]) for r in rows})
 
     @asynccontextmanager
     async def snapshot(self, room: str) -> AsyncIterator[_Snapshot]:

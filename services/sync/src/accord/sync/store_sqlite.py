@@ -1,7 +1,7 @@
 """The embedded store: one SQLite file (or memory), no server to run.
 
-Writes go through one connection, one ``BEGIN IMMEDIATE`` transaction per push,
-serialized by a lock (SQLite has one writer anyway). Reads use a second
+Writes go through one connection, one ``BEGIN IMMEDIATE`` transaction per
+group of pushes, serialized by a lock (SQLite has one writer anyway). Reads use a second
 connection so they see only committed data (WAL mode); an in-memory database
 has a single connection for both.
 """
@@ -19,12 +19,12 @@ from typing import Any
 import aiosqlite
 from accord.sync.errors import Unavailable
 from accord.sync.model import (
-    ClientKey,
     ConflictRow,
     LoggedChange,
-    RecordKey,
-    RecordRow,
     RecordValue,
+    RoomClient,
+    RoomRecord,
+    RoomWrite,
 )
 from accord.sync.schema import MIGRATIONS, statements
 from accord.sync.settings import MEMORY
@@ -131,29 +131,41 @@ async def _room_row(db: aiosqlite.Connection, room: str) -> tuple[int, int]:
     return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
+async def _heads(db: aiosqlite.Connection, rooms: Sequence[str]) -> dict[str, int]:
+    """The head of each of ``rooms`` (0 for a room with no changes)."""
+    names = sorted(set(rooms))
+    heads = dict.fromkeys(names, 0)
+    for start in range(0, len(names), _IN_LIMIT):
+        part = names[start : start + _IN_LIMIT]
+        marks = ",".join("?" * len(part))
+        async with db.execute(
+            f"SELECT room, head FROM rooms WHERE room IN ({marks})", part
+        ) as cursor:
+            heads.update({str(r[0]): int(r[1]) for r in await cursor.fetchall()})
+    return heads
+
+
 class _Transaction:
-    def __init__(self, db: aiosqlite.Connection, room: str) -> None:
+    def __init__(self, db: aiosqlite.Connection, heads: dict[str, int]) -> None:
         self._db = db
-        self._room = room
+        self._heads = heads
 
-    async def head(self) -> int:
-        return (await _room_row(self._db, self._room))[0]
+    def head(self, room: str) -> int:
+        return self._heads[room]
 
-    async def high_waters(self, clients: Sequence[ClientKey]) -> dict[ClientKey, int]:
-        marks: dict[ClientKey, int] = {}
-        for user_id, client_id in clients:
+    async def high_waters(self, clients: Sequence[RoomClient]) -> dict[RoomClient, int]:
+        marks: dict[RoomClient, int] = {}
+        for client in clients:
             async with self._db.execute(
                 "SELECT high_water FROM clients WHERE room = ? AND user_id = ? AND client_id = ?",
-                (self._room, user_id, client_id),
+                client,
             ) as cursor:
                 row = await cursor.fetchone()
             if row:
-                marks[(user_id, client_id)] = int(row[0])
+                marks[client] = int(row[0])
         return marks
 
-    async def logged_seqs(
-        self, user_id: str, client_id: str, client_seqs: Sequence[int]
-    ) -> dict[int, int]:
+    async def logged_seqs(self, client: RoomClient, client_seqs: Sequence[int]) -> dict[int, int]:
         found: dict[int, int] = {}
         for start in range(0, len(client_seqs), _IN_LIMIT):
             part = list(client_seqs[start : start + _IN_LIMIT])
@@ -161,36 +173,29 @@ class _Transaction:
             async with self._db.execute(
                 "SELECT client_seq, seq FROM changes WHERE room = ? AND user_id = ? "
                 f"AND client_id = ? AND client_seq IN ({marks})",
-                (self._room, user_id, client_id, *part),
+                (*client, *part),
             ) as cursor:
                 found.update({int(r[0]): int(r[1]) for r in await cursor.fetchall()})
         return found
 
-    async def load_states(self, keys: Sequence[RecordKey]) -> dict[RecordKey, str]:
-        states: dict[RecordKey, str] = {}
-        for collection, key in keys:
+    async def load_states(self, keys: Sequence[RoomRecord]) -> dict[RoomRecord, str]:
+        states: dict[RoomRecord, str] = {}
+        for key in keys:
             async with self._db.execute(
-                "SELECT state FROM records WHERE room = ? AND collection = ? AND key = ?",
-                (self._room, collection, key),
+                "SELECT state FROM records WHERE room = ? AND collection = ? AND key = ?", key
             ) as cursor:
                 row = await cursor.fetchone()
             if row:
-                states[(collection, key)] = str(row[0])
+                states[key] = str(row[0])
         return states
 
-    async def save(
-        self,
-        changes: Sequence[LoggedChange],
-        records: Sequence[RecordRow],
-        high_waters: Sequence[tuple[str, str, int]],
-        conflicts: Sequence[ConflictRow] = (),
-    ) -> None:
-        room = self._room
-        await self._db.executemany(
+    async def save(self, writes: Sequence[RoomWrite]) -> None:
+        db = self._db
+        await db.executemany(
             f"INSERT INTO changes (room, {_CHANGE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
             [
                 (
-                    room,
+                    w.room,
                     c.seq,
                     c.user_id,
                     c.client_id,
@@ -201,33 +206,38 @@ class _Transaction:
                     c.op_json,
                     c.patch_json,
                 )
-                for c in changes
+                for w in writes
+                for c in w.changes
             ],
         )
-        await self._db.executemany(
+        await db.executemany(
             "INSERT INTO records (room, collection, key, state, value, seq) VALUES (?,?,?,?,?,?) "
             "ON CONFLICT (room, collection, key) DO UPDATE SET state = excluded.state, "
             "value = excluded.value, seq = excluded.seq",
-            [(room, r.collection, r.key, r.state_json, r.value_json, r.seq) for r in records],
+            [
+                (w.room, r.collection, r.key, r.state_json, r.value_json, r.seq)
+                for w in writes
+                for r in w.records
+            ],
         )
-        if changes:
-            await self._db.execute(
-                "INSERT INTO rooms (room, head) VALUES (?, ?) "
-                "ON CONFLICT (room) DO UPDATE SET head = excluded.head",
-                (room, changes[-1].seq),
-            )
-        await self._db.executemany(
+        heads = [(w.room, w.changes[-1].seq) for w in writes if w.changes]
+        await db.executemany(
+            "INSERT INTO rooms (room, head) VALUES (?, ?) "
+            "ON CONFLICT (room) DO UPDATE SET head = excluded.head",
+            heads,
+        )
+        await db.executemany(
             "INSERT INTO clients (room, user_id, client_id, high_water) VALUES (?,?,?,?) "
             "ON CONFLICT (room, user_id, client_id) DO UPDATE SET "
             "high_water = max(high_water, excluded.high_water)",
-            [(room, *mark) for mark in high_waters],
+            [(w.room, *mark) for w in writes for mark in w.marks],
         )
-        await self._db.executemany(
+        await db.executemany(
             f"INSERT OR IGNORE INTO conflicts (room, {_CONFLICT_COLUMNS}) "
             "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             [
                 (
-                    room,
+                    w.room,
                     c.seq,
                     c.field,
                     c.collection,
@@ -238,12 +248,13 @@ class _Transaction:
                     c.ts,
                     *c.winner,
                 )
-                for c in conflicts
+                for w in writes
+                for c in w.conflicts
             ],
         )
+        self._heads.update(heads)
 
-    async def compact(self, floor: int, keep_conflicts: int) -> None:
-        room = self._room
+    async def compact(self, room: str, floor: int, keep_conflicts: int) -> None:
         async with self._db.execute(
             "UPDATE rooms SET floor = ? WHERE room = ? AND floor < ?", (floor, room, floor)
         ) as cursor:
@@ -330,13 +341,13 @@ class SqliteStore:
             await writer.close()
 
     @asynccontextmanager
-    async def transaction(self, room: str) -> AsyncIterator[_Transaction]:
+    async def transaction(self, rooms: Sequence[str]) -> AsyncIterator[_Transaction]:
         async with self._write_lock:
             with _unavailable():
                 await self._writer.execute("BEGIN IMMEDIATE")
             try:
                 with _unavailable():
-                    yield _Transaction(self._writer, room)
+                    yield _Transaction(self._writer, await _heads(self._writer, rooms))
             except BaseException:
                 await self._writer.execute("ROLLBACK")
                 raise

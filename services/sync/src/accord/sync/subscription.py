@@ -27,6 +27,7 @@ from accord.sync.errors import OutOfRange
 log = logging.getLogger(__name__)
 
 QUEUE_SIZE = 10_000
+DRAIN = 500
 BACKFILL_PAGE = 500
 
 
@@ -54,6 +55,8 @@ class RoomStream:
         self._queue: asyncio.Queue[pb.ChangeBatch | _Added] = asyncio.Queue(maxsize=queue_size)
         self._tokens = itertools.count(1)
         self.overflowed = asyncio.Event()
+        self.batched = False
+        """The caller takes several batches per response (SubscribeRequest.batched)."""
 
     @property
     def rooms(self) -> set[str]:
@@ -94,8 +97,17 @@ class RoomStream:
                 log.exception("cannot unsubscribe from room %s", room)
 
     async def next(self) -> list[pb.ChangeBatch]:
-        """The next batches to send (possibly none, when a batch held only old changes)."""
-        item = await self._queue.get()
+        """The next batches to send: those of the next queued item and of whatever else is
+        queued already, up to ``DRAIN`` items (possibly none, when they held only old changes).
+        """
+        out = await self._next(await self._queue.get())
+        for _ in range(DRAIN):
+            if self._queue.empty():
+                break
+            out.extend(await self._next(self._queue.get_nowait()))
+        return out
+
+    async def _next(self, item: pb.ChangeBatch | _Added) -> list[pb.ChangeBatch]:
         state = self._rooms.get(item.room)
         if state is None:
             return []

@@ -251,18 +251,22 @@ class PullResponse(_message.Message):
     def __init__(self, head: _Optional[int] = ..., snapshot: _Optional[_Union[SnapshotChunk, _Mapping]] = ..., changes: _Optional[_Union[ChangeBatch, _Mapping]] = ...) -> None: ...
 
 class SubscribeRequest(_message.Message):
-    __slots__ = ("add", "remove")
+    __slots__ = ("add", "remove", "batched")
     ADD_FIELD_NUMBER: _ClassVar[int]
     REMOVE_FIELD_NUMBER: _ClassVar[int]
+    BATCHED_FIELD_NUMBER: _ClassVar[int]
     add: _containers.RepeatedScalarFieldContainer[str]
     remove: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, add: _Optional[_Iterable[str]] = ..., remove: _Optional[_Iterable[str]] = ...) -> None: ...
+    batched: bool
+    def __init__(self, add: _Optional[_Iterable[str]] = ..., remove: _Optional[_Iterable[str]] = ..., batched: _Optional[bool] = ...) -> None: ...
 
 class SubscribeResponse(_message.Message):
-    __slots__ = ("changes",)
+    __slots__ = ("changes", "batches")
     CHANGES_FIELD_NUMBER: _ClassVar[int]
+    BATCHES_FIELD_NUMBER: _ClassVar[int]
     changes: ChangeBatch
-    def __init__(self, changes: _Optional[_Union[ChangeBatch, _Mapping]] = ...) -> None: ...
+    batches: _containers.RepeatedCompositeFieldContainer[ChangeBatch]
+    def __init__(self, changes: _Optional[_Union[ChangeBatch, _Mapping]] = ..., batches: _Optional[_Iterable[_Union[ChangeBatch, _Mapping]]] = ...) -> None: ...
 
 class HeadRequest(_message.Message):
     __slots__ = ("room",)
