@@ -52,6 +52,9 @@ def main() -> None:
     ap.add_argument("--scenario", default="S1")
     ap.add_argument("--rate", type=float, default=1.0)
     ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument(
+        "--native", action="store_true", help="include C frames (py-spy --native; slower)"
+    )
     ap.add_argument("--out", default=str(ROOT / "docs" / "bench" / "profiles"))
     args = ap.parse_args()
     load = next(s for s in FULL.loads if s.name == args.scenario)
@@ -111,7 +114,8 @@ def main() -> None:
                                     "200",
                                     "--format",
                                     fmt,
-                                    "--nonblocking",
+                                    # --native cannot sample without pausing the process
+                                    *(["--native"] if args.native else ["--nonblocking"]),
                                     "-o",
                                     str(out / f"{base}-{label}.{ext}"),
                                 ],

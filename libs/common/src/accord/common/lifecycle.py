@@ -8,6 +8,7 @@ reverse order through its ``AsyncExitStack``.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -45,7 +46,23 @@ def load_settings(factory: Callable[[], S]) -> S:
         sys.exit(2)
 
 
+GC_THRESHOLDS = (50_000, 20, 100)
+"""The cyclic collector's thresholds in the services (CPython's default: 700, 10, 10).
+
+A service allocates short-lived objects by the million (frames, protobuf
+messages, futures) and frees nearly all of them by reference counting; with
+the defaults the collector ran so often that it took 5-15 % of the sync and
+edge processes' CPU under load (py-spy --native). Cycles are still collected,
+in fewer, larger passes.
+"""
+
+
+def tune_gc() -> None:
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def _run_loop(main: Coroutine[Any, Any, None]) -> None:
+    tune_gc()
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
