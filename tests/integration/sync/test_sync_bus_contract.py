@@ -73,6 +73,23 @@ async def test_publish_many_delivers_each_batch_to_its_room_in_order(bus: Bus) -
     assert a.queue.empty() and b.queue.empty()
 
 
+async def test_subscribe_many_follows_every_room_once(bus: Bus) -> None:
+    inbox = Inbox()
+    await bus.subscribe_many(["room-a", "room-b", "room-a"], inbox)
+    await bus.subscribe_many(["room-b", "room-c"], inbox)  # room-b: already followed
+    await bus.publish_many([batch("room-a", 1), batch("room-b", 2), batch("room-c", 3)])
+    received = [await inbox.next() for _ in range(3)]
+    assert sorted((b.room, b.changes[0].seq) for b in received) == [
+        ("room-a", 1),
+        ("room-b", 2),
+        ("room-c", 3),
+    ]
+    await bus.unsubscribe("room-b", inbox)
+    await bus.publish_many([batch("room-b", 4), batch("room-c", 5)])
+    assert (await inbox.next()).room == "room-c"
+    assert inbox.queue.empty()
+
+
 async def test_rooms_are_isolated_and_unsubscribe_stops_delivery(bus: Bus) -> None:
     first, second = Inbox(), Inbox()
     await bus.subscribe("room-a", first)

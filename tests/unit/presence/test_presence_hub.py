@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 import pytest
 from accord.presence.hub import Hub, WatchOverflow
@@ -12,9 +13,11 @@ from accord.presence.model import Event, EventKind
 class RecordingUpstream:
     def __init__(self) -> None:
         self.calls: list[tuple[str, str]] = []
+        self.subscribe_calls: list[list[str]] = []
 
-    async def subscribe(self, room: str) -> None:
-        self.calls.append(("subscribe", room))
+    async def subscribe(self, rooms: Sequence[str]) -> None:
+        self.subscribe_calls.append(list(rooms))
+        self.calls.extend(("subscribe", room) for room in rooms)
 
     async def unsubscribe(self, room: str) -> None:
         self.calls.append(("unsubscribe", room))
@@ -54,6 +57,19 @@ async def test_upstream_hears_only_first_and_last_interest() -> None:
         assert upstream.calls == [("subscribe", "r")]
     assert upstream.calls == [("subscribe", "r"), ("unsubscribe", "r")]
     assert hub.rooms == frozenset()
+
+
+async def test_many_rooms_added_at_once_take_one_upstream_call() -> None:
+    upstream = RecordingUpstream()
+    hub = Hub(upstream)
+    async with hub.subscription(10) as a, hub.subscription(10) as b:
+        await a.add(["r1", "r2", "r1"])
+        await b.add(["r2", "r3", "r4"])
+        assert upstream.subscribe_calls == [["r1", "r2"], ["r3", "r4"]]
+        assert hub.rooms == {"r1", "r2", "r3", "r4"}
+        hub.deliver(broadcast("r2", 1))
+        assert await a.next() == broadcast("r2", 1)
+        assert await b.next() == broadcast("r2", 1)
 
 
 async def test_a_full_queue_fails_the_subscriber_not_the_others() -> None:

@@ -26,6 +26,24 @@ OpenStream = Callable[[AsyncIterator[Any]], Any]
 MakeRequest = Callable[[list[str], list[str]], Any]
 
 
+def coalesce(changes: list[tuple[str, bool]]) -> list[tuple[list[str], list[str]]]:
+    """(room, add?) changes in order -> (add, remove) requests with the same effect.
+
+    A request holds only adds or only removes, of distinct rooms, so however
+    the server orders one request's lists, each room sees its changes in order.
+    """
+    requests: list[tuple[list[str], list[str]]] = []
+    rooms: set[str] = set()
+    kind: bool | None = None
+    for room, add in changes:
+        if kind is not add or room in rooms:
+            requests.append(([], []))
+            rooms, kind = set(), add
+        rooms.add(room)
+        requests[-1][0 if add else 1].append(room)
+    return requests
+
+
 class Feed(Generic[Resp]):
     def __init__(
         self,
@@ -42,6 +60,7 @@ class Feed(Generic[Resp]):
         self._on_reconnect = on_reconnect
         self._rooms: set[str] = set()
         self._outbox: asyncio.Queue[Any] | None = None
+        self._pending: list[tuple[str, bool]] = []
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
 
@@ -58,16 +77,27 @@ class Feed(Generic[Resp]):
     def add(self, room: str) -> None:
         if room not in self._rooms:
             self._rooms.add(room)
-            self._send([room], [])
+            self._send(room, True)
 
     def remove(self, room: str) -> None:
         if room in self._rooms:
             self._rooms.discard(room)
-            self._send([], [room])
+            self._send(room, False)
 
-    def _send(self, add: list[str], remove: list[str]) -> None:
-        if self._outbox is not None:
-            self._outbox.put_nowait(self._make_request(add, remove))
+    def _send(self, room: str, add: bool) -> None:
+        """Queue one change; those made in the same loop round leave as few requests."""
+        if self._outbox is None:
+            return
+        self._pending.append((room, add))
+        if len(self._pending) == 1:
+            asyncio.get_running_loop().call_soon(self._flush, self._outbox)
+
+    def _flush(self, outbox: asyncio.Queue[Any]) -> None:
+        if outbox is not self._outbox:
+            return  # the stream broke meanwhile; the new one starts with every room
+        pending, self._pending = self._pending, []
+        for add, remove in coalesce(pending):
+            outbox.put_nowait(self._make_request(add, remove))
 
     async def _requests(self, outbox: asyncio.Queue[Any]) -> AsyncIterator[Any]:
         while True:
@@ -81,6 +111,7 @@ class Feed(Generic[Resp]):
         first = True
         while True:
             outbox: asyncio.Queue[Any] = asyncio.Queue()
+            self._pending = []
             outbox.put_nowait(self._make_request(sorted(self._rooms), []))
             self._outbox = outbox
             call = self._open(self._requests(outbox))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Protocol
 
@@ -29,7 +29,9 @@ class WatchOverflow(Exception):
 class Upstream(Protocol):
     """Where a room's events come from: told when local interest starts and ends."""
 
-    async def subscribe(self, room: str) -> None: ...
+    async def subscribe(self, rooms: Sequence[str]) -> None:
+        """Start receiving the events of ``rooms`` (all of them, or raise)."""
+        ...
 
     async def unsubscribe(self, room: str) -> None: ...
 
@@ -37,7 +39,7 @@ class Upstream(Protocol):
 class NoUpstream:
     """For stores whose events are all produced in this process."""
 
-    async def subscribe(self, room: str) -> None:
+    async def subscribe(self, rooms: Sequence[str]) -> None:
         return None
 
     async def unsubscribe(self, room: str) -> None:
@@ -55,10 +57,10 @@ class Subscription:
         self.rooms: set[str] = set()
 
     async def add(self, rooms: Iterable[str]) -> None:
-        for room in rooms:
-            if room not in self.rooms:
-                await self._hub.attach(room, self)
-                self.rooms.add(room)
+        new = [room for room in dict.fromkeys(rooms) if room not in self.rooms]
+        if new:
+            await self._hub.attach(new, self)
+            self.rooms.update(new)
 
     async def remove(self, rooms: Iterable[str]) -> None:
         for room in rooms:
@@ -126,13 +128,15 @@ class Hub:
             for subscription in subscriptions:
                 subscription.fail(error)
 
-    async def attach(self, room: str, subscription: Subscription) -> None:
+    async def attach(self, rooms: Sequence[str], subscription: Subscription) -> None:
+        """Add ``subscription`` to the watchers of ``rooms``, subscribing upstream (in one
+        call) to those it is the first for."""
         async with self._lock:
-            watchers = self._rooms.get(room)
-            if watchers is None:
-                await self._upstream.subscribe(room)
-                watchers = self._rooms[room] = set()
-            watchers.add(subscription)
+            first = [room for room in rooms if room not in self._rooms]
+            if first:
+                await self._upstream.subscribe(first)
+            for room in rooms:
+                self._rooms.setdefault(room, set()).add(subscription)
 
     async def detach(self, room: str, subscription: Subscription) -> None:
         async with self._lock:

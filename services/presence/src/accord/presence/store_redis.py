@@ -265,19 +265,22 @@ class _Channels:
         except TimeoutError:
             log.warning("presence pub/sub connection did not close in time")
 
-    async def subscribe(self, room: str) -> None:
-        channel = self._prefix + room
-        confirmed = asyncio.get_running_loop().create_future()
-        self._confirmations[channel] = confirmed
+    async def subscribe(self, rooms: Sequence[str]) -> None:
+        channels = [self._prefix + room for room in rooms]
+        loop = asyncio.get_running_loop()
+        confirmations = [loop.create_future() for _ in channels]
+        self._confirmations.update(zip(channels, confirmations, strict=True))
         try:
             with _unavailable():
                 async with asyncio.timeout(COMMAND_TIMEOUT):
                     async with self._commands:
-                        await self._pubsub.subscribe(channel)
+                        await self._pubsub.subscribe(*channels)
                     # Events published before Redis confirms would not reach us.
-                    await confirmed
+                    for confirmed in confirmations:
+                        await confirmed
         finally:
-            self._confirmations.pop(channel, None)
+            for channel in channels:
+                self._confirmations.pop(channel, None)
 
     async def unsubscribe(self, room: str) -> None:
         with _unavailable():

@@ -37,6 +37,10 @@ class MemoryBus:
         if listener not in listeners:
             listeners.append(listener)
 
+    async def subscribe_many(self, rooms: Sequence[str], listener: Listener) -> None:
+        for room in rooms:
+            await self.subscribe(room, listener)
+
     async def unsubscribe(self, room: str, listener: Listener) -> None:
         listeners = self._rooms.get(room)
         if listeners and listener in listeners:

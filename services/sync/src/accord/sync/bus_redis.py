@@ -69,24 +69,39 @@ class RedisBus:
             raise Unavailable(f"cannot publish to Redis: {error}") from error
 
     async def subscribe(self, room: str, listener: Listener) -> None:
-        listeners = self._rooms.setdefault(room, [])
-        if listener not in listeners:
-            listeners.append(listener)
-        ready = self._ready.get(room)
-        if ready is None:
-            ready = asyncio.get_running_loop().create_future()
-            self._ready[room] = ready
+        await self.subscribe_many([room], listener)
+
+    async def subscribe_many(self, rooms: Sequence[str], listener: Listener) -> None:
+        waiting: list[tuple[str, asyncio.Future[None]]] = []
+        new: list[str] = []
+        for room in dict.fromkeys(rooms):
+            listeners = self._rooms.setdefault(room, [])
+            if listener not in listeners:
+                listeners.append(listener)
+            ready = self._ready.get(room)
+            if ready is None:
+                ready = self._ready[room] = asyncio.get_running_loop().create_future()
+                new.append(room)
+            waiting.append((room, ready))
+        if new:
             try:
-                await self._pubsub.subscribe(self.channel(room))
+                await self._pubsub.subscribe(*(self.channel(room) for room in new))
             except (RedisError, OSError) as error:
-                self._ready.pop(room, None)
+                for room in new:
+                    self._ready.pop(room, None)
                 raise Unavailable(f"cannot subscribe on Redis: {error}") from error
             if self._reader is None:
                 self._reader = asyncio.create_task(self._read(), name="redis-bus-reader")
         try:
-            await asyncio.wait_for(asyncio.shield(ready), SUBSCRIBE_TIMEOUT)
+            async with asyncio.timeout(SUBSCRIBE_TIMEOUT):
+                for _, ready in waiting:
+                    await asyncio.shield(ready)
         except TimeoutError:
-            raise Unavailable(f"Redis did not confirm the subscription to {room}") from None
+            pending = [room for room, ready in waiting if not ready.done()]
+            raise Unavailable(
+                f"Redis did not confirm the subscription to {pending[0]}"
+                + (f" and {len(pending) - 1} more rooms" if len(pending) > 1 else "")
+            ) from None
 
     async def unsubscribe(self, room: str, listener: Listener) -> None:
         listeners = self._rooms.get(room)

@@ -318,6 +318,9 @@ class Engine:
     async def head(self, room: str) -> int:
         return await self._store.head(room)
 
+    async def heads(self, rooms: Sequence[str]) -> dict[str, int]:
+        return await self._store.heads(rooms)
+
     async def changes(self, room: str, after: int, until: int, limit: int) -> list[LoggedChange]:
         return await self._store.changes(room, after, until, limit)
 

@@ -191,7 +191,7 @@ class SyncServicer(sync_pb2_grpc.SyncServicer):
         async for request in requests:
             if request.batched:
                 stream.batched = True
-            for room in request.add:
-                await stream.add(wire.check_room(room))
+            if request.add:
+                await stream.add_many([wire.check_room(room) for room in request.add])
             for room in request.remove:
                 await stream.remove(room)

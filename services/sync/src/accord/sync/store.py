@@ -96,6 +96,10 @@ class Store(Protocol):
 
     async def head(self, room: str) -> int: ...
 
+    async def heads(self, rooms: Sequence[str]) -> dict[str, int]:
+        """The head of each of ``rooms`` (0 for a room with no changes)."""
+        ...
+
     async def changes(self, room: str, after: int, until: int, limit: int) -> list[LoggedChange]:
         """Log entries with ``after < seq <= until`` in seq order, at most ``limit``."""
         ...

@@ -305,6 +305,15 @@ class PostgresStore:
         async with self._connection() as conn:
             return int(await conn.fetchval("SELECT head FROM rooms WHERE room = $1", room) or 0)
 
+    async def heads(self, rooms: Sequence[str]) -> dict[str, int]:
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                "SELECT room, head FROM rooms WHERE room = ANY($1::text[])", list(rooms)
+            )
+        heads = dict.fromkeys(rooms, 0)
+        heads.update({r["room"]: int(r["head"]) for r in rows})
+        return heads
+
     async def changes(self, room: str, after: int, until: int, limit: int) -> list[LoggedChange]:
         async with self._connection() as conn:
             rows = await conn.fetch(

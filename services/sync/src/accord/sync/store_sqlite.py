@@ -387,6 +387,11 @@ class SqliteStore:
             with _unavailable():
                 return (await _room_row(self._reader, room))[0]
 
+    async def heads(self, rooms: Sequence[str]) -> dict[str, int]:
+        async with self._read_lock:
+            with _unavailable():
+                return await _heads(self._reader, rooms)
+
     async def changes(self, room: str, after: int, until: int, limit: int) -> list[LoggedChange]:
         async with self._read_lock:
             with _unavailable():

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from accord.api.sync.v1 import sync_pb2 as pb
@@ -74,14 +75,25 @@ class RoomStream:
 
     async def add(self, room: str) -> None:
         """Follow ``room`` (again: re-confirm it); returns once confirmation is queued."""
-        state = self._rooms.get(room)
-        if state is None:
-            state = self._rooms[room] = _Room(token=next(self._tokens), early=[])
-            metrics.SUBSCRIBERS.inc()
-            await self._bus.subscribe(room, self._deliver)
-        head = await self._engine.head(room)
-        if self._rooms.get(room) is state:
-            self._enqueue(_Added(room, head, state.token))
+        await self.add_many([room])
+
+    async def add_many(self, rooms: Sequence[str]) -> None:
+        """``add`` each of ``rooms`` with one bus subscription and one read of the heads."""
+        states: dict[str, _Room] = {}
+        new: list[str] = []
+        for room in dict.fromkeys(rooms):
+            state = self._rooms.get(room)
+            if state is None:
+                state = self._rooms[room] = _Room(token=next(self._tokens), early=[])
+                metrics.SUBSCRIBERS.inc()
+                new.append(room)
+            states[room] = state
+        if new:
+            await self._bus.subscribe_many(new, self._deliver)
+        heads = await self._engine.heads(list(states))
+        for room, state in states.items():
+            if self._rooms.get(room) is state:
+                self._enqueue(_Added(room, heads.get(room, 0), state.token))
 
     async def remove(self, room: str) -> None:
         if self._rooms.pop(room, None) is None:

@@ -1,0 +1,79 @@
+"""Room changes made in one loop round leave as few Subscribe/Watch requests as keep their order."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from accord.edge.feed import Feed, coalesce
+
+
+def test_adds_and_removes_of_distinct_rooms_share_a_request_per_kind() -> None:
+    changes = [("a", True), ("b", True), ("c", False), ("d", False), ("e", True)]
+    assert coalesce(changes) == [(["a", "b"], []), ([], ["c", "d"]), (["e"], [])]
+
+
+def test_a_room_seen_twice_starts_a_new_request_so_its_changes_keep_their_order() -> None:
+    assert coalesce([("a", True), ("b", True), ("a", False), ("a", True)]) == [
+        (["a", "b"], []),
+        ([], ["a"]),
+        (["a"], []),
+    ]
+    assert coalesce([("a", True), ("a", True)]) == [(["a"], []), (["a"], [])]
+    assert coalesce([]) == []
+
+
+class FakeCall:
+    """A stream call that records the requests the feed writes to it."""
+
+    def __init__(self, requests: AsyncIterator[Any], seen: asyncio.Queue[Any]) -> None:
+        self._requests = requests
+        self._seen = seen
+        self._reader: asyncio.Task[None] | None = None
+
+    async def wait_for_connection(self) -> None:
+        async def read() -> None:
+            async for request in self._requests:
+                self._seen.put_nowait(request)
+
+        self._reader = asyncio.ensure_future(read())
+
+    def __aiter__(self) -> FakeCall:
+        return self
+
+    async def __anext__(self) -> Any:
+        await asyncio.Event().wait()  # no messages: the stream stays open
+        raise StopAsyncIteration
+
+    def cancel(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+
+
+async def test_a_feed_sends_one_request_for_the_rooms_added_in_one_round() -> None:
+    seen: asyncio.Queue[Any] = asyncio.Queue()
+
+    async def sent() -> Any:
+        return await asyncio.wait_for(seen.get(), 5)
+
+    async def on_reconnect() -> None:
+        return None
+
+    feed: Feed[Any] = Feed(
+        "test",
+        lambda requests: FakeCall(requests, seen),
+        lambda add, remove: (tuple(add), tuple(remove)),
+        lambda message: None,
+        on_reconnect,
+    )
+    async with feed:
+        await asyncio.wait_for(feed.connected.wait(), 5)
+        assert await sent() == ((), ())  # every room (none yet), as the stream opens
+        for room in ("r1", "r2", "r3"):
+            feed.add(room)
+        feed.remove("r2")
+        assert [await sent(), await sent()] == [(("r1", "r2", "r3"), ()), ((), ("r2",))]
+        feed.add("r4")
+        assert await sent() == (("r4",), ())
+        assert seen.empty()
