@@ -46,6 +46,46 @@ def top_functions(raw: Path, limit: int = 25) -> str:
     return "\n".join(out)
 
 
+def start_spies(
+    pids: dict[int, str], seconds: float, out: Path, base: str, native: bool
+) -> list[tuple[str, str, subprocess.Popen[bytes]]]:
+    """One ``py-spy record`` per process and format (flame graph, raw for the summary)."""
+    spies = []
+    for pid, label in pids.items():
+        for fmt, ext in (("flamegraph", "svg"), ("raw", "txt")):
+            spy = subprocess.Popen(
+                [
+                    str(systems.VENV_BIN / "py-spy"),
+                    "record",
+                    "--pid",
+                    str(pid),
+                    "--duration",
+                    str(int(seconds)),
+                    "--rate",
+                    "200",
+                    "--format",
+                    fmt,
+                    # --native cannot sample without pausing the process
+                    *(["--native"] if native else ["--nonblocking"]),
+                    "-o",
+                    str(out / f"{base}-{label}.{ext}"),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            spies.append((label, ext, spy))
+    return spies
+
+
+def summarize(spies: list[tuple[str, str, subprocess.Popen[bytes]]], out: Path, base: str) -> None:
+    for label, ext, _ in spies:
+        raw = out / f"{base}-{label}.txt"
+        if ext == "txt" and raw.exists():
+            (out / f"{base}-{label}-top.txt").write_text(top_functions(raw) + "\n")
+            raw.unlink()
+            print(f"== {label}\n" + (out / f"{base}-{label}-top.txt").read_text())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(prog="python -m bench.profile")
     ap.add_argument("--system", default="accord/durable")
@@ -54,6 +94,11 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument(
         "--native", action="store_true", help="include C frames (py-spy --native; slower)"
+    )
+    ap.add_argument(
+        "--connect",
+        action="store_true",
+        help="profile the scenario's clients connecting (hello + subscribe), not a load step",
     )
     ap.add_argument("--out", default=str(ROOT / "docs" / "bench" / "profiles"))
     args = ap.parse_args()
@@ -64,6 +109,9 @@ def main() -> None:
     system = systems.make(args.system)
     system.prepare()
     system.start()
+    spies: list[tuple[str, str, subprocess.Popen[bytes]]] = []
+    what = "connect" if args.connect else f"r{args.rate:g}"
+    base = f"{system.name}-{system.profile}-{load.name}-{what}"
     try:
         spec = {
             "protocol": system.protocol,
@@ -72,14 +120,20 @@ def main() -> None:
             "room_prefix": f"prof-{os.getpid()}",
             "run_id": str(os.getpid()),
         }
+        py = {
+            pid: label
+            for pid, label in system.processes().items()
+            if "python" in systems.cmdline(pid) and label not in ("accord-dev",)
+        }
         workers = Workers(2, spec)
         try:
+            if args.connect:
+                spies = start_spies(py, args.seconds, out, base, args.native)
             print(connect(workers, [list(r) for r in split_clients(load.clients, 2)]))
-            py = {
-                pid: label
-                for pid, label in system.processes().items()
-                if "python" in systems.cmdline(pid) and label not in ("accord-dev",)
-            }
+            if args.connect:
+                for _, _, spy in spies:
+                    spy.wait(args.seconds + 60)
+                return
             start_ns = time.monotonic_ns() + 1_000_000_000
             for p in workers.procs:
                 Workers._send(
@@ -94,36 +148,7 @@ def main() -> None:
                     },
                 )
             time.sleep(1.0)
-            spies = []
-            base = f"{system.name}-{system.profile}-{load.name}-r{args.rate:g}"
-            for pid, label in py.items():
-                for fmt, ext in (("flamegraph", "svg"), ("raw", "txt")):
-                    spies.append(
-                        (
-                            label,
-                            ext,
-                            subprocess.Popen(
-                                [
-                                    str(systems.VENV_BIN / "py-spy"),
-                                    "record",
-                                    "--pid",
-                                    str(pid),
-                                    "--duration",
-                                    str(int(args.seconds)),
-                                    "--rate",
-                                    "200",
-                                    "--format",
-                                    fmt,
-                                    # --native cannot sample without pausing the process
-                                    *(["--native"] if args.native else ["--nonblocking"]),
-                                    "-o",
-                                    str(out / f"{base}-{label}.{ext}"),
-                                ],
-                                stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL,
-                            ),
-                        )
-                    )
+            spies = start_spies(py, args.seconds, out, base, args.native)
             for _, _, spy in spies:
                 spy.wait(args.seconds + 60)
             replies = [Workers._read(p, args.seconds + 60) for p in workers.procs]
@@ -135,12 +160,7 @@ def main() -> None:
             )
         finally:
             workers.close()
-        for label, ext, _ in spies:
-            raw = out / f"{base}-{label}.txt"
-            if ext == "txt" and raw.exists():
-                (out / f"{base}-{label}-top.txt").write_text(top_functions(raw) + "\n")
-                raw.unlink()
-                print(f"== {label}\n" + (out / f"{base}-{label}-top.txt").read_text())
+            summarize(spies, out, base)
     finally:
         system.cleanup()
 

@@ -11,6 +11,7 @@ import aiohttp
 import jwt
 import pytest
 from accord.api.edge.v1 import frames_pb2 as pb
+from accord.edge import metrics as edge_metrics
 
 from tests.support.suite import Suite
 from tests.support.wsclient import Client, Replica, make_token, sync_until
@@ -681,3 +682,27 @@ async def test_pipelined_subscribe_and_push_answer_in_order(any_suite: Suite) ->
         first = await client.expect(lambda m: m.get("id") in (10, 11))
         second = await client.expect(lambda m: m.get("id") in (10, 11))
         assert (first["type"], second["type"]) == ("subscribed", "ack")
+
+
+async def test_an_up_to_date_subscriber_to_a_live_room_goes_live_without_a_replay(
+    any_suite: Suite,
+) -> None:
+    async with (
+        await connected(any_suite, "u-a", "c-a") as writer,
+        await connected(any_suite, "u-b", "c-b") as reader,
+    ):
+        await writer.subscribe("room-now")
+        for n in range(1, 4):
+            await writer.push("room-now", [set_change(n, "k", n=n)])
+        # The writer's own changes came back: the room is live on this edge at seq 3.
+        replica = Replica()
+        await sync_until(writer, replica, 3)
+        skipped = edge_metrics.CATCHUP_SKIPPED._value.get()
+        subscribed = await reader.subscribe("room-now", since=3)
+        assert subscribed["head"] == 3
+        # Answered from the edge's own position, without a Pull (in-process edge).
+        assert edge_metrics.CATCHUP_SKIPPED._value.get() == skipped + 1
+        await writer.push("room-now", [set_change(4, "k", n=4)])
+        changes = await reader.expect("changes")
+        # Nothing before seq 4 is sent again; seq 4 arrives live.
+        assert [c["seq"] for c in changes["changes"]] == [4]

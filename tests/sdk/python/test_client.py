@@ -204,6 +204,8 @@ async def test_presence_and_broadcast(suite: Suite, make_client: MakeClient) -> 
     ra.on_presence(lambda event, peer: events.append((event, peer)))
     received: list[Broadcast] = []
     ra.on_broadcast(received.append)
+    # Alice's presence sync (listing herself) first: Bob then arrives as a join event.
+    await within(ra.wait_until(lambda: len(ra.peers) == 1))
     rb = await bob.join("room-p", presence={"status": "away"})
     await within(ra.wait_until(lambda: len(ra.peers) == 2))
     assert {p.user_id: p.state for p in ra.peers.values()} == {

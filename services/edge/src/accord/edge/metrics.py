@@ -36,6 +36,10 @@ PUSH_BATCH = Histogram(
     "Client pushes carried by one PushMany call to sync",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
 )
+CATCHUP_SKIPPED = Counter(
+    "accord_edge_catchup_skipped_total",
+    "Subscribes answered without a Pull: the room was live here and the client up to date",
+)
 SLOW_CONSUMERS = Counter(
     "accord_edge_slow_consumers_total", "Sessions closed because they could not keep up"
 )

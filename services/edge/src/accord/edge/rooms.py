@@ -219,6 +219,16 @@ class Hub:
         """
         room = sub.room
         await asyncio.wait_for(room.confirmed.wait(), self.confirm_timeout)
+        if since == room.position and not room.backfilling and not room.pending:
+            # Live here and the client has everything dispatched so far (an empty
+            # room and a new client, or a reconnect with nothing missed): no Pull.
+            # Every later change reaches it from the stream, in order.
+            on_head(since)
+            sub.buffer.clear()
+            sub.position = since
+            sub.live = True
+            metrics.CATCHUP_SKIPPED.inc()
+            return
         head = 0
         position = since
         async for item in self.sync.pull(room.name, since):
