@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import platform
@@ -349,6 +350,10 @@ def main(argv: list[str] | None = None) -> int:
         default=int(os.environ.get("BENCH_WORKERS", "0")) or len(gen_cores().split(",")),
         help="load-generator processes (default: one per generator core)",
     )
+    ap.add_argument(
+        "--idle-levels", help="comma-separated connection counts for Idle (default 1000,...,19000)"
+    )
+    ap.add_argument("--idle-hold", type=float, help="seconds each Idle level is held (default 120)")
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--out", default=str(ROOT / "docs" / "bench"))
     ap.add_argument("--no-report", action="store_true")
@@ -356,6 +361,17 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     plan: Plan = SMOKE if args.smoke else FULL
+    if plan.idle is not None and (args.idle_levels or args.idle_hold):
+        plan = dataclasses.replace(
+            plan,
+            idle=dataclasses.replace(
+                plan.idle,
+                levels=[int(n) for n in args.idle_levels.split(",")]
+                if args.idle_levels
+                else plan.idle.levels,
+                hold=args.idle_hold or plan.idle.hold,
+            ),
+        )
     names = (
         args.systems.split(",") if args.systems else (SMOKE_SYSTEMS if args.smoke else ALL_SYSTEMS)
     )

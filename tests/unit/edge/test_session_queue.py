@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from types import SimpleNamespace
 from typing import Any
 
@@ -12,7 +14,10 @@ from accord.edge.settings import Settings
 
 def make_session(queue_size: int = 1024) -> Session:
     edge: Any = SimpleNamespace(settings=Settings(send_queue_size=queue_size, allow_anonymous=True))
-    return Session(edge, ws=None, remote="127.0.0.1")  # type: ignore[arg-type]
+    session = Session(edge, ws=None, remote="127.0.0.1")  # type: ignore[arg-type]
+    # A writer is busy (stalled): everything sent from here on stays queued.
+    session._writer = SimpleNamespace()  # type: ignore[assignment]
+    return session
 
 
 def presence(event: str, peer: str, n: int) -> Out:
@@ -70,3 +75,31 @@ def test_changes_are_never_coalesced_and_overflow_closes_the_session() -> None:
     fill(session, 1)
     assert closed == [4009]
     assert len(queued(session)) == 8
+
+
+class RecordingSocket:
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+        self.release = asyncio.Event()
+
+    async def send_frame(self, data: bytes, opcode: Any) -> None:
+        await self.release.wait()
+        self.sent.append(data)
+
+
+async def test_the_writer_runs_only_while_messages_are_queued() -> None:
+    edge: Any = SimpleNamespace(settings=Settings(allow_anonymous=True))
+    ws = RecordingSocket()
+    session = Session(edge, ws=ws, remote="127.0.0.1")  # type: ignore[arg-type]
+    assert session._writer is None and session.queued == 0  # idle: no task, no queue
+    session.send(Out({"type": "changes", "n": 1}))
+    session.send(Out({"type": "changes", "n": 2}))
+    assert session._writer is not None and session.queued == 2
+    ws.release.set()
+    await asyncio.wait_for(session._flush(5.0), 6)
+    await asyncio.sleep(0)
+    assert [json.loads(d)["n"] for d in ws.sent] == [1, 2]
+    assert session._writer is None and session.queued == 0
+    # Another session's queue is never this one's.
+    other = Session(edge, ws=RecordingSocket(), remote="127.0.0.1")  # type: ignore[arg-type]
+    assert other.queued == 0

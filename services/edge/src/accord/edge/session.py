@@ -36,6 +36,7 @@ from accord.edge.protocol import (
     parse_json,
 )
 from accord.edge.rooms import Subscription
+from accord.edge.signal import Signal
 from aiohttp import WSMsgType, web
 
 if TYPE_CHECKING:
@@ -83,6 +84,10 @@ class _Slot:
         self.out = out
 
 
+_EMPTY: collections.deque[_Slot] = collections.deque(maxlen=0)
+"""Every idle session's queue (shared: ``send`` gives a session its own before appending)."""
+
+
 @dataclass
 class RoomEntry:
     sub: Subscription
@@ -91,7 +96,7 @@ class RoomEntry:
     task: asyncio.Task[None] | None = None
     # Set once `subscribed` (or the subscribe's error) is queued: replies to
     # pushes for the room never overtake it.
-    answered: asyncio.Event = field(default_factory=asyncio.Event)
+    answered: Signal = field(default_factory=Signal)
 
 
 def _int(value: Any) -> bool:
@@ -135,16 +140,15 @@ class Session:
         self.violations = 0
         self.closing = False
         self.close_code: int | None = None
-        self._queue: collections.deque[_Slot] = collections.deque()
+        # Messages waiting for the writer task, which runs only while there are any
+        # (an idle session has neither: memory per connection).
+        self._queue: collections.deque[_Slot] = _EMPTY
         self._latest: dict[tuple[str, ...], _Slot] = {}
-        self._wake = asyncio.Event()
-        self._drained = asyncio.Event()
-        self._drained.set()
+        self._drained = Signal(True)
         self._writer: asyncio.Task[None] | None = None
         self._expiry: asyncio.TimerHandle | None = None
         self._closer: asyncio.Task[None] | None = None
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._idle = Signal(True)
 
     # -- outbound ---------------------------------------------------------
 
@@ -184,11 +188,14 @@ class Session:
             metrics.count_out(out.type, len(frame))
             return
         slot = _Slot(out)
+        if queue is _EMPTY:
+            queue = self._queue = collections.deque()
         queue.append(slot)
         self._drained.clear()
         if out.key is not None:
             self._latest[out.key] = slot
-        self._wake.set()
+        if self._writer is None:
+            self._writer = asyncio.get_running_loop().create_task(self._write_loop())
 
     @property
     def queued(self) -> int:
@@ -204,12 +211,12 @@ class Session:
         self.send(Out(error_message(error, request_id)))
 
     async def _write_loop(self) -> None:
+        """Send what is queued, then end (the next queued message starts a new one)."""
         ws = self.ws
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._queue:
-                slot = self._queue.popleft()
+        queue = self._queue
+        try:
+            while queue:
+                slot = queue.popleft()
                 out = slot.out
                 if out.key is not None and self._latest.get(out.key) is slot:
                     del self._latest[out.key]
@@ -220,15 +227,17 @@ class Session:
                 try:
                     await ws.send_frame(data, opcode)
                 except (ConnectionError, RuntimeError):
-                    self._queue.clear()
-                    self._drained.set()
+                    queue.clear()
                     return
                 metrics.count_out(out.type, len(data))
+        finally:
+            self._writer = None
+            self._queue = _EMPTY
             self._drained.set()
 
     async def _flush(self, timeout: float) -> None:
         """Wait until the writer has sent everything queued (or ``timeout``)."""
-        if self._writer is None or self._writer.done():
+        if self._writer is None:
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._drained.wait(), timeout)
@@ -264,7 +273,6 @@ class Session:
     # -- lifecycle --------------------------------------------------------
 
     async def run(self) -> None:
-        self._writer = asyncio.create_task(self._write_loop())
         try:
             if await self._hello():
                 await self._read_loop()
@@ -273,7 +281,8 @@ class Session:
                 await asyncio.shield(self._closer)
             self.closing = True
             await self._cleanup()
-            self._writer.cancel()
+            if self._writer is not None:
+                self._writer.cancel()
 
     async def _hello(self) -> bool:
         try:
@@ -636,6 +645,9 @@ class Session:
                 self.edge.hub.close(entry.sub)
             self.send_error(failure, None if answered else request_id)
             entry.answered.set()
+        finally:
+            if entry.task is asyncio.current_task():
+                entry.task = None  # done: nothing to wait for or cancel (and less to keep)
 
     async def _drop(self, room: str, reason: ppb.LeaveReason) -> None:
         entry = self.rooms.pop(room)
