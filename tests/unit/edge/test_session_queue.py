@@ -67,9 +67,17 @@ def test_a_join_superseded_by_an_update_stays_a_join() -> None:
 
 
 def test_changes_are_never_coalesced_and_overflow_closes_the_session() -> None:
-    session = make_session(queue_size=8)
     closed: list[int] = []
-    session.close_soon = lambda code, reason, flush=True: closed.append(code)  # type: ignore[method-assign]
+
+    class Recording(Session):
+        __slots__ = ()
+
+        def close_soon(self, code: int, reason: str, *, flush: bool = True) -> None:
+            closed.append(code)
+
+    edge: Any = SimpleNamespace(settings=Settings(send_queue_size=8, allow_anonymous=True))
+    session = Recording(edge, ws=None, remote="127.0.0.1")  # type: ignore[arg-type]
+    session._writer = SimpleNamespace()  # type: ignore[assignment]
     fill(session, 8)
     assert len(queued(session)) == 8
     fill(session, 1)

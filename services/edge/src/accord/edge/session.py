@@ -88,7 +88,7 @@ _EMPTY: collections.deque[_Slot] = collections.deque(maxlen=0)
 """Every idle session's queue (shared: ``send`` gives a session its own before appending)."""
 
 
-@dataclass
+@dataclass(slots=True)
 class RoomEntry:
     sub: Subscription
     presence: dict[str, Any] | None = None  # our state when joined to the room's presence
@@ -115,6 +115,33 @@ def _json_size(value: Any) -> int:
 
 
 class Session:
+    # Slots: one of these per connection (memory per idle connection).
+    __slots__ = (
+        "_closer",
+        "_drained",
+        "_expiry",
+        "_idle",
+        "_latest",
+        "_queue",
+        "_transport",
+        "_writer",
+        "binary",
+        "bucket",
+        "client_id",
+        "close_code",
+        "closing",
+        "edge",
+        "identity",
+        "last_seen",
+        "remote",
+        "rooms",
+        "session_id",
+        "settings",
+        "user",
+        "violations",
+        "ws",
+    )
+
     def __init__(
         self,
         edge: Edge,
