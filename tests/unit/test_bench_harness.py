@@ -220,3 +220,25 @@ def test_report_renders_results_and_edits_only_its_section(tmp_path: Path) -> No
     assert "keep me" in text and "keep too" in text and "intro" in text
     assert text.index("## Whole stack") < text.index(begin) < text.index("## Later")
     assert text.index("the full run") < text.index("## Later")
+
+
+def test_an_accord_push_carries_its_schedule_as_id_and_the_ack_returns_it() -> None:
+    from bench.protocols import Accord
+
+    proto = Accord("ws://x/ws", "room-1", 7, "run")
+    push = json.loads(proto.update(3, 123_456_789_012))
+    assert push["id"] == 123_456_789_012 and push["changes"][0]["client_seq"] == 1
+    ack = json.dumps(
+        {"type": "ack", "room": "room-1", "results": [{"client_seq": 1, "seq": 9}], "id": 42},
+        separators=(",", ":"),
+    ).encode()
+    assert Accord.acked_ns(ack) == 42
+    assert Accord.acked_ns(b'{"type":"changes","room":"r","changes":[]}') is None
+    assert Accord.acked_ns(b'{"type":"ack","room":"r","results":[]}') is None
+
+
+def test_an_ack_scenario_is_judged_on_its_own_latency_limit() -> None:
+    step = {"p99_ms": 70.0, "completeness": 1.0}
+    assert meets_slo(step)
+    assert not meets_slo({**step, "slo_p99_ms": 50.0})
+    assert meets_slo({**step, "p99_ms": 49.0, "slo_p99_ms": 50.0})
