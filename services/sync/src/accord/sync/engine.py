@@ -159,8 +159,7 @@ class Engine:
             keys = list(
                 dict.fromkeys((b.room, c.collection, c.key) for b in batches for c in b.changes)
             )
-            marks = await tx.high_waters(clients)
-            stored = await tx.load_states(keys)
+            marks, stored = await tx.load(clients, keys)
             groups: dict[str, _Group] = {}
             for room, collection, key in keys:
                 group = groups.get(room)

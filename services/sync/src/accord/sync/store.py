@@ -30,17 +30,16 @@ class RoomTransaction(Protocol):
         """The head of one of the transaction's rooms (as raised by its ``save``)."""
         ...
 
-    async def high_waters(self, clients: Sequence[RoomClient]) -> dict[RoomClient, int]:
+    async def load(
+        self, clients: Sequence[RoomClient], keys: Sequence[RoomRecord]
+    ) -> tuple[dict[RoomClient, int], dict[RoomRecord, str]]:
         """The highest client_seq stored for each of ``clients`` = (room, user_id,
-        client_id); a client with none stored is left out."""
+        client_id), and the stored CRDT state of each of ``keys`` = (room, collection,
+        key); what is not stored is left out."""
         ...
 
     async def logged_seqs(self, client: RoomClient, client_seqs: Sequence[int]) -> dict[int, int]:
         """client_seq -> seq for those of ``client_seqs`` the room's log holds."""
-        ...
-
-    async def load_states(self, keys: Sequence[RoomRecord]) -> dict[RoomRecord, str]:
-        """The stored CRDT state of each of ``keys`` that exists."""
         ...
 
     async def save(self, writes: Sequence[RoomWrite]) -> None:

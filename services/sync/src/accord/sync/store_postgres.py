@@ -96,6 +96,12 @@ ON CONFLICT DO NOTHING
 """
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Released connections are handed on as they are: the store leaves no session state
+    behind (no LISTEN, cursors or settings; the migrations' advisory lock is released
+    explicitly), so asyncpg's reset query would be a round trip per transaction for nothing."""
+
+
 def _conflict(row: Any) -> ConflictRow:
     return ConflictRow(
         seq=row["seq"],
@@ -115,6 +121,22 @@ def _conflict(row: Any) -> ConflictRow:
     )
 
 
+_LOAD = """
+SELECT 'm' AS kind, c.room, c.user_id AS a, c.client_id AS b, c.high_water AS mark,
+       NULL::text AS state
+FROM clients c JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(room, user_id, client_id)
+  ON c.room = k.room AND c.user_id = k.user_id AND c.client_id = k.client_id
+UNION ALL
+SELECT 's', r.room, r.collection, r.key, NULL, r.state
+FROM records r JOIN unnest($4::text[], $5::text[], $6::text[]) AS k(room, collection, key)
+  ON r.room = k.room AND r.collection = k.collection AND r.key = k.key
+"""
+
+
+def _columns(rows: Sequence[tuple[str, str, str]], width: int) -> list[list[str]]:
+    return [[row[i] for row in rows] for i in range(width)]
+
+
 class _Transaction:
     def __init__(self, conn: asyncpg.Connection, heads: dict[str, int]) -> None:
         self._conn = conn
@@ -123,16 +145,19 @@ class _Transaction:
     def head(self, room: str) -> int:
         return self._heads[room]
 
-    async def high_waters(self, clients: Sequence[RoomClient]) -> dict[RoomClient, int]:
-        rows = await self._conn.fetch(
-            "SELECT c.room, c.user_id, c.client_id, c.high_water FROM clients c "
-            "JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(room, user_id, client_id) "
-            "ON c.room = k.room AND c.user_id = k.user_id AND c.client_id = k.client_id",
-            [c[0] for c in clients],
-            [c[1] for c in clients],
-            [c[2] for c in clients],
-        )
-        return {(r["room"], r["user_id"], r["client_id"]): int(r["high_water"]) for r in rows}
+    async def load(
+        self, clients: Sequence[RoomClient], keys: Sequence[RoomRecord]
+    ) -> tuple[dict[RoomClient, int], dict[RoomRecord, str]]:
+        # One query, one round trip: the marks (kind 'm') and the record states ('s').
+        rows = await self._conn.fetch(_LOAD, *_columns(clients, 3), *_columns(keys, 3))
+        marks: dict[RoomClient, int] = {}
+        states: dict[RoomRecord, str] = {}
+        for r in rows:
+            if r["kind"] == "m":
+                marks[(r["room"], r["a"], r["b"])] = int(r["mark"])
+            else:
+                states[(r["room"], r["a"], r["b"])] = r["state"]
+        return marks, states
 
     async def logged_seqs(self, client: RoomClient, client_seqs: Sequence[int]) -> dict[int, int]:
         rows = await self._conn.fetch(
@@ -142,17 +167,6 @@ class _Transaction:
             list(client_seqs),
         )
         return {int(r["client_seq"]): int(r["seq"]) for r in rows}
-
-    async def load_states(self, keys: Sequence[RoomRecord]) -> dict[RoomRecord, str]:
-        rows = await self._conn.fetch(
-            "SELECT r.room, r.collection, r.key, r.state FROM records r "
-            "JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(room, collection, key) "
-            "ON r.room = k.room AND r.collection = k.collection AND r.key = k.key",
-            [k[0] for k in keys],
-            [k[1] for k in keys],
-            [k[2] for k in keys],
-        )
-        return {(r["room"], r["collection"], r["key"]): r["state"] for r in rows}
 
     async def save(self, writes: Sequence[RoomWrite]) -> None:
         # One statement (data-modifying CTEs, each batched with unnest): a group
@@ -263,6 +277,7 @@ class PostgresStore:
                 max_size=max_size,
                 timeout=CONNECT_TIMEOUT,
                 command_timeout=COMMAND_TIMEOUT,
+                reset=_keep_session,
             )
         except (*_LOST, asyncpg.PostgresError) as error:
             raise Unavailable(f"cannot connect to PostgreSQL: {error}") from error

@@ -153,7 +153,12 @@ class _Transaction:
     def head(self, room: str) -> int:
         return self._heads[room]
 
-    async def high_waters(self, clients: Sequence[RoomClient]) -> dict[RoomClient, int]:
+    async def load(
+        self, clients: Sequence[RoomClient], keys: Sequence[RoomRecord]
+    ) -> tuple[dict[RoomClient, int], dict[RoomRecord, str]]:
+        return await self._high_waters(clients), await self._load_states(keys)
+
+    async def _high_waters(self, clients: Sequence[RoomClient]) -> dict[RoomClient, int]:
         marks: dict[RoomClient, int] = {}
         for client in clients:
             async with self._db.execute(
@@ -178,7 +183,7 @@ class _Transaction:
                 found.update({int(r[0]): int(r[1]) for r in await cursor.fetchall()})
         return found
 
-    async def load_states(self, keys: Sequence[RoomRecord]) -> dict[RoomRecord, str]:
+    async def _load_states(self, keys: Sequence[RoomRecord]) -> dict[RoomRecord, str]:
         states: dict[RoomRecord, str] = {}
         for key in keys:
             async with self._db.execute(
