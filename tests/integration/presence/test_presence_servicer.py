@@ -507,3 +507,47 @@ async def test_a_flood_on_a_channel_delivers_the_first_and_the_latest() -> None:
         ]
         assert await watch.until_marker(stub, "r") == []
         watch.call.cancel()
+
+
+async def test_update_many_answers_each_update_and_keeps_one_sessions_order(
+    stub: PresenceStub,
+) -> None:
+    watch = Watch(stub)
+    await watch.add("r")
+    for sid in ("s1", "s2"):
+        await stub.Join(pb.JoinRequest(room="r", peer=peer(sid), edge_id="e"), timeout=WAIT)
+    response = await stub.UpdateMany(
+        pb.UpdateManyRequest(
+            updates=[
+                pb.UpdateRequest(room="r", session_id="s1", state_json='{"n":1}'),
+                pb.UpdateRequest(room="r", session_id="s2", state_json='{"n":2}'),
+                pb.UpdateRequest(room="r", session_id="nobody", state_json="{}"),
+                pb.UpdateRequest(room="bad room", session_id="s1", state_json="{}"),
+                pb.UpdateRequest(room="r", session_id="s2", state_json="[1]"),
+                pb.UpdateRequest(room="r", session_id="s1", state_json='{"n":3}'),
+            ]
+        ),
+        timeout=WAIT,
+    )
+    assert [r.reason for r in response.results] == [
+        "",
+        "",
+        "NOT_SUBSCRIBED",
+        "BAD_REQUEST",
+        "BAD_REQUEST",
+        "",
+    ]
+    assert all(r.message for r in response.results if r.reason)
+    listed = await stub.List(pb.ListRequest(room="r"), timeout=WAIT)
+    assert {p.session_id: p.state_json for p in listed.peers} == {"s1": '{"n":3}', "s2": '{"n":2}'}
+    watch.call.cancel()
+
+
+async def test_update_many_refuses_too_many_updates(stub: PresenceStub) -> None:
+    many = [pb.UpdateRequest(room="r", session_id=f"s{n}", state_json="{}") for n in range(1001)]
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.UpdateMany(pb.UpdateManyRequest(updates=many), timeout=WAIT)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert reason_of(caught.value) == "BAD_REQUEST"
+    empty = await stub.UpdateMany(pb.UpdateManyRequest(), timeout=WAIT)
+    assert list(empty.results) == []

@@ -6,7 +6,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import grpc
 from accord.api.presence.v1 import presence_pb2 as ppb
@@ -71,44 +71,56 @@ class _Timed:
         self._observe(time.perf_counter() - self._start)
 
 
-def push_error(error: spb.PushError, room: str) -> ProtocolError:
-    """One failed push of a PushMany call, as the client sees it."""
-    code = error.reason if error.reason in _CLIENT_CODES else "INTERNAL"
+def reason_error(reason: str, message: str, room: str) -> ProtocolError:
+    """One failed item of a many-at-once call (its ``reason`` and message), as the client
+    sees it."""
+    code = reason if reason in _CLIENT_CODES else "INTERNAL"
     if code == "UNAVAILABLE":
         return ProtocolError(code, "the service is unavailable, try again", room=room)
     if code == "INTERNAL":
         return ProtocolError(code, "internal error", room=room)
-    return ProtocolError(code, error.message or code.lower(), room=room)
+    return ProtocolError(code, message or code.lower(), room=room)
 
 
-PushCall = Callable[[spb.PushManyRequest], Awaitable[spb.PushManyResponse]]
+Item = TypeVar("Item", spb.PushRequest, ppb.UpdateRequest)
+Result = TypeVar("Result")
+ManyCall = Callable[[list[Item]], Awaitable[list[Result | ProtocolError]]]
 
 
-class PushBatcher:
-    """Client pushes go to sync in ``PushMany`` calls, at most ``max_in_flight`` at a time.
+class Batcher(Generic[Item, Result]):
+    """Items go to a backend in many-at-once calls (``PushMany``, ``UpdateMany``), at most
+    ``max_in_flight`` calls at a time.
 
-    A push waits only while that many calls are already out: it then rides
-    the next call with every other push that arrived meanwhile. Under light
-    load each push is sent at once, alone; under load, one call (and one
-    group commit per room at sync) carries many clients' pushes. Order holds
-    because a session has at most one push out at a time (it handles its
-    frames one after another) and sync commits a call's pushes in order.
+    An item waits only while that many calls are already out: it then rides
+    the next call with every other item that arrived meanwhile. Under light
+    load each item is sent at once, alone; under load one call carries many
+    clients' items. Order holds because a session has at most one item out at
+    a time (it handles its frames one after another) and the backends apply a
+    call's items of one room (or session) in order.
     """
 
-    def __init__(self, call: PushCall, max_in_flight: int = 2, max_pushes: int = 500) -> None:
+    def __init__(
+        self,
+        method: str,
+        call: ManyCall[Item, Result],
+        max_in_flight: int = 2,
+        max_items: int = 500,
+    ) -> None:
+        self._method = method
         self._call = call
         self._max_in_flight = max_in_flight
-        self._max_pushes = max_pushes
-        self._waiting: list[tuple[spb.PushRequest, asyncio.Future[spb.PushResponse]]] = []
+        self._max_items = max_items
+        self._waiting: list[tuple[Item, asyncio.Future[Result]]] = []
         self._in_flight = 0
         self._scheduled = False
+        self._batch_size = metrics.BATCHED_ITEMS.labels(method)
 
-    async def push(self, request: spb.PushRequest) -> spb.PushResponse:
-        """The push's response; raises its ``ProtocolError``."""
-        future: asyncio.Future[spb.PushResponse] = asyncio.get_running_loop().create_future()
-        self._waiting.append((request, future))
+    async def submit(self, item: Item) -> Result:
+        """The item's result; raises its ``ProtocolError``."""
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, future))
         if not self._scheduled and self._in_flight < self._max_in_flight:
-            # Sent after the loop's current round: pushes parsed in the same round share it.
+            # Sent after the loop's current round: items parsed in the same round share it.
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
         return await future
@@ -116,37 +128,34 @@ class PushBatcher:
     def _flush(self) -> None:
         self._scheduled = False
         while self._waiting and self._in_flight < self._max_in_flight:
-            batch = self._waiting[: self._max_pushes]
-            del self._waiting[: self._max_pushes]
+            batch = self._waiting[: self._max_items]
+            del self._waiting[: self._max_items]
             self._in_flight += 1
-            spawn(self._send(batch), name="push-many")
+            spawn(self._send(batch), name=self._method)
 
-    async def _send(
-        self, batch: list[tuple[spb.PushRequest, asyncio.Future[spb.PushResponse]]]
-    ) -> None:
+    async def _send(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
         try:
-            request = spb.PushManyRequest(pushes=[r for r, _ in batch])
-            metrics.PUSH_BATCH.observe(len(batch))
+            self._batch_size.observe(len(batch))
             try:
-                with _Timed("PushMany"):
-                    response = await self._call(request)
+                with _Timed(self._method):
+                    outcomes = await self._call([item for item, _ in batch])
             except grpc.aio.AioRpcError as error:
-                for pushed, future in batch:
+                for item, future in batch:
                     if not future.done():
-                        future.set_exception(to_protocol_error(error, pushed.room))
+                        future.set_exception(to_protocol_error(error, item.room))
                 return
-            for (pushed, future), result in zip(batch, response.results, strict=False):
+            for index, (item, future) in enumerate(batch):
                 if future.done():
                     continue
-                if result.WhichOneof("result") == "response":
-                    future.set_result(result.response)
+                outcome = (
+                    outcomes[index]
+                    if index < len(outcomes)
+                    else ProtocolError("INTERNAL", "internal error", room=item.room)
+                )
+                if isinstance(outcome, ProtocolError):
+                    future.set_exception(outcome)
                 else:
-                    future.set_exception(push_error(result.error, pushed.room))
-            for pushed, future in batch[len(response.results) :]:
-                if not future.done():
-                    future.set_exception(
-                        ProtocolError("INTERNAL", "internal error", room=pushed.room)
-                    )
+                    future.set_result(outcome)
         finally:
             self._in_flight -= 1
             self._flush()
@@ -157,15 +166,26 @@ class SyncClient:
         self.channel = channel
         self.stub = sync_pb2_grpc.SyncStub(channel)  # type: ignore[no-untyped-call]
         self.timeout = timeout
-        self._pushes = PushBatcher(self._push_many)
+        self._pushes: Batcher[spb.PushRequest, spb.PushResponse] = Batcher(
+            "PushMany", self._push_many
+        )
 
-    async def _push_many(self, request: spb.PushManyRequest) -> spb.PushManyResponse:
-        response: spb.PushManyResponse = await self.stub.PushMany(request, timeout=self.timeout)
-        return response
+    async def _push_many(
+        self, pushes: list[spb.PushRequest]
+    ) -> list[spb.PushResponse | ProtocolError]:
+        response: spb.PushManyResponse = await self.stub.PushMany(
+            spb.PushManyRequest(pushes=pushes), timeout=self.timeout
+        )
+        return [
+            result.response
+            if result.WhichOneof("result") == "response"
+            else reason_error(result.error.reason, result.error.message, push.room)
+            for push, result in zip(pushes, response.results, strict=False)
+        ]
 
     async def push(self, request: spb.PushRequest) -> spb.PushResponse:
         """Push through the batcher; raises ``ProtocolError``."""
-        return await self._pushes.push(request)
+        return await self._pushes.submit(request)
 
     def pull(
         self, room: str, since: int, until: int = 0, changes_only: bool = False
@@ -215,6 +235,7 @@ class PresenceClient:
         self.stub = presence_pb2_grpc.PresenceStub(channel)  # type: ignore[no-untyped-call]
         self.timeout = timeout
         self.edge_id = edge_id
+        self._updates: Batcher[ppb.UpdateRequest, None] = Batcher("UpdateMany", self._update_many)
 
     async def join(self, room: str, peer: dict[str, Any]) -> None:
         with _Timed("Join"):
@@ -224,15 +245,23 @@ class PresenceClient:
             )
 
     async def update(self, room: str, session_id: str, state: dict[str, Any]) -> None:
-        with _Timed("Update"):
-            await self.stub.Update(
-                ppb.UpdateRequest(
-                    room=room,
-                    session_id=session_id,
-                    state_json=json.dumps(state, separators=(",", ":")),
-                ),
-                timeout=self.timeout,
+        """Update through the batcher; raises ``ProtocolError``."""
+        await self._updates.submit(
+            ppb.UpdateRequest(
+                room=room,
+                session_id=session_id,
+                state_json=json.dumps(state, separators=(",", ":")),
             )
+        )
+
+    async def _update_many(self, updates: list[ppb.UpdateRequest]) -> list[ProtocolError | None]:
+        response: ppb.UpdateManyResponse = await self.stub.UpdateMany(
+            ppb.UpdateManyRequest(updates=updates), timeout=self.timeout
+        )
+        return [
+            reason_error(result.reason, result.message, update.room) if result.reason else None
+            for update, result in zip(updates, response.results, strict=False)
+        ]
 
     async def leave(self, room: str, session_id: str, reason: ppb.LeaveReason) -> None:
         with _Timed("Leave"):

@@ -31,9 +31,10 @@ GRPC_CLIENT = Histogram(
     ["method"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
-PUSH_BATCH = Histogram(
-    "accord_edge_sync_push_batch_pushes",
-    "Client pushes carried by one PushMany call to sync",
+BATCHED_ITEMS = Histogram(
+    "accord_edge_batched_call_items",
+    "Client pushes or presence updates carried by one PushMany or UpdateMany call, by method",
+    ["method"],
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
 )
 CATCHUP_SKIPPED = Counter(

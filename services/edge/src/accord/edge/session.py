@@ -768,8 +768,8 @@ class Session:
             else:
                 try:
                     await self.edge.presence.update(room, self.session_id, state)
-                except grpc.aio.AioRpcError as error:
-                    if error.code() != grpc.StatusCode.NOT_FOUND:
+                except ProtocolError as error:
+                    if error.code != "NOT_SUBSCRIBED":
                         raise
                     # Presence forgot the session (its store restarted): join again.
                     await self.edge.presence.join(room, self.peer(state))

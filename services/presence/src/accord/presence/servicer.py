@@ -100,35 +100,42 @@ def _leave_reason(value: int, room: str | None) -> LeaveReason:
     return reason
 
 
+def _failure(error: Exception) -> tuple[grpc.StatusCode, str, str]:
+    """The status code, ``accord-reason`` and message of a failed call."""
+    if isinstance(error, validation.Invalid | UserMismatch):
+        return grpc.StatusCode.INVALID_ARGUMENT, "BAD_REQUEST", str(error)
+    if isinstance(error, validation.TooLarge | TooManyRooms):
+        return grpc.StatusCode.RESOURCE_EXHAUSTED, "TOO_LARGE", str(error)
+    if isinstance(error, NotPresent):
+        return grpc.StatusCode.NOT_FOUND, "NOT_SUBSCRIBED", str(error)
+    if isinstance(error, WatchOverflow):
+        return grpc.StatusCode.RESOURCE_EXHAUSTED, "UNAVAILABLE", str(error)
+    if isinstance(error, StoreUnavailable | ShuttingDown):
+        return grpc.StatusCode.UNAVAILABLE, "UNAVAILABLE", str(error)
+    log.error("presence call failed", exc_info=error)
+    return grpc.StatusCode.INTERNAL, "INTERNAL", "internal error"
+
+
 @asynccontextmanager
 async def _status(context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
     """Turn the block's errors into a status code plus ``accord-reason``."""
-    code: grpc.StatusCode
     try:
         yield
         return
     except grpc.aio.AbortError:
         raise
-    except (validation.Invalid, UserMismatch) as error:
-        code, reason, message = grpc.StatusCode.INVALID_ARGUMENT, "BAD_REQUEST", str(error)
     except RateLimited as error:
         retry_after_ms = str(max(1, round(error.retry_after * 1000)))
         context.set_trailing_metadata(
             ((REASON_KEY, "RATE_LIMITED"), (RETRY_AFTER_KEY, retry_after_ms))
         )
         await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error))
-    except (validation.TooLarge, TooManyRooms) as error:
-        code, reason, message = grpc.StatusCode.RESOURCE_EXHAUSTED, "TOO_LARGE", str(error)
-    except NotPresent as error:
-        code, reason, message = grpc.StatusCode.NOT_FOUND, "NOT_SUBSCRIBED", str(error)
-    except WatchOverflow as error:
-        code, reason, message = grpc.StatusCode.RESOURCE_EXHAUSTED, "UNAVAILABLE", str(error)
-    except (StoreUnavailable, ShuttingDown) as error:
-        code, reason, message = grpc.StatusCode.UNAVAILABLE, "UNAVAILABLE", str(error)
-    except Exception:
-        log.exception("presence call failed")
-        code, reason, message = grpc.StatusCode.INTERNAL, "INTERNAL", "internal error"
+    except Exception as error:
+        code, reason, message = _failure(error)
     await abort(context, code, reason, message)
+
+
+MAX_UPDATE_MANY = 1000
 
 
 class PresenceServicer(presence_pb2_grpc.PresenceServicer):
@@ -178,11 +185,47 @@ class PresenceServicer(presence_pb2_grpc.PresenceServicer):
         self, request: pb.UpdateRequest, context: grpc.aio.ServicerContext
     ) -> pb.UpdateResponse:
         async with _status(context):
-            room = validation.room(request.room)
-            session_id = validation.session_id(request.session_id)
-            state = validation.json_object(request.state_json, "state_json", self._max_state_bytes)
-            await self._store.update(room, session_id, state)
+            await self._update(request)
         return pb.UpdateResponse()
+
+    async def _update(self, request: pb.UpdateRequest) -> None:
+        room = validation.room(request.room)
+        session_id = validation.session_id(request.session_id)
+        state = validation.json_object(request.state_json, "state_json", self._max_state_bytes)
+        await self._store.update(room, session_id, state)
+
+    async def UpdateMany(
+        self, request: pb.UpdateManyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.UpdateManyResponse:
+        async with _status(context):
+            if len(request.updates) > MAX_UPDATE_MANY:
+                raise validation.Invalid(
+                    f"more than {MAX_UPDATE_MANY} updates in one UpdateMany call"
+                )
+            # Different sessions' updates run concurrently; one session's run in order.
+            updates = list(request.updates)
+            failures: dict[int, Exception] = {}
+            chains: dict[str, list[int]] = {}
+            for index, update in enumerate(updates):
+                chains.setdefault(update.session_id, []).append(index)
+
+            async def chain(indices: list[int]) -> None:
+                for index in indices:
+                    try:
+                        await self._update(updates[index])
+                    except Exception as error:
+                        failures[index] = error
+
+            await asyncio.gather(*(chain(indices) for indices in chains.values()))
+        results = []
+        for index in range(len(updates)):
+            failure = failures.get(index)
+            if failure is None:
+                results.append(pb.UpdateResult())
+            else:
+                _, reason, message = _failure(failure)
+                results.append(pb.UpdateResult(reason=reason, message=message))
+        return pb.UpdateManyResponse(results=results)
 
     async def Leave(
         self, request: pb.LeaveRequest, context: grpc.aio.ServicerContext

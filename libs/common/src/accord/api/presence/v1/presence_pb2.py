@@ -24,17 +24,17 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!accord/presence/v1/presence.proto\x12\x12\x61\x63\x63ord.presence.v1\"e\n\x04Peer\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x11\n\tclient_id\x18\x03 \x01(\t\x12\x11\n\tuser_json\x18\x04 \x01(\t\x12\x12\n\nstate_json\x18\x05 \x01(\t\"T\n\x0bJoinRequest\x12\x0c\n\x04room\x18\x01 \x01(\t\x12&\n\x04peer\x18\x02 \x01(\x0b\x32\x18.accord.presence.v1.Peer\x12\x0f\n\x07\x65\x64ge_id\x18\x03 \x01(\t\"\x0e\n\x0cJoinResponse\"E\n\rUpdateRequest\x12\x0c\n\x04room\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x12\n\nstate_json\x18\x03 \x01(\t\"\x10\n\x0eUpdateResponse\"a\n\x0cLeaveRequest\x12\x0c\n\x04room\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12/\n\x06reason\x18\x03 \x01(\x0e\x32\x1f.accord.presence.v1.LeaveReason\"\x1e\n\rLeaveResponse\x12\r\n\x05rooms\x18\x01 \x03(\t\"8\n\x10HeartbeatRequest\x12\x0f\n\x07\x65\x64ge_id\x18\x01 \x01(\t\x12\x13\n\x0bsession_ids\x18\x02 \x03(\t\"0\n\x11HeartbeatResponse\x12\x1b\n\x13unknown_session_ids\x18\x01 \x03(\t\"O\n\x0bListRequest\x12\x0c\n\x04room\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\x12\x0e\n\x06\x63ursor\x18\x03 \x01(\t\x12\x13\n\x0b\x63ounts_only\x18\x04 \x01(\x08\"o\n\x0cListResponse\x12\'\n\x05peers\x18\x01 \x03(\x0b\x32\x18.accord.presence.v1.Peer\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\x12\r\n\x05\x63ount\x18\x03 \x01(\r\x12\x12\n\nuser_count\x18\x04 \x01(\r\"8\n\x0cWatchRequest\x12\x0b\n\x03\x61\x64\x64\x18\x01 \x03(\t\x12\x0e\n\x06remove\x18\x02 \x03(\t\x12\x0b\n\x03\x61\x63k\x18\x03 \x01(\x08\"\xe0\x01\n\rPresenceEvent\x12\x0c\n\x04room\x18\x01 \x01(\t\x12+\n\x04kind\x18\x02 \x01(\x0e\x32\x1d.accord.presence.v1.EventKind\x12&\n\x04peer\x18\x03 \x01(\x0b\x32\x18.accord.presence.v1.Peer\x12/\n\x06reason\x18\x04 \x01(\x0e\x32\x1f.accord.presence.v1.LeaveReason\x12\x17\n\x0f\x66rom_session_id\x18\x05 \x01(\t\x12\x11\n\tdata_json\x18\x06 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x07 \x01(\t\"]\n\x10\x42roadcastRequest\x12\x0c\n\x04room\x18\x01 \x01(\t\x12\x17\n\x0f\x66rom_session_id\x18\x02 \x01(\t\x12\x11\n\tdata_json\x18\x03 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x04 \x01(\t\"%\n\x11\x42roadcastResponse\x12\x10\n\x08\x64\x65\x66\x65rred\x18\x01 \x01(\x08*\x80\x01\n\x0bLeaveReason\x12\x1c\n\x18LEAVE_REASON_UNSPECIFIED\x10\x00\x12\x1c\n\x18LEAVE_REASON_UNSUBSCRIBE\x10\x01\x12\x1b\n\x17LEAVE_REASON_DISCONNECT\x10\x02\x12\x18\n\x14LEAVE_REASON_TIMEOUT\x10\x03*\xd5\x01\n\tEventKind\x12\x1a\n\x16\x45VENT_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x45VENT_KIND_JOIN\x10\x01\x12\x15\n\x11\x45VENT_KIND_UPDATE\x10\x02\x12\x14\n\x10\x45VENT_KIND_LEAVE\x10\x03\x12\x18\n\x14\x45VENT_KIND_BROADCAST\x10\x04\x12\x17\n\x13\x45VENT_KIND_WATCHING\x10\x05\x12\x1a\n\x16\x45VENT_KIND_USER_ONLINE\x10\x06\x12\x1b\n\x17\x45VENT_KIND_USER_OFFLINE\x10\x07\x32\xc5\x04\n\x08Presence\x12I\n\x04Join\x12\x1f.accord.presence.v1.JoinRequest\x1a .accord.presence.v1.JoinResponse\x12O\n\x06Update\x12!.accord.presence.v1.UpdateRequest\x1a\".accord.presence.v1.UpdateResponse\x12L\n\x05Leave\x12 .accord.presence.v1.LeaveRequest\x1a!.accord.presence.v1.LeaveResponse\x12X\n\tHeartbeat\x12$.accord.presence.v1.HeartbeatRequest\x1a%.accord.presence.v1.HeartbeatResponse\x12I\n\x04List\x12\x1f.accord.presence.v1.ListRequest\x1a .accord.presence.v1.ListResponse\x12P\n\x05Watch\x12 .accord.presence.v1.WatchRequest\x1a!.accord.presence.v1.PresenceEvent(\x01\x30\x01\x12X\n\tBroadcast\x12$.accord.presence.v1.BroadcastRequest\x1a%.accord.presence.v1.BroadcastResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!accord/presence/v1/presence.proto\x12\x12\x61\x63\x63ord.presence.v1\"e\n\x04Peer\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x11\n\tclient_id\x18\x03 \x01(\t\x12\x11\n\tuser_json\x18\x04 \x01(\t\x12\x12\n\nstate_json\x18\x05 \x01(\t\"T\n\x0bJoinRequest\x12\x0c\n\x04room\x18\x01 \x01(\t\x12&\n\x04peer\x18\x02 \x01(\x0b\x32\x18.accord.presence.v1.Peer\x12\x0f\n\x07\x65\x64ge_id\x18\x03 \x01(\t\"\x0e\n\x0cJoinResponse\"E\n\rUpdateRequest\x12\x0c\n\x04room\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x12\n\nstate_json\x18\x03 \x01(\t\"\x10\n\x0eUpdateResponse\"G\n\x11UpdateManyRequest\x12\x32\n\x07updates\x18\x01 \x03(\x0b\x32!.accord.presence.v1.UpdateRequest\"/\n\x0cUpdateResult\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"G\n\x12UpdateManyResponse\x12\x31\n\x07results\x18\x01 \x03(\x0b\x32 .accord.presence.v1.UpdateResult\"a\n\x0cLeaveRequest\x12\x0c\n\x04room\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12/\n\x06reason\x18\x03 \x01(\x0e\x32\x1f.accord.presence.v1.LeaveReason\"\x1e\n\rLeaveResponse\x12\r\n\x05rooms\x18\x01 \x03(\t\"8\n\x10HeartbeatRequest\x12\x0f\n\x07\x65\x64ge_id\x18\x01 \x01(\t\x12\x13\n\x0bsession_ids\x18\x02 \x03(\t\"0\n\x11HeartbeatResponse\x12\x1b\n\x13unknown_session_ids\x18\x01 \x03(\t\"O\n\x0bListRequest\x12\x0c\n\x04room\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\x12\x0e\n\x06\x63ursor\x18\x03 \x01(\t\x12\x13\n\x0b\x63ounts_only\x18\x04 \x01(\x08\"o\n\x0cListResponse\x12\'\n\x05peers\x18\x01 \x03(\x0b\x32\x18.accord.presence.v1.Peer\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\x12\r\n\x05\x63ount\x18\x03 \x01(\r\x12\x12\n\nuser_count\x18\x04 \x01(\r\"8\n\x0cWatchRequest\x12\x0b\n\x03\x61\x64\x64\x18\x01 \x03(\t\x12\x0e\n\x06remove\x18\x02 \x03(\t\x12\x0b\n\x03\x61\x63k\x18\x03 \x01(\x08\"\xe0\x01\n\rPresenceEvent\x12\x0c\n\x04room\x18\x01 \x01(\t\x12+\n\x04kind\x18\x02 \x01(\x0e\x32\x1d.accord.presence.v1.EventKind\x12&\n\x04peer\x18\x03 \x01(\x0b\x32\x18.accord.presence.v1.Peer\x12/\n\x06reason\x18\x04 \x01(\x0e\x32\x1f.accord.presence.v1.LeaveReason\x12\x17\n\x0f\x66rom_session_id\x18\x05 \x01(\t\x12\x11\n\tdata_json\x18\x06 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x07 \x01(\t\"]\n\x10\x42roadcastRequest\x12\x0c\n\x04room\x18\x01 \x01(\t\x12\x17\n\x0f\x66rom_session_id\x18\x02 \x01(\t\x12\x11\n\tdata_json\x18\x03 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x04 \x01(\t\"%\n\x11\x42roadcastResponse\x12\x10\n\x08\x64\x65\x66\x65rred\x18\x01 \x01(\x08*\x80\x01\n\x0bLeaveReason\x12\x1c\n\x18LEAVE_REASON_UNSPECIFIED\x10\x00\x12\x1c\n\x18LEAVE_REASON_UNSUBSCRIBE\x10\x01\x12\x1b\n\x17LEAVE_REASON_DISCONNECT\x10\x02\x12\x18\n\x14LEAVE_REASON_TIMEOUT\x10\x03*\xd5\x01\n\tEventKind\x12\x1a\n\x16\x45VENT_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x45VENT_KIND_JOIN\x10\x01\x12\x15\n\x11\x45VENT_KIND_UPDATE\x10\x02\x12\x14\n\x10\x45VENT_KIND_LEAVE\x10\x03\x12\x18\n\x14\x45VENT_KIND_BROADCAST\x10\x04\x12\x17\n\x13\x45VENT_KIND_WATCHING\x10\x05\x12\x1a\n\x16\x45VENT_KIND_USER_ONLINE\x10\x06\x12\x1b\n\x17\x45VENT_KIND_USER_OFFLINE\x10\x07\x32\xa2\x05\n\x08Presence\x12I\n\x04Join\x12\x1f.accord.presence.v1.JoinRequest\x1a .accord.presence.v1.JoinResponse\x12O\n\x06Update\x12!.accord.presence.v1.UpdateRequest\x1a\".accord.presence.v1.UpdateResponse\x12[\n\nUpdateMany\x12%.accord.presence.v1.UpdateManyRequest\x1a&.accord.presence.v1.UpdateManyResponse\x12L\n\x05Leave\x12 .accord.presence.v1.LeaveRequest\x1a!.accord.presence.v1.LeaveResponse\x12X\n\tHeartbeat\x12$.accord.presence.v1.HeartbeatRequest\x1a%.accord.presence.v1.HeartbeatResponse\x12I\n\x04List\x12\x1f.accord.presence.v1.ListRequest\x1a .accord.presence.v1.ListResponse\x12P\n\x05Watch\x12 .accord.presence.v1.WatchRequest\x1a!.accord.presence.v1.PresenceEvent(\x01\x30\x01\x12X\n\tBroadcast\x12$.accord.presence.v1.BroadcastRequest\x1a%.accord.presence.v1.BroadcastResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'accord.presence.v1.presence_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LEAVEREASON']._serialized_start=1204
-  _globals['_LEAVEREASON']._serialized_end=1332
-  _globals['_EVENTKIND']._serialized_start=1335
-  _globals['_EVENTKIND']._serialized_end=1548
+  _globals['_LEAVEREASON']._serialized_start=1399
+  _globals['_LEAVEREASON']._serialized_end=1527
+  _globals['_EVENTKIND']._serialized_start=1530
+  _globals['_EVENTKIND']._serialized_end=1743
   _globals['_PEER']._serialized_start=57
   _globals['_PEER']._serialized_end=158
   _globals['_JOINREQUEST']._serialized_start=160
@@ -45,26 +45,32 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_UPDATEREQUEST']._serialized_end=331
   _globals['_UPDATERESPONSE']._serialized_start=333
   _globals['_UPDATERESPONSE']._serialized_end=349
-  _globals['_LEAVEREQUEST']._serialized_start=351
-  _globals['_LEAVEREQUEST']._serialized_end=448
-  _globals['_LEAVERESPONSE']._serialized_start=450
-  _globals['_LEAVERESPONSE']._serialized_end=480
-  _globals['_HEARTBEATREQUEST']._serialized_start=482
-  _globals['_HEARTBEATREQUEST']._serialized_end=538
-  _globals['_HEARTBEATRESPONSE']._serialized_start=540
-  _globals['_HEARTBEATRESPONSE']._serialized_end=588
-  _globals['_LISTREQUEST']._serialized_start=590
-  _globals['_LISTREQUEST']._serialized_end=669
-  _globals['_LISTRESPONSE']._serialized_start=671
-  _globals['_LISTRESPONSE']._serialized_end=782
-  _globals['_WATCHREQUEST']._serialized_start=784
-  _globals['_WATCHREQUEST']._serialized_end=840
-  _globals['_PRESENCEEVENT']._serialized_start=843
-  _globals['_PRESENCEEVENT']._serialized_end=1067
-  _globals['_BROADCASTREQUEST']._serialized_start=1069
-  _globals['_BROADCASTREQUEST']._serialized_end=1162
-  _globals['_BROADCASTRESPONSE']._serialized_start=1164
-  _globals['_BROADCASTRESPONSE']._serialized_end=1201
-  _globals['_PRESENCE']._serialized_start=1551
-  _globals['_PRESENCE']._serialized_end=2132
+  _globals['_UPDATEMANYREQUEST']._serialized_start=351
+  _globals['_UPDATEMANYREQUEST']._serialized_end=422
+  _globals['_UPDATERESULT']._serialized_start=424
+  _globals['_UPDATERESULT']._serialized_end=471
+  _globals['_UPDATEMANYRESPONSE']._serialized_start=473
+  _globals['_UPDATEMANYRESPONSE']._serialized_end=544
+  _globals['_LEAVEREQUEST']._serialized_start=546
+  _globals['_LEAVEREQUEST']._serialized_end=643
+  _globals['_LEAVERESPONSE']._serialized_start=645
+  _globals['_LEAVERESPONSE']._serialized_end=675
+  _globals['_HEARTBEATREQUEST']._serialized_start=677
+  _globals['_HEARTBEATREQUEST']._serialized_end=733
+  _globals['_HEARTBEATRESPONSE']._serialized_start=735
+  _globals['_HEARTBEATRESPONSE']._serialized_end=783
+  _globals['_LISTREQUEST']._serialized_start=785
+  _globals['_LISTREQUEST']._serialized_end=864
+  _globals['_LISTRESPONSE']._serialized_start=866
+  _globals['_LISTRESPONSE']._serialized_end=977
+  _globals['_WATCHREQUEST']._serialized_start=979
+  _globals['_WATCHREQUEST']._serialized_end=1035
+  _globals['_PRESENCEEVENT']._serialized_start=1038
+  _globals['_PRESENCEEVENT']._serialized_end=1262
+  _globals['_BROADCASTREQUEST']._serialized_start=1264
+  _globals['_BROADCASTREQUEST']._serialized_end=1357
+  _globals['_BROADCASTRESPONSE']._serialized_start=1359
+  _globals['_BROADCASTRESPONSE']._serialized_end=1396
+  _globals['_PRESENCE']._serialized_start=1746
+  _globals['_PRESENCE']._serialized_end=2420
 # @@protoc_insertion_point(module_scope)

@@ -79,6 +79,26 @@ class UpdateResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class UpdateManyRequest(_message.Message):
+    __slots__ = ("updates",)
+    UPDATES_FIELD_NUMBER: _ClassVar[int]
+    updates: _containers.RepeatedCompositeFieldContainer[UpdateRequest]
+    def __init__(self, updates: _Optional[_Iterable[_Union[UpdateRequest, _Mapping]]] = ...) -> None: ...
+
+class UpdateResult(_message.Message):
+    __slots__ = ("reason", "message")
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    reason: str
+    message: str
+    def __init__(self, reason: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class UpdateManyResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[UpdateResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[UpdateResult, _Mapping]]] = ...) -> None: ...
+
 class LeaveRequest(_message.Message):
     __slots__ = ("room", "session_id", "reason")
     ROOM_FIELD_NUMBER: _ClassVar[int]

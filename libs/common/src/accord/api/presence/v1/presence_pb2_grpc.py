@@ -44,6 +44,11 @@ class PresenceStub:
                 request_serializer=accord_dot_presence_dot_v1_dot_presence__pb2.UpdateRequest.SerializeToString,
                 response_deserializer=accord_dot_presence_dot_v1_dot_presence__pb2.UpdateResponse.FromString,
                 _registered_method=True)
+        self.UpdateMany = channel.unary_unary(
+                '/accord.presence.v1.Presence/UpdateMany',
+                request_serializer=accord_dot_presence_dot_v1_dot_presence__pb2.UpdateManyRequest.SerializeToString,
+                response_deserializer=accord_dot_presence_dot_v1_dot_presence__pb2.UpdateManyResponse.FromString,
+                _registered_method=True)
         self.Leave = channel.unary_unary(
                 '/accord.presence.v1.Presence/Leave',
                 request_serializer=accord_dot_presence_dot_v1_dot_presence__pb2.LeaveRequest.SerializeToString,
@@ -83,6 +88,16 @@ class PresenceServicer:
 
     def Update(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateMany(self, request, context):
+        """Many sessions' updates in one call (at most 1,000), each answered on its
+        own: result i is empty when update i applied, else carries its reason.
+        Updates of one session apply in the order given; different sessions'
+        updates apply concurrently. For callers relaying many clients (the edge).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -133,6 +148,11 @@ def add_PresenceServicer_to_server(servicer, server):
                     servicer.Update,
                     request_deserializer=accord_dot_presence_dot_v1_dot_presence__pb2.UpdateRequest.FromString,
                     response_serializer=accord_dot_presence_dot_v1_dot_presence__pb2.UpdateResponse.SerializeToString,
+            ),
+            'UpdateMany': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateMany,
+                    request_deserializer=accord_dot_presence_dot_v1_dot_presence__pb2.UpdateManyRequest.FromString,
+                    response_serializer=accord_dot_presence_dot_v1_dot_presence__pb2.UpdateManyResponse.SerializeToString,
             ),
             'Leave': grpc.unary_unary_rpc_method_handler(
                     servicer.Leave,
@@ -214,6 +234,33 @@ class Presence:
             '/accord.presence.v1.Presence/Update',
             accord_dot_presence_dot_v1_dot_presence__pb2.UpdateRequest.SerializeToString,
             accord_dot_presence_dot_v1_dot_presence__pb2.UpdateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateMany(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.presence.v1.Presence/UpdateMany',
+            accord_dot_presence_dot_v1_dot_presence__pb2.UpdateManyRequest.SerializeToString,
+            accord_dot_presence_dot_v1_dot_presence__pb2.UpdateManyResponse.FromString,
             options,
             channel_credentials,
             insecure,
