@@ -107,7 +107,7 @@ class Batcher(Generic[Item, Result]):
         max_items: int = 500,
     ) -> None:
         self._method = method
-        self._call = call
+        self._call: ManyCall[Item, Result] = call
         self._max_in_flight = max_in_flight
         self._max_items = max_items
         self._waiting: list[tuple[Item, asyncio.Future[Result]]] = []
