@@ -160,14 +160,11 @@ class Engine:
                 dict.fromkeys((b.room, c.collection, c.key) for b in batches for c in b.changes)
             )
             marks, stored = await tx.load(clients, keys)
-            groups: dict[str, _Group] = {}
+            groups = {room: _Group(head=tx.head(room)) for room, _, _ in clients}
             for room, collection, key in keys:
-                group = groups.get(room)
-                if group is None:
-                    group = groups[room] = _Group(head=tx.head(room))
                 state = merge.load_state(stored.get((room, collection, key)))
-                group.states[(collection, key)] = state
-                group.views[(collection, key)] = merge.view(state)
+                groups[room].states[(collection, key)] = state
+                groups[room].views[(collection, key)] = merge.view(state)
             for (room, user_id, client_id), mark in marks.items():
                 groups[room].marks[(user_id, client_id)] = mark
             heads = {room: group.head for room, group in groups.items()}
