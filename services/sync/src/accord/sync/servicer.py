@@ -40,19 +40,22 @@ _STATUS: dict[type[SyncError], tuple[grpc.StatusCode, str]] = {
 MAX_PUSH_MANY = 1000
 
 
-async def _fail(context: grpc.aio.ServicerContext, error: Exception) -> None:
+def _failure(error: BaseException) -> tuple[grpc.StatusCode, str, str]:
+    """The status code, ``accord-reason`` and message a failed call (or push) reports."""
     if isinstance(error, SyncError):
         code, reason = _STATUS[type(error)]
-        await abort(context, code, reason, str(error))
+        return code, reason, str(error)
     log.error("unexpected error", exc_info=error)
-    await abort(context, grpc.StatusCode.INTERNAL, "INTERNAL", "internal error")
+    return grpc.StatusCode.INTERNAL, "INTERNAL", "internal error"
+
+
+async def _fail(context: grpc.aio.ServicerContext, error: Exception) -> None:
+    await abort(context, *_failure(error))
 
 
 def _push_error(error: BaseException) -> pb.PushError:
-    if isinstance(error, SyncError):
-        return pb.PushError(reason=_STATUS[type(error)][1], message=str(error))
-    log.error("unexpected error in a push", exc_info=error)
-    return pb.PushError(reason="INTERNAL", message="internal error")
+    _, reason, message = _failure(error)
+    return pb.PushError(reason=reason, message=message)
 
 
 class SyncServicer(sync_pb2_grpc.SyncServicer):
