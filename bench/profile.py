@@ -77,12 +77,15 @@ def start_spies(
     return spies
 
 
-def summarize(spies: list[tuple[str, str, subprocess.Popen[bytes]]], out: Path, base: str) -> None:
+def summarize(
+    spies: list[tuple[str, str, subprocess.Popen[bytes]]], out: Path, base: str, keep_raw: bool
+) -> None:
     for label, ext, _ in spies:
         raw = out / f"{base}-{label}.txt"
         if ext == "txt" and raw.exists():
             (out / f"{base}-{label}-top.txt").write_text(top_functions(raw) + "\n")
-            raw.unlink()
+            if not keep_raw:
+                raw.unlink()
             print(f"== {label}\n" + (out / f"{base}-{label}-top.txt").read_text())
 
 
@@ -99,6 +102,11 @@ def main() -> None:
         "--connect",
         action="store_true",
         help="profile the scenario's clients connecting (hello + subscribe), not a load step",
+    )
+    ap.add_argument(
+        "--keep-raw",
+        action="store_true",
+        help="keep py-spy's collapsed stacks (OUT/<...>-<process>.txt) next to the summary",
     )
     ap.add_argument("--out", default=str(ROOT / "docs" / "bench" / "profiles"))
     args = ap.parse_args()
@@ -160,7 +168,7 @@ def main() -> None:
             )
         finally:
             workers.close()
-            summarize(spies, out, base)
+            summarize(spies, out, base, args.keep_raw)
     finally:
         system.cleanup()
 

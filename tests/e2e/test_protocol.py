@@ -123,6 +123,8 @@ async def test_ping_pong_and_session_survives_bad_messages(suite: Suite) -> None
         assert (await client.expect("error"))["code"] == "BAD_REQUEST"
         await client.send_raw("[1, 2, 3]")
         assert (await client.expect("error"))["code"] == "BAD_REQUEST"
+        await client.send_raw('{"type": "ping", "pad": 1e999}')  # would parse as inf
+        assert (await client.expect("error"))["code"] == "BAD_REQUEST"
         await client.send({"type": "ping", "id": "seven"})
         assert (await client.expect("error"))["code"] == "BAD_REQUEST"
         await client.send({"type": "ping", "id": 1.5})

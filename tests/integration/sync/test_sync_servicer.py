@@ -241,6 +241,7 @@ BAD_REQUESTS = {
     "fields not json": bad(changes=[raw_set(1, "{nope")]),
     "fields not an object": bad(changes=[raw_set(1, "[1, 2]")]),
     "fields with NaN": bad(changes=[raw_set(1, '{"x": NaN}')]),
+    "fields with a number beyond a double": bad(changes=[raw_set(1, '{"x": 1e999}')]),
     "fields too deep": bad(changes=[raw_set(1, '{"a": {"b": {"c": {"d": {}}}}}')]),
     "empty field name": bad(changes=[raw_set(1, '{"": 1}')]),
     "empty op": bad(changes=[pb.Change(client_seq=1, collection="c", key="k")]),

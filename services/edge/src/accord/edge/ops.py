@@ -6,10 +6,10 @@ the sync service validates again (its gRPC API has other callers too).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from accord.api.sync.v1 import sync_pb2 as spb
+from accord.common import jsontext
 from accord.edge.protocol import ProtocolError
 
 MAX_NAME = 256
@@ -20,8 +20,7 @@ def _int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+_json = jsontext.dumps
 
 
 def _name(op: dict[str, Any], key: str, where: str, room: str) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 
 from accord.api.edge.v1 import frames_pb2 as pb
 from accord.api.sync.v1 import sync_pb2
+from accord.common import jsontext
 from google.protobuf.message import DecodeError
 
 PROTOCOL_VERSION = 1
@@ -58,13 +59,9 @@ def too_deep(value: Any, max_depth: int) -> bool:
     return False
 
 
-def _reject_constant(name: str) -> float:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def parse_json(data: bytes | str, max_depth: int) -> dict[str, Any]:
     try:
-        message = json.loads(data, parse_constant=_reject_constant)
+        message = jsontext.loads(data)
     except (ValueError, RecursionError):
         raise ProtocolError("BAD_REQUEST", "frame is not valid JSON") from None
     if not isinstance(message, dict):
@@ -146,8 +143,7 @@ def parse_binary(data: bytes, max_depth: int) -> dict[str, Any]:
     return message
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+_dumps = jsontext.dumps
 
 
 _PLAIN = re.compile(r'[^"\\\x00-\x1f]*').fullmatch

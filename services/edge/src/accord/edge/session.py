@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import json
 import logging
 import time
 import uuid
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 from accord.api.presence.v1 import presence_pb2 as ppb
 from accord.api.sync.v1 import sync_pb2 as spb
+from accord.common import jsontext
 from accord.common.tasks import spawn
 from accord.edge import metrics
 from accord.edge.auth import CLIENT_ID_RE, NAME_RE, AuthError, Identity
@@ -92,6 +92,9 @@ _EMPTY: collections.deque[_Slot] = collections.deque(maxlen=0)
 class RoomEntry:
     sub: Subscription
     presence: dict[str, Any] | None = None  # our state when joined to the room's presence
+    # A join was sent, so a leave is owed when the room or session ends, even if the
+    # join's answer never came (the session closed or unsubscribed meanwhile).
+    joining: bool = False
     watching: bool = False
     task: asyncio.Task[None] | None = None
     # Set once `subscribed` (or the subscribe's error) is queued: replies to
@@ -111,7 +114,7 @@ def _room_of(message: dict[str, Any]) -> str:
 
 
 def _json_size(value: Any) -> int:
-    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    return len(jsontext.dumps(value).encode())
 
 
 class Session:
@@ -507,7 +510,7 @@ class Session:
             self.edge.hub.close(entry.sub)
             if entry.watching:
                 self.edge.roster.unwatch(room, self)
-            joined = joined or entry.presence is not None
+            joined = joined or entry.joining
         self.rooms.clear()
         self.edge.sessions.pop(self.session_id, None)
         if self.identity is not None:
@@ -644,6 +647,7 @@ class Session:
         try:
             await self.edge.hub.catch_up(entry.sub, since, on_head)
             if presence is not None:
+                entry.joining = True
                 await self.edge.presence.join(room, self.peer(presence))
                 entry.presence = presence
             sync = await self.edge.roster.watch(room, self, users)
@@ -683,7 +687,7 @@ class Session:
         self.edge.hub.close(entry.sub)
         if entry.watching:
             self.edge.roster.unwatch(room, self)
-        if entry.presence is not None:
+        if entry.joining:
             try:
                 await self.edge.presence.leave(room, self.session_id, reason)
             except grpc.aio.AioRpcError as error:
@@ -764,6 +768,7 @@ class Session:
             )
         try:
             if entry.presence is None:
+                entry.joining = True
                 await self.edge.presence.join(room, self.peer(state))
             else:
                 try:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any, TypeAlias
 
+from accord.common import jsontext
+
 Json: TypeAlias = bool | int | float | str | list["Json"] | dict[str, "Json"] | None
 
 Clock: TypeAlias = tuple[int, str, str, int]
@@ -35,7 +37,7 @@ def canonical_json(value: Json) -> str:
 
 def compact_json(value: Any) -> str:
     """JSON text as stored and sent: compact, keys in insertion order."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return jsontext.dumps(value)
 
 
 def clock_json(clock: Clock | None) -> list[Any] | None:

@@ -6,12 +6,12 @@ a rejected request raises ``BadRequest`` or ``TooLarge`` and stores nothing.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from typing import Any
 
 from accord.api.sync.v1 import sync_pb2 as pb
+from accord.common import jsontext
 from accord.sync import merge
 from accord.sync.engine import SnapshotPage
 from accord.sync.errors import BadRequest, TooLarge, Unsupported
@@ -53,10 +53,6 @@ def _check_text(what: str, value: str) -> None:
         raise BadRequest(f"{what} must be 1-{MAX_TEXT} characters")
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def _depth(value: Any) -> int:
     """Nesting depth of a parsed JSON value (a scalar is 0, ``{}`` is 1)."""
     deepest = 0
@@ -78,7 +74,7 @@ def _parse_json(what: str, text: str, limits: Limits) -> Any:
     if len(text.encode()) > limits.max_record_bytes:
         raise TooLarge(f"{what} exceeds {limits.max_record_bytes} bytes")
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        value = jsontext.loads(text)
     except (ValueError, RecursionError) as error:
         raise BadRequest(f"{what} is not valid JSON: {error}") from None
     if _depth(value) > limits.max_json_depth:

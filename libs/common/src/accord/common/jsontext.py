@@ -1,0 +1,59 @@
+"""JSON text as the services read and write it: compact, UTF-8, finite numbers.
+
+``dumps`` writes with orjson and falls back to the standard library for what
+orjson refuses (integers beyond 64 bits, non-string keys, lone surrogates), so
+every value the standard library can write is written, only faster. Parsing
+stays with the standard library (orjson turns integers beyond 64 bits into
+floats); ``loads`` rejects what is not finite JSON: the constants ``NaN`` and
+``Infinity`` and numbers too large for a double (``1e999``), which would
+otherwise come back as ``inf`` and could not be written again.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import orjson
+
+_SORTED = orjson.OPT_SORT_KEYS
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number {text[:20]} is too large")
+    return value
+
+
+def loads(text: str | bytes) -> Any:
+    """Parse JSON text; raises ``ValueError`` (or ``RecursionError``) for invalid input."""
+    return json.loads(text, parse_constant=_reject_constant, parse_float=_finite)
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON text, keys in insertion order, non-ASCII kept as is.
+
+    Values are expected to come from ``loads`` (or be built of ints and
+    strings), so they hold no NaN or infinity: orjson would write those as
+    ``null``.
+    """
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def dumps_sorted(value: Any) -> str:
+    """``dumps`` with object keys sorted: one text per value (canonical)."""
+    try:
+        return orjson.dumps(value, option=_SORTED).decode()
+    except TypeError:
+        return json.dumps(
+            value, separators=(",", ":"), sort_keys=True, ensure_ascii=False, allow_nan=False
+        )

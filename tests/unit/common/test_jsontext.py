@@ -1,0 +1,67 @@
+"""accord.common.jsontext: the same text as the standard library's compact JSON, faster."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from accord.common import jsontext
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+
+def stdlib(value: Any, sort: bool = False) -> str:
+    return json.dumps(
+        value, separators=(",", ":"), ensure_ascii=False, allow_nan=False, sort_keys=sort
+    )
+
+
+# Floats print differently (orjson "1e-7", json "1e-07"); both parse to the same value,
+# so text equality is checked without floats and value equality with them.
+scalars = st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.text(max_size=20)
+documents = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300)
+@given(documents)
+def test_dumps_writes_what_the_standard_library_writes(value: Any) -> None:
+    assert jsontext.dumps(value) == stdlib(value)
+    assert jsontext.dumps_sorted(value) == stdlib(value, sort=True)
+    assert jsontext.loads(jsontext.dumps(value)) == value
+
+
+@settings(max_examples=200)
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_floats_come_back_as_the_same_number(number: float) -> None:
+    assert jsontext.loads(jsontext.dumps({"x": number})) == {"x": number}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [2**64, -(2**63) - 1, {1: "int key"}, "lone \ud800 surrogate", [2**100, {"a": 2**65}]],
+)
+def test_what_orjson_refuses_is_written_by_the_standard_library(value: Any) -> None:
+    assert jsontext.dumps(value) == stdlib(value)
+
+
+def test_big_integers_parse_as_integers() -> None:
+    assert jsontext.loads("18446744073709551616") == 2**64
+
+
+@pytest.mark.parametrize("text", ["NaN", "[Infinity]", '{"x": -Infinity}', "1e999", "[-1e400]"])
+def test_loads_refuses_what_is_not_finite(text: str) -> None:
+    with pytest.raises(ValueError):
+        jsontext.loads(text)
+
+
+@pytest.mark.parametrize("text", ["{", "", "[1,]", "'single'"])
+def test_loads_refuses_invalid_text(text: str) -> None:
+    with pytest.raises(ValueError):
+        jsontext.loads(text)
