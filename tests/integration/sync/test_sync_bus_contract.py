@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import zlib
 from collections.abc import AsyncIterator
 
 import pytest
@@ -124,13 +125,22 @@ async def test_redis_channel_and_payload(redis_url: str, redis_prefix: str) -> N
     client = aioredis.from_url(redis_url)
     pubsub = client.pubsub()
     try:
-        await pubsub.subscribe(f"{redis_prefix}:sync:room-a")
-        async with RedisBus.open(redis_url, redis_prefix) as bus:
-            await bus.publish(batch("room-a", 4))
+        shard = zlib.crc32(b"room-a") % 16
+        await pubsub.subscribe(f"{redis_prefix}:sync:{shard}")
+        async with RedisBus.open(redis_url, redis_prefix, shards=16) as bus:
+            # A group's batches for rooms of one shard travel in one message.
+            other = next(
+                f"room-{i}"
+                for i in range(1000)
+                if zlib.crc32(f"room-{i}".encode()) % 16 == shard and f"room-{i}" != "room-a"
+            )
+            await bus.publish_many([batch("room-a", 4), batch(other, 9)])
             message = None
             while message is None or message["type"] != "message":
                 message = await pubsub.get_message(timeout=DEADLINE)
-        assert pb.ChangeBatch.FromString(message["data"]) == batch("room-a", 4)
+        assert pb.BusMessage.FromString(message["data"]) == pb.BusMessage(
+            batches=[batch("room-a", 4), batch(other, 9)]
+        )
     finally:
         await pubsub.aclose()
         await client.aclose()
@@ -146,3 +156,29 @@ async def test_redis_carries_batches_between_replicas(redis_url: str, redis_pref
         await subscriber.subscribe("room-a", inbox)
         await publisher.publish(batch("room-a", 1, 2))
         assert [c.seq for c in (await inbox.next()).changes] == [1, 2]
+
+
+@pytest.mark.integration
+async def test_rooms_sharing_a_channel_stay_apart(redis_url: str, redis_prefix: str) -> None:
+    # One shard: every room on one channel. Listeners still get only their rooms, and
+    # dropping one room keeps the channel for the others.
+    async with (
+        RedisBus.open(redis_url, redis_prefix, shards=1) as publisher,
+        RedisBus.open(redis_url, redis_prefix, shards=1) as subscriber,
+    ):
+        a, b = Inbox(), Inbox()
+        await subscriber.subscribe_many(["room-a", "room-b"], a)
+        await subscriber.subscribe("room-b", b)
+        await publisher.publish_many([batch("room-a", 1), batch("room-c", 1), batch("room-b", 1)])
+        assert [(await a.next()).room for _ in range(2)] == ["room-a", "room-b"]
+        assert (await b.next()).room == "room-b"
+        await subscriber.unsubscribe("room-a", a)
+        await subscriber.unsubscribe("room-b", a)
+        await publisher.publish_many([batch("room-a", 2), batch("room-b", 2)])
+        assert (await b.next()).changes[0].seq == 2
+        assert a.queue.empty()
+        await subscriber.unsubscribe("room-b", b)
+        await subscriber.subscribe("room-a", a)  # the channel again, confirmed anew
+        await publisher.publish(batch("room-a", 3))
+        assert (await a.next()).changes[0].seq == 3
+        assert b.queue.empty()

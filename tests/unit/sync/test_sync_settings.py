@@ -30,6 +30,7 @@ def test_good_values() -> None:
             "DATABASE_URL": "postgres://u@db:5432/accord",
             "REDIS_URL": "redis://cache:6379/0",
             "REDIS_PREFIX": "acc-1",
+            "BUS_SHARDS": "64",
             "MAX_CLOCK_SKEW": "2.5",
             "MAX_BATCH_CHANGES": "10",
             "MAX_RECORD_BYTES": "1024",
@@ -46,6 +47,7 @@ def test_good_values() -> None:
     assert settings.database == PostgresTarget("postgres://u@db:5432/accord")
     assert settings.redis_url == "redis://cache:6379/0"
     assert settings.redis_prefix == "acc-1"
+    assert settings.bus_shards == 64
     assert settings.max_clock_skew_us == 2_500_000
     assert (settings.max_batch_changes, settings.max_record_bytes, settings.max_json_depth) == (
         10,
@@ -82,6 +84,8 @@ def test_database_urls(url: str, target: object) -> None:
         ("DATABASE_URL", "postgresql://", "DATABASE_URL"),
         ("REDIS_URL", "http://x", "REDIS_URL"),
         ("REDIS_PREFIX", "a b", "REDIS_PREFIX"),
+        ("BUS_SHARDS", "0", "BUS_SHARDS"),
+        ("BUS_SHARDS", "5000", "BUS_SHARDS"),
         ("MAX_CLOCK_SKEW", "soon", "MAX_CLOCK_SKEW"),
         ("MAX_CLOCK_SKEW", "-1", "MAX_CLOCK_SKEW"),
         ("MAX_BATCH_CHANGES", "0", "MAX_BATCH_CHANGES"),

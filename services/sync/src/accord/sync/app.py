@@ -48,7 +48,7 @@ def open_store(settings: Settings) -> AbstractAsyncContextManager[Store]:
 def open_bus(settings: Settings) -> AbstractAsyncContextManager[Bus]:
     if settings.redis_url is None:
         return MemoryBus.open()
-    return RedisBus.open(settings.redis_url, settings.redis_prefix)
+    return RedisBus.open(settings.redis_url, settings.redis_prefix, settings.bus_shards)
 
 
 def limits_of(settings: Settings) -> Limits:

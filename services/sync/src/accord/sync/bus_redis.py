@@ -1,13 +1,19 @@
-"""The Redis bus: ``PUBLISH {prefix}:sync:{room}`` with the serialized ChangeBatch.
+"""The Redis bus: ``PUBLISH {prefix}:sync:{shard}`` with a serialized ``BusMessage``.
 
-Each replica holds one pub/sub connection, subscribed to the channels of the
-rooms it has listeners for, and fans messages out to those listeners locally.
+Rooms are spread over ``shards`` channels (CRC-32 of the room name). A commit
+group publishes one message per shard it touched, carrying that shard's room
+batches, so a group of pushes to a thousand rooms costs a handful of messages
+instead of a thousand. Each replica holds one pub/sub connection, subscribed to
+the shards of the rooms it has listeners for, and hands each batch to the
+room's listeners locally (batches of rooms it does not follow are skipped).
+Every replica must use the same number of shards.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import zlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from typing import Any
@@ -22,27 +28,33 @@ log = logging.getLogger(__name__)
 
 SUBSCRIBE_TIMEOUT = 5.0
 POLL_SECONDS = 1.0
+DEFAULT_SHARDS = 16
 
 
 class RedisBus:
-    def __init__(self, client: aioredis.Redis, prefix: str) -> None:
+    def __init__(self, client: aioredis.Redis, prefix: str, shards: int = DEFAULT_SHARDS) -> None:
         self._client = client
         self._pubsub = client.pubsub()
         self._prefix = f"{prefix}:sync:"
+        self._shards = shards
         self._rooms: dict[str, list[Listener]] = {}
-        self._ready: dict[str, asyncio.Future[None]] = {}
+        self._followed: dict[int, int] = {}
+        """Shard -> how many of its rooms have listeners here."""
+        self._ready: dict[int, asyncio.Future[None]] = {}
         self._reader: asyncio.Task[None] | None = None
 
     @classmethod
     @asynccontextmanager
-    async def open(cls, url: str, prefix: str) -> AsyncIterator[RedisBus]:
+    async def open(
+        cls, url: str, prefix: str, shards: int = DEFAULT_SHARDS
+    ) -> AsyncIterator[RedisBus]:
         client = aioredis.from_url(url, socket_connect_timeout=5.0, health_check_interval=30)
         try:
             try:
                 await client.ping()
             except (RedisError, OSError) as error:
                 raise Unavailable(f"cannot reach Redis: {error}") from error
-            bus = cls(client, prefix)
+            bus = cls(client, prefix, shards)
             try:
                 yield bus
             finally:
@@ -50,20 +62,31 @@ class RedisBus:
         finally:
             await client.aclose()
 
-    def channel(self, room: str) -> str:
-        return self._prefix + room
+    def shard(self, room: str) -> int:
+        return zlib.crc32(room.encode()) % self._shards
+
+    def channel(self, shard: int) -> str:
+        return f"{self._prefix}{shard}"
 
     async def publish(self, batch: pb.ChangeBatch) -> None:
-        try:
-            await self._client.publish(self.channel(batch.room), batch.SerializeToString())
-        except (RedisError, OSError) as error:
-            raise Unavailable(f"cannot publish to Redis: {error}") from error
+        await self.publish_many([batch])
 
     async def publish_many(self, batches: Sequence[pb.ChangeBatch]) -> None:
+        by_shard: dict[int, list[pb.ChangeBatch]] = {}
+        for batch in batches:
+            by_shard.setdefault(self.shard(batch.room), []).append(batch)
         try:
+            if len(by_shard) == 1:
+                ((shard, group),) = by_shard.items()
+                await self._client.publish(
+                    self.channel(shard), pb.BusMessage(batches=group).SerializeToString()
+                )
+                return
             async with self._client.pipeline(transaction=False) as pipe:
-                for batch in batches:
-                    pipe.publish(self.channel(batch.room), batch.SerializeToString())
+                for shard, group in by_shard.items():
+                    pipe.publish(
+                        self.channel(shard), pb.BusMessage(batches=group).SerializeToString()
+                    )
                 await pipe.execute()
         except (RedisError, OSError) as error:
             raise Unavailable(f"cannot publish to Redis: {error}") from error
@@ -72,35 +95,38 @@ class RedisBus:
         await self.subscribe_many([room], listener)
 
     async def subscribe_many(self, rooms: Sequence[str], listener: Listener) -> None:
-        waiting: list[tuple[str, asyncio.Future[None]]] = []
-        new: list[str] = []
+        shards: set[int] = set()
         for room in dict.fromkeys(rooms):
-            listeners = self._rooms.setdefault(room, [])
+            listeners = self._rooms.get(room)
+            if listeners is None:
+                listeners = self._rooms[room] = []
+                shard = self.shard(room)
+                self._followed[shard] = self._followed.get(shard, 0) + 1
             if listener not in listeners:
                 listeners.append(listener)
-            ready = self._ready.get(room)
-            if ready is None:
-                ready = self._ready[room] = asyncio.get_running_loop().create_future()
-                new.append(room)
-            waiting.append((room, ready))
+            shards.add(self.shard(room))
+        new = [shard for shard in sorted(shards) if shard not in self._ready]
+        for shard in new:
+            self._ready[shard] = asyncio.get_running_loop().create_future()
         if new:
             try:
-                await self._pubsub.subscribe(*(self.channel(room) for room in new))
+                await self._pubsub.subscribe(*(self.channel(shard) for shard in new))
             except (RedisError, OSError) as error:
-                for room in new:
-                    self._ready.pop(room, None)
+                for shard in new:
+                    self._ready.pop(shard, None)
                 raise Unavailable(f"cannot subscribe on Redis: {error}") from error
             if self._reader is None:
                 self._reader = asyncio.create_task(self._read(), name="redis-bus-reader")
+        waiting = [(shard, self._ready[shard]) for shard in sorted(shards)]
         try:
             async with asyncio.timeout(SUBSCRIBE_TIMEOUT):
                 for _, ready in waiting:
                     await asyncio.shield(ready)
         except TimeoutError:
-            pending = [room for room, ready in waiting if not ready.done()]
+            pending = [shard for shard, ready in waiting if not ready.done()]
             raise Unavailable(
-                f"Redis did not confirm the subscription to {pending[0]}"
-                + (f" and {len(pending) - 1} more rooms" if len(pending) > 1 else "")
+                f"Redis did not confirm the subscription to channel {self.channel(pending[0])}"
+                + (f" and {len(pending) - 1} more" if len(pending) > 1 else "")
             ) from None
 
     async def unsubscribe(self, room: str, listener: Listener) -> None:
@@ -111,11 +137,16 @@ class RedisBus:
         if listeners:
             return
         del self._rooms[room]
-        self._ready.pop(room, None)
+        shard = self.shard(room)
+        self._followed[shard] -= 1
+        if self._followed[shard]:
+            return
+        del self._followed[shard]
+        self._ready.pop(shard, None)
         try:
-            await self._pubsub.unsubscribe(self.channel(room))
+            await self._pubsub.unsubscribe(self.channel(shard))
         except (RedisError, OSError) as error:
-            log.warning("cannot unsubscribe from %s: %s", room, error)
+            log.warning("cannot unsubscribe from %s: %s", self.channel(shard), error)
 
     async def _read(self) -> None:
         backoff = 0.1
@@ -134,24 +165,32 @@ class RedisBus:
     def _dispatch(self, message: dict[str, Any]) -> None:
         channel = message["channel"]
         name = channel.decode() if isinstance(channel, bytes) else str(channel)
-        room = name.removeprefix(self._prefix)
         if message["type"] == "subscribe":
-            ready = self._ready.get(room)
+            try:
+                shard = int(name.removeprefix(self._prefix))
+            except ValueError:
+                return
+            ready = self._ready.get(shard)
             if ready is not None and not ready.done():
                 ready.set_result(None)
             return
         if message["type"] != "message":
             return
         try:
-            batch = pb.ChangeBatch.FromString(message["data"])
+            batches = pb.BusMessage.FromString(message["data"]).batches
         except Exception:
-            log.exception("undecodable batch on %s", name)
+            log.exception("undecodable bus message on %s", name)
             return
-        for listener in list(self._rooms.get(room, ())):
-            try:
-                listener(batch)
-            except Exception:
-                log.exception("bus listener failed for room %s", room)
+        rooms = self._rooms
+        for batch in batches:
+            listeners = rooms.get(batch.room)
+            if not listeners:
+                continue
+            for listener in list(listeners):
+                try:
+                    listener(batch)
+                except Exception:
+                    log.exception("bus listener failed for room %s", batch.room)
 
     async def _close(self) -> None:
         if self._reader is not None:

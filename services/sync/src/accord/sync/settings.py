@@ -55,6 +55,7 @@ class Settings:
     database: DatabaseTarget = SqliteTarget("data/accord.db")
     redis_url: str | None = None
     redis_prefix: str = "accord"
+    bus_shards: int = 16
     max_clock_skew: float = 60.0
     max_batch_changes: int = 1000
     max_record_bytes: int = 262144
@@ -87,6 +88,7 @@ class Settings:
             ),
             redis_url=config.get_url(env, "REDIS_URL", ("redis", "rediss", "unix")),
             redis_prefix=prefix,
+            bus_shards=config.get_int(env, "BUS_SHARDS", 16, minimum=1, maximum=4096),
             max_clock_skew=config.get_float(
                 env, "MAX_CLOCK_SKEW", 60.0, minimum=0.0, maximum=86400.0
             ),

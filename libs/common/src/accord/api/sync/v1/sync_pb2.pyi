@@ -206,6 +206,12 @@ class ChangeBatch(_message.Message):
     changes: _containers.RepeatedCompositeFieldContainer[CommittedChange]
     def __init__(self, room: _Optional[str] = ..., changes: _Optional[_Iterable[_Union[CommittedChange, _Mapping]]] = ...) -> None: ...
 
+class BusMessage(_message.Message):
+    __slots__ = ("batches",)
+    BATCHES_FIELD_NUMBER: _ClassVar[int]
+    batches: _containers.RepeatedCompositeFieldContainer[ChangeBatch]
+    def __init__(self, batches: _Optional[_Iterable[_Union[ChangeBatch, _Mapping]]] = ...) -> None: ...
+
 class PullRequest(_message.Message):
     __slots__ = ("room", "since", "until", "page_size", "changes_only")
     ROOM_FIELD_NUMBER: _ClassVar[int]
