@@ -34,7 +34,7 @@ from accord.sync.model import (
     RoomWrite,
 )
 from accord.sync.patch import diff
-from accord.sync.store import RoomTransaction, Store
+from accord.sync.store import Contended, RoomTransaction, Store
 
 ClientKey = tuple[str, str]
 """(user_id, client_id) within one room."""
@@ -118,6 +118,11 @@ class _Group:
         )
 
 
+LOCKED_AFTER_CONTENTION = 5.0
+"""Seconds that groups run locked after an optimistic one was contended: rooms written
+by several replicas at once are better served by waiting for the lock than by retrying."""
+
+
 class Engine:
     def __init__(
         self,
@@ -130,6 +135,8 @@ class Engine:
         self._clock = clock
         self._limits = limits
         self._retention = retention or Retention()
+        self._locked_until = 0.0
+        """After a contended optimistic group, groups run locked until then."""
 
     def _stamp(self, ts: int) -> tuple[int, bool]:
         if ts == 0:
@@ -154,7 +161,32 @@ class Engine:
         others commit. Anything else (``Unavailable``) fails the whole group.
         """
         started = time.perf_counter()
-        async with self._store.transaction([b.room for b in batches]) as tx:
+        rooms = [b.room for b in batches]
+        if started >= self._locked_until:
+            try:
+                groups, outcomes = await self._commit(batches, rooms, optimistic=True)
+            except Contended:
+                # Another replica wrote to one of the rooms meanwhile: nothing was
+                # written; run the group locked, and the next ones for a while.
+                metrics.CONTENDED.inc()
+                self._locked_until = time.perf_counter() + LOCKED_AFTER_CONTENTION
+                groups, outcomes = await self._commit(batches, rooms, optimistic=False)
+        else:
+            groups, outcomes = await self._commit(batches, rooms, optimistic=False)
+        metrics.COMMIT_SECONDS.observe(time.perf_counter() - started)
+        metrics.COMMIT_GROUP.observe(len(batches))
+        metrics.APPLIED.inc(sum(len(g.committed) for g in groups.values()))
+        metrics.DUPLICATE.inc(sum(g.duplicates for g in groups.values()))
+        lost = sum(len(g.conflicts) for g in groups.values())
+        if lost:
+            metrics.CONFLICTS.inc(lost)
+        return outcomes
+
+    async def _commit(
+        self, batches: Sequence[PushBatch], rooms: list[str], optimistic: bool
+    ) -> tuple[dict[str, _Group], list[PushOutcome | SyncError]]:
+        """Merge and save ``batches`` in one transaction (see ``push_group``)."""
+        async with self._store.transaction(rooms, optimistic=optimistic) as tx:
             clients = list(dict.fromkeys((b.room, b.user_id, b.client_id) for b in batches))
             keys = list(
                 dict.fromkeys((b.room, c.collection, c.key) for b in batches for c in b.changes)
@@ -179,14 +211,7 @@ class Engine:
                 await tx.save(writes)
                 for write in writes:
                     await self._compact(tx, write.room, heads[write.room], groups[write.room].head)
-        metrics.COMMIT_SECONDS.observe(time.perf_counter() - started)
-        metrics.COMMIT_GROUP.observe(len(batches))
-        metrics.APPLIED.inc(sum(len(g.committed) for g in groups.values()))
-        metrics.DUPLICATE.inc(sum(g.duplicates for g in groups.values()))
-        lost = sum(len(g.conflicts) for g in groups.values())
-        if lost:
-            metrics.CONFLICTS.inc(lost)
-        return outcomes
+        return groups, outcomes
 
     async def _apply(self, tx: RoomTransaction, group: _Group, batch: PushBatch) -> PushOutcome:
         """One batch of a group: dedupe it by its client's high-water mark, merge the rest."""

@@ -32,6 +32,11 @@ CONFLICTS = Counter(
     "accord_sync_conflicts_total",
     "Pushed fields that lost to a newer value (each is recorded: ListConflicts)",
 )
+CONTENDED = Counter(
+    "accord_sync_commit_contended_total",
+    "Optimistic commit groups that found a room moved on (another replica wrote to it) "
+    "and ran again locked",
+)
 COMPACTIONS = Counter(
     "accord_sync_compactions_total", "Log compactions (tail cut, old conflicts pruned)"
 )

@@ -1,9 +1,20 @@
 """The production store: PostgreSQL through an asyncpg pool.
 
-A group of pushes locks its rooms' rows in ``rooms`` (``FOR UPDATE``, via an
-upsert that also creates them, in name order), so pushes to one room
-serialize and groups with no room in common do not block each other. Writes
-are batched with ``unnest``. Lost connections and an unreachable server
+A locked transaction takes its rooms' rows in ``rooms`` (``FOR UPDATE``, via
+an upsert that also creates them, in name order), so pushes to one room
+serialize and groups with no room in common do not block each other: BEGIN,
+lock, load, save, COMMIT — five round trips.
+
+An optimistic transaction takes two, each one statement (so each its own
+transaction): ``load`` reads the rooms' heads with the marks and record
+states, and ``save`` locks the rooms in name order, checks that every head is
+still what ``load`` read (a room that was absent still absent) and only then
+writes; it returns whether it did. Every write to a room's records and marks
+raises its head, so an unchanged head means nothing the merge read went stale.
+A room created meanwhile by another replica surfaces as a unique violation on
+the log (same room, same seq) and counts as contended too.
+
+Writes are batched with ``unnest``. Lost connections and an unreachable server
 surface as ``Unavailable``; the transaction then rolls back and nothing is
 half-done.
 """
@@ -26,7 +37,7 @@ from accord.sync.model import (
     RoomRecord,
     RoomWrite,
 )
-from accord.sync.store import SnapshotBase
+from accord.sync.store import Contended, SnapshotBase
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +106,52 @@ INSERT INTO conflicts (room, {_CONFLICT_COLUMNS}) SELECT * FROM unnest(
 ON CONFLICT DO NOTHING
 """
 
+# The optimistic save: the same writes, each only if every written room's head is
+# still $36 (-1: the room did not exist), checked under the rooms' row locks.
+_SAVE_CHECKED = f"""
+WITH locked AS (
+    SELECT room, head FROM rooms WHERE room = ANY($17::text[]) ORDER BY room FOR UPDATE
+), ok AS (
+    SELECT count(*) = cardinality($17::text[]) AS ok
+    FROM unnest($17::text[], $36::bigint[]) AS w(room, was) LEFT JOIN locked l USING (room)
+    WHERE l.head = w.was OR (w.was = -1 AND l.room IS NULL)
+), logged AS (
+    INSERT INTO changes (room, {_CHANGE_COLUMNS}) SELECT * FROM unnest(
+        $1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[],
+        $8::bigint[], $9::text[], $10::text[])
+    WHERE (SELECT ok FROM ok)
+), stored AS (
+    INSERT INTO records (room, collection, key, state, value, seq)
+    SELECT * FROM unnest(
+        $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::bigint[])
+    WHERE (SELECT ok FROM ok)
+    ON CONFLICT (room, collection, key) DO UPDATE SET
+        state = EXCLUDED.state, value = EXCLUDED.value, seq = EXCLUDED.seq
+), headed AS (
+    UPDATE rooms SET head = h.head
+    FROM unnest($17::text[], $18::bigint[]) AS h(room, head)
+    WHERE rooms.room = h.room AND (SELECT ok FROM ok)
+), created AS (
+    INSERT INTO rooms (room, head)
+    SELECT h.room, h.head
+    FROM unnest($17::text[], $18::bigint[], $36::bigint[]) AS h(room, head, was)
+    WHERE h.was = -1 AND (SELECT ok FROM ok)
+), marked AS (
+    INSERT INTO clients (room, user_id, client_id, high_water)
+    SELECT * FROM unnest($19::text[], $20::text[], $21::text[], $22::bigint[])
+    WHERE (SELECT ok FROM ok)
+    ON CONFLICT (room, user_id, client_id) DO UPDATE SET
+        high_water = GREATEST(clients.high_water, EXCLUDED.high_water)
+), noted AS (
+    INSERT INTO conflicts (room, {_CONFLICT_COLUMNS}) SELECT * FROM unnest(
+        $23::text[], $24::bigint[], $25::text[], $26::text[], $27::text[], $28::text[], $29::text[],
+        $30::bigint[], $31::bigint[], $32::bigint[], $33::text[], $34::text[], $35::bigint[])
+    WHERE (SELECT ok FROM ok)
+    ON CONFLICT DO NOTHING
+)
+SELECT ok FROM ok
+"""
+
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
     """Released connections are handed on as they are: the store leaves no session state
@@ -132,12 +189,79 @@ FROM records r JOIN unnest($4::text[], $5::text[], $6::text[]) AS k(room, collec
   ON r.room = k.room AND r.collection = k.collection AND r.key = k.key
 """
 
+# The optimistic load: the rooms' heads too (kind 'h'), all as of one snapshot.
+_LOAD_WITH_HEADS = (
+    _LOAD
+    + """UNION ALL
+SELECT 'h', room, NULL, NULL, head, NULL FROM rooms WHERE room = ANY($7::text[])
+"""
+)
+
 
 def _columns(rows: Sequence[tuple[str, str, str]], width: int) -> list[list[str]]:
     return [[row[i] for row in rows] for i in range(width)]
 
 
+def _save_args(writes: Sequence[RoomWrite]) -> tuple[list[tuple[str, int]], list[Any]]:
+    """The rooms' new heads and the column arrays of ``_SAVE`` ($1-$35)."""
+    changes = [(w.room, c) for w in writes for c in w.changes]
+    records = [(w.room, r) for w in writes for r in w.records]
+    marks = [(w.room, *m) for w in writes for m in w.marks]
+    conflicts = [(w.room, c) for w in writes for c in w.conflicts]
+    heads = [(w.room, w.changes[-1].seq) for w in writes if w.changes]
+    return heads, [
+        [room for room, _ in changes],
+        [c.seq for _, c in changes],
+        [c.user_id for _, c in changes],
+        [c.client_id for _, c in changes],
+        [c.client_seq for _, c in changes],
+        [c.collection for _, c in changes],
+        [c.key for _, c in changes],
+        [c.ts for _, c in changes],
+        [c.op_json for _, c in changes],
+        [c.patch_json for _, c in changes],
+        [room for room, _ in records],
+        [r.collection for _, r in records],
+        [r.key for _, r in records],
+        [r.state_json for _, r in records],
+        [r.value_json for _, r in records],
+        [r.seq for _, r in records],
+        [room for room, _ in heads],
+        [head for _, head in heads],
+        [m[0] for m in marks],
+        [m[1] for m in marks],
+        [m[2] for m in marks],
+        [m[3] for m in marks],
+        [room for room, _ in conflicts],
+        [c.seq for _, c in conflicts],
+        [c.field for _, c in conflicts],
+        [c.collection for _, c in conflicts],
+        [c.key for _, c in conflicts],
+        [c.user_id for _, c in conflicts],
+        [c.client_id for _, c in conflicts],
+        [c.client_seq for _, c in conflicts],
+        [c.ts for _, c in conflicts],
+        [c.winner[0] for _, c in conflicts],
+        [c.winner[1] for _, c in conflicts],
+        [c.winner[2] for _, c in conflicts],
+        [c.winner[3] for _, c in conflicts],
+    ]
+
+
+def _load_rows(rows: Sequence[Any]) -> tuple[dict[RoomClient, int], dict[RoomRecord, str]]:
+    marks: dict[RoomClient, int] = {}
+    states: dict[RoomRecord, str] = {}
+    for r in rows:
+        if r["kind"] == "m":
+            marks[(r["room"], r["a"], r["b"])] = int(r["mark"])
+        elif r["kind"] == "s":
+            states[(r["room"], r["a"], r["b"])] = r["state"]
+    return marks, states
+
+
 class _Transaction:
+    """Locked: the rooms' rows are held from the start (their heads known then)."""
+
     def __init__(self, conn: asyncpg.Connection, heads: dict[str, int]) -> None:
         self._conn = conn
         self._heads = heads
@@ -149,15 +273,7 @@ class _Transaction:
         self, clients: Sequence[RoomClient], keys: Sequence[RoomRecord]
     ) -> tuple[dict[RoomClient, int], dict[RoomRecord, str]]:
         # One query, one round trip: the marks (kind 'm') and the record states ('s').
-        rows = await self._conn.fetch(_LOAD, *_columns(clients, 3), *_columns(keys, 3))
-        marks: dict[RoomClient, int] = {}
-        states: dict[RoomRecord, str] = {}
-        for r in rows:
-            if r["kind"] == "m":
-                marks[(r["room"], r["a"], r["b"])] = int(r["mark"])
-            else:
-                states[(r["room"], r["a"], r["b"])] = r["state"]
-        return marks, states
+        return _load_rows(await self._conn.fetch(_LOAD, *_columns(clients, 3), *_columns(keys, 3)))
 
     async def logged_seqs(self, client: RoomClient, client_seqs: Sequence[int]) -> dict[int, int]:
         rows = await self._conn.fetch(
@@ -171,49 +287,8 @@ class _Transaction:
     async def save(self, writes: Sequence[RoomWrite]) -> None:
         # One statement (data-modifying CTEs, each batched with unnest): a group
         # of pushes to any number of rooms costs the same few round trips.
-        changes = [(w.room, c) for w in writes for c in w.changes]
-        records = [(w.room, r) for w in writes for r in w.records]
-        marks = [(w.room, *m) for w in writes for m in w.marks]
-        conflicts = [(w.room, c) for w in writes for c in w.conflicts]
-        heads = [(w.room, w.changes[-1].seq) for w in writes if w.changes]
-        await self._conn.execute(
-            _SAVE,
-            [room for room, _ in changes],
-            [c.seq for _, c in changes],
-            [c.user_id for _, c in changes],
-            [c.client_id for _, c in changes],
-            [c.client_seq for _, c in changes],
-            [c.collection for _, c in changes],
-            [c.key for _, c in changes],
-            [c.ts for _, c in changes],
-            [c.op_json for _, c in changes],
-            [c.patch_json for _, c in changes],
-            [room for room, _ in records],
-            [r.collection for _, r in records],
-            [r.key for _, r in records],
-            [r.state_json for _, r in records],
-            [r.value_json for _, r in records],
-            [r.seq for _, r in records],
-            [room for room, _ in heads],
-            [head for _, head in heads],
-            [m[0] for m in marks],
-            [m[1] for m in marks],
-            [m[2] for m in marks],
-            [m[3] for m in marks],
-            [room for room, _ in conflicts],
-            [c.seq for _, c in conflicts],
-            [c.field for _, c in conflicts],
-            [c.collection for _, c in conflicts],
-            [c.key for _, c in conflicts],
-            [c.user_id for _, c in conflicts],
-            [c.client_id for _, c in conflicts],
-            [c.client_seq for _, c in conflicts],
-            [c.ts for _, c in conflicts],
-            [c.winner[0] for _, c in conflicts],
-            [c.winner[1] for _, c in conflicts],
-            [c.winner[2] for _, c in conflicts],
-            [c.winner[3] for _, c in conflicts],
-        )
+        heads, args = _save_args(writes)
+        await self._conn.execute(_SAVE, *args)
         for room, head in heads:
             self._heads[room] = head
 
@@ -232,6 +307,48 @@ class _Transaction:
             room,
             keep_conflicts,
         )
+
+
+class _CheckedTransaction(_Transaction):
+    """Optimistic: no transaction around the group; ``save`` checks the heads ``load``
+    read and writes only if none moved (see the module's docstring)."""
+
+    def __init__(self, conn: asyncpg.Connection, rooms: Sequence[str]) -> None:
+        super().__init__(conn, {})
+        self._rooms = list(dict.fromkeys(rooms))
+        self._read: dict[str, int] = {}
+        """The heads as ``load`` read them; -1 for a room with no row."""
+
+    async def load(
+        self, clients: Sequence[RoomClient], keys: Sequence[RoomRecord]
+    ) -> tuple[dict[RoomClient, int], dict[RoomRecord, str]]:
+        rows = await self._conn.fetch(
+            _LOAD_WITH_HEADS, *_columns(clients, 3), *_columns(keys, 3), self._rooms
+        )
+        self._read = dict.fromkeys(self._rooms, -1)
+        self._read.update({r["room"]: int(r["mark"]) for r in rows if r["kind"] == "h"})
+        self._heads = {room: max(head, 0) for room, head in self._read.items()}
+        return _load_rows(rows)
+
+    async def save(self, writes: Sequence[RoomWrite]) -> None:
+        heads, args = _save_args(writes)
+        try:
+            ok = await self._conn.fetchval(
+                _SAVE_CHECKED, *args, [self._read[room] for room, _ in heads]
+            )
+        except (asyncpg.UniqueViolationError, asyncpg.DeadlockDetectedError) as error:
+            raise Contended(str(error)) from error
+        if not ok:
+            raise Contended("a room moved on since the group read it")
+        for room, head in heads:
+            self._heads[room] = head
+
+    async def compact(self, room: str, floor: int, keep_conflicts: int) -> None:
+        # The group is committed already: a failed compaction is retried by a later one.
+        try:
+            await super().compact(room, floor, keep_conflicts)
+        except (*_LOST, asyncpg.PostgresError) as error:
+            log.warning("compaction of room %s failed: %s", room, error)
 
 
 class _Snapshot(SnapshotBase):
@@ -296,7 +413,13 @@ class PostgresStore:
                 yield conn
 
     @asynccontextmanager
-    async def transaction(self, rooms: Sequence[str]) -> AsyncIterator[_Transaction]:
+    async def transaction(
+        self, rooms: Sequence[str], *, optimistic: bool = False
+    ) -> AsyncIterator[_Transaction]:
+        if optimistic:
+            async with self._connection() as conn:
+                yield _CheckedTransaction(conn, rooms)
+            return
         async with self._connection() as conn, conn.transaction():
             # Rows are locked in name order, so two replicas' groups never deadlock.
             rows = await conn.fetch(

@@ -346,7 +346,10 @@ class SqliteStore:
             await writer.close()
 
     @asynccontextmanager
-    async def transaction(self, rooms: Sequence[str]) -> AsyncIterator[_Transaction]:
+    async def transaction(
+        self, rooms: Sequence[str], *, optimistic: bool = False
+    ) -> AsyncIterator[_Transaction]:
+        # One writer at a time: a transaction here never meets another one.
         async with self._write_lock:
             with _unavailable():
                 await self._writer.execute("BEGIN IMMEDIATE")
