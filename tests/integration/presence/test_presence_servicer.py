@@ -524,6 +524,9 @@ async def test_update_many_answers_each_update_and_keeps_one_sessions_order(
                 pb.UpdateRequest(room="r", session_id="nobody", state_json="{}"),
                 pb.UpdateRequest(room="bad room", session_id="s1", state_json="{}"),
                 pb.UpdateRequest(room="r", session_id="s2", state_json="[1]"),
+                pb.UpdateRequest(
+                    room="r", session_id="s2", state_json='{"x":"' + "y" * 9000 + '"}'
+                ),
                 pb.UpdateRequest(room="r", session_id="s1", state_json='{"n":3}'),
             ]
         ),
@@ -535,6 +538,7 @@ async def test_update_many_answers_each_update_and_keeps_one_sessions_order(
         "NOT_SUBSCRIBED",
         "BAD_REQUEST",
         "BAD_REQUEST",
+        "TOO_LARGE",
         "",
     ]
     assert all(r.message for r in response.results if r.reason)

@@ -119,6 +119,40 @@ async def test_update_of_an_absent_session_is_refused(backend: Backend) -> None:
     assert (await store.list("r", 0, "")).count == 0
 
 
+async def test_update_many_applies_in_order_and_answers_each(backend: Backend) -> None:
+    store = await backend.open()
+    for sid in ("s1", "s2"):
+        await store.join("r", peer(sid), "edge-1")
+    watch = await backend.watch(store, "r")
+    outcomes = await store.update_many(
+        [
+            ("r", "s1", '{"n":1}'),
+            ("r", "absent", "{}"),
+            ("r", "s2", '{"n":2}'),
+            ("elsewhere", "s1", "{}"),
+            ("r", "s1", '{"n":3}'),
+        ]
+    )
+    assert [type(o).__name__ for o in outcomes] == [
+        "Event",
+        "NotPresent",
+        "Event",
+        "NotPresent",
+        "Event",
+    ]
+    applied = [o for o in outcomes if isinstance(o, Event)]
+    assert [(e.peer.session_id, e.peer.state_json) for e in applied] == [
+        ("s1", '{"n":1}'),
+        ("s2", '{"n":2}'),
+        ("s1", '{"n":3}'),
+    ]
+    # Watchers see the updates in the order given.
+    assert [await next_event(watch) for _ in range(3)] == applied
+    listed = {p.session_id: p.state_json for p in (await store.list("r", 0, "")).peers}
+    assert listed == {"s1": '{"n":3}', "s2": '{"n":2}'}
+    assert await store.update_many([]) == []
+
+
 async def test_leave_one_room_then_all(backend: Backend) -> None:
     store = await backend.open()
     watch = await backend.watch(store, "a", "b", "c")

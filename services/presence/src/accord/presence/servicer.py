@@ -188,11 +188,15 @@ class PresenceServicer(presence_pb2_grpc.PresenceServicer):
             await self._update(request)
         return pb.UpdateResponse()
 
-    async def _update(self, request: pb.UpdateRequest) -> None:
+    def _checked(self, request: pb.UpdateRequest) -> tuple[str, str, str]:
+        """(room, session_id, state_json) of a valid update; raises ``validation.Invalid``."""
         room = validation.room(request.room)
         session_id = validation.session_id(request.session_id)
         state = validation.json_object(request.state_json, "state_json", self._max_state_bytes)
-        await self._store.update(room, session_id, state)
+        return room, session_id, state
+
+    async def _update(self, request: pb.UpdateRequest) -> None:
+        await self._store.update(*self._checked(request))
 
     async def UpdateMany(
         self, request: pb.UpdateManyRequest, context: grpc.aio.ServicerContext
@@ -202,21 +206,28 @@ class PresenceServicer(presence_pb2_grpc.PresenceServicer):
                 raise validation.Invalid(
                     f"more than {MAX_UPDATE_MANY} updates in one UpdateMany call"
                 )
-            # Different sessions' updates run concurrently; one session's run in order.
+            # Each update is judged on its own; the valid ones go to the store in one
+            # round trip, in the order given (so one session's apply in order).
             updates = list(request.updates)
             failures: dict[int, Exception] = {}
-            chains: dict[str, list[int]] = {}
+            valid: list[tuple[str, str, str]] = []
+            positions: list[int] = []
             for index, update in enumerate(updates):
-                chains.setdefault(update.session_id, []).append(index)
-
-            async def chain(indices: list[int]) -> None:
-                for index in indices:
-                    try:
-                        await self._update(updates[index])
-                    except Exception as error:
-                        failures[index] = error
-
-            await asyncio.gather(*(chain(indices) for indices in chains.values()))
+                try:
+                    valid.append(self._checked(update))
+                except (validation.Invalid, validation.TooLarge) as error:
+                    failures[index] = error
+                    continue
+                positions.append(index)
+            try:
+                outcomes: list[Event | NotPresent] | None = await self._store.update_many(valid)
+            except StoreUnavailable as error:
+                outcomes = None
+                for index in positions:
+                    failures[index] = error
+            for index, outcome in zip(positions, outcomes or (), strict=False):
+                if isinstance(outcome, NotPresent):
+                    failures[index] = outcome
         results = []
         for index in range(len(updates)):
             failure = failures.get(index)

@@ -11,7 +11,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 from accord.presence.hub import Subscription
-from accord.presence.model import Counts, Event, LeaveReason, Page, Peer
+from accord.presence.model import Counts, Event, LeaveReason, NotPresent, Page, Peer
 
 
 class StoreUnavailable(Exception):
@@ -30,6 +30,14 @@ class PresenceStore(Protocol):
 
     async def update(self, room: str, session_id: str, state_json: str) -> Event:
         """Replace the state of a present session; raises ``NotPresent`` otherwise."""
+        ...
+
+    async def update_many(
+        self, updates: Sequence[tuple[str, str, str]]
+    ) -> list[Event | NotPresent]:
+        """``update`` each (room, session_id, state_json) in the order given, in one
+        round trip where the store allows; ``NotPresent`` in the place of an update
+        whose session is not in its room."""
         ...
 
     async def leave(self, session_id: str, room: str | None, reason: LeaveReason) -> list[str]:

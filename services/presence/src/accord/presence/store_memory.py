@@ -12,6 +12,7 @@ from accord.presence.model import (
     Event,
     EventKind,
     LeaveReason,
+    NotPresent,
     Page,
     Peer,
     Presence,
@@ -37,6 +38,17 @@ class MemoryStore:
         event = self._presence.update(room, session_id, state_json, self._clock())
         self._hub.deliver(event)
         return event
+
+    async def update_many(
+        self, updates: Sequence[tuple[str, str, str]]
+    ) -> list[Event | NotPresent]:
+        results: list[Event | NotPresent] = []
+        for room, session_id, state_json in updates:
+            try:
+                results.append(await self.update(room, session_id, state_json))
+            except NotPresent as error:
+                results.append(error)
+        return results
 
     async def leave(self, session_id: str, room: str | None, reason: LeaveReason) -> list[str]:
         events = self._presence.leave(session_id, room, reason)

@@ -360,6 +360,26 @@ class RedisStore:
             raise NotPresent(f"session {session_id} is not in room {room}")
         return Event(room, EventKind.UPDATE, decode_peer(text))
 
+    async def update_many(
+        self, updates: Sequence[tuple[str, str, str]]
+    ) -> list[Event | NotPresent]:
+        if not updates:
+            return []
+        with _unavailable():
+            async with self._client.pipeline(transaction=False) as pipe:
+                for room, session_id, state_json in updates:
+                    await self._update(
+                        args=[self._p, room, session_id, state_json, self._ttl_ms], client=pipe
+                    )
+                texts = await pipe.execute()
+        results: list[Event | NotPresent] = []
+        for (room, session_id, _), text in zip(updates, texts, strict=True):
+            if text is None:
+                results.append(NotPresent(f"session {session_id} is not in room {room}"))
+            else:
+                results.append(Event(room, EventKind.UPDATE, decode_peer(text)))
+        return results
+
     async def leave(self, session_id: str, room: str | None, reason: LeaveReason) -> list[str]:
         with _unavailable():
             rooms = await self._leave(args=[self._p, session_id, room or "", reason.value])
