@@ -555,3 +555,40 @@ async def test_update_many_refuses_too_many_updates(stub: PresenceStub) -> None:
     assert reason_of(caught.value) == "BAD_REQUEST"
     empty = await stub.UpdateMany(pb.UpdateManyRequest(), timeout=WAIT)
     assert list(empty.results) == []
+
+
+async def test_watch_batched_carries_ready_events_together_in_order(stub: PresenceStub) -> None:
+    requests: asyncio.Queue[pb.WatchRequest] = asyncio.Queue()
+
+    async def feed() -> AsyncIterator[pb.WatchRequest]:
+        while True:
+            yield await requests.get()
+
+    call = stub.WatchBatched(feed())
+
+    async def read() -> list[pb.PresenceEvent]:
+        message = await asyncio.wait_for(call.read(), WAIT)
+        assert message is not grpc.aio.EOF
+        return list(message.events)
+
+    requests.put_nowait(pb.WatchRequest(add=["r"], ack=True))
+    assert [(e.kind, e.room) for e in await read()] == [(pb.EVENT_KIND_WATCHING, "r")]
+    for sid in ("s1", "s2"):
+        await stub.Join(pb.JoinRequest(room="r", peer=peer(sid), edge_id="e"), timeout=WAIT)
+    updates = [
+        pb.UpdateRequest(room="r", session_id=f"s{1 + n % 2}", state_json=f'{{"n":{n}}}')
+        for n in range(50)
+    ]
+    await stub.UpdateMany(pb.UpdateManyRequest(updates=updates), timeout=WAIT)
+    events: list[pb.PresenceEvent] = []
+    messages = 0
+    while sum(e.kind == pb.EVENT_KIND_UPDATE for e in events) < 50:
+        events.extend(await read())
+        messages += 1
+    joins = [e.peer.session_id for e in events if e.kind == pb.EVENT_KIND_JOIN]
+    changed = [e for e in events if e.kind == pb.EVENT_KIND_UPDATE]
+    assert joins == ["s1", "s2"]
+    assert [e.peer.state_json for e in changed] == [u.state_json for u in updates]
+    # The 50 updates were applied in one call: their events left together.
+    assert messages < len(changed)
+    call.cancel()

@@ -313,4 +313,5 @@ class PresenceClient:
             )
 
     def watch(self, requests: AsyncIterator[ppb.WatchRequest]) -> Any:
-        return self.stub.Watch(requests)
+        """The batched Watch: each message carries every event ready at once."""
+        return self.stub.WatchBatched(requests)

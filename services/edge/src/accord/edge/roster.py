@@ -60,11 +60,11 @@ class Roster:
         self.sync_limit = sync_limit
         self.rooms: dict[str, _Watched] = {}
         self._resync: set[str] = set()
-        self.feed: Feed[ppb.PresenceEvent] = Feed(
+        self.feed: Feed[ppb.PresenceEvents] = Feed(
             "presence",
             presence.watch,
             lambda add, remove: ppb.WatchRequest(add=add, remove=remove, ack=True),
-            self._on_event,
+            self._on_events,
             self._on_reconnect,
         )
 
@@ -108,6 +108,10 @@ class Roster:
         for room in due:
             self._resync.discard(room)
         self.resync(due)
+
+    def _on_events(self, message: ppb.PresenceEvents) -> None:
+        for event in message.events:
+            self._on_event(event)
 
     def _on_event(self, event: ppb.PresenceEvent) -> None:
         watched = self.rooms.get(event.room)

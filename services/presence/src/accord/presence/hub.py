@@ -94,6 +94,17 @@ class Subscription:
             raise self._failure
         return event
 
+    def ready(self, limit: int) -> list[Event]:
+        """Up to ``limit`` more events already queued, without waiting (after ``next``)."""
+        events: list[Event] = []
+        queue = self._queue
+        while len(events) < limit and not queue.empty():
+            event = queue.get_nowait()
+            if event is None:  # failed: the next ``next`` raises
+                break
+            events.append(event)
+        return events
+
     async def close(self) -> None:
         await self.remove(list(self.rooms))
 

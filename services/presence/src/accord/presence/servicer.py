@@ -136,6 +136,8 @@ async def _status(context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
 
 
 MAX_UPDATE_MANY = 1000
+WATCH_BATCH = 500
+"""Events at most in one ``WatchBatched`` message."""
 
 
 class PresenceServicer(presence_pb2_grpc.PresenceServicer):
@@ -298,6 +300,25 @@ class PresenceServicer(presence_pb2_grpc.PresenceServicer):
         request_iterator: AsyncIterator[pb.WatchRequest],
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[pb.PresenceEvent]:
+        async for events in self._watch(request_iterator, context, 1):
+            yield event_to_proto(events[0])
+
+    async def WatchBatched(
+        self,
+        request_iterator: AsyncIterator[pb.WatchRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[pb.PresenceEvents]:
+        async for events in self._watch(request_iterator, context, WATCH_BATCH):
+            yield pb.PresenceEvents(events=[event_to_proto(event) for event in events])
+
+    async def _watch(
+        self,
+        request_iterator: AsyncIterator[pb.WatchRequest],
+        context: grpc.aio.ServicerContext,
+        most: int,
+    ) -> AsyncIterator[list[Event]]:
+        """The watch's events as they come: each time the next one and up to ``most`` - 1
+        more already queued, in order."""
         async with (
             _status(context),
             self._store.subscription(self._watch_queue_size) as watch,
@@ -308,7 +329,8 @@ class PresenceServicer(presence_pb2_grpc.PresenceServicer):
             follower = asyncio.create_task(self._follow(request_iterator, watch))
             try:
                 while True:
-                    yield event_to_proto(await watch.next())
+                    first = await watch.next()
+                    yield [first, *watch.ready(most - 1)] if most > 1 else [first]
             finally:
                 self._watches.discard(watch)
                 follower.cancel()

@@ -181,6 +181,12 @@ class PresenceEvent(_message.Message):
     channel: str
     def __init__(self, room: _Optional[str] = ..., kind: _Optional[_Union[EventKind, str]] = ..., peer: _Optional[_Union[Peer, _Mapping]] = ..., reason: _Optional[_Union[LeaveReason, str]] = ..., from_session_id: _Optional[str] = ..., data_json: _Optional[str] = ..., channel: _Optional[str] = ...) -> None: ...
 
+class PresenceEvents(_message.Message):
+    __slots__ = ("events",)
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[PresenceEvent]
+    def __init__(self, events: _Optional[_Iterable[_Union[PresenceEvent, _Mapping]]] = ...) -> None: ...
+
 class BroadcastRequest(_message.Message):
     __slots__ = ("room", "from_session_id", "data_json", "channel")
     ROOM_FIELD_NUMBER: _ClassVar[int]
