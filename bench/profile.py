@@ -1,6 +1,7 @@
 """Profile a system under one load step with py-spy (flame graphs of every Python process).
 
     python -m bench.profile [--system accord/durable] [--scenario S1] [--rate 1] [--seconds 10]
+                            [--cpu-only]
                             [--out docs/bench/profiles]
 
 Starts the system pinned as in a benchmark run, connects the scenario's
@@ -89,6 +90,29 @@ def summarize(
             print(f"== {label}\n" + (out / f"{base}-{label}-top.txt").read_text())
 
 
+def cpu_times(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process so far; zeros once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0, 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def print_cpu(procs: dict[int, str], before: dict[int, tuple[float, float]], window: float) -> None:
+    used: dict[str, list[float]] = {}
+    for pid, label in procs.items():
+        user0, sys0 = before.get(pid, (0.0, 0.0))
+        user1, sys1 = cpu_times(pid)
+        total = used.setdefault(label, [0.0, 0.0])
+        total[0] += (user1 - user0) / window
+        total[1] += (sys1 - sys0) / window
+    for label, (user, system) in sorted(used.items()):
+        print(f"{label:12} user {user:.3f}  system {system:.3f}  cores")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(prog="python -m bench.profile")
     ap.add_argument("--system", default="accord/durable")
@@ -102,6 +126,11 @@ def main() -> None:
         "--connect",
         action="store_true",
         help="profile the scenario's clients connecting (hello + subscribe), not a load step",
+    )
+    ap.add_argument(
+        "--cpu-only",
+        action="store_true",
+        help="no py-spy: print each process's CPU (user and system, cores) over the step",
     )
     ap.add_argument(
         "--keep-raw",
@@ -156,9 +185,14 @@ def main() -> None:
                     },
                 )
             time.sleep(1.0)
-            spies = start_spies(py, args.seconds, out, base, args.native)
-            for _, _, spy in spies:
-                spy.wait(args.seconds + 60)
+            if args.cpu_only:
+                before = {pid: cpu_times(pid) for pid in system.processes()}
+                time.sleep(args.seconds - 2.0)
+                print_cpu(system.processes(), before, args.seconds - 2.0)
+            else:
+                spies = start_spies(py, args.seconds, out, base, args.native)
+                for _, _, spy in spies:
+                    spy.wait(args.seconds + 60)
             replies = [Workers._read(p, args.seconds + 60) for p in workers.procs]
             print(
                 {

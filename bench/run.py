@@ -205,6 +205,25 @@ def aggregate_step(
     return out
 
 
+SETTLE_CPU = 0.2
+"""A system is settled after connecting once it uses less than this (cores) for a second."""
+SETTLE_MAX_S = 15.0
+
+
+def settle(system: systems.System) -> float:
+    """Wait (at most ``SETTLE_MAX_S``) until the system has finished the work the
+    connections started (presence joins and their events, catch-ups), so the first
+    step measures the load and not the connect storm's tail. Returns the seconds waited."""
+    procs = system.processes()
+    started = time.monotonic()
+    while time.monotonic() - started < SETTLE_MAX_S:
+        cpu0 = sum(system.cpu_by_label(procs).values())
+        time.sleep(1.0)
+        if sum(system.cpu_by_label(procs).values()) - cpu0 < SETTLE_CPU:
+            break
+    return time.monotonic() - started
+
+
 def run_load(system: systems.System, load: Load, n_workers: int, rep: int, emit: Any) -> None:
     run_id = f"{os.getpid()}{rep}{int(time.time()) % 100000}"
     spec = {
@@ -218,9 +237,10 @@ def run_load(system: systems.System, load: Load, n_workers: int, rep: int, emit:
     try:
         ranges = [list(r) for r in split_clients(load.clients, len(workers.procs))]
         conn = connect(workers, ranges)
+        conn["settle_s"] = round(settle(system), 1)
         log(
             f"  {load.name}: {conn['connected']}/{load.clients} connected "
-            f"in {conn['connect_s']:.1f}s"
+            f"in {conn['connect_s']:.1f}s, settled in {conn['settle_s']:.1f}s"
         )
         active = (
             None
