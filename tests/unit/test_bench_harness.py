@@ -242,3 +242,15 @@ def test_an_ack_scenario_is_judged_on_its_own_latency_limit() -> None:
     assert meets_slo(step)
     assert not meets_slo({**step, "slo_p99_ms": 50.0})
     assert meets_slo({**step, "p99_ms": 49.0, "slo_p99_ms": 50.0})
+
+
+def test_sync_rpc_pushes_rotate_rooms_with_rising_client_seqs() -> None:
+    from bench.sync_rpc import ROOMS, Pushes
+
+    pushes = Pushes()
+    first = pushes.call(3)
+    assert [p.room for p in first.pushes] == ["r0", "r1", "r2"]
+    assert all(len(p.changes) == 1 and p.changes[0].client_seq == 1 for p in first.pushes)
+    pushes.call(ROOMS - 3)
+    again = pushes.call(1).pushes[0]
+    assert (again.room, again.client_id, again.changes[0].client_seq) == ("r0", "c0", 2)

@@ -1,0 +1,155 @@
+"""The sync service alone, through gRPC: CPU per commit group and per push.
+
+    python -m bench.sync_rpc [--groups 1,10,100] [--calls 300] [--no-redis] [--no-subscriber]
+
+Starts ``python -m accord.sync`` on PostgreSQL (a fresh ``accord_bench``
+database) and Redis, pinned to core 0, and from core 1 sends ``PushMany``
+calls one after another, each carrying K pushes of one change to K different
+rooms (of 1,000), while a batched Subscribe stream follows every room. For
+each K it prints the sync process's CPU (user + system, from /proc) per call
+and per push: the fixed cost of a commit group (K = 1) and what each further
+push adds. PostgreSQL's and Redis's own CPU is not included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+
+import grpc
+from accord.api.sync.v1 import sync_pb2 as pb
+from accord.api.sync.v1 import sync_pb2_grpc as rpc
+
+from bench.systems import PG_URL, REDIS_URL, VENV_BIN, cpu_seconds, free_port, recreate_database
+
+ROOMS = 1000
+WARM_CALLS = 20
+
+
+class Pushes:
+    """Pushes of one ``set`` change each, rotating over the rooms, one client per room."""
+
+    def __init__(self) -> None:
+        self.seqs = [0] * ROOMS
+        self.next_room = 0
+
+    def call(self, k: int) -> pb.PushManyRequest:
+        pushes = []
+        for _ in range(k):
+            room = self.next_room
+            self.next_room = (room + 1) % ROOMS
+            self.seqs[room] += 1
+            seq = self.seqs[room]
+            fields = json.dumps({"title": "x" * 60, "n": seq})
+            pushes.append(
+                pb.PushRequest(
+                    room=f"r{room}",
+                    user_id="u",
+                    client_id=f"c{room}",
+                    changes=[
+                        pb.Change(
+                            client_seq=seq,
+                            collection="todos",
+                            key=f"k{seq % 50}",
+                            op=pb.Op(set=pb.SetOp(fields_json=fields)),
+                        )
+                    ],
+                )
+            )
+        return pb.PushManyRequest(pushes=pushes)
+
+
+async def measure(
+    port: int, pid: int, groups: list[int], calls: int, subscriber: bool
+) -> list[tuple[int, float, float]]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        await asyncio.wait_for(channel.channel_ready(), 30)
+        stub = rpc.SyncStub(channel)
+        delivered = 0
+        stream = None
+        if subscriber:
+            requests: asyncio.Queue[pb.SubscribeRequest] = asyncio.Queue()
+            requests.put_nowait(
+                pb.SubscribeRequest(add=[f"r{i}" for i in range(ROOMS)], batched=True)
+            )
+
+            async def feed() -> AsyncIterator[pb.SubscribeRequest]:
+                while True:
+                    yield await requests.get()
+
+            stream = stub.Subscribe(feed())
+
+            async def read() -> None:
+                nonlocal delivered
+                async for message in stream:
+                    delivered += sum(len(b.changes) for b in message.batches)
+
+            reader = asyncio.create_task(read())
+            await asyncio.sleep(1.0)
+        pushes = Pushes()
+        rows = []
+        for k in groups:
+            for _ in range(WARM_CALLS):
+                await stub.PushMany(pushes.call(k), timeout=30)
+            before, started = cpu_seconds(pid), time.perf_counter()
+            for _ in range(calls):
+                await stub.PushMany(pushes.call(k), timeout=30)
+            used, wall = cpu_seconds(pid) - before, time.perf_counter() - started
+            rows.append((k, used / calls, wall / calls))
+        if stream is not None:
+            await asyncio.sleep(0.5)
+            stream.cancel()
+            reader.cancel()
+            await asyncio.sleep(0.2)
+            expected = sum(pushes.seqs)
+            if delivered < expected:
+                print(f"warning: the subscriber got {delivered} of {expected} changes")
+        return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(prog="python -m bench.sync_rpc")
+    ap.add_argument("--groups", default="1,10,100", help="pushes per PushMany call (K)")
+    ap.add_argument("--calls", type=int, default=300, help="measured calls per K")
+    ap.add_argument("--no-redis", action="store_true", help="in-process bus instead of Redis")
+    ap.add_argument("--no-subscriber", action="store_true", help="no Subscribe stream")
+    args = ap.parse_args()
+    groups = [int(k) for k in args.groups.split(",")]
+    recreate_database()
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_"))}
+    env.update(
+        SYNC_ADDR=f"127.0.0.1:{port}",
+        METRICS_ADDR=f"127.0.0.1:{free_port()}",
+        DATABASE_URL=PG_URL,
+        LOG_LEVEL="warning",
+    )
+    if not args.no_redis:
+        env.update(REDIS_URL=REDIS_URL, REDIS_PREFIX=f"bench-rpc-{os.getpid()}")
+    server = subprocess.Popen([str(VENV_BIN / "python"), "-m", "accord.sync"], env=env)
+    try:
+        cores = os.sched_getaffinity(0)
+        if len(cores) > 1:
+            os.sched_setaffinity(server.pid, {min(cores)})
+            os.sched_setaffinity(0, cores - {min(cores)})
+        rows = asyncio.run(measure(port, server.pid, groups, args.calls, not args.no_subscriber))
+    finally:
+        server.terminate()
+        server.wait(30)
+    bus = "in-process bus" if args.no_redis else "Redis bus"
+    subscribed = "no subscriber" if args.no_subscriber else "one batched Subscribe stream"
+    print(f"sync CPU through gRPC ({bus}, {subscribed}, {args.calls} calls per row)")
+    print("| pushes per call | sync CPU per call | per push | wall per call |")
+    print("|---:|---:|---:|---:|")
+    for k, cpu, wall in rows:
+        print(f"| {k} | {cpu * 1e3:.2f} ms | {cpu * 1e6 / k:.0f} µs | {wall * 1e3:.2f} ms |")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
