@@ -80,77 +80,76 @@ def _logged(row: Any) -> LoggedChange:
     )
 
 
-_SAVE = f"""
-WITH logged AS (
-    INSERT INTO changes (room, {_CHANGE_COLUMNS}) SELECT * FROM unnest(
-        $1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[],
-        $8::bigint[], $9::text[], $10::text[])
-), stored AS (
-    INSERT INTO records (room, collection, key, state, value, seq)
-    SELECT * FROM unnest(
-        $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::bigint[])
-    ON CONFLICT (room, collection, key) DO UPDATE SET
-        state = EXCLUDED.state, value = EXCLUDED.value, seq = EXCLUDED.seq
-), headed AS (
-    UPDATE rooms SET head = h.head
-    FROM unnest($17::text[], $18::bigint[]) AS h(room, head) WHERE rooms.room = h.room
-), marked AS (
-    INSERT INTO clients (room, user_id, client_id, high_water)
-    SELECT * FROM unnest($19::text[], $20::text[], $21::text[], $22::bigint[])
-    ON CONFLICT (room, user_id, client_id) DO UPDATE SET
-        high_water = GREATEST(clients.high_water, EXCLUDED.high_water)
-)
-INSERT INTO conflicts (room, {_CONFLICT_COLUMNS}) SELECT * FROM unnest(
-    $23::text[], $24::bigint[], $25::text[], $26::text[], $27::text[], $28::text[], $29::text[],
-    $30::bigint[], $31::bigint[], $32::bigint[], $33::text[], $34::text[], $35::bigint[])
-ON CONFLICT DO NOTHING
-"""
+def _save_sql(checked: bool) -> str:
+    """One statement (data-modifying CTEs, each batched with ``unnest``) that appends the
+    changes ($1-$10), upserts the records ($11-$16), raises the heads ($17, $18), the
+    clients' high-water marks ($19-$22) and records the conflicts ($23-$35).
 
-# The optimistic save: the same writes, each only if every written room's head is
-# still $36 (-1: the room did not exist), checked under the rooms' row locks.
-_SAVE_CHECKED = f"""
-WITH locked AS (
+    ``checked`` (the optimistic save): each write happens only if every written room's
+    head is still $36 (-1: the room did not exist, and is created), checked under the
+    rooms' row locks taken in name order; the statement returns whether it wrote.
+    """
+    only = "\n    WHERE (SELECT ok FROM ok)" if checked else ""
+    also = " AND (SELECT ok FROM ok)" if checked else ""
+    check = (
+        """locked AS (
     SELECT room, head FROM rooms WHERE room = ANY($17::text[]) ORDER BY room FOR UPDATE
 ), ok AS (
     SELECT count(*) = cardinality($17::text[]) AS ok
     FROM unnest($17::text[], $36::bigint[]) AS w(room, was) LEFT JOIN locked l USING (room)
     WHERE l.head = w.was OR (w.was = -1 AND l.room IS NULL)
-), logged AS (
-    INSERT INTO changes (room, {_CHANGE_COLUMNS}) SELECT * FROM unnest(
-        $1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[],
-        $8::bigint[], $9::text[], $10::text[])
-    WHERE (SELECT ok FROM ok)
-), stored AS (
-    INSERT INTO records (room, collection, key, state, value, seq)
-    SELECT * FROM unnest(
-        $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::bigint[])
-    WHERE (SELECT ok FROM ok)
-    ON CONFLICT (room, collection, key) DO UPDATE SET
-        state = EXCLUDED.state, value = EXCLUDED.value, seq = EXCLUDED.seq
-), headed AS (
-    UPDATE rooms SET head = h.head
-    FROM unnest($17::text[], $18::bigint[]) AS h(room, head)
-    WHERE rooms.room = h.room AND (SELECT ok FROM ok)
-), created AS (
+), """
+        if checked
+        else ""
+    )
+    created = (
+        """, created AS (
     INSERT INTO rooms (room, head)
     SELECT h.room, h.head
     FROM unnest($17::text[], $18::bigint[], $36::bigint[]) AS h(room, head, was)
     WHERE h.was = -1 AND (SELECT ok FROM ok)
-), marked AS (
+)"""
+        if checked
+        else ""
+    )
+    noted = f"""INSERT INTO conflicts (room, {_CONFLICT_COLUMNS}) SELECT * FROM unnest(
+    $23::text[], $24::bigint[], $25::text[], $26::text[], $27::text[], $28::text[], $29::text[],
+    $30::bigint[], $31::bigint[], $32::bigint[], $33::text[], $34::text[], $35::bigint[]){only}
+ON CONFLICT DO NOTHING"""
+    return f"""
+WITH {check}logged AS (
+    INSERT INTO changes (room, {_CHANGE_COLUMNS}) SELECT * FROM unnest(
+        $1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[],
+        $8::bigint[], $9::text[], $10::text[]){only}
+), stored AS (
+    INSERT INTO records (room, collection, key, state, value, seq)
+    SELECT * FROM unnest(
+        $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::bigint[]){only}
+    ON CONFLICT (room, collection, key) DO UPDATE SET
+        state = EXCLUDED.state, value = EXCLUDED.value, seq = EXCLUDED.seq
+), headed AS (
+    UPDATE rooms SET head = h.head
+    FROM unnest($17::text[], $18::bigint[]) AS h(room, head) WHERE rooms.room = h.room{also}
+){created}, marked AS (
     INSERT INTO clients (room, user_id, client_id, high_water)
-    SELECT * FROM unnest($19::text[], $20::text[], $21::text[], $22::bigint[])
-    WHERE (SELECT ok FROM ok)
+    SELECT * FROM unnest($19::text[], $20::text[], $21::text[], $22::bigint[]){only}
     ON CONFLICT (room, user_id, client_id) DO UPDATE SET
         high_water = GREATEST(clients.high_water, EXCLUDED.high_water)
-), noted AS (
-    INSERT INTO conflicts (room, {_CONFLICT_COLUMNS}) SELECT * FROM unnest(
-        $23::text[], $24::bigint[], $25::text[], $26::text[], $27::text[], $28::text[], $29::text[],
-        $30::bigint[], $31::bigint[], $32::bigint[], $33::text[], $34::text[], $35::bigint[])
-    WHERE (SELECT ok FROM ok)
-    ON CONFLICT DO NOTHING
+)""" + (
+        f""", noted AS (
+{noted}
 )
 SELECT ok FROM ok
 """
+        if checked
+        else f"""
+{noted}
+"""
+    )
+
+
+_SAVE = _save_sql(checked=False)
+_SAVE_CHECKED = _save_sql(checked=True)
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
