@@ -592,3 +592,32 @@ async def test_watch_batched_carries_ready_events_together_in_order(stub: Presen
     # The 50 updates were applied in one call: their events left together.
     assert messages < len(changed)
     call.cancel()
+
+
+async def test_join_many_answers_each_join_in_order(stub: PresenceStub) -> None:
+    watch = Watch(stub)
+    await watch.add("r")
+    big = peer("s4", '{"x":"' + "y" * 9000 + '"}')
+    response = await stub.JoinMany(
+        pb.JoinManyRequest(
+            joins=[
+                pb.JoinRequest(room="r", peer=peer("s1"), edge_id="e"),
+                pb.JoinRequest(room="bad room", peer=peer("s2"), edge_id="e"),
+                pb.JoinRequest(room="r", peer=peer("s3", '{"n":1}'), edge_id="e"),
+                pb.JoinRequest(room="r", peer=big, edge_id="e"),
+                pb.JoinRequest(room="r", peer=peer("s3", '{"n":2}'), edge_id="e"),
+            ]
+        ),
+        timeout=WAIT,
+    )
+    assert [r.reason for r in response.results] == ["", "BAD_REQUEST", "", "TOO_LARGE", ""]
+    assert all(r.message for r in response.results if r.reason)
+    listed = await stub.List(pb.ListRequest(room="r"), timeout=WAIT)
+    # s3 joined, then joined again with a new state: the later one holds.
+    assert {p.session_id: p.state_json for p in listed.peers} == {"s1": "{}", "s3": '{"n":2}'}
+    many = [pb.JoinRequest(room="r", peer=peer(f"s{n}"), edge_id="e") for n in range(1001)]
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.JoinMany(pb.JoinManyRequest(joins=many), timeout=WAIT)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert reason_of(caught.value) == "BAD_REQUEST"
+    watch.call.cancel()

@@ -17,6 +17,7 @@ from accord.edge.admin import AdminApi, Revocations
 from accord.edge.auth import Authenticator
 from accord.edge.backends import PresenceClient, SyncClient
 from accord.edge.limits import SharedBuckets
+from accord.edge.protocol import ProtocolError
 from accord.edge.rooms import Hub
 from accord.edge.roster import Roster
 from accord.edge.session import CLOSE_FULL, CLOSE_HEARTBEAT, Session
@@ -154,8 +155,8 @@ class Edge:
                 if forgotten is not None:
                     try:
                         rooms = await forgotten.rejoin()
-                    except grpc.aio.AioRpcError as error:
-                        log.warning("presence re-join failed: %s", error.code().name)
+                    except ProtocolError as error:
+                        log.warning("presence re-join failed: %s", error.code)
                         continue
                     # A sync listed while this session was forgotten lacks it.
                     self.roster.resync(rooms)

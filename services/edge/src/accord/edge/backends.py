@@ -82,7 +82,7 @@ def reason_error(reason: str, message: str, room: str) -> ProtocolError:
     return ProtocolError(code, message or code.lower(), room=room)
 
 
-Item = TypeVar("Item", spb.PushRequest, ppb.UpdateRequest)
+Item = TypeVar("Item", spb.PushRequest, ppb.UpdateRequest, ppb.JoinRequest)
 Result = TypeVar("Result")
 ManyCall = Callable[[list[Item]], Awaitable[list[Result | ProtocolError]]]
 
@@ -240,13 +240,21 @@ class PresenceClient:
         self.timeout = timeout
         self.edge_id = edge_id
         self._updates: Batcher[ppb.UpdateRequest, None] = Batcher("UpdateMany", self._update_many)
+        self._joins: Batcher[ppb.JoinRequest, None] = Batcher("JoinMany", self._join_many)
 
     async def join(self, room: str, peer: dict[str, Any]) -> None:
-        with _Timed("Join"):
-            await self.stub.Join(
-                ppb.JoinRequest(room=room, peer=_peer(peer), edge_id=self.edge_id),
-                timeout=self.timeout,
-            )
+        """Join through the batcher (a connect storm's joins share calls); raises
+        ``ProtocolError``."""
+        await self._joins.submit(ppb.JoinRequest(room=room, peer=_peer(peer), edge_id=self.edge_id))
+
+    async def _join_many(self, joins: list[ppb.JoinRequest]) -> list[ProtocolError | None]:
+        response: ppb.JoinManyResponse = await self.stub.JoinMany(
+            ppb.JoinManyRequest(joins=joins), timeout=self.timeout
+        )
+        return [
+            reason_error(result.reason, result.message, join.room) if result.reason else None
+            for join, result in zip(joins, response.results, strict=False)
+        ]
 
     async def update(self, room: str, session_id: str, state: dict[str, Any]) -> None:
         """Update through the batcher; raises ``ProtocolError``."""

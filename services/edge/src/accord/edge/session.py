@@ -656,7 +656,9 @@ class Session:
         except asyncio.CancelledError:
             raise
         except Exception as error:
-            if isinstance(error, grpc.aio.AioRpcError):
+            if isinstance(error, ProtocolError):
+                failure = error
+            elif isinstance(error, grpc.aio.AioRpcError):
                 failure = to_protocol_error(error, room)
             elif isinstance(error, TimeoutError):
                 failure = ProtocolError(

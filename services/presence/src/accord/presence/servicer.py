@@ -166,22 +166,42 @@ class PresenceServicer(presence_pb2_grpc.PresenceServicer):
         self, request: pb.JoinRequest, context: grpc.aio.ServicerContext
     ) -> pb.JoinResponse:
         async with _status(context):
-            room = validation.room(request.room)
-            peer = validation.peer(
-                Peer(
-                    session_id=request.peer.session_id,
-                    user_id=request.peer.user_id,
-                    client_id=request.peer.client_id,
-                    user_json=request.peer.user_json,
-                    state_json=request.peer.state_json,
-                ),
-                self._max_state_bytes,
-            )
-            edge_id = validation.identifier(request.edge_id, "edge_id", required=False)
-            event = await self._store.join(room, peer, edge_id)
-            if event.kind is EventKind.JOIN:
-                metrics.JOINS.inc()
+            await self._join(request)
         return pb.JoinResponse()
+
+    async def JoinMany(
+        self, request: pb.JoinManyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.JoinManyResponse:
+        async with _status(context):
+            if len(request.joins) > MAX_UPDATE_MANY:
+                raise validation.Invalid(f"more than {MAX_UPDATE_MANY} joins in one JoinMany call")
+            results = []
+            for join in request.joins:
+                try:
+                    await self._join(join)
+                except Exception as error:
+                    _, reason, message = _failure(error)
+                    results.append(pb.JoinResult(reason=reason, message=message))
+                else:
+                    results.append(pb.JoinResult())
+        return pb.JoinManyResponse(results=results)
+
+    async def _join(self, request: pb.JoinRequest) -> None:
+        room = validation.room(request.room)
+        peer = validation.peer(
+            Peer(
+                session_id=request.peer.session_id,
+                user_id=request.peer.user_id,
+                client_id=request.peer.client_id,
+                user_json=request.peer.user_json,
+                state_json=request.peer.state_json,
+            ),
+            self._max_state_bytes,
+        )
+        edge_id = validation.identifier(request.edge_id, "edge_id", required=False)
+        event = await self._store.join(room, peer, edge_id)
+        if event.kind is EventKind.JOIN:
+            metrics.JOINS.inc()
 
     async def Update(
         self, request: pb.UpdateRequest, context: grpc.aio.ServicerContext

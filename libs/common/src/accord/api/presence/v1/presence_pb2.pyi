@@ -65,6 +65,26 @@ class JoinResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class JoinManyRequest(_message.Message):
+    __slots__ = ("joins",)
+    JOINS_FIELD_NUMBER: _ClassVar[int]
+    joins: _containers.RepeatedCompositeFieldContainer[JoinRequest]
+    def __init__(self, joins: _Optional[_Iterable[_Union[JoinRequest, _Mapping]]] = ...) -> None: ...
+
+class JoinResult(_message.Message):
+    __slots__ = ("reason", "message")
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    reason: str
+    message: str
+    def __init__(self, reason: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class JoinManyResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[JoinResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[JoinResult, _Mapping]]] = ...) -> None: ...
+
 class UpdateRequest(_message.Message):
     __slots__ = ("room", "session_id", "state_json")
     ROOM_FIELD_NUMBER: _ClassVar[int]

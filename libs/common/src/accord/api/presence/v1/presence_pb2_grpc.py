@@ -49,6 +49,11 @@ class PresenceStub:
                 request_serializer=accord_dot_presence_dot_v1_dot_presence__pb2.UpdateManyRequest.SerializeToString,
                 response_deserializer=accord_dot_presence_dot_v1_dot_presence__pb2.UpdateManyResponse.FromString,
                 _registered_method=True)
+        self.JoinMany = channel.unary_unary(
+                '/accord.presence.v1.Presence/JoinMany',
+                request_serializer=accord_dot_presence_dot_v1_dot_presence__pb2.JoinManyRequest.SerializeToString,
+                response_deserializer=accord_dot_presence_dot_v1_dot_presence__pb2.JoinManyResponse.FromString,
+                _registered_method=True)
         self.Leave = channel.unary_unary(
                 '/accord.presence.v1.Presence/Leave',
                 request_serializer=accord_dot_presence_dot_v1_dot_presence__pb2.LeaveRequest.SerializeToString,
@@ -100,8 +105,16 @@ class PresenceServicer:
     def UpdateMany(self, request, context):
         """Many sessions' updates in one call (at most 1,000), each answered on its
         own: result i is empty when update i applied, else carries its reason.
-        Updates of one session apply in the order given; different sessions'
-        updates apply concurrently. For callers relaying many clients (the edge).
+        Updates apply in the order given (so one session's stay in order). For
+        callers relaying many clients (the edge).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def JoinMany(self, request, context):
+        """Many joins in one call, each answered on its own, applied in the order
+        given. For callers relaying many clients (the edge).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -166,6 +179,11 @@ def add_PresenceServicer_to_server(servicer, server):
                     servicer.UpdateMany,
                     request_deserializer=accord_dot_presence_dot_v1_dot_presence__pb2.UpdateManyRequest.FromString,
                     response_serializer=accord_dot_presence_dot_v1_dot_presence__pb2.UpdateManyResponse.SerializeToString,
+            ),
+            'JoinMany': grpc.unary_unary_rpc_method_handler(
+                    servicer.JoinMany,
+                    request_deserializer=accord_dot_presence_dot_v1_dot_presence__pb2.JoinManyRequest.FromString,
+                    response_serializer=accord_dot_presence_dot_v1_dot_presence__pb2.JoinManyResponse.SerializeToString,
             ),
             'Leave': grpc.unary_unary_rpc_method_handler(
                     servicer.Leave,
@@ -279,6 +297,33 @@ class Presence:
             '/accord.presence.v1.Presence/UpdateMany',
             accord_dot_presence_dot_v1_dot_presence__pb2.UpdateManyRequest.SerializeToString,
             accord_dot_presence_dot_v1_dot_presence__pb2.UpdateManyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def JoinMany(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.presence.v1.Presence/JoinMany',
+            accord_dot_presence_dot_v1_dot_presence__pb2.JoinManyRequest.SerializeToString,
+            accord_dot_presence_dot_v1_dot_presence__pb2.JoinManyResponse.FromString,
             options,
             channel_credentials,
             insecure,
