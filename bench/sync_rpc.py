@@ -1,10 +1,12 @@
 """The sync service alone, through gRPC: CPU per commit group and per push.
 
     python -m bench.sync_rpc [--groups 1,10,100] [--calls 300] [--no-redis] [--no-subscriber]
+                             [--unary]
 
 Starts ``python -m accord.sync`` on PostgreSQL (a fresh ``accord_bench``
 database) and Redis, pinned to core 0, and from core 1 sends ``PushMany``
-calls one after another, each carrying K pushes of one change to K different
+requests one after another on a ``PushStream`` (as the edge sends them; ``--unary``:
+``PushMany`` calls), each carrying K pushes of one change to K different
 rooms (of 1,000), while a batched Subscribe stream follows every room. For
 each K it prints the sync process's CPU (user + system, from /proc) per call
 and per push: the fixed cost of a commit group (K = 1) and what each further
@@ -66,7 +68,7 @@ class Pushes:
 
 
 async def measure(
-    port: int, pid: int, groups: list[int], calls: int, subscriber: bool
+    port: int, pid: int, groups: list[int], calls: int, subscriber: bool, unary: bool
 ) -> list[tuple[int, float, float]]:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         await asyncio.wait_for(channel.channel_ready(), 30)
@@ -93,15 +95,25 @@ async def measure(
             reader = asyncio.create_task(read())
             await asyncio.sleep(1.0)
         pushes = Pushes()
+        pushing = stub.PushStream()
+
+        async def send(request: pb.PushManyRequest) -> None:
+            if unary:
+                await stub.PushMany(request, timeout=30)
+            else:
+                await pushing.write(request)
+                await pushing.read()
+
         rows = []
         for k in groups:
             for _ in range(WARM_CALLS):
-                await stub.PushMany(pushes.call(k), timeout=30)
+                await send(pushes.call(k))
             before, started = cpu_seconds(pid), time.perf_counter()
             for _ in range(calls):
-                await stub.PushMany(pushes.call(k), timeout=30)
+                await send(pushes.call(k))
             used, wall = cpu_seconds(pid) - before, time.perf_counter() - started
             rows.append((k, used / calls, wall / calls))
+        pushing.cancel()
         if stream is not None:
             await asyncio.sleep(0.5)
             stream.cancel()
@@ -119,6 +131,7 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=300, help="measured calls per K")
     ap.add_argument("--no-redis", action="store_true", help="in-process bus instead of Redis")
     ap.add_argument("--no-subscriber", action="store_true", help="no Subscribe stream")
+    ap.add_argument("--unary", action="store_true", help="PushMany calls, not a PushStream")
     args = ap.parse_args()
     groups = [int(k) for k in args.groups.split(",")]
     recreate_database()
@@ -138,13 +151,16 @@ def main() -> None:
         if len(cores) > 1:
             os.sched_setaffinity(server.pid, {min(cores)})
             os.sched_setaffinity(0, cores - {min(cores)})
-        rows = asyncio.run(measure(port, server.pid, groups, args.calls, not args.no_subscriber))
+        rows = asyncio.run(
+            measure(port, server.pid, groups, args.calls, not args.no_subscriber, args.unary)
+        )
     finally:
         server.terminate()
         server.wait(30)
     bus = "in-process bus" if args.no_redis else "Redis bus"
     subscribed = "no subscriber" if args.no_subscriber else "one batched Subscribe stream"
-    print(f"sync CPU through gRPC ({bus}, {subscribed}, {args.calls} calls per row)")
+    how = "PushMany calls" if args.unary else "PushStream requests"
+    print(f"sync CPU through gRPC ({how}, {bus}, {subscribed}, {args.calls} per row)")
     print("| pushes per call | sync CPU per call | per push | wall per call |")
     print("|---:|---:|---:|---:|")
     for k, cpu, wall in rows:

@@ -403,6 +403,68 @@ async def test_push_many_refuses_too_many_pushes_and_accepts_none(stub: SyncStub
     assert (await stub.Head(pb.HeadRequest(room="r0"), timeout=DEADLINE)).head == 0
 
 
+async def test_push_stream_answers_each_request_in_order(stub: SyncStub) -> None:
+    call = stub.PushStream()
+    await call.write(pb.PushManyRequest(pushes=[push("r", set_change(1, "k", a=1))]))
+    await call.write(
+        pb.PushManyRequest(
+            pushes=[push("bad room", set_change(1, "k", a=1)), push("r", set_change(2, "k", a=2))]
+        )
+    )
+    await call.write(pb.PushManyRequest())
+    first, second, empty = [await asyncio.wait_for(call.read(), DEADLINE) for _ in range(3)]
+    assert [r.response.results[0].seq for r in first.results] == [1]
+    assert [r.WhichOneof("result") for r in second.results] == ["error", "response"]
+    assert second.results[0].error.reason == "BAD_REQUEST"
+    assert second.results[1].response.results[0].seq == 2
+    assert list(empty.results) == []
+    # Over the PushMany limit: the stream ends with INVALID_ARGUMENT, nothing committed.
+    many = [push(f"r{n}", set_change(1, "k", a=1)) for n in range(1001)]
+    await call.write(pb.PushManyRequest(pushes=many))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await asyncio.wait_for(call.read(), DEADLINE)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert reason_of(caught.value) == "BAD_REQUEST"
+    assert (await stub.Head(pb.HeadRequest(room="r"), timeout=DEADLINE)).head == 2
+    assert (await stub.Head(pb.HeadRequest(room="r0"), timeout=DEADLINE)).head == 0
+
+
+async def test_the_edges_push_stream_reopens_after_a_failure_and_in_time(
+    stub: SyncStub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from accord.edge import backends
+
+    stream = backends.PushStream(stub, timeout=DEADLINE)
+    answer = await stream.exchange(pb.PushManyRequest(pushes=[push("r", set_change(1, "k"))]))
+    first_call = stream._call
+    assert answer.results[0].response.results[0].seq == 1
+    # Over the limit: the stream fails with the status, and is dropped.
+    many = [push(f"r{n}", set_change(1, "k", a=1)) for n in range(1001)]
+    with pytest.raises(grpc.aio.AioRpcError):
+        await stream.exchange(pb.PushManyRequest(pushes=many))
+    assert stream._call is None
+    answer = await stream.exchange(pb.PushManyRequest(pushes=[push("r", set_change(2, "k"))]))
+    assert answer.results[0].response.results[0].seq == 2
+    assert stream._call is not None and stream._call is not first_call
+    # A stream older than PUSH_STREAM_SECONDS is replaced before the next exchange.
+    kept = stream._call
+    monkeypatch.setattr(backends, "PUSH_STREAM_SECONDS", 0.0)
+    answer = await stream.exchange(pb.PushManyRequest(pushes=[push("r", set_change(3, "k"))]))
+    assert answer.results[0].response.results[0].seq == 3
+    assert stream._call is not kept and kept.cancelled()
+
+
+async def test_the_edges_push_stream_times_out_as_unavailable(stub: SyncStub) -> None:
+    from accord.edge import backends
+    from accord.edge.protocol import ProtocolError
+
+    stream = backends.PushStream(stub, timeout=0.000001)
+    with pytest.raises(ProtocolError) as caught:
+        await stream.exchange(pb.PushManyRequest(pushes=[push("r", set_change(1, "k"))]))
+    assert caught.value.code == "UNAVAILABLE"
+    assert stream._call is None
+
+
 async def test_a_batched_subscriber_gets_several_rooms_per_message(stub: SyncStub) -> None:
     call = stub.Subscribe()
     await call.write(pb.SubscribeRequest(add=["a", "b"], batched=True))

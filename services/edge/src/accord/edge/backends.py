@@ -148,6 +148,11 @@ class Batcher(Generic[Item, Result]):
                     if not future.done():
                         future.set_exception(to_protocol_error(error, item.room))
                 return
+            except ProtocolError as error:  # the whole call failed without a status
+                for item, future in batch:
+                    if not future.done():
+                        future.set_exception(ProtocolError(error.code, str(error), room=item.room))
+                return
             for index, (item, future) in enumerate(batch):
                 if future.done():
                     continue
@@ -165,21 +170,75 @@ class Batcher(Generic[Item, Result]):
             self._flush()
 
 
+PUSH_STREAM_SECONDS = 20.0
+"""A push stream is replaced after this long: well inside the servers' connection-age
+grace (30 s, ``grpcutil.SERVER_OPTIONS``), so a stream never outlives its connection."""
+
+
+class PushStream:
+    """``PushStream`` to sync: one long-lived call carrying ``PushManyRequest``s, each
+    answered in order. A unary call costs both ends several hundred microseconds of
+    CPU to set up; a message on an open stream about half. One exchange at a time;
+    any failure drops the stream (the next exchange opens another)."""
+
+    def __init__(self, stub: Any, timeout: float) -> None:
+        self._stub = stub
+        self._timeout = timeout
+        self._call: Any = None
+        self._opened = 0.0
+        self._lock = asyncio.Lock()
+
+    async def exchange(self, request: spb.PushManyRequest) -> spb.PushManyResponse:
+        """The response to ``request``; raises ``grpc.aio.AioRpcError`` or ``ProtocolError``
+        (UNAVAILABLE) when the stream fails or sync takes longer than the timeout."""
+        async with self._lock:
+            call = self._call
+            if call is not None and time.monotonic() - self._opened > PUSH_STREAM_SECONDS:
+                call.cancel()  # between exchanges: nothing is lost
+                call = None
+            if call is None:
+                call = self._call = self._stub.PushStream()
+                self._opened = time.monotonic()
+            try:
+                async with asyncio.timeout(self._timeout):
+                    await call.write(request)
+                    response = await call.read()
+            except grpc.aio.AioRpcError:
+                self._drop(call)
+                raise
+            except (TimeoutError, asyncio.InvalidStateError) as error:
+                self._drop(call)
+                raise ProtocolError(
+                    "UNAVAILABLE", "the sync service is unavailable, try again"
+                ) from error
+            except BaseException:
+                self._drop(call)
+                raise
+            if response is grpc.aio.EOF:
+                self._drop(call)
+                raise ProtocolError("UNAVAILABLE", "the sync service ended the push stream")
+            return response  # type: ignore[no-any-return]
+
+    def _drop(self, call: Any) -> None:
+        if self._call is call:
+            self._call = None
+        call.cancel()
+
+
 class SyncClient:
     def __init__(self, channel: grpc.aio.Channel, timeout: float) -> None:
         self.channel = channel
         self.stub = sync_pb2_grpc.SyncStub(channel)  # type: ignore[no-untyped-call]
         self.timeout = timeout
+        self._stream = PushStream(self.stub, timeout)
         self._pushes: Batcher[spb.PushRequest, spb.PushResponse] = Batcher(
-            "PushMany", self._push_many
+            "PushStream", self._push_many
         )
 
     async def _push_many(
         self, pushes: list[spb.PushRequest]
     ) -> list[spb.PushResponse | ProtocolError]:
-        response: spb.PushManyResponse = await self.stub.PushMany(
-            spb.PushManyRequest(pushes=pushes), timeout=self.timeout
-        )
+        response = await self._stream.exchange(spb.PushManyRequest(pushes=pushes))
         return [
             result.response
             if result.WhichOneof("result") == "response"

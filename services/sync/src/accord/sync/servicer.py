@@ -92,6 +92,19 @@ class SyncServicer(sync_pb2_grpc.SyncServicer):
             await _fail(
                 context, BadRequest(f"more than {MAX_PUSH_MANY} pushes in one PushMany call")
             )
+        return await self._push_many(request)
+
+    async def PushStream(
+        self,
+        request_iterator: AsyncIterator[pb.PushManyRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[pb.PushManyResponse]:
+        async for request in request_iterator:
+            if len(request.pushes) > MAX_PUSH_MANY:
+                await _fail(context, BadRequest(f"more than {MAX_PUSH_MANY} pushes in one request"))
+            yield await self._push_many(request)
+
+    async def _push_many(self, request: pb.PushManyRequest) -> pb.PushManyResponse:
         # All handed to the committer before the first await: pushes to one room
         # keep their order and join the same commit group.
         calls = [asyncio.ensure_future(self._push(p)) for p in request.pushes]

@@ -44,6 +44,11 @@ class SyncStub:
                 request_serializer=accord_dot_sync_dot_v1_dot_sync__pb2.PushManyRequest.SerializeToString,
                 response_deserializer=accord_dot_sync_dot_v1_dot_sync__pb2.PushManyResponse.FromString,
                 _registered_method=True)
+        self.PushStream = channel.stream_stream(
+                '/accord.sync.v1.Sync/PushStream',
+                request_serializer=accord_dot_sync_dot_v1_dot_sync__pb2.PushManyRequest.SerializeToString,
+                response_deserializer=accord_dot_sync_dot_v1_dot_sync__pb2.PushManyResponse.FromString,
+                _registered_method=True)
         self.Pull = channel.unary_stream(
                 '/accord.sync.v1.Sync/Pull',
                 request_serializer=accord_dot_sync_dot_v1_dot_sync__pb2.PullRequest.SerializeToString,
@@ -82,6 +87,16 @@ class SyncServicer:
         its own: the result at index i answers push i, with its response or its
         error. Pushes to one room commit in the order given. For callers that
         relay many clients' pushes (the edge): one call instead of one per push.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PushStream(self, request_iterator, context):
+        """PushMany over one long-lived stream: each request is answered by one
+        response, in order, as PushMany would answer it; a request over the
+        PushMany limit ends the stream with INVALID_ARGUMENT. For callers that push
+        all the time (the edge): no call to set up per batch.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -129,6 +144,11 @@ def add_SyncServicer_to_server(servicer, server):
             ),
             'PushMany': grpc.unary_unary_rpc_method_handler(
                     servicer.PushMany,
+                    request_deserializer=accord_dot_sync_dot_v1_dot_sync__pb2.PushManyRequest.FromString,
+                    response_serializer=accord_dot_sync_dot_v1_dot_sync__pb2.PushManyResponse.SerializeToString,
+            ),
+            'PushStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.PushStream,
                     request_deserializer=accord_dot_sync_dot_v1_dot_sync__pb2.PushManyRequest.FromString,
                     response_serializer=accord_dot_sync_dot_v1_dot_sync__pb2.PushManyResponse.SerializeToString,
             ),
@@ -205,6 +225,33 @@ class Sync:
             request,
             target,
             '/accord.sync.v1.Sync/PushMany',
+            accord_dot_sync_dot_v1_dot_sync__pb2.PushManyRequest.SerializeToString,
+            accord_dot_sync_dot_v1_dot_sync__pb2.PushManyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PushStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/accord.sync.v1.Sync/PushStream',
             accord_dot_sync_dot_v1_dot_sync__pb2.PushManyRequest.SerializeToString,
             accord_dot_sync_dot_v1_dot_sync__pb2.PushManyResponse.FromString,
             options,
