@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 from collections.abc import AsyncIterator
@@ -452,6 +453,26 @@ async def test_the_edges_push_stream_reopens_after_a_failure_and_in_time(
     answer = await stream.exchange(pb.PushManyRequest(pushes=[push("r", set_change(3, "k"))]))
     assert answer.results[0].response.results[0].seq == 3
     assert stream._call is not kept and kept.cancelled()
+
+
+async def test_push_streams_end_between_requests_when_the_replica_shuts_down(
+    settings: Settings,
+) -> None:
+    from accord.edge import backends
+
+    stack = contextlib.AsyncExitStack()
+    running = await stack.enter_async_context(serve(settings, grace=20.0))
+    async with create_channel(f"127.0.0.1:{running.port}") as channel:
+        stream = backends.PushStream(SyncStub(channel), timeout=DEADLINE)
+        push_one = pb.PushManyRequest(pushes=[push("r", set_change(1, "k"))])
+        answer = await stream.exchange(push_one)
+        assert answer.results[0].response.results[0].seq == 1
+        ended = stream._call
+        stopping = asyncio.create_task(stack.aclose())
+        # Ended at once and cleanly, not cut at the end of the 20 s grace.
+        assert await asyncio.wait_for(ended.read(), DEADLINE) is grpc.aio.EOF
+        assert await ended.code() == grpc.StatusCode.OK
+        await asyncio.wait_for(stopping, DEADLINE)
 
 
 async def test_the_edges_push_stream_times_out_as_unavailable(stub: SyncStub) -> None:

@@ -193,7 +193,9 @@ class PushStream:
         (UNAVAILABLE) when the stream fails or sync takes longer than the timeout."""
         async with self._lock:
             call = self._call
-            if call is not None and time.monotonic() - self._opened > PUSH_STREAM_SECONDS:
+            if call is not None and call.done():
+                call = None  # sync ended it between exchanges (it is shutting down)
+            elif call is not None and time.monotonic() - self._opened > PUSH_STREAM_SECONDS:
                 call.cancel()  # between exchanges: nothing is lost
                 call = None
             if call is None:

@@ -67,7 +67,8 @@ class SyncServicer(sync_pb2_grpc.SyncServicer):
         self._closing = asyncio.Event()
 
     def close_streams(self) -> None:
-        """End every Subscribe stream (shutdown: callers reconnect to another replica)."""
+        """End every Subscribe stream, and every PushStream between two requests
+        (shutdown: callers reconnect to another replica)."""
         self._closing.set()
 
     async def _push(self, request: pb.PushRequest) -> PushOutcome:
@@ -99,10 +100,26 @@ class SyncServicer(sync_pb2_grpc.SyncServicer):
         request_iterator: AsyncIterator[pb.PushManyRequest],
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[pb.PushManyResponse]:
-        async for request in request_iterator:
-            if len(request.pushes) > MAX_PUSH_MANY:
-                await _fail(context, BadRequest(f"more than {MAX_PUSH_MANY} pushes in one request"))
-            yield await self._push_many(request)
+        requests = aiter(request_iterator)
+        closing = asyncio.ensure_future(self._closing.wait())
+        try:
+            while True:
+                received = asyncio.ensure_future(anext(requests))
+                await asyncio.wait({received, closing}, return_when=asyncio.FIRST_COMPLETED)
+                if not received.done():  # shutting down, and no request is pending
+                    received.cancel()
+                    return
+                try:
+                    request = received.result()
+                except StopAsyncIteration:
+                    return
+                if len(request.pushes) > MAX_PUSH_MANY:
+                    await _fail(
+                        context, BadRequest(f"more than {MAX_PUSH_MANY} pushes in one request")
+                    )
+                yield await self._push_many(request)
+        finally:
+            closing.cancel()
 
     async def _push_many(self, request: pb.PushManyRequest) -> pb.PushManyResponse:
         # All handed to the committer before the first await: pushes to one room
