@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 import grpc
@@ -294,6 +294,17 @@ def peer_dict(peer: ppb.Peer) -> dict[str, Any]:
     }
 
 
+def _applied_or_errors(
+    items: Sequence[ppb.UpdateRequest | ppb.JoinRequest],
+    results: Sequence[ppb.UpdateResult | ppb.JoinResult],
+) -> list[ProtocolError | None]:
+    """A presence many-call's answers (``UpdateMany``, ``JoinMany``): None where applied."""
+    return [
+        reason_error(result.reason, result.message, item.room) if result.reason else None
+        for item, result in zip(items, results, strict=False)
+    ]
+
+
 class PresenceClient:
     def __init__(self, channel: grpc.aio.Channel, timeout: float, edge_id: str) -> None:
         self.channel = channel
@@ -312,10 +323,7 @@ class PresenceClient:
         response: ppb.JoinManyResponse = await self.stub.JoinMany(
             ppb.JoinManyRequest(joins=joins), timeout=self.timeout
         )
-        return [
-            reason_error(result.reason, result.message, join.room) if result.reason else None
-            for join, result in zip(joins, response.results, strict=False)
-        ]
+        return _applied_or_errors(joins, response.results)
 
     async def update(self, room: str, session_id: str, state: dict[str, Any]) -> None:
         """Update through the batcher; raises ``ProtocolError``."""
@@ -331,10 +339,7 @@ class PresenceClient:
         response: ppb.UpdateManyResponse = await self.stub.UpdateMany(
             ppb.UpdateManyRequest(updates=updates), timeout=self.timeout
         )
-        return [
-            reason_error(result.reason, result.message, update.room) if result.reason else None
-            for update, result in zip(updates, response.results, strict=False)
-        ]
+        return _applied_or_errors(updates, response.results)
 
     async def leave(self, room: str, session_id: str, reason: ppb.LeaveReason) -> None:
         with _Timed("Leave"):
