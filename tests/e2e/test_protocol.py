@@ -494,6 +494,23 @@ async def test_presence_sync_join_update_leave_and_broadcast(any_suite: Suite) -
         assert leave["reason"] == "disconnect"
 
 
+async def test_presence_state_size_counts_utf8_bytes_on_edge_and_presence(
+    any_suite: Suite,
+) -> None:
+    # 2,000 "é" are 4,000 bytes of UTF-8: under the 4,096-byte limit on the edge, and
+    # so at presence too (written as UTF-8, not as 12,000 bytes of \u escapes).
+    state = {"name": "é" * 2000}
+    async with await connected(any_suite) as client:
+        await client.subscribe("room-utf8", presence=state)
+        sync = await client.expect(lambda m: m.get("type") == "presence" and m["event"] == "sync")
+        assert [p["state"] for p in sync["peers"]] == [state]
+        changed = {"name": "ü" * 2000}
+        # No reply on success; the session handles its frames in order, so the list sees it.
+        await client.send({"type": "presence", "room": "room-utf8", "state": changed})
+        listed = await client.request({"type": "presence_list", "room": "room-utf8"})
+        assert [p["state"] for p in listed["peers"]] == [changed]
+
+
 async def test_presence_errors(any_suite: Suite) -> None:
     async with await connected(any_suite) as client:
         await client.subscribe("room-e")

@@ -13,7 +13,7 @@ from accord.api.presence.v1 import presence_pb2 as ppb
 from accord.api.presence.v1 import presence_pb2_grpc
 from accord.api.sync.v1 import sync_pb2 as spb
 from accord.api.sync.v1 import sync_pb2_grpc
-from accord.common import grpcutil
+from accord.common import grpcutil, jsontext
 from accord.common.tasks import spawn
 from accord.edge import metrics
 from accord.edge.protocol import ProtocolError
@@ -279,8 +279,8 @@ def _peer(peer: dict[str, Any]) -> ppb.Peer:
         session_id=peer["session_id"],
         user_id=peer["user_id"],
         client_id=peer["client_id"],
-        user_json=json.dumps(peer.get("user") or {}, separators=(",", ":")),
-        state_json=json.dumps(peer.get("state") or {}, separators=(",", ":")),
+        user_json=jsontext.dumps(peer.get("user") or {}),
+        state_json=jsontext.dumps(peer.get("state") or {}),
     )
 
 
@@ -331,7 +331,7 @@ class PresenceClient:
             ppb.UpdateRequest(
                 room=room,
                 session_id=session_id,
-                state_json=json.dumps(state, separators=(",", ":")),
+                state_json=jsontext.dumps(state),
             )
         )
 
@@ -380,7 +380,7 @@ class PresenceClient:
                 ppb.BroadcastRequest(
                     room=room,
                     from_session_id=session_id,
-                    data_json=json.dumps(data, separators=(",", ":")),
+                    data_json=jsontext.dumps(data),
                     channel=channel,
                 ),
                 timeout=self.timeout,
