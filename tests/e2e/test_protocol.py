@@ -407,7 +407,7 @@ async def test_refresh_and_token_expiry(any_suite: Suite) -> None:
         bad = await client.request({"type": "refresh", "token": "garbage"})
         assert bad["code"] == "UNAUTHENTICATED"
     async with await any_suite.client() as client:
-        await client.hello(make_token("u-1", ttl=1))
+        await client.hello(make_token("u-1", ttl=3))
         expired = await client.expect("error", timeout=10)
         assert expired["code"] == "TOKEN_EXPIRED"
         assert await client.closed() == 4001

@@ -144,7 +144,7 @@ async def test_an_expired_session_without_provider_fails_typed(
     suite: Suite, make_client: MakeClient
 ) -> None:
     errors: list[Exception] = []
-    client = await make_client(suite.ws_url, token=make_token("u-1", ttl=1), on_error=errors.append)
+    client = await make_client(suite.ws_url, token=make_token("u-1", ttl=3), on_error=errors.append)
     await client.join("room-x")
     with pytest.raises(AccordError):
         await within(client.wait_until(lambda: False))
