@@ -17,8 +17,6 @@ from typing import Any
 
 import orjson
 
-_SORTED = orjson.OPT_SORT_KEYS
-
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
@@ -47,13 +45,3 @@ def dumps(value: Any) -> str:
         return orjson.dumps(value).decode()
     except TypeError:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
-def dumps_sorted(value: Any) -> str:
-    """``dumps`` with object keys sorted: one text per value (canonical)."""
-    try:
-        return orjson.dumps(value, option=_SORTED).decode()
-    except TypeError:
-        return json.dumps(
-            value, separators=(",", ":"), sort_keys=True, ensure_ascii=False, allow_nan=False
-        )

@@ -205,15 +205,12 @@ class PushStream:
                 async with asyncio.timeout(self._timeout):
                     await call.write(request)
                     response = await call.read()
-            except grpc.aio.AioRpcError:
-                self._drop(call)
-                raise
             except (TimeoutError, asyncio.InvalidStateError) as error:
                 self._drop(call)
                 raise ProtocolError(
                     "UNAVAILABLE", "the sync service is unavailable, try again"
                 ) from error
-            except BaseException:
+            except BaseException:  # AioRpcError (the stream's status), cancellation
                 self._drop(call)
                 raise
             if response is grpc.aio.EOF:

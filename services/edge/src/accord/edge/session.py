@@ -768,20 +768,18 @@ class Session:
             raise ProtocolError(
                 "TOO_LARGE", f"presence state is larger than {MAX_STATE_BYTES} bytes", room=room
             )
-        try:
-            if entry.presence is None:
-                entry.joining = True
+        # Joins and updates are batched: their failures arrive as ProtocolError.
+        if entry.presence is None:
+            entry.joining = True
+            await self.edge.presence.join(room, self.peer(state))
+        else:
+            try:
+                await self.edge.presence.update(room, self.session_id, state)
+            except ProtocolError as error:
+                if error.code != "NOT_SUBSCRIBED":
+                    raise
+                # Presence forgot the session (its store restarted): join again.
                 await self.edge.presence.join(room, self.peer(state))
-            else:
-                try:
-                    await self.edge.presence.update(room, self.session_id, state)
-                except ProtocolError as error:
-                    if error.code != "NOT_SUBSCRIBED":
-                        raise
-                    # Presence forgot the session (its store restarted): join again.
-                    await self.edge.presence.join(room, self.peer(state))
-        except grpc.aio.AioRpcError as error:
-            raise to_protocol_error(error, room) from None
         entry.presence = state
 
     async def on_broadcast(self, message: dict[str, Any], request_id: int | None) -> None:

@@ -211,7 +211,8 @@ class PresenceServicer(presence_pb2_grpc.PresenceServicer):
         return pb.UpdateResponse()
 
     def _checked(self, request: pb.UpdateRequest) -> tuple[str, str, str]:
-        """(room, session_id, state_json) of a valid update; raises ``validation.Invalid``."""
+        """(room, session_id, state_json) of a valid update; raises ``validation.Invalid``
+        or ``validation.TooLarge``."""
         room = validation.room(request.room)
         session_id = validation.session_id(request.session_id)
         state = validation.json_object(request.state_json, "state_json", self._max_state_bytes)
@@ -350,7 +351,7 @@ class PresenceServicer(presence_pb2_grpc.PresenceServicer):
             try:
                 while True:
                     first = await watch.next()
-                    yield [first, *watch.ready(most - 1)] if most > 1 else [first]
+                    yield [first, *watch.ready(most - 1)]
             finally:
                 self._watches.discard(watch)
                 follower.cancel()

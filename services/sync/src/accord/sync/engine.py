@@ -162,16 +162,15 @@ class Engine:
         """
         started = time.perf_counter()
         rooms = [b.room for b in batches]
-        if started >= self._locked_until:
-            try:
-                groups, outcomes = await self._commit(batches, rooms, optimistic=True)
-            except Contended:
-                # Another replica wrote to one of the rooms meanwhile: nothing was
-                # written; run the group locked, and the next ones for a while.
-                metrics.CONTENDED.inc()
-                self._locked_until = time.perf_counter() + LOCKED_AFTER_CONTENTION
-                groups, outcomes = await self._commit(batches, rooms, optimistic=False)
-        else:
+        try:
+            groups, outcomes = await self._commit(
+                batches, rooms, optimistic=started >= self._locked_until
+            )
+        except Contended:
+            # Another replica wrote to one of the rooms meanwhile: nothing was
+            # written; run the group locked, and the next ones for a while.
+            metrics.CONTENDED.inc()
+            self._locked_until = time.perf_counter() + LOCKED_AFTER_CONTENTION
             groups, outcomes = await self._commit(batches, rooms, optimistic=False)
         metrics.COMMIT_SECONDS.observe(time.perf_counter() - started)
         metrics.COMMIT_GROUP.observe(len(batches))

@@ -89,11 +89,7 @@ class SyncServicer(sync_pb2_grpc.SyncServicer):
     async def PushMany(
         self, request: pb.PushManyRequest, context: grpc.aio.ServicerContext
     ) -> pb.PushManyResponse:
-        if len(request.pushes) > MAX_PUSH_MANY:
-            await _fail(
-                context, BadRequest(f"more than {MAX_PUSH_MANY} pushes in one PushMany call")
-            )
-        return await self._push_many(request)
+        return await self._push_many(request, context)
 
     async def PushStream(
         self,
@@ -113,15 +109,17 @@ class SyncServicer(sync_pb2_grpc.SyncServicer):
                     request = received.result()
                 except StopAsyncIteration:
                     return
-                if len(request.pushes) > MAX_PUSH_MANY:
-                    await _fail(
-                        context, BadRequest(f"more than {MAX_PUSH_MANY} pushes in one request")
-                    )
-                yield await self._push_many(request)
+                yield await self._push_many(request, context)
         finally:
             closing.cancel()
 
-    async def _push_many(self, request: pb.PushManyRequest) -> pb.PushManyResponse:
+    async def _push_many(
+        self, request: pb.PushManyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PushManyResponse:
+        if len(request.pushes) > MAX_PUSH_MANY:
+            await _fail(
+                context, BadRequest(f"more than {MAX_PUSH_MANY} pushes in one PushMany request")
+            )
         # All handed to the committer before the first await: pushes to one room
         # keep their order and join the same commit group.
         calls = [asyncio.ensure_future(self._push(p)) for p in request.pushes]
