@@ -4,6 +4,7 @@ another replica in between is detected, leaves nothing behind and is run again l
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -147,3 +148,27 @@ def _one_change_write(room: str, seq: int) -> RoomWrite:
         marks=[("u", "c9", seq)],
         conflicts=[],
     )
+
+
+async def test_a_push_the_database_refuses_fails_alone_and_the_rest_of_its_group_commits(
+    pg_store: Store, database_url: str
+) -> None:
+    engine = engine_on(pg_store)
+    good = wire.push_batch(push("r", set_change(1, "a", x=1)), LIMITS)
+    other = wire.push_batch(push("q", set_change(1, "a", x=2)), LIMITS)
+    # What validation should have caught but did not: PostgreSQL refuses U+0000 in text.
+    refused = wire.push_batch(push("p", set_change(1, "a", x=3)), LIMITS)
+    refused = dataclasses.replace(
+        refused, changes=(dataclasses.replace(refused.changes[0], collection="to\x00dos"),)
+    )
+    outcomes = await engine.push_group([good, refused, other])
+    first, failed, last = outcomes
+    assert isinstance(first, PushOutcome) and isinstance(last, PushOutcome)
+    assert (first.results[0].seq, last.results[0].seq) == (1, 1)
+    assert isinstance(failed, asyncpg.PostgresError)
+    assert (await pg_store.head("r"), await pg_store.head("q"), await pg_store.head("p")) == (
+        1,
+        1,
+        0,
+    )
+    assert await table_counts(database_url) == (2, 2, 2)

@@ -10,6 +10,7 @@ by ``accord.sync.committer``): one lock, one read of their records, one write.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +36,8 @@ from accord.sync.model import (
 )
 from accord.sync.patch import diff
 from accord.sync.store import Contended, RoomTransaction, Store
+
+log = logging.getLogger(__name__)
 
 ClientKey = tuple[str, str]
 """(user_id, client_id) within one room."""
@@ -148,18 +151,42 @@ class Engine:
     async def push(self, batch: PushBatch) -> PushOutcome:
         """Merge and commit one push on its own (``push_group`` of one)."""
         (outcome,) = await self.push_group([batch])
-        if isinstance(outcome, SyncError):
+        if isinstance(outcome, Exception):
             raise outcome
         return outcome
 
-    async def push_group(self, batches: Sequence[PushBatch]) -> list[PushOutcome | SyncError]:
+    async def push_group(self, batches: Sequence[PushBatch]) -> list[PushOutcome | Exception]:
         """Merge ``batches`` (to any rooms) in order and commit them in one transaction.
 
         Each batch is judged on its own, exactly as if it had been pushed alone
         after the ones before it: a batch with a bad change (``BadRequest``,
         ``TooLarge``) gets that error in its place and leaves no trace, while the
-        others commit. Anything else (``Unavailable``) fails the whole group.
+        others commit. ``Unavailable`` (the store cannot be reached) fails the whole
+        group. Should the database refuse the group's statements for any other
+        reason (input validation missed), the batches are committed one at a time,
+        so only the batch at fault gets that error.
         """
+        try:
+            return list(await self._push_group(batches))
+        except SyncError:
+            raise
+        except Exception:
+            if len(batches) == 1:
+                raise
+            log.exception(
+                "a commit group of %d pushes failed; committing them one at a time",
+                len(batches),
+            )
+            return [await self._alone(batch) for batch in batches]
+
+    async def _alone(self, batch: PushBatch) -> PushOutcome | Exception:
+        try:
+            (outcome,) = await self._push_group([batch])
+        except Exception as error:
+            return error
+        return outcome
+
+    async def _push_group(self, batches: Sequence[PushBatch]) -> list[PushOutcome | SyncError]:
         started = time.perf_counter()
         rooms = [b.room for b in batches]
         try:

@@ -51,6 +51,29 @@ def _check_client_id(client_id: str) -> None:
 def _check_text(what: str, value: str) -> None:
     if not 1 <= len(value) <= MAX_TEXT:
         raise BadRequest(f"{what} must be 1-{MAX_TEXT} characters")
+    if "\x00" in value:
+        # PostgreSQL text cannot hold U+0000: one such name would fail its whole commit group.
+        raise BadRequest(f"{what} must not contain the character U+0000")
+
+
+def _check_unicode(what: str, value: Any) -> None:
+    """Every string (and object key) in a parsed JSON value is valid Unicode: a lone
+    surrogate escape (\\ud800-\\udfff not in a pair) parses, but cannot be stored."""
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            try:
+                item.encode()
+            except UnicodeEncodeError:
+                raise BadRequest(
+                    f"{what} holds a lone surrogate escape, which is not valid Unicode"
+                ) from None
 
 
 def _depth(value: Any) -> int:
@@ -79,6 +102,8 @@ def _parse_json(what: str, text: str, limits: Limits) -> Any:
         raise BadRequest(f"{what} is not valid JSON: {error}") from None
     if _depth(value) > limits.max_json_depth:
         raise BadRequest(f"{what} nests deeper than {limits.max_json_depth}")
+    if "\\u" in text:  # only an escape can make a lone surrogate
+        _check_unicode(what, value)
     return value
 
 
@@ -173,8 +198,7 @@ def _parse_op(change: pb.Change, limits: Limits) -> merge.Op:
 
 def push_batch(request: pb.PushRequest, limits: Limits) -> PushBatch:
     check_room(request.room)
-    if not 1 <= len(request.user_id) <= MAX_TEXT:
-        raise BadRequest(f"user_id must be 1-{MAX_TEXT} characters")
+    _check_text("user_id", request.user_id)
     _check_client_id(request.client_id)
     if not request.changes:
         raise BadRequest("push has no changes")
