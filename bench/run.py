@@ -378,6 +378,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(ROOT / "docs" / "bench"))
     ap.add_argument("--no-report", action="store_true")
     ap.add_argument("--tag", help="names the results file and summary (default: smoke or full)")
+    ap.add_argument(
+        "--rates",
+        help="comma-separated updates/s per client, replacing every chosen load scenario's steps",
+    )
     args = ap.parse_args(argv)
 
     plan: Plan = SMOKE if args.smoke else FULL
@@ -391,6 +395,11 @@ def main(argv: list[str] | None = None) -> int:
                 else plan.idle.levels,
                 hold=args.idle_hold or plan.idle.hold,
             ),
+        )
+    if args.rates:
+        rates = [float(r) for r in args.rates.split(",")]
+        plan = dataclasses.replace(
+            plan, loads=[dataclasses.replace(load, rates=rates) for load in plan.loads]
         )
     names = (
         args.systems.split(",") if args.systems else (SMOKE_SYSTEMS if args.smoke else ALL_SYSTEMS)
