@@ -125,6 +125,8 @@ async def test_ping_pong_and_session_survives_bad_messages(suite: Suite) -> None
         assert (await client.expect("error"))["code"] == "BAD_REQUEST"
         await client.send_raw('{"type": "ping", "pad": 1e999}')  # would parse as inf
         assert (await client.expect("error"))["code"] == "BAD_REQUEST"
+        await client.send_raw('{"type": "ping", "pad": "\\ud800"}')  # a lone surrogate
+        assert (await client.expect("error"))["code"] == "BAD_REQUEST"
         await client.send({"type": "ping", "id": "seven"})
         assert (await client.expect("error"))["code"] == "BAD_REQUEST"
         await client.send({"type": "ping", "id": 1.5})
@@ -341,6 +343,24 @@ async def test_forbidden_rooms_and_read_only_access(any_suite: Suite) -> None:
             "BAD_REQUEST",
         ),
         ("not an object", "BAD_REQUEST"),
+        # U+0000 cannot be stored in PostgreSQL text: refused on every store.
+        (
+            {"client_seq": 1, "collection": "c\x00", "key": "k", "op": {"kind": "delete"}},
+            "BAD_REQUEST",
+        ),
+        (
+            {"client_seq": 1, "collection": "c", "key": "\x00", "op": {"kind": "delete"}},
+            "BAD_REQUEST",
+        ),
+        (
+            {
+                "client_seq": 1,
+                "collection": "c",
+                "key": "k",
+                "op": {"kind": "set", "fields": {"a\x00": 1}},
+            },
+            "BAD_REQUEST",
+        ),
     ],
 )
 async def test_bad_changes_are_refused_and_store_nothing(

@@ -58,6 +58,19 @@ def test_loads_refuses_what_is_not_finite(text: str) -> None:
         jsontext.loads(text)
 
 
+@pytest.mark.parametrize(
+    "text",
+    ['"\\ud800"', '{"\\udc00": 1}', '[{"a": ["x\\udbff"]}]', b'{"a": "\\ud800 "}'],
+)
+def test_loads_refuses_lone_surrogate_escapes(text: str | bytes) -> None:
+    with pytest.raises(ValueError, match="surrogate"):
+        jsontext.loads(text)
+
+
+def test_loads_takes_surrogate_pairs_and_other_escapes() -> None:
+    assert jsontext.loads('["\\ud83d\\ude00", "\\u00e9\\u0000"]') == ["\U0001f600", "\u00e9\x00"]
+
+
 @pytest.mark.parametrize("text", ["{", "", "[1,]", "'single'"])
 def test_loads_refuses_invalid_text(text: str) -> None:
     with pytest.raises(ValueError):

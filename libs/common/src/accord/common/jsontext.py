@@ -5,8 +5,9 @@ orjson refuses (integers beyond 64 bits, non-string keys, lone surrogates), so
 every value the standard library can write is written, only faster. Parsing
 stays with the standard library (orjson turns integers beyond 64 bits into
 floats); ``loads`` rejects what is not finite JSON: the constants ``NaN`` and
-``Infinity`` and numbers too large for a double (``1e999``), which would
-otherwise come back as ``inf`` and could not be written again.
+``Infinity``, numbers too large for a double (``1e999``), which would
+otherwise come back as ``inf`` and could not be written again, and strings with
+a lone surrogate escape (``"\\ud800"``), which are not Unicode.
 """
 
 from __future__ import annotations
@@ -29,9 +30,32 @@ def _finite(text: str) -> float:
     return value
 
 
+def _check_unicode(value: Any) -> None:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            try:
+                item.encode()
+            except UnicodeEncodeError:
+                raise ValueError(
+                    "a lone surrogate escape (\\ud800-\\udfff outside a pair) is not Unicode"
+                ) from None
+
+
 def loads(text: str | bytes) -> Any:
     """Parse JSON text; raises ``ValueError`` (or ``RecursionError``) for invalid input."""
-    return json.loads(text, parse_constant=_reject_constant, parse_float=_finite)
+    value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite)
+    # Only an escape can make a lone surrogate (UTF-8 text cannot hold one), and such a
+    # string could be neither stored (PostgreSQL) nor written as UTF-8 again.
+    if ("\\u" in text) if isinstance(text, str) else (b"\\u" in text):
+        _check_unicode(value)
+    return value
 
 
 def dumps(value: Any) -> str:

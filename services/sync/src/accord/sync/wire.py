@@ -56,26 +56,6 @@ def _check_text(what: str, value: str) -> None:
         raise BadRequest(f"{what} must not contain the character U+0000")
 
 
-def _check_unicode(what: str, value: Any) -> None:
-    """Every string (and object key) in a parsed JSON value is valid Unicode: a lone
-    surrogate escape (\\ud800-\\udfff not in a pair) parses, but cannot be stored."""
-    stack: list[Any] = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            stack.extend(item)
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, str):
-            try:
-                item.encode()
-            except UnicodeEncodeError:
-                raise BadRequest(
-                    f"{what} holds a lone surrogate escape, which is not valid Unicode"
-                ) from None
-
-
 def _depth(value: Any) -> int:
     """Nesting depth of a parsed JSON value (a scalar is 0, ``{}`` is 1)."""
     deepest = 0
@@ -102,8 +82,6 @@ def _parse_json(what: str, text: str, limits: Limits) -> Any:
         raise BadRequest(f"{what} is not valid JSON: {error}") from None
     if _depth(value) > limits.max_json_depth:
         raise BadRequest(f"{what} nests deeper than {limits.max_json_depth}")
-    if "\\u" in text:  # only an escape can make a lone surrogate
-        _check_unicode(what, value)
     return value
 
 
