@@ -122,14 +122,23 @@ class SyncServicer(sync_pb2_grpc.SyncServicer):
             )
         # All handed to the committer before the first await: pushes to one room
         # keep their order and join the same commit group.
-        calls = [asyncio.ensure_future(self._push(p)) for p in request.pushes]
-        outcomes = await asyncio.gather(*calls, return_exceptions=True)
+        pending: list[asyncio.Future[PushOutcome] | Exception] = []
+        for push in request.pushes:
+            try:
+                pending.append(self._committer.submit(wire.push_batch(push, self._limits)))
+            except Exception as error:
+                pending.append(error)
         results = []
-        for outcome in outcomes:
-            if isinstance(outcome, PushOutcome):
-                results.append(pb.PushResult(response=wire.push_response(outcome)))
-            else:
-                results.append(pb.PushResult(error=_push_error(outcome)))
+        for item in pending:
+            if isinstance(item, asyncio.Future):
+                try:
+                    outcome = await item
+                except Exception as error:
+                    item = error
+                else:
+                    results.append(pb.PushResult(response=wire.push_response(outcome)))
+                    continue
+            results.append(pb.PushResult(error=_push_error(item)))
         return pb.PushManyResponse(results=results)
 
     async def Pull(
