@@ -189,6 +189,12 @@ class System:
 
     def cleanup(self) -> None:
         self.stop()
+        keep = os.environ.get("BENCH_KEEP_LOGS")
+        if keep and self.log_path is not None and self.log_path.exists():
+            # The system's own log (every process of it), for a run that went wrong.
+            target = Path(keep) / f"{self.label.replace('/', '-')}-{time.strftime('%H%M%S')}.log"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(self.log_path, target)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def pin_external(self) -> None:
