@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -483,6 +484,31 @@ async def test_push_streams_end_between_requests_when_the_replica_shuts_down(
         assert await asyncio.wait_for(ended.read(), DEADLINE) is grpc.aio.EOF
         assert await ended.code() == grpc.StatusCode.OK
         await asyncio.wait_for(stopping, DEADLINE)
+
+
+async def test_a_push_stream_cancelled_by_its_caller_leaves_no_unretrieved_task(
+    stub: SyncStub,
+) -> None:
+    """The edge replaces its stream every 20 s by cancelling it between exchanges: the
+    servicer's pending read of the next request must not end as an error nobody read."""
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, Any]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+    try:
+        for n in range(1, 4):
+            call = stub.PushStream()
+            await call.write(pb.PushManyRequest(pushes=[push("r", set_change(n, "k", a=n))]))
+            answer = await asyncio.wait_for(call.read(), DEADLINE)
+            assert answer.results[0].response.results[0].seq == n
+            call.cancel()
+        for _ in range(20):  # let the servicer see the cancellations and finish
+            await asyncio.sleep(0.05)
+        gc.collect()
+        await asyncio.sleep(0)
+    finally:
+        loop.set_exception_handler(previous)
+    assert [c.get("message") for c in reported] == []
 
 
 async def test_the_edges_push_stream_times_out_as_unavailable(stub: SyncStub) -> None:

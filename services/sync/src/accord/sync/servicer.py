@@ -98,6 +98,7 @@ class SyncServicer(sync_pb2_grpc.SyncServicer):
     ) -> AsyncIterator[pb.PushManyResponse]:
         requests = aiter(request_iterator)
         closing = asyncio.ensure_future(self._closing.wait())
+        received: asyncio.Future[pb.PushManyRequest] | None = None
         try:
             while True:
                 received = asyncio.ensure_future(anext(requests))
@@ -112,6 +113,10 @@ class SyncServicer(sync_pb2_grpc.SyncServicer):
                 yield await self._push_many(request, context)
         finally:
             closing.cancel()
+            if received is not None and not received.cancel() and not received.cancelled():
+                # Done already: the caller ended or cancelled the stream (the edge
+                # replaces its stream so), which is no error; retrieve it as read.
+                received.exception()
 
     async def _push_many(
         self, request: pb.PushManyRequest, context: grpc.aio.ServicerContext
