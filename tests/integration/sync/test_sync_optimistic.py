@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -172,3 +173,25 @@ async def test_a_push_the_database_refuses_fails_alone_and_the_rest_of_its_group
         0,
     )
     assert await table_counts(database_url) == (2, 2, 2)
+
+
+@pytest.mark.parametrize("optimistic", [True, False], ids=["optimistic", "locked"])
+async def test_conflicts_are_recorded_by_both_save_statements(
+    pg_store: Store, optimistic: bool
+) -> None:
+    engine = engine_on(pg_store)
+    if not optimistic:
+        engine._locked_until = float("inf")  # as after a contended group
+    newer = int(time.time() * 1e6) + 10_000_000  # ahead, but within the allowed skew
+    await engine.push(wire.push_batch(push("r", set_change(1, "k", ts=newer, x=1)), LIMITS))
+    # An older write to the same field loses: stored, with its conflict noted.
+    older = wire.push_batch(
+        push("r", set_change(1, "k", ts=newer - 10, x=2), client_id="c2"), LIMITS
+    )
+    plain = wire.push_batch(push("q", set_change(1, "k", x=3)), LIMITS)  # no conflict
+    lost, other = await engine.push_group([older, plain])
+    assert isinstance(lost, PushOutcome) and isinstance(other, PushOutcome)
+    assert [c.field for c in lost.results[0].conflicts] == ["x"]
+    rows = await engine.conflicts("r", 0, 10)
+    assert [(r.seq, r.field, r.client_id) for r in rows] == [(2, "x", "c2")]
+    assert await engine.conflicts("q", 0, 10) == []
