@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -107,18 +108,117 @@ class _Group:
     committed: list[LoggedChange] = field(default_factory=list)
     conflicts: list[ConflictRow] = field(default_factory=list)
     duplicates: int = 0
+    sizes: dict[RecordKey, int] = field(default_factory=dict)
+    """Each record's stored state in bytes of JSON (what remembering it costs, roughly)."""
 
     def write(self, room: str) -> RoomWrite:
+        records = []
+        for k, value in self.values.items():
+            state = merge.dump_state(self.states[k])
+            self.sizes[k] = len(state)
+            records.append(RecordRow(k[0], k[1], state, value, self.seqs[k]))
         return RoomWrite(
             room=room,
             changes=self.committed,
-            records=[
-                RecordRow(k[0], k[1], merge.dump_state(self.states[k]), value, self.seqs[k])
-                for k, value in self.values.items()
-            ],
+            records=records,
             marks=[(u, c, self.marks[(u, c)]) for u, c in self.raised],
             conflicts=self.conflicts,
         )
+
+
+@dataclass
+class _Known:
+    """A room as this replica last committed it: its head, and as of that head the marks
+    of the clients and the states of the records its recent groups touched."""
+
+    head: int
+    marks: dict[ClientKey, int] = field(default_factory=dict)
+    states: dict[RecordKey, merge.RecordState] = field(default_factory=dict)
+    views: dict[RecordKey, merge.View | None] = field(default_factory=dict)
+    sizes: dict[RecordKey, int] = field(default_factory=dict)
+    size: int = 0
+
+
+KNOWN_BYTES = 8 * 1024 * 1024
+"""Record state (bytes of its JSON) a sync replica remembers in all, least recently used
+rooms first out: a few times this in memory."""
+KNOWN_RECORD_BYTES = 16 * 1024
+"""A record whose state is larger is read each time instead."""
+KNOWN_PER_ROOM = 256
+"""Records (and clients) remembered per room; a room that touches more starts over."""
+
+
+class _RoomMemory:
+    """What this replica wrote last, so that an optimistic group whose every record and
+    client is known skips reading them. It cannot go stale unnoticed: the optimistic save
+    writes only if each room's head is still the one the group started from, and every
+    write to a room's records or marks raises its head; a group that finds a room moved
+    on runs again locked, reading everything, and what it read is remembered then."""
+
+    def __init__(self, budget: int = KNOWN_BYTES) -> None:
+        self._rooms: OrderedDict[str, _Known] = OrderedDict()
+        self._budget = budget
+        self._size = 0
+
+    def recall(
+        self, clients: Sequence[tuple[str, str, str]], keys: Sequence[tuple[str, str, str]]
+    ) -> dict[str, _Known] | None:
+        """The rooms' known state when it covers every client and key, else None."""
+        known: dict[str, _Known] = {}
+        for room, user_id, client_id in clients:
+            entry = known.get(room) or self._rooms.get(room)
+            if entry is None or (user_id, client_id) not in entry.marks:
+                return None
+            known[room] = entry
+        for room, collection, key in keys:
+            if (collection, key) not in known[room].states:
+                return None
+        for room in known:
+            self._rooms.move_to_end(room)
+        return known
+
+    def remember(self, groups: dict[str, _Group], started: dict[str, int]) -> None:
+        """After a committed group: each room as it left it. What was known of a room
+        stays only if it was current when the group started."""
+        for room, group in groups.items():
+            entry = self._drop(room)
+            if not group.head:  # nothing committed yet: the room may have no row at all
+                continue
+            if entry is None or entry.head != started[room]:
+                entry = _Known(group.head)
+            entry.head = group.head
+            entry.marks.update(group.marks)
+            for key, state in group.states.items():
+                size = group.sizes.get(key, 0)
+                if size > KNOWN_RECORD_BYTES:
+                    entry.states.pop(key, None)
+                    entry.views.pop(key, None)
+                    entry.sizes.pop(key, None)
+                    continue
+                entry.states[key] = state
+                entry.views[key] = group.views[key]
+                entry.sizes[key] = size
+            if len(entry.states) > KNOWN_PER_ROOM or len(entry.marks) > KNOWN_PER_ROOM:
+                continue  # too much of one room to keep: it is read each time
+            entry.size = sum(entry.sizes.values()) + 64 * len(entry.marks)
+            self._rooms[room] = entry
+            self._size += entry.size
+        while self._size > self._budget and self._rooms:
+            self._size -= self._rooms.popitem(last=False)[1].size
+
+    def _drop(self, room: str) -> _Known | None:
+        entry = self._rooms.pop(room, None)
+        if entry is not None:
+            self._size -= entry.size
+        return entry
+
+    def forget(self, rooms: Sequence[str]) -> None:
+        for room in rooms:
+            self._drop(room)
+
+    def clear(self) -> None:
+        self._rooms.clear()
+        self._size = 0
 
 
 LOCKED_AFTER_CONTENTION = 5.0
@@ -140,6 +240,7 @@ class Engine:
         self._retention = retention or Retention()
         self._locked_until = 0.0
         """After a contended optimistic group, groups run locked until then."""
+        self._memory = _RoomMemory()
 
     def _stamp(self, ts: int) -> tuple[int, bool]:
         if ts == 0:
@@ -190,15 +291,22 @@ class Engine:
         started = time.perf_counter()
         rooms = [b.room for b in batches]
         try:
-            groups, outcomes = await self._commit(
-                batches, rooms, optimistic=started >= self._locked_until
-            )
-        except Contended:
-            # Another replica wrote to one of the rooms meanwhile: nothing was
-            # written; run the group locked, and the next ones for a while.
-            metrics.CONTENDED.inc()
-            self._locked_until = time.perf_counter() + LOCKED_AFTER_CONTENTION
-            groups, outcomes = await self._commit(batches, rooms, optimistic=False)
+            try:
+                groups, outcomes = await self._commit(
+                    batches, rooms, optimistic=started >= self._locked_until
+                )
+            except Contended:
+                # Another replica wrote to one of the rooms meanwhile: nothing was
+                # written; run the group locked, and the next ones for a while.
+                metrics.CONTENDED.inc()
+                self._memory.forget(rooms)
+                self._locked_until = time.perf_counter() + LOCKED_AFTER_CONTENTION
+                groups, outcomes = await self._commit(batches, rooms, optimistic=False)
+        except BaseException:
+            # Whether the database took the group is unknown, and a lost connection can
+            # mean a failover: read every room afresh.
+            self._memory.clear()
+            raise
         metrics.COMMIT_SECONDS.observe(time.perf_counter() - started)
         metrics.COMMIT_GROUP.observe(len(batches))
         metrics.APPLIED.inc(sum(len(g.committed) for g in groups.values()))
@@ -217,14 +325,32 @@ class Engine:
             keys = list(
                 dict.fromkeys((b.room, c.collection, c.key) for b in batches for c in b.changes)
             )
-            marks, stored = await tx.load(clients, keys)
-            groups = {room: _Group(head=tx.head(room)) for room, _, _ in clients}
-            for room, collection, key in keys:
-                state = merge.load_state(stored.get((room, collection, key)))
-                groups[room].states[(collection, key)] = state
-                groups[room].views[(collection, key)] = merge.view(state)
-            for (room, user_id, client_id), mark in marks.items():
-                groups[room].marks[(user_id, client_id)] = mark
+            known = self._memory.recall(clients, keys) if optimistic else None
+            if known is not None and tx.assume({room: k.head for room, k in known.items()}):
+                metrics.READS_SKIPPED.inc()
+                groups = {room: _Group(head=k.head) for room, k in known.items()}
+                for room, collection, key in keys:
+                    entry, record = known[room], (collection, key)
+                    groups[room].states[record] = entry.states[record]
+                    groups[room].views[record] = entry.views[record]
+                    groups[room].sizes[record] = entry.sizes[record]
+                for room, user_id, client_id in clients:
+                    groups[room].marks[(user_id, client_id)] = known[room].marks[
+                        (user_id, client_id)
+                    ]
+            else:
+                marks, stored = await tx.load(clients, keys)
+                groups = {room: _Group(head=tx.head(room)) for room, _, _ in clients}
+                for room, collection, key in keys:
+                    text = stored.get((room, collection, key))
+                    state = merge.load_state(text)
+                    groups[room].states[(collection, key)] = state
+                    groups[room].views[(collection, key)] = merge.view(state)
+                    groups[room].sizes[(collection, key)] = len(text) if text else 0
+                for room, user_id, client_id in clients:
+                    # 0: no mark stored (recorded, so that a later group can skip the read)
+                    mark = marks.get((room, user_id, client_id), 0)
+                    groups[room].marks[(user_id, client_id)] = mark
             heads = {room: group.head for room, group in groups.items()}
             outcomes: list[PushOutcome | SyncError] = []
             for batch in batches:
@@ -237,6 +363,7 @@ class Engine:
                 await tx.save(writes)
                 for write in writes:
                     await self._compact(tx, write.room, heads[write.room], groups[write.room].head)
+        self._memory.remember(groups, heads)
         return groups, outcomes
 
     async def _apply(self, tx: RoomTransaction, group: _Group, batch: PushBatch) -> PushOutcome:

@@ -37,6 +37,11 @@ CONTENDED = Counter(
     "Optimistic commit groups that found a room moved on (another replica wrote to it) "
     "and ran again locked",
 )
+READS_SKIPPED = Counter(
+    "accord_sync_commit_reads_skipped_total",
+    "Optimistic commit groups that took their rooms' state from what this replica last "
+    "wrote instead of reading it (one statement instead of two)",
+)
 COMPACTIONS = Counter(
     "accord_sync_compactions_total", "Log compactions (tail cut, old conflicts pruned)"
 )

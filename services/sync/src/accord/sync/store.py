@@ -43,6 +43,13 @@ class RoomTransaction(Protocol):
         by its ``save``)."""
         ...
 
+    def assume(self, heads: dict[str, int]) -> bool:
+        """Instead of ``load``: take the rooms as of ``heads`` (every room of the
+        transaction), the caller knowing their records and marks as of those heads.
+        Only an optimistic transaction can (its ``save`` then checks the heads are still
+        these); the others answer False and need ``load``."""
+        ...
+
     async def load(
         self, clients: Sequence[RoomClient], keys: Sequence[RoomRecord]
     ) -> tuple[dict[RoomClient, int], dict[RoomRecord, str]]:

@@ -282,6 +282,9 @@ class _Transaction:
     def head(self, room: str) -> int:
         return self._heads[room]
 
+    def assume(self, heads: dict[str, int]) -> bool:
+        return False  # locked: what the rooms hold now is read under the lock
+
     async def load(
         self, clients: Sequence[RoomClient], keys: Sequence[RoomRecord]
     ) -> tuple[dict[RoomClient, int], dict[RoomRecord, str]]:
@@ -331,6 +334,13 @@ class _CheckedTransaction(_Transaction):
         self._rooms = list(dict.fromkeys(rooms))
         self._read: dict[str, int] = {}
         """The heads as ``load`` read them; -1 for a room with no row."""
+
+    def assume(self, heads: dict[str, int]) -> bool:
+        if set(heads) != set(self._rooms):
+            return False
+        self._read = dict(heads)
+        self._heads = {room: max(head, 0) for room, head in heads.items()}
+        return True
 
     async def load(
         self, clients: Sequence[RoomClient], keys: Sequence[RoomRecord]
