@@ -1,7 +1,7 @@
 """The sync service alone, through gRPC: CPU per commit group and per push.
 
     python -m bench.sync_rpc [--groups 1,10,100] [--calls 300] [--no-redis] [--no-subscriber]
-                             [--unary]
+                             [--unary] [--keys 50]
 
 Starts ``python -m accord.sync`` on PostgreSQL (a fresh ``accord_bench``
 database) and Redis, pinned to core 0, and from core 1 sends ``PushMany``
@@ -10,7 +10,8 @@ requests one after another on a ``PushStream`` (as the edge sends them; ``--unar
 rooms (of 1,000), while a batched Subscribe stream follows every room. For
 each K it prints the sync process's CPU (user + system, from /proc) per call
 and per push: the fixed cost of a commit group (K = 1) and what each further
-push adds. PostgreSQL's and Redis's own CPU is not included.
+push adds, and PostgreSQL's CPU meanwhile (every process of the local server; Redis's is
+not included).
 """
 
 from __future__ import annotations
@@ -28,7 +29,23 @@ import grpc
 from accord.api.sync.v1 import sync_pb2 as pb
 from accord.api.sync.v1 import sync_pb2_grpc as rpc
 
-from bench.systems import PG_URL, REDIS_URL, VENV_BIN, cpu_seconds, free_port, recreate_database
+from bench.systems import (
+    PG_URL,
+    REDIS_URL,
+    VENV_BIN,
+    children,
+    cpu_seconds,
+    free_port,
+    pidof_listening,
+    recreate_database,
+)
+
+
+def postgres_seconds() -> float:
+    """CPU of every PostgreSQL process (the server's backends included), 0 if not local."""
+    server = pidof_listening(5432)
+    return sum(cpu_seconds(p) for p in children(server)) if server else 0.0
+
 
 ROOMS = 1000
 WARM_CALLS = 20
@@ -37,9 +54,10 @@ WARM_CALLS = 20
 class Pushes:
     """Pushes of one ``set`` change each, rotating over the rooms, one client per room."""
 
-    def __init__(self) -> None:
+    def __init__(self, keys: int = 50) -> None:
         self.seqs = [0] * ROOMS
         self.next_room = 0
+        self.keys = keys
 
     def call(self, k: int) -> pb.PushManyRequest:
         pushes = []
@@ -58,7 +76,7 @@ class Pushes:
                         pb.Change(
                             client_seq=seq,
                             collection="todos",
-                            key=f"k{seq % 50}",
+                            key=f"k{seq % self.keys}",
                             op=pb.Op(set=pb.SetOp(fields_json=fields)),
                         )
                     ],
@@ -68,8 +86,14 @@ class Pushes:
 
 
 async def measure(
-    port: int, pid: int, groups: list[int], calls: int, subscriber: bool, unary: bool
-) -> list[tuple[int, float, float]]:
+    port: int,
+    pid: int,
+    groups: list[int],
+    calls: int,
+    subscriber: bool,
+    unary: bool,
+    keys: int = 50,
+) -> list[tuple[int, float, float, float]]:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         await asyncio.wait_for(channel.channel_ready(), 30)
         stub = rpc.SyncStub(channel)
@@ -94,7 +118,7 @@ async def measure(
 
             reader = asyncio.create_task(read())
             await asyncio.sleep(1.0)
-        pushes = Pushes()
+        pushes = Pushes(keys)
         pushing = stub.PushStream()
 
         async def send(request: pb.PushManyRequest) -> None:
@@ -106,13 +130,13 @@ async def measure(
 
         rows = []
         for k in groups:
-            for _ in range(WARM_CALLS):
+            for _ in range(max(WARM_CALLS, -(-ROOMS // k))):  # every room once at least
                 await send(pushes.call(k))
-            before, started = cpu_seconds(pid), time.perf_counter()
+            before, database, started = cpu_seconds(pid), postgres_seconds(), time.perf_counter()
             for _ in range(calls):
                 await send(pushes.call(k))
             used, wall = cpu_seconds(pid) - before, time.perf_counter() - started
-            rows.append((k, used / calls, wall / calls))
+            rows.append((k, used / calls, (postgres_seconds() - database) / calls, wall / calls))
         pushing.cancel()
         if stream is not None:
             await asyncio.sleep(0.5)
@@ -132,6 +156,13 @@ def main() -> None:
     ap.add_argument("--no-redis", action="store_true", help="in-process bus instead of Redis")
     ap.add_argument("--no-subscriber", action="store_true", help="no Subscribe stream")
     ap.add_argument("--unary", action="store_true", help="PushMany calls, not a PushStream")
+    ap.add_argument(
+        "--keys",
+        type=int,
+        default=50,
+        help="records per room the pushes cycle through (1: each client rewrites one record, "
+        "as in the whole-stack scenarios)",
+    )
     args = ap.parse_args()
     groups = [int(k) for k in args.groups.split(",")]
     recreate_database()
@@ -152,7 +183,15 @@ def main() -> None:
             os.sched_setaffinity(server.pid, {min(cores)})
             os.sched_setaffinity(0, cores - {min(cores)})
         rows = asyncio.run(
-            measure(port, server.pid, groups, args.calls, not args.no_subscriber, args.unary)
+            measure(
+                port,
+                server.pid,
+                groups,
+                args.calls,
+                not args.no_subscriber,
+                args.unary,
+                max(1, args.keys),
+            )
         )
     finally:
         server.terminate()
@@ -160,11 +199,20 @@ def main() -> None:
     bus = "in-process bus" if args.no_redis else "Redis bus"
     subscribed = "no subscriber" if args.no_subscriber else "one batched Subscribe stream"
     how = "PushMany calls" if args.unary else "PushStream requests"
-    print(f"sync CPU through gRPC ({how}, {bus}, {subscribed}, {args.calls} per row)")
-    print("| pushes per call | sync CPU per call | per push | wall per call |")
-    print("|---:|---:|---:|---:|")
-    for k, cpu, wall in rows:
-        print(f"| {k} | {cpu * 1e3:.2f} ms | {cpu * 1e6 / k:.0f} µs | {wall * 1e3:.2f} ms |")
+    print(
+        f"sync CPU through gRPC ({how}, {bus}, {subscribed}, {args.keys} records per room, "
+        f"{args.calls} per row)"
+    )
+    print(
+        "| pushes per call | sync CPU per call | per push | PostgreSQL CPU per call "
+        "| per push | wall per call |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|")
+    for k, cpu, database, wall in rows:
+        print(
+            f"| {k} | {cpu * 1e3:.2f} ms | {cpu * 1e6 / k:.0f} µs | {database * 1e3:.2f} ms "
+            f"| {database * 1e6 / k:.0f} µs | {wall * 1e3:.2f} ms |"
+        )
 
 
 if __name__ == "__main__":
