@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
+from accord.sync import engine as engine_module
 from accord.sync import metrics, wire
 from accord.sync.app import open_store
 from accord.sync.engine import Engine, SnapshotPage
@@ -233,26 +234,34 @@ async def test_a_replica_skips_reading_what_it_wrote_last(pg_store: Store) -> No
 
 
 async def test_what_a_replica_remembers_never_hides_another_replicas_write(
-    pg_store: Store,
+    pg_store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     a, b = engine_on(pg_store), engine_on(pg_store)
-    contended = metrics.CONTENDED._value.get()
+    contended, stale = metrics.CONTENDED._value.get(), metrics.STALE._value.get()
     await a.push(incr("r", 1, 1, "ca"))
-    await b.push(incr("r", 1, 10, "cb"))  # A's knowledge of the room is now stale
+    await b.push(incr("r", 1, 10, "cb"))  # what A remembers of the room is now out of date
     third = await a.push(incr("r", 2, 100, "ca"))
-    # A started from what it knew, its save found the head moved, and the group ran
-    # again locked, reading the room: nothing lost, nothing doubled, no gap.
-    assert metrics.CONTENDED._value.get() == contended + 1
+    # A started from what it remembered, its save found the head moved and wrote
+    # nothing, and the group ran again reading the room: nothing lost, doubled or skipped.
+    assert metrics.STALE._value.get() == stale + 1
+    assert metrics.CONTENDED._value.get() == contended  # no race: not run locked
+    assert a._locked_until == 0.0
     assert third.results[0].seq == 3
     assert await record(a, "r", "k") == {"n": 111}
-    # What A read under the lock is what it knows now: the next group skips the read.
-    a._locked_until = 0.0
+    # Another replica writes to the room: A reads it each time for a while.
     skipped = metrics.READS_SKIPPED._value.get()
     fourth = await a.push(incr("r", 3, 1000, "ca"))
-    assert metrics.READS_SKIPPED._value.get() == skipped + 1
+    assert metrics.READS_SKIPPED._value.get() == skipped
     assert fourth.results[0].seq == 4
-    assert await record(b, "r", "k") == {"n": 1111}
-    # B knows the room as of seq 2: its next push is contended too, and still exact.
-    fifth = await b.push(incr("r", 2, 10000, "cb"))
-    assert fifth.results[0].seq == 5
-    assert await record(b, "r", "k") == {"n": 11111}
+    # ... and once that while is over, remembers it again.
+    monkeypatch.setattr(engine_module, "SHARED_SECONDS", 0.0)
+    a._memory.forget(["r"], shared=True)
+    await a.push(incr("r", 4, 10_000, "ca"))
+    fifth = await a.push(incr("r", 5, 100_000, "ca"))
+    assert metrics.READS_SKIPPED._value.get() == skipped + 1
+    assert fifth.results[0].seq == 6
+    # B remembers the room as of seq 2: stale too, and still exact.
+    sixth = await b.push(incr("r", 2, 1_000_000, "cb"))
+    assert sixth.results[0].seq == 7
+    assert metrics.STALE._value.get() == stale + 2
+    assert await record(b, "r", "k") == {"n": 1_111_111}

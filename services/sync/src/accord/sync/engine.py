@@ -146,6 +146,14 @@ KNOWN_RECORD_BYTES = 16 * 1024
 """A record whose state is larger is read each time instead."""
 KNOWN_PER_ROOM = 256
 """Records (and clients) remembered per room; a room that touches more starts over."""
+SHARED_SECONDS = 5.0
+"""A room found written by another replica is read each time for this long."""
+KNOWN_SHARED_ROOMS = 100_000
+"""Beyond this many rooms marked shared, the expired marks are dropped."""
+
+
+class _Stale(Contended):
+    """An optimistic group started from a remembered room that had moved on."""
 
 
 class _RoomMemory:
@@ -159,6 +167,8 @@ class _RoomMemory:
         self._rooms: OrderedDict[str, _Known] = OrderedDict()
         self._budget = budget
         self._size = 0
+        self._shared: dict[str, float] = {}
+        """Rooms another replica wrote to lately -> until when they are read each time."""
 
     def recall(
         self, clients: Sequence[tuple[str, str, str]], keys: Sequence[tuple[str, str, str]]
@@ -169,6 +179,10 @@ class _RoomMemory:
             entry = known.get(room) or self._rooms.get(room)
             if entry is None or (user_id, client_id) not in entry.marks:
                 return None
+            if room not in known and room in self._shared:
+                if self._shared[room] > time.monotonic():
+                    return None
+                del self._shared[room]
             known[room] = entry
         for room, collection, key in keys:
             if (collection, key) not in known[room].states:
@@ -212,9 +226,17 @@ class _RoomMemory:
             self._size -= entry.size
         return entry
 
-    def forget(self, rooms: Sequence[str]) -> None:
+    def forget(self, rooms: Sequence[str], shared: bool = False) -> None:
+        """Drop what is known of ``rooms``; ``shared``: another replica writes to them too,
+        so read them each time for ``SHARED_SECONDS``."""
         for room in rooms:
             self._drop(room)
+        if shared:
+            now = time.monotonic()
+            if len(self._shared) > KNOWN_SHARED_ROOMS:
+                self._shared = {r: t for r, t in self._shared.items() if t > now}
+            until = now + SHARED_SECONDS
+            self._shared.update(dict.fromkeys(rooms, until))
 
     def clear(self) -> None:
         self._rooms.clear()
@@ -291,17 +313,7 @@ class Engine:
         started = time.perf_counter()
         rooms = [b.room for b in batches]
         try:
-            try:
-                groups, outcomes = await self._commit(
-                    batches, rooms, optimistic=started >= self._locked_until
-                )
-            except Contended:
-                # Another replica wrote to one of the rooms meanwhile: nothing was
-                # written; run the group locked, and the next ones for a while.
-                metrics.CONTENDED.inc()
-                self._memory.forget(rooms)
-                self._locked_until = time.perf_counter() + LOCKED_AFTER_CONTENTION
-                groups, outcomes = await self._commit(batches, rooms, optimistic=False)
+            groups, outcomes = await self._attempt(batches, rooms, started >= self._locked_until)
         except BaseException:
             # Whether the database took the group is unknown, and a lost connection can
             # mean a failover: read every room afresh.
@@ -315,6 +327,30 @@ class Engine:
         if lost:
             metrics.CONFLICTS.inc(lost)
         return outcomes
+
+    async def _attempt(
+        self, batches: Sequence[PushBatch], rooms: list[str], optimistic: bool
+    ) -> tuple[dict[str, _Group], list[PushOutcome | SyncError]]:
+        if optimistic:
+            try:
+                return await self._commit(batches, rooms, optimistic=True)
+            except _Stale:
+                # What this replica remembered of a room was out of date: another
+                # replica writes to it too. Read those rooms for a while, starting now.
+                metrics.STALE.inc()
+                self._memory.forget(rooms, shared=True)
+                try:
+                    return await self._commit(batches, rooms, optimistic=True)
+                except Contended:
+                    pass
+            except Contended:
+                pass
+            # Another replica wrote to one of the rooms between this group's read and its
+            # save: nothing was written; run it locked, and the next ones for a while.
+            metrics.CONTENDED.inc()
+            self._memory.forget(rooms)
+            self._locked_until = time.perf_counter() + LOCKED_AFTER_CONTENTION
+        return await self._commit(batches, rooms, optimistic=False)
 
     async def _commit(
         self, batches: Sequence[PushBatch], rooms: list[str], optimistic: bool
@@ -360,7 +396,12 @@ class Engine:
                     outcomes.append(error)
             writes = [group.write(room) for room, group in groups.items() if group.committed]
             if writes:
-                await tx.save(writes)
+                try:
+                    await tx.save(writes)
+                except Contended:
+                    if known is not None:
+                        raise _Stale from None
+                    raise
                 for write in writes:
                     await self._compact(tx, write.room, heads[write.room], groups[write.room].head)
         self._memory.remember(groups, heads)

@@ -42,6 +42,11 @@ READS_SKIPPED = Counter(
     "Optimistic commit groups that took their rooms' state from what this replica last "
     "wrote instead of reading it (one statement instead of two)",
 )
+STALE = Counter(
+    "accord_sync_commit_reads_stale_total",
+    "Optimistic commit groups that found a room they took from memory written by another "
+    "replica meanwhile (nothing written; run again reading it)",
+)
 COMPACTIONS = Counter(
     "accord_sync_compactions_total", "Log compactions (tail cut, old conflicts pruned)"
 )
