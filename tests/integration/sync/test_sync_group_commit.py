@@ -11,7 +11,7 @@ import json
 
 import pytest
 from accord.api.sync.v1 import sync_pb2 as pb
-from accord.sync import wire
+from accord.sync import metrics, wire
 from accord.sync.bus_memory import MemoryBus
 from accord.sync.committer import Committer
 from accord.sync.engine import Engine, SnapshotPage
@@ -209,3 +209,17 @@ async def test_a_bad_push_through_the_committer_raises_only_for_its_caller(
     with pytest.raises(TooLarge):
         await committer.push(batch(push("r", set_change(1, "b", big="x" * 80), client_id="c2")))
     assert await engine.head("r") == 1
+
+
+async def test_only_a_store_that_checks_heads_at_save_takes_rooms_from_memory(
+    engine: Engine, sync_database_url: str
+) -> None:
+    skipped = metrics.READS_SKIPPED._value.get()
+    for n in (1, 2, 3):
+        outcome = await engine.push(batch(push("r", set_change(n, "a", x=n))))
+        assert outcome.results[0].seq == n
+    # PostgreSQL's optimistic save checks the heads: the 2nd and 3rd pushes skip the read.
+    # SQLite reads under its lock anyway and keeps nothing.
+    expected = 0 if sync_database_url.startswith("sqlite") else 2
+    assert metrics.READS_SKIPPED._value.get() == skipped + expected
+    assert await values(engine, "r") == {"a": {"x": 3}}

@@ -263,6 +263,8 @@ class Engine:
         self._locked_until = 0.0
         """After a contended optimistic group, groups run locked until then."""
         self._memory = _RoomMemory()
+        self._remember = True
+        """False once the store has shown it cannot take rooms from memory."""
 
     def _stamp(self, ts: int) -> tuple[int, bool]:
         if ts == 0:
@@ -361,8 +363,12 @@ class Engine:
             keys = list(
                 dict.fromkeys((b.room, c.collection, c.key) for b in batches for c in b.changes)
             )
-            known = self._memory.recall(clients, keys) if optimistic else None
-            if known is not None and tx.assume({room: k.head for room, k in known.items()}):
+            known = self._memory.recall(clients, keys) if optimistic and self._remember else None
+            if known is not None and not tx.assume({room: k.head for room, k in known.items()}):
+                self._remember = False  # a store that reads under a lock anyway (SQLite)
+                self._memory.clear()
+                known = None
+            if known is not None:
                 metrics.READS_SKIPPED.inc()
                 groups = {room: _Group(head=k.head) for room, k in known.items()}
                 for room, collection, key in keys:
@@ -404,7 +410,8 @@ class Engine:
                     raise
                 for write in writes:
                     await self._compact(tx, write.room, heads[write.room], groups[write.room].head)
-        self._memory.remember(groups, heads)
+        if self._remember:
+            self._memory.remember(groups, heads)
         return groups, outcomes
 
     async def _apply(self, tx: RoomTransaction, group: _Group, batch: PushBatch) -> PushOutcome:
