@@ -4,7 +4,7 @@ whenever it may not match the database."""
 from __future__ import annotations
 
 from accord.sync import merge
-from accord.sync.engine import KNOWN_PER_ROOM, KNOWN_RECORD_BYTES, _Group, _RoomMemory
+from accord.sync.engine import KNOWN_RECORD_BYTES, _Group, _RoomMemory
 
 
 def group(head: int, keys: list[str], size: int = 100, clients: int = 1) -> _Group:
@@ -44,14 +44,17 @@ def test_rooms_never_committed_to_are_not_remembered() -> None:
     assert recalled(memory, "new", "a") is None
 
 
-def test_large_records_and_crowded_rooms_are_read_each_time() -> None:
+def test_large_records_and_rooms_that_would_crowd_out_the_rest_are_read_each_time() -> None:
     memory = _RoomMemory()
     memory.remember({"r": group(2, ["big"], size=KNOWN_RECORD_BYTES + 1)}, {"r": 1})
     assert recalled(memory, "r", "big") is None
     assert recalled(memory, "r") == 2  # the room and its clients are still known
-    keys = [f"k{n}" for n in range(KNOWN_PER_ROOM + 1)]
-    memory.remember({"crowded": group(2, keys)}, {"crowded": 1})
-    assert recalled(memory, "crowded", "k0") is None
+    small = _RoomMemory(budget=100_000)
+    keys = [f"k{n}" for n in range(600)]  # 60,000 bytes: more than half the budget
+    small.remember({"crowded": group(2, keys)}, {"crowded": 1})
+    assert recalled(small, "crowded", "k0") is None
+    small.remember({"hot": group(2, keys[:400])}, {"hot": 1})  # 40,000 bytes: fits
+    assert recalled(small, "hot", *keys[:400]) == 2
 
 
 def test_the_least_recently_used_rooms_go_first_beyond_the_budget() -> None:

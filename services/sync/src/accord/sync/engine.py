@@ -144,8 +144,6 @@ KNOWN_BYTES = 8 * 1024 * 1024
 rooms first out: a few times this in memory."""
 KNOWN_RECORD_BYTES = 16 * 1024
 """A record whose state is larger is read each time instead."""
-KNOWN_PER_ROOM = 256
-"""Records (and clients) remembered per room; a room that touches more starts over."""
 SHARED_SECONDS = 5.0
 """A room found written by another replica is read each time for this long."""
 KNOWN_SHARED_ROOMS = 100_000
@@ -161,7 +159,9 @@ class _RoomMemory:
     client is known skips reading them. It cannot go stale unnoticed: the optimistic save
     writes only if each room's head is still the one the group started from, and every
     write to a room's records or marks raises its head; a group that finds a room moved
-    on runs again locked, reading everything, and what it read is remembered then."""
+    on writes nothing and runs again reading it (``Engine._attempt``), and what it read
+    is remembered then. Bounded by the size of the records' state (``KNOWN_BYTES``),
+    least recently used rooms first out."""
 
     def __init__(self, budget: int = KNOWN_BYTES) -> None:
         self._rooms: OrderedDict[str, _Known] = OrderedDict()
@@ -212,9 +212,9 @@ class _RoomMemory:
                 entry.states[key] = state
                 entry.views[key] = group.views[key]
                 entry.sizes[key] = size
-            if len(entry.states) > KNOWN_PER_ROOM or len(entry.marks) > KNOWN_PER_ROOM:
-                continue  # too much of one room to keep: it is read each time
             entry.size = sum(entry.sizes.values()) + 64 * len(entry.marks)
+            if entry.size > self._budget // 2:
+                continue  # one room would crowd out the rest: it is read each time
             self._rooms[room] = entry
             self._size += entry.size
         while self._size > self._budget and self._rooms:
