@@ -223,3 +223,12 @@ async def test_only_a_store_that_checks_heads_at_save_takes_rooms_from_memory(
     expected = 0 if sync_database_url.startswith("sqlite") else 2
     assert metrics.READS_SKIPPED._value.get() == skipped + expected
     assert await values(engine, "r") == {"a": {"x": 3}}
+
+
+async def test_room_memory_can_be_turned_off(store: Store) -> None:
+    engine = Engine(store, HybridClock(max_skew_us=60_000_000), Limits(), memory_bytes=0)
+    skipped = metrics.READS_SKIPPED._value.get()
+    for n in (1, 2, 3):
+        assert (await engine.push(batch(push("r", set_change(n, "a", x=n))))).results[0].seq == n
+    assert metrics.READS_SKIPPED._value.get() == skipped
+    assert await values(engine, "r") == {"a": {"x": 3}}

@@ -39,9 +39,11 @@ def test_good_values() -> None:
             "LOG_FORMAT": "json",
             "LOG_RETENTION": "0",
             "CONFLICT_RETENTION": "5",
+            "ROOM_MEMORY_BYTES": "0",
         }
     )
     assert (settings.log_retention, settings.conflict_retention) == (0, 5)
+    assert settings.room_memory_bytes == 0
     assert settings.sync_addr == ("0.0.0.0", 0)
     assert settings.metrics_addr is None
     assert settings.database == PostgresTarget("postgres://u@db:5432/accord")
@@ -95,6 +97,9 @@ def test_database_urls(url: str, target: object) -> None:
         ("LOG_FORMAT", "xml", "LOG_FORMAT"),
         ("LOG_RETENTION", "-1", "LOG_RETENTION"),
         ("CONFLICT_RETENTION", "0", "CONFLICT_RETENTION"),
+        ("ROOM_MEMORY_BYTES", "-1", "ROOM_MEMORY_BYTES"),
+        ("ROOM_MEMORY_BYTES", "8MB", "ROOM_MEMORY_BYTES"),
+        ("ROOM_MEMORY_BYTES", str(2**37), "ROOM_MEMORY_BYTES"),
     ],
 )
 def test_bad_values_name_the_variable_in_one_line(name: str, value: str, mentions: str) -> None:

@@ -75,6 +75,7 @@ async def serve(settings: Settings, *, grace: float = SHUTDOWN_GRACE) -> AsyncIt
             HybridClock(settings.max_clock_skew_us),
             limits_of(settings),
             retention_of(settings),
+            memory_bytes=settings.room_memory_bytes,
         )
         servicer = SyncServicer(engine, bus, limits_of(settings))
         server = create_server([LatencyInterceptor(GRPC_HANDLING)])

@@ -141,7 +141,7 @@ class _Known:
 
 KNOWN_BYTES = 8 * 1024 * 1024
 """Record state (bytes of its JSON) a sync replica remembers in all, least recently used
-rooms first out: a few times this in memory."""
+rooms first out: a few times this in memory (``ROOM_MEMORY_BYTES``; 0 turns it off)."""
 KNOWN_RECORD_BYTES = 16 * 1024
 """A record whose state is larger is read each time instead."""
 SHARED_SECONDS = 5.0
@@ -255,6 +255,8 @@ class Engine:
         clock: HybridClock,
         limits: Limits,
         retention: Retention | None = None,
+        *,
+        memory_bytes: int = KNOWN_BYTES,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -262,9 +264,10 @@ class Engine:
         self._retention = retention or Retention()
         self._locked_until = 0.0
         """After a contended optimistic group, groups run locked until then."""
-        self._memory = _RoomMemory()
-        self._remember = True
-        """False once the store has shown it cannot take rooms from memory."""
+        self._memory = _RoomMemory(memory_bytes)
+        self._remember = memory_bytes > 0
+        """False when turned off, or once the store has shown it cannot take rooms from
+        memory."""
 
     def _stamp(self, ts: int) -> tuple[int, bool]:
         if ts == 0:

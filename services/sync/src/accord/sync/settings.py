@@ -62,6 +62,7 @@ class Settings:
     max_json_depth: int = 32
     log_retention: int = 10_000
     conflict_retention: int = 1000
+    room_memory_bytes: int = 8 * 1024 * 1024
     log_level: str = "info"
     log_format: str = "text"
 
@@ -102,6 +103,9 @@ class Settings:
             log_retention=config.get_int(env, "LOG_RETENTION", 10_000, minimum=0, maximum=2**62),
             conflict_retention=config.get_int(
                 env, "CONFLICT_RETENTION", 1000, minimum=1, maximum=1_000_000
+            ),
+            room_memory_bytes=config.get_int(
+                env, "ROOM_MEMORY_BYTES", 8 * 1024 * 1024, minimum=0, maximum=2**36
             ),
             log_level=config.get_log_level(env),
             log_format=config.get_log_format(env),
