@@ -265,3 +265,24 @@ async def test_what_a_replica_remembers_never_hides_another_replicas_write(
     assert sixth.results[0].seq == 7
     assert metrics.STALE._value.get() == stale + 2
     assert await record(b, "r", "k") == {"n": 1_111_111}
+
+
+async def test_counters_written_through_three_replicas_at_once_lose_no_increment(
+    pg_store: Store, database_url: str
+) -> None:
+    # Each replica remembers the room as it last wrote it, which the others keep
+    # making stale: every increment must still count exactly once.
+    async with (
+        open_store(Settings(database=parse_database_url(database_url))) as second,
+        open_store(Settings(database=parse_database_url(database_url))) as third,
+    ):
+        engines = [engine_on(pg_store), engine_on(second), engine_on(third)]
+
+        async def replica(index: int) -> None:
+            for n in range(1, 31):
+                outcome = await engines[index].push(incr("hot", n, 1, f"c{index}"))
+                assert not outcome.results[0].duplicate
+
+        await asyncio.gather(*(replica(i) for i in range(3)))
+        assert await record(engines[0], "hot", "k") == {"n": 90}
+        assert await pg_store.head("hot") == 90
