@@ -52,7 +52,6 @@ class Committer:
         self._max_changes = max_group_changes
         self._queue: deque[_Waiting] = deque()
         self._worker: asyncio.Task[None] | None = None
-        self._event_loop: asyncio.AbstractEventLoop | None = None
 
     async def push(self, batch: PushBatch) -> PushOutcome:
         """Commit ``batch`` (with whatever else is waiting); returns once committed and
@@ -62,16 +61,11 @@ class Committer:
     def submit(self, batch: PushBatch) -> asyncio.Future[PushOutcome]:
         """Queue ``batch`` for the next group; the future is answered once it is committed
         and published. Batches submitted one after another keep their order."""
-        waiting = _Waiting(batch, self._loop().create_future(), time.perf_counter())
+        waiting = _Waiting(batch, asyncio.get_running_loop().create_future(), time.perf_counter())
         self._queue.append(waiting)
         if self._worker is None:
             self._worker = spawn(self._run(), name="committer")
         return waiting.future
-
-    def _loop(self) -> asyncio.AbstractEventLoop:
-        if self._event_loop is None:
-            self._event_loop = asyncio.get_running_loop()
-        return self._event_loop
 
     def _take(self) -> list[_Waiting]:
         queue = self._queue
