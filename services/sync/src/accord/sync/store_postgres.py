@@ -221,7 +221,7 @@ def _save_args(writes: Sequence[RoomWrite]) -> tuple[list[tuple[str, int]], bool
     marks = [(w.room, *m) for w in writes for m in w.marks]
     conflicts = [(w.room, c) for w in writes for c in w.conflicts]
     heads = [(w.room, w.changes[-1].seq) for w in writes if w.changes]
-    columns = [
+    columns: list[Any] = [
         [room for room, _ in changes],
         [c.seq for _, c in changes],
         [c.user_id for _, c in changes],
@@ -244,6 +244,10 @@ def _save_args(writes: Sequence[RoomWrite]) -> tuple[list[tuple[str, int]], bool
         [m[1] for m in marks],
         [m[2] for m in marks],
         [m[3] for m in marks],
+    ]
+    if not conflicts:
+        return heads, False, columns
+    columns += [
         [room for room, _ in conflicts],
         [c.seq for _, c in conflicts],
         [c.field for _, c in conflicts],
@@ -258,7 +262,7 @@ def _save_args(writes: Sequence[RoomWrite]) -> tuple[list[tuple[str, int]], bool
         [c.winner[2] for _, c in conflicts],
         [c.winner[3] for _, c in conflicts],
     ]
-    return heads, bool(conflicts), columns if conflicts else columns[:22]
+    return heads, True, columns
 
 
 def _load_rows(rows: Sequence[Any]) -> tuple[dict[RoomClient, int], dict[RoomRecord, str]]:
@@ -336,8 +340,6 @@ class _CheckedTransaction(_Transaction):
         """The heads as ``load`` read them; -1 for a room with no row."""
 
     def assume(self, heads: dict[str, int]) -> bool:
-        if set(heads) != set(self._rooms):
-            return False
         self._read = dict(heads)
         self._heads = {room: max(head, 0) for room, head in heads.items()}
         return True
