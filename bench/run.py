@@ -437,6 +437,12 @@ def main(argv: list[str] | None = None) -> int:
                     "cpus": os.cpu_count(),
                     "platform": platform.platform(),
                     "python": platform.python_version(),
+                    # which build: a CPython built without PGO/LTO (pyenv's default) costs
+                    # Accord ~15-20 % more CPU than the optimized builds of Debian or the
+                    # official images (docs/benchmarks.md, fifth session)
+                    "python_home": sys.base_prefix,
+                    "python_build": " ".join(platform.python_build()),
+                    "python_compiler": platform.python_compiler(),
                     "loadavg_start": os.getloadavg(),
                 },
                 "command": "python -m bench.run "
