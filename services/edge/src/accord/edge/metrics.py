@@ -61,6 +61,15 @@ COALESCED = Counter(
 
 
 _messages_out: dict[str, Counter] = {}
+_messages_in: dict[str, Counter] = {}
+
+
+def count_in(kind: str) -> None:
+    """Count one message received from a client (a handled type or "unknown")."""
+    child = _messages_in.get(kind)
+    if child is None:
+        child = _messages_in[kind] = MESSAGES_IN.labels(kind)
+    child.inc()
 
 
 def count_out(kind: str, size: int) -> None:

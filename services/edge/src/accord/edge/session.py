@@ -472,7 +472,7 @@ class Session:
             kind = message.get("type")
             if not isinstance(kind, str):
                 raise ProtocolError("BAD_REQUEST", "type must be a string")
-            metrics.MESSAGES_IN.labels(kind if kind in HANDLERS else "unknown").inc()
+            metrics.count_in(kind if kind in HANDLERS else "unknown")
             handler = HANDLERS.get(kind)
             if handler is None:
                 raise ProtocolError("UNSUPPORTED", f"unsupported message type {kind!r}")
