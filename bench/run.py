@@ -438,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
                     "platform": platform.platform(),
                     "python": platform.python_version(),
                     # which build: a CPython built without PGO/LTO (pyenv's default) costs
-                    # Accord ~15-20 % more CPU than the optimized builds of Debian or the
+                    # Accord 10-20 % more CPU than the optimized builds of Debian or the
                     # official images (docs/benchmarks.md, fifth session)
                     "python_home": sys.base_prefix,
                     "python_build": " ".join(platform.python_build()),
