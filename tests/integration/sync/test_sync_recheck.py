@@ -160,8 +160,13 @@ async def test_a_refused_publish_is_recovered_once_redis_takes_publishes_again(
     # Replica A may not publish (its Redis user lost the right), while B's connection
     # stays up: B only learns of A's commits from A's re-check request.
     admin = aioredis.from_url(private_redis.url)
-    await admin.execute_command(
-        "ACL", "SETUSER", "replica-a", "on", ">pw-a", "allkeys", "allchannels", "allcommands"
+    await admin.acl_setuser(
+        "replica-a",
+        enabled=True,
+        passwords=["+pw-a"],
+        keys=["*"],
+        channels=["*"],
+        categories=["+@all"],
     )
     url_a = private_redis.url.replace("redis://", "redis://replica-a:pw-a@")
     try:
@@ -173,7 +178,7 @@ async def test_a_refused_publish_is_recovered_once_redis_takes_publishes_again(
             rechecker_a = await stack.enter_async_context(Rechecker(bus_a).running())
             committer_a = Committer(engine, bus_a, on_unpublished=rechecker_a.ask_every_replica)
             sub = await subscriber(stack, bus_b, engine, Rechecker(bus_b))
-            await admin.execute_command("ACL", "SETUSER", "replica-a", "-publish")
+            await admin.acl_setuser("replica-a", enabled=True, commands=["-publish"])
             head = 0
             for client_seq in (1, 2):
                 outcome = await committer_a.push(
@@ -181,7 +186,7 @@ async def test_a_refused_publish_is_recovered_once_redis_takes_publishes_again(
                 )
                 head = outcome.head
             assert head == 2  # acknowledged: committed, though published to nobody
-            await admin.execute_command("ACL", "SETUSER", "replica-a", "+publish")
+            await admin.acl_setuser("replica-a", enabled=True, commands=["+publish"])
             assert await sub.until(head) == [1, 2]
     finally:
         await admin.aclose()

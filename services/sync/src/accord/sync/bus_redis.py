@@ -29,6 +29,7 @@ import redis.asyncio as aioredis
 from accord.api.sync.v1 import sync_pb2 as pb
 from accord.sync.bus import Listener, LossListener, LossReason
 from accord.sync.errors import Unavailable
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
@@ -88,21 +89,31 @@ class RedisBus:
         by_shard: dict[int, list[pb.ChangeBatch]] = {}
         for batch in batches:
             by_shard.setdefault(self.shard(batch.room), []).append(batch)
-        try:
-            if len(by_shard) == 1:
-                ((shard, group),) = by_shard.items()
-                await self._client.publish(
-                    self.channel(shard), pb.BusMessage(batches=group).SerializeToString()
-                )
+        await self._publish(
+            [
+                (self.channel(shard), pb.BusMessage(batches=group).SerializeToString())
+                for shard, group in by_shard.items()
+            ]
+        )
+
+    async def _publish(self, messages: list[tuple[str, bytes]]) -> None:
+        """PUBLISH each (channel, payload) in one round trip. Once more when Redis had closed
+        the pooled connection (a restart): a batch that arrives twice is dropped by its seqs."""
+        for attempt in (1, 2):
+            try:
+                if len(messages) == 1:
+                    await self._client.publish(*messages[0])
+                    return
+                async with self._client.pipeline(transaction=False) as pipe:
+                    for channel, payload in messages:
+                        pipe.publish(channel, payload)
+                    await pipe.execute()
                 return
-            async with self._client.pipeline(transaction=False) as pipe:
-                for shard, group in by_shard.items():
-                    pipe.publish(
-                        self.channel(shard), pb.BusMessage(batches=group).SerializeToString()
-                    )
-                await pipe.execute()
-        except (RedisError, OSError) as error:
-            raise Unavailable(f"cannot publish to Redis: {error}") from error
+            except RedisConnectionError as error:
+                if attempt == 2:
+                    raise Unavailable(f"cannot publish to Redis: {error}") from error
+            except (RedisError, OSError) as error:
+                raise Unavailable(f"cannot publish to Redis: {error}") from error
 
     async def subscribe(self, room: str, listener: Listener) -> None:
         await self.subscribe_many([room], listener)
@@ -170,10 +181,7 @@ class RedisBus:
         self._loss_listeners.append(listener)
 
     async def request_recheck(self) -> None:
-        try:
-            await self._client.publish(self._recheck_channel, b"")
-        except (RedisError, OSError) as error:
-            raise Unavailable(f"cannot publish to Redis: {error}") from error
+        await self._publish([(self._recheck_channel, b"")])
 
     def _lost(self, reason: LossReason) -> None:
         for listener in list(self._loss_listeners):
