@@ -1,10 +1,16 @@
 """Two sync processes sharing one PostgreSQL and one (private) Redis, and an edge.
 
 Changes are pushed through replica A; a gRPC subscriber on replica B and a
-WebSocket client on an edge attached to B receive them in seq order. Redis is
-restarted in the middle: what was published while it was down is lost on the
-bus, and B fills the gap from the log when the next change arrives — neither
-subscriber ever sees a gap.
+WebSocket client on an edge attached to B receive them in seq order, gapless and
+exactly once, whatever happens to the bus: Redis restarted with pushes going on,
+Redis restarted in a quiet room (nothing pushed after it is back: B re-checks its
+subscribers against the log once it is subscribed again), and replica A killed
+after acknowledging pushes it could not publish (A asks every replica to
+re-check when it starts again). The periodic re-check is off here, so each test
+shows the mechanism it is about.
+
+Replica A talks to Redis as the user ``replica-a``, which a test may forbid to
+PUBLISH: that makes "committed, acknowledged, never published" deterministic.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from typing import Any
 
 import grpc
 import pytest
+import redis.asyncio as aioredis
 from accord.api.sync.v1 import sync_pb2 as pb
 from accord.api.sync.v1.sync_pb2_grpc import SyncStub
 from accord.common.grpcutil import check_health, create_channel
@@ -37,6 +44,9 @@ pytestmark = [
 
 ROOM = "replicated"
 WAIT = 30.0
+CATCH_UP = 10.0
+"""Seconds a live subscriber may take to get changes the bus lost, with no later push."""
+REPLICA_A_USER, REPLICA_A_PASSWORD = "replica-a", "pw-replica-a"
 
 
 class Process:
@@ -49,6 +59,13 @@ class Process:
     def start(self) -> None:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(self.args, env=self.env, stdout=out, stderr=out)
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no last publish."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait()
+        self.proc = None
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -91,24 +108,34 @@ async def cluster(
 ) -> AsyncIterator[dict[str, Any]]:
     redis_port = free_port()
     redis = Process(
-        ["redis-server", "--port", str(redis_port), "--save", "", "--appendonly", "no"],
+        [
+            *("redis-server", "--port", str(redis_port), "--save", "", "--appendonly", "no"),
+            *("--user", REPLICA_A_USER, "on", f">{REPLICA_A_PASSWORD}"),
+            *("allkeys", "allchannels", "allcommands"),
+        ],
         dict(os.environ),
         tmp_path / "redis.log",
     )
     redis.start()
     processes.append(redis)
-    common = base_env(
-        DATABASE_URL=database_url,
-        REDIS_URL=f"redis://127.0.0.1:{redis_port}/0",
-        REDIS_PREFIX=redis_prefix,
-    )
+    common = base_env(DATABASE_URL=database_url, REDIS_PREFIX=redis_prefix, RECHECK_INTERVAL="0")
+    redis_urls = {
+        "a": f"redis://{REPLICA_A_USER}:{REPLICA_A_PASSWORD}@127.0.0.1:{redis_port}/0",
+        "b": f"redis://127.0.0.1:{redis_port}/0",
+    }
     syncs = []
+    sync_processes = []
     for name in ("a", "b"):
         addr = f"127.0.0.1:{free_port()}"
-        proc = service("sync", {**common, "SYNC_ADDR": addr}, tmp_path / f"sync-{name}.log")
+        proc = service(
+            "sync",
+            {**common, "SYNC_ADDR": addr, "REDIS_URL": redis_urls[name]},
+            tmp_path / f"sync-{name}.log",
+        )
         proc.start()
         processes.append(proc)
         syncs.append(addr)
+        sync_processes.append(proc)
     presence_addr = f"127.0.0.1:{free_port()}"
     presence = service("presence", base_env(PRESENCE_ADDR=presence_addr), tmp_path / "presence.log")
     presence.start()
@@ -129,14 +156,21 @@ async def cluster(
     edge.start()
     processes.append(edge)
     await wait_ready(f"http://127.0.0.1:{ws_port}", WAIT)
-    async with create_channel(syncs[0]) as a, create_channel(syncs[1]) as b:
-        yield {
-            "a": SyncStub(a),
-            "b": SyncStub(b),
-            "redis": redis,
-            "ws_url": f"ws://127.0.0.1:{ws_port}/ws",
-            "logs": tmp_path,
-        }
+    admin = aioredis.from_url(redis_urls["b"])
+    try:
+        async with create_channel(syncs[0]) as a, create_channel(syncs[1]) as b:
+            yield {
+                "a": SyncStub(a),
+                "b": SyncStub(b),
+                "a_addr": syncs[0],
+                "sync_a": sync_processes[0],
+                "redis": redis,
+                "redis_admin": admin,
+                "ws_url": f"ws://127.0.0.1:{ws_port}/ws",
+                "logs": tmp_path,
+            }
+    finally:
+        await admin.aclose()
 
 
 def change(client_seq: int, n: int) -> pb.Change:
@@ -229,7 +263,8 @@ async def test_changes_cross_replicas_in_order_through_a_redis_restart(
         assert head == 6
         cluster["redis"].start()
 
-        # Once B's bus is back, the next change reveals the gap and B backfills it.
+        # Once B's bus is back, B re-checks (or the next change reveals the gap): either
+        # way B backfills from the log.
         async with asyncio.timeout(WAIT * 2):
             while True:
                 head = await pusher.push()
@@ -252,4 +287,80 @@ async def test_changes_cross_replicas_in_order_through_a_redis_restart(
         snapshot = [r async for r in cluster["a"].Pull(pb.PullRequest(room=ROOM), timeout=WAIT)]
         records = {r.key: json.loads(r.value_json) for r in snapshot[1].snapshot.records}
         assert replica.view("items") == records
+    stream.close()
+
+
+async def watch(cluster: dict[str, Any]) -> tuple[Stream, Client, Replica]:
+    """A raw stream on B and a WebSocket client through the edge on B, both subscribed."""
+    stream = Stream(cluster["b"])
+    await stream.confirm()
+    client = await Client.connect(cluster["ws_url"])
+    await client.hello(make_token("watcher"), client_id="watcher")
+    await client.subscribe(ROOM)
+    return stream, client, Replica()
+
+
+async def test_a_quiet_room_catches_up_when_redis_returns_without_another_push(
+    cluster: dict[str, Any],
+) -> None:
+    pusher = Pusher(cluster["a"])
+    stream, client, replica = await watch(cluster)
+    async with client:
+        head = await pusher.push()
+        assert await stream.until(head)
+        await sync_until(client, replica, head)
+
+        cluster["redis"].stop()
+        head = await pusher.push(5)  # acknowledged: committed, published to nobody
+        assert head == 6
+        cluster["redis"].start()
+
+        # Nothing more is pushed: B re-checks once its bus is subscribed again.
+        assert await stream.until(head, timeout=CATCH_UP), stream.seqs
+        await sync_until(client, replica, head, timeout=CATCH_UP)
+        assert stream.seqs == list(range(1, head + 1))
+        assert replica.seqs == list(range(1, head + 1))
+    stream.close()
+
+
+async def until_logged(path: Path, text: str) -> None:
+    async with asyncio.timeout(WAIT):
+        while text not in await asyncio.to_thread(path.read_text, errors="replace"):  # noqa: ASYNC110 - another process's log
+            await asyncio.sleep(0.05)
+
+
+async def test_a_replica_killed_before_publishing_is_caught_up_when_it_starts_again(
+    cluster: dict[str, Any],
+) -> None:
+    pusher = Pusher(cluster["a"])
+    admin: aioredis.Redis = cluster["redis_admin"]
+    stream, client, replica = await watch(cluster)
+    async with client:
+        head = await pusher.push()
+        assert await stream.until(head)
+        await sync_until(client, replica, head)
+
+        # A commits and acknowledges, but Redis refuses its publishes (and its requests
+        # to re-check); then A is killed, as if between commit and publish.
+        await admin.acl_setuser(REPLICA_A_USER, enabled=True, commands=["-publish"])
+        head = await pusher.push(3)
+        assert head == 4
+        await until_logged(cluster["logs"] / "sync-a.log", "committed but not published")
+        cluster["sync_a"].kill()
+        await admin.acl_setuser(REPLICA_A_USER, enabled=True, commands=["+publish"])
+
+        # B's own bus never dropped: only A's start tells B to re-check.
+        cluster["sync_a"].start()
+        await healthy(cluster["a_addr"])
+        assert await stream.until(head, timeout=CATCH_UP), stream.seqs
+        await sync_until(client, replica, head, timeout=CATCH_UP)
+        assert stream.seqs == list(range(1, head + 1))
+        assert replica.seqs == list(range(1, head + 1))
+
+        # And A publishes again as before.
+        head = await pusher.push()
+        assert await stream.until(head)
+        await sync_until(client, replica, head)
+        assert stream.seqs == list(range(1, head + 1))
+        assert replica.seqs == list(range(1, head + 1))
     stream.close()

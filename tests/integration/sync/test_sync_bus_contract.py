@@ -1,4 +1,4 @@
-"""One contract, every bus: in-process and Redis pub/sub."""
+"""One contract, every bus: in-process and Redis pub/sub (a private Redis where it restarts)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 from accord.api.sync.v1 import sync_pb2 as pb
-from accord.sync.bus import Bus
+from accord.sync.bus import Bus, LossReason
 from accord.sync.bus_memory import MemoryBus
 from accord.sync.bus_redis import RedisBus
+
+from tests.support.redis_server import PrivateRedis
 
 DEADLINE = 10.0
 
@@ -182,3 +184,57 @@ async def test_rooms_sharing_a_channel_stay_apart(redis_url: str, redis_prefix: 
         await publisher.publish(batch("room-a", 3))
         assert (await a.next()).changes[0].seq == 3
         assert b.queue.empty()
+
+
+class Losses:
+    """A loss listener: the reasons it was called with."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[LossReason] = asyncio.Queue()
+
+    def __call__(self, reason: LossReason) -> None:
+        self.queue.put_nowait(reason)
+
+    async def next(self) -> LossReason:
+        return await asyncio.wait_for(self.queue.get(), DEADLINE)
+
+
+async def test_a_recheck_request_reaches_the_loss_listeners(bus: Bus) -> None:
+    losses = Losses()
+    bus.on_loss(losses)
+    await bus.request_recheck()
+    assert await losses.next() == "requested"
+    assert losses.queue.empty()
+
+
+@pytest.mark.integration
+async def test_a_recheck_request_reaches_every_replica(redis_url: str, redis_prefix: str) -> None:
+    async with (
+        RedisBus.open(redis_url, redis_prefix) as asking,
+        RedisBus.open(redis_url, redis_prefix) as other,
+    ):
+        mine, theirs = Losses(), Losses()
+        asking.on_loss(mine)
+        other.on_loss(theirs)
+        await asking.request_recheck()
+        assert await theirs.next() == "requested"
+        assert await mine.next() == "requested"
+
+
+@pytest.mark.integration
+async def test_redis_reports_a_reconnection_once_subscribed_again(
+    private_redis: PrivateRedis, redis_prefix: str
+) -> None:
+    async with RedisBus.open(private_redis.url, redis_prefix) as bus:
+        inbox, losses = Inbox(), Losses()
+        await bus.subscribe("room-a", inbox)
+        bus.on_loss(losses)
+        private_redis.stop()
+        private_redis.start()
+        await private_redis.ready()
+        assert await losses.next() == "reconnected"
+        # From then on, whatever is published arrives.
+        async with RedisBus.open(private_redis.url, redis_prefix) as publisher:
+            await publisher.publish(batch("room-a", 1))
+        assert [c.seq for c in (await inbox.next()).changes] == [1]
+        assert losses.queue.empty()

@@ -20,6 +20,7 @@ def test_defaults() -> None:
     )
     assert (settings.log_level, settings.log_format) == ("info", "text")
     assert (settings.log_retention, settings.conflict_retention) == (10_000, 1000)
+    assert settings.recheck_interval == 30.0
 
 
 def test_good_values() -> None:
@@ -40,8 +41,10 @@ def test_good_values() -> None:
             "LOG_RETENTION": "0",
             "CONFLICT_RETENTION": "5",
             "ROOM_MEMORY_BYTES": "0",
+            "RECHECK_INTERVAL": "0",
         }
     )
+    assert settings.recheck_interval == 0.0
     assert (settings.log_retention, settings.conflict_retention) == (0, 5)
     assert settings.room_memory_bytes == 0
     assert settings.sync_addr == ("0.0.0.0", 0)
@@ -100,6 +103,8 @@ def test_database_urls(url: str, target: object) -> None:
         ("ROOM_MEMORY_BYTES", "-1", "ROOM_MEMORY_BYTES"),
         ("ROOM_MEMORY_BYTES", "8MB", "ROOM_MEMORY_BYTES"),
         ("ROOM_MEMORY_BYTES", str(2**37), "ROOM_MEMORY_BYTES"),
+        ("RECHECK_INTERVAL", "often", "RECHECK_INTERVAL"),
+        ("RECHECK_INTERVAL", "-5", "RECHECK_INTERVAL"),
     ],
 )
 def test_bad_values_name_the_variable_in_one_line(name: str, value: str, mentions: str) -> None:

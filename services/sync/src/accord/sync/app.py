@@ -19,6 +19,7 @@ from accord.sync.errors import Unavailable
 from accord.sync.hlc import HybridClock
 from accord.sync.metrics import GRPC_HANDLING
 from accord.sync.model import Limits, Retention
+from accord.sync.recheck import Rechecker
 from accord.sync.servicer import SyncServicer
 from accord.sync.settings import PostgresTarget, Settings
 from accord.sync.store import Store
@@ -77,7 +78,10 @@ async def serve(settings: Settings, *, grace: float = SHUTDOWN_GRACE) -> AsyncIt
             retention_of(settings),
             memory_bytes=settings.room_memory_bytes,
         )
-        servicer = SyncServicer(engine, bus, limits_of(settings))
+        rechecker = await stack.enter_async_context(
+            Rechecker(bus, settings.recheck_interval).running()
+        )
+        servicer = SyncServicer(engine, bus, limits_of(settings), rechecker)
         server = create_server([LatencyInterceptor(GRPC_HANDLING)])
         sync_pb2_grpc.add_SyncServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
         health = add_health(server, [SERVICE_NAME])

@@ -1,4 +1,4 @@
-"""The in-process bus: one replica, listeners called directly."""
+"""The in-process bus: one replica, listeners called directly; it never loses a batch."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from accord.api.sync.v1 import sync_pb2 as pb
-from accord.sync.bus import Listener
+from accord.sync.bus import Listener, LossListener
 
 log = logging.getLogger(__name__)
 
@@ -15,6 +15,7 @@ log = logging.getLogger(__name__)
 class MemoryBus:
     def __init__(self) -> None:
         self._rooms: dict[str, list[Listener]] = {}
+        self._loss_listeners: list[LossListener] = []
 
     @classmethod
     @asynccontextmanager
@@ -47,3 +48,13 @@ class MemoryBus:
             listeners.remove(listener)
             if not listeners:
                 del self._rooms[room]
+
+    def on_loss(self, listener: LossListener) -> None:
+        self._loss_listeners.append(listener)
+
+    async def request_recheck(self) -> None:
+        for listener in list(self._loss_listeners):
+            try:
+                listener("requested")
+            except Exception:
+                log.exception("bus loss listener failed")

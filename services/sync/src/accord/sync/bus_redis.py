@@ -7,6 +7,13 @@ instead of a thousand. Each replica holds one pub/sub connection, subscribed to
 the shards of the rooms it has listeners for, and hands each batch to the
 room's listeners locally (batches of rooms it does not follow are skipped).
 Every replica must use the same number of shards.
+
+Each replica also subscribes to ``{prefix}:sync:recheck`` from the start: a
+message there (``request_recheck``, any payload) calls every replica's loss
+listeners. When the pub/sub connection drops, the client reconnects and
+subscribes to every channel again; once Redis has confirmed them all the loss
+listeners are called with ``reconnected``, since whatever was published in
+between reached nobody here.
 """
 
 from __future__ import annotations
@@ -20,8 +27,9 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from accord.api.sync.v1 import sync_pb2 as pb
-from accord.sync.bus import Listener
+from accord.sync.bus import Listener, LossListener, LossReason
 from accord.sync.errors import Unavailable
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
@@ -36,11 +44,16 @@ class RedisBus:
         self._client = client
         self._pubsub = client.pubsub()
         self._prefix = f"{prefix}:sync:"
+        self._recheck_channel = f"{prefix}:sync:recheck"
         self._shards = shards
         self._rooms: dict[str, list[Listener]] = {}
         self._followed: dict[int, int] = {}
         """Shard -> how many of its rooms have listeners here."""
-        self._ready: dict[int, asyncio.Future[None]] = {}
+        self._ready: dict[str, asyncio.Future[None]] = {}
+        """Channel -> confirmed by Redis; one entry per channel subscribed here."""
+        self._resubscribing: set[str] | None = None
+        """After a connection loss: the channels Redis has not confirmed again yet."""
+        self._loss_listeners: list[LossListener] = []
         self._reader: asyncio.Task[None] | None = None
 
     @classmethod
@@ -56,6 +69,7 @@ class RedisBus:
                 raise Unavailable(f"cannot reach Redis: {error}") from error
             bus = cls(client, prefix, shards)
             try:
+                await bus._subscribe_channels([bus._recheck_channel])
                 yield bus
             finally:
                 await bus._close()
@@ -75,21 +89,31 @@ class RedisBus:
         by_shard: dict[int, list[pb.ChangeBatch]] = {}
         for batch in batches:
             by_shard.setdefault(self.shard(batch.room), []).append(batch)
-        try:
-            if len(by_shard) == 1:
-                ((shard, group),) = by_shard.items()
-                await self._client.publish(
-                    self.channel(shard), pb.BusMessage(batches=group).SerializeToString()
-                )
+        await self._publish(
+            [
+                (self.channel(shard), pb.BusMessage(batches=group).SerializeToString())
+                for shard, group in by_shard.items()
+            ]
+        )
+
+    async def _publish(self, messages: list[tuple[str, bytes]]) -> None:
+        """PUBLISH each (channel, payload) in one round trip. Once more when Redis had closed
+        the pooled connection (a restart): a batch that arrives twice is dropped by its seqs."""
+        for attempt in (1, 2):
+            try:
+                if len(messages) == 1:
+                    await self._client.publish(*messages[0])
+                    return
+                async with self._client.pipeline(transaction=False) as pipe:
+                    for channel, payload in messages:
+                        pipe.publish(channel, payload)
+                    await pipe.execute()
                 return
-            async with self._client.pipeline(transaction=False) as pipe:
-                for shard, group in by_shard.items():
-                    pipe.publish(
-                        self.channel(shard), pb.BusMessage(batches=group).SerializeToString()
-                    )
-                await pipe.execute()
-        except (RedisError, OSError) as error:
-            raise Unavailable(f"cannot publish to Redis: {error}") from error
+            except RedisConnectionError as error:
+                if attempt == 2:
+                    raise Unavailable(f"cannot publish to Redis: {error}") from error
+            except (RedisError, OSError) as error:
+                raise Unavailable(f"cannot publish to Redis: {error}") from error
 
     async def subscribe(self, room: str, listener: Listener) -> None:
         await self.subscribe_many([room], listener)
@@ -105,27 +129,31 @@ class RedisBus:
             if listener not in listeners:
                 listeners.append(listener)
             shards.add(self.shard(room))
-        new = [shard for shard in sorted(shards) if shard not in self._ready]
-        for shard in new:
-            self._ready[shard] = asyncio.get_running_loop().create_future()
+        await self._subscribe_channels([self.channel(shard) for shard in sorted(shards)])
+
+    async def _subscribe_channels(self, channels: list[str]) -> None:
+        """Subscribe to those of ``channels`` not subscribed yet; wait for all to be confirmed."""
+        new = [channel for channel in channels if channel not in self._ready]
+        for channel in new:
+            self._ready[channel] = asyncio.get_running_loop().create_future()
         if new:
             try:
-                await self._pubsub.subscribe(*(self.channel(shard) for shard in new))
+                await self._pubsub.subscribe(*new)
             except (RedisError, OSError) as error:
-                for shard in new:
-                    self._ready.pop(shard, None)
+                for channel in new:
+                    self._ready.pop(channel, None)
                 raise Unavailable(f"cannot subscribe on Redis: {error}") from error
             if self._reader is None:
                 self._reader = asyncio.create_task(self._read(), name="redis-bus-reader")
-        waiting = [(shard, self._ready[shard]) for shard in sorted(shards)]
+        waiting = [(channel, self._ready[channel]) for channel in channels]
         try:
             async with asyncio.timeout(SUBSCRIBE_TIMEOUT):
                 for _, ready in waiting:
                     await asyncio.shield(ready)
         except TimeoutError:
-            pending = [shard for shard, ready in waiting if not ready.done()]
+            pending = [channel for channel, ready in waiting if not ready.done()]
             raise Unavailable(
-                f"Redis did not confirm the subscription to channel {self.channel(pending[0])}"
+                f"Redis did not confirm the subscription to channel {pending[0]}"
                 + (f" and {len(pending) - 1} more" if len(pending) > 1 else "")
             ) from None
 
@@ -142,11 +170,25 @@ class RedisBus:
         if self._followed[shard]:
             return
         del self._followed[shard]
-        self._ready.pop(shard, None)
+        self._ready.pop(self.channel(shard), None)
+        self._confirmed(self.channel(shard))
         try:
             await self._pubsub.unsubscribe(self.channel(shard))
         except (RedisError, OSError) as error:
             log.warning("cannot unsubscribe from %s: %s", self.channel(shard), error)
+
+    def on_loss(self, listener: LossListener) -> None:
+        self._loss_listeners.append(listener)
+
+    async def request_recheck(self) -> None:
+        await self._publish([(self._recheck_channel, b"")])
+
+    def _lost(self, reason: LossReason) -> None:
+        for listener in list(self._loss_listeners):
+            try:
+                listener(reason)
+            except Exception:
+                log.exception("bus loss listener failed")
 
     async def _read(self) -> None:
         backoff = 0.1
@@ -154,7 +196,10 @@ class RedisBus:
             try:
                 message = await self._pubsub.get_message(timeout=POLL_SECONDS)
             except (RedisError, OSError) as error:
-                log.warning("redis bus connection lost, retrying: %s", error)
+                if self._resubscribing is None:
+                    log.warning("redis bus connection lost, retrying: %s", error)
+                # Whatever was published until every channel is subscribed again is lost.
+                self._resubscribing = set(self._ready)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
                 continue
@@ -162,19 +207,30 @@ class RedisBus:
             if message is not None:
                 self._dispatch(message)
 
+    def _confirmed(self, channel: str) -> None:
+        """``channel`` is subscribed (again), or no longer wanted."""
+        pending = self._resubscribing
+        if pending is None:
+            return
+        pending.discard(channel)
+        if not pending:
+            self._resubscribing = None
+            log.info("redis bus subscriptions restored; re-checking subscribers")
+            self._lost("reconnected")
+
     def _dispatch(self, message: dict[str, Any]) -> None:
         channel = message["channel"]
         name = channel.decode() if isinstance(channel, bytes) else str(channel)
         if message["type"] == "subscribe":
-            try:
-                shard = int(name.removeprefix(self._prefix))
-            except ValueError:
-                return
-            ready = self._ready.get(shard)
+            ready = self._ready.get(name)
             if ready is not None and not ready.done():
                 ready.set_result(None)
+            self._confirmed(name)
             return
         if message["type"] != "message":
+            return
+        if name == self._recheck_channel:
+            self._lost("requested")
             return
         try:
             batches = pb.BusMessage.FromString(message["data"]).batches

@@ -11,7 +11,10 @@ changes of a group in one message (which the edge sends as one frame per
 client).
 
 A push is committed even when its caller stops waiting (a cancelled gRPC
-call), so the log never holds a change subscribers were not sent.
+call), so the log never holds a change subscribers were not sent. When the
+publish fails (the bus is down) the push is still acknowledged, since it is
+committed, and ``on_unpublished`` is called: the replicas' subscribers re-check
+their rooms against the log once the bus works again (``recheck.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from accord.api.sync.v1 import sync_pb2 as pb
@@ -45,10 +49,16 @@ class _Waiting:
 
 class Committer:
     def __init__(
-        self, engine: Engine, bus: Bus, max_group_changes: int = MAX_GROUP_CHANGES
+        self,
+        engine: Engine,
+        bus: Bus,
+        max_group_changes: int = MAX_GROUP_CHANGES,
+        *,
+        on_unpublished: Callable[[], None] = lambda: None,
     ) -> None:
         self._engine = engine
         self._bus = bus
+        self._on_unpublished = on_unpublished
         self._max_changes = max_group_changes
         self._queue: deque[_Waiting] = deque()
         self._worker: asyncio.Task[None] | None = None
@@ -108,8 +118,12 @@ class Committer:
             try:
                 await self._bus.publish_many(batches)
             except Unavailable as error:
-                # Subscribers find the gap at the room's next batch and read it from the log.
-                log.warning("%d rooms committed but not published: %s", len(batches), error)
+                log.warning(
+                    "%d rooms committed but not published (subscribers will re-check): %s",
+                    len(batches),
+                    error,
+                )
+                self._on_unpublished()
         done = time.perf_counter()
         for waiting, outcome in zip(group, outcomes, strict=True):
             metrics.PUSH_SECONDS.observe(done - waiting.arrived)

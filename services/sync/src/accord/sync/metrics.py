@@ -53,4 +53,15 @@ COMPACTIONS = Counter(
 BACKFILLS = Counter(
     "accord_sync_backfills_total", "Subscribe gaps filled from the log (a missed bus message)"
 )
+RECHECKS = Counter(
+    "accord_sync_rechecks_total",
+    "Re-checks of every Subscribe stream of this replica against the log's heads, by reason "
+    "(reconnected: the bus connection came back; requested: a replica asked, after a failed "
+    "publish or at its start; interval: the periodic safety net)",
+    ["reason"],
+)
+RECHECK_RECOVERED = Counter(
+    "accord_sync_recheck_recovered_changes_total",
+    "Changes sent to subscribers by a re-check: committed, but not delivered by the bus",
+)
 SUBSCRIBERS = Gauge("accord_sync_subscribers", "Rooms subscribed across all open Subscribe streams")

@@ -24,6 +24,7 @@ from accord.sync.errors import (
     Unsupported,
 )
 from accord.sync.model import Limits, PushOutcome
+from accord.sync.recheck import Rechecker
 from accord.sync.subscription import RoomStream
 
 log = logging.getLogger(__name__)
@@ -59,11 +60,12 @@ def _push_error(error: BaseException) -> pb.PushError:
 
 
 class SyncServicer(sync_pb2_grpc.SyncServicer):
-    def __init__(self, engine: Engine, bus: Bus, limits: Limits) -> None:
+    def __init__(self, engine: Engine, bus: Bus, limits: Limits, rechecker: Rechecker) -> None:
         self._engine = engine
         self._bus = bus
         self._limits = limits
-        self._committer = Committer(engine, bus)
+        self._rechecker = rechecker
+        self._committer = Committer(engine, bus, on_unpublished=rechecker.ask_every_replica)
         self._closing = asyncio.Event()
 
     def close_streams(self) -> None:
@@ -198,6 +200,7 @@ class SyncServicer(sync_pb2_grpc.SyncServicer):
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[pb.SubscribeResponse]:
         stream = RoomStream(self._bus, self._engine)
+        self._rechecker.follow(stream)
         reader = asyncio.ensure_future(self._follow_requests(request_iterator, stream))
         overflow = asyncio.ensure_future(stream.overflowed.wait())
         closing = asyncio.ensure_future(self._closing.wait())
@@ -228,6 +231,7 @@ class SyncServicer(sync_pb2_grpc.SyncServicer):
         finally:
             for task in (batches, reader, overflow, closing):
                 task.cancel()
+            self._rechecker.forget(stream)
             await stream.close()
 
     async def _follow_requests(

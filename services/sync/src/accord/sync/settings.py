@@ -63,6 +63,8 @@ class Settings:
     log_retention: int = 10_000
     conflict_retention: int = 1000
     room_memory_bytes: int = 8 * 1024 * 1024
+    recheck_interval: float = 30.0
+    """Seconds between re-checks of every Subscribe stream against the log; 0: none."""
     log_level: str = "info"
     log_format: str = "text"
 
@@ -106,6 +108,9 @@ class Settings:
             ),
             room_memory_bytes=config.get_int(
                 env, "ROOM_MEMORY_BYTES", 8 * 1024 * 1024, minimum=0, maximum=2**36
+            ),
+            recheck_interval=config.get_float(
+                env, "RECHECK_INTERVAL", 30.0, minimum=0.0, maximum=86400.0
             ),
             log_level=config.get_log_level(env),
             log_format=config.get_log_format(env),

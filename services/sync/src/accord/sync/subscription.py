@@ -9,6 +9,13 @@ last seq it sent: older changes are dropped, and a gap is filled from the
 store's log before the batch that revealed it. A gap the log no longer holds
 (compacted) ends the stream with ``OutOfRange``: the caller resubscribes and
 catches up with a snapshot, rather than ever seeing a hole.
+
+A gap is only noticed at the room's next batch, which in a quiet room may never
+come. So the stream can also be re-checked (``recheck``, asked by
+``recheck.Rechecker`` when the bus may have lost batches): it reads the heads
+of its confirmed rooms (one query) and sends what the log holds beyond each
+room's last sent seq, read exactly as a gap is. The re-check travels through
+the same queue as the batches, so order and exactly-once hold.
 """
 
 from __future__ import annotations
@@ -39,6 +46,16 @@ class _Added:
     token: int
 
 
+@dataclass(frozen=True)
+class _Recheck:
+    pass
+
+
+_RECHECK = _Recheck()
+
+_Item = pb.ChangeBatch | _Added | _Recheck
+
+
 @dataclass
 class _Room:
     token: int
@@ -53,8 +70,9 @@ class RoomStream:
         self._bus = bus
         self._engine = engine
         self._rooms: dict[str, _Room] = {}
-        self._queue: asyncio.Queue[pb.ChangeBatch | _Added] = asyncio.Queue(maxsize=queue_size)
+        self._queue: asyncio.Queue[_Item] = asyncio.Queue(maxsize=queue_size)
         self._tokens = itertools.count(1)
+        self._recheck_queued = False
         self.overflowed = asyncio.Event()
         self.batched = False
         """The caller takes several batches per response (SubscribeRequest.batched)."""
@@ -63,7 +81,7 @@ class RoomStream:
     def rooms(self) -> set[str]:
         return set(self._rooms)
 
-    def _enqueue(self, item: pb.ChangeBatch | _Added) -> None:
+    def _enqueue(self, item: _Item) -> None:
         try:
             self._queue.put_nowait(item)
         except asyncio.QueueFull:
@@ -72,6 +90,13 @@ class RoomStream:
     def _deliver(self, batch: pb.ChangeBatch) -> None:
         if batch.room in self._rooms:
             self._enqueue(batch)
+
+    def recheck(self) -> None:
+        """Bring every confirmed room up to the log's head, in turn with the queued batches
+        (at most one re-check waits in the queue)."""
+        if not self._recheck_queued:
+            self._recheck_queued = True
+            self._enqueue(_RECHECK)
 
     async def add(self, room: str) -> None:
         """Follow ``room`` (again: re-confirm it); returns once confirmation is queued."""
@@ -119,7 +144,9 @@ class RoomStream:
             out.extend(await self._next(self._queue.get_nowait()))
         return out
 
-    async def _next(self, item: pb.ChangeBatch | _Added) -> list[pb.ChangeBatch]:
+    async def _next(self, item: _Item) -> list[pb.ChangeBatch]:
+        if isinstance(item, _Recheck):
+            return await self._recheck()
         state = self._rooms.get(item.room)
         if state is None:
             return []
@@ -148,16 +175,49 @@ class RoomStream:
         out: list[pb.ChangeBatch] = []
         if last < fresh[0].seq - 1:
             metrics.BACKFILLS.inc()
-        while last < fresh[0].seq - 1:
-            missing = await self._engine.changes(room, last, fresh[0].seq - 1, BACKFILL_PAGE)
+            out = await self._backfill(room, state, fresh[0].seq - 1)
+        out.append(pb.ChangeBatch(room=room, changes=fresh))
+        state.last = fresh[-1].seq
+        return out
+
+    async def _recheck(self) -> list[pb.ChangeBatch]:
+        self._recheck_queued = False
+        confirmed = {room: state for room, state in self._rooms.items() if state.last is not None}
+        if not confirmed:
+            return []
+        heads = await self._engine.heads(list(confirmed))
+        out: list[pb.ChangeBatch] = []
+        recovered: dict[str, int] = {}
+        for room, state in confirmed.items():
+            last = state.last
+            assert last is not None
+            head = heads.get(room, 0)
+            if head > last and self._rooms.get(room) is state:
+                out.extend(await self._backfill(room, state, head))
+                recovered[room] = head - last
+        if recovered:
+            total = sum(recovered.values())
+            metrics.RECHECK_RECOVERED.inc(total)
+            log.info(
+                "re-check sent %d changes the bus had not delivered, in %d rooms (%s)",
+                total,
+                len(recovered),
+                ", ".join(sorted(recovered)[:5]) + (", ..." if len(recovered) > 5 else ""),
+            )
+        return out
+
+    async def _backfill(self, room: str, state: _Room, until: int) -> list[pb.ChangeBatch]:
+        """The room's changes after its last sent seq up to ``until``, read from the log."""
+        last = state.last
+        assert last is not None
+        out: list[pb.ChangeBatch] = []
+        while last < until:
+            missing = await self._engine.changes(room, last, until, BACKFILL_PAGE)
             if not missing or missing[0].seq != last + 1:
-                raise OutOfRange(
-                    f"room {room}: seqs {last + 1}..{fresh[0].seq - 1} are no longer in the log"
-                )
+                raise OutOfRange(f"room {room}: seqs {last + 1}..{until} are no longer in the log")
             out.extend(
                 wire.change_batch(room, part) for part in split_by_bytes(missing, change_bytes)
             )
             last = missing[-1].seq
-        out.append(pb.ChangeBatch(room=room, changes=fresh))
-        state.last = fresh[-1].seq
+        state.last = last
         return out
