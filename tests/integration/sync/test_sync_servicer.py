@@ -114,7 +114,9 @@ async def test_push_head_and_pull(stub: SyncStub) -> None:
     assert [(r.key, json.loads(r.value_json)) for r in chunk.records] == [
         ("t-1", {"title": "milk", "votes": 2})
     ]
-    assert await pull(stub, "empty") == [pb.PullResponse(head=0)]
+    empty = await pull(stub, "empty")
+    assert [(r.WhichOneof("item"), r.head) for r in empty] == [("head", 0)]
+    assert empty[0].epoch  # an empty room has an epoch too
 
 
 async def test_conflicts_travel_in_the_ack(stub: SyncStub) -> None:
