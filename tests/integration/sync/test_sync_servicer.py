@@ -114,7 +114,9 @@ async def test_push_head_and_pull(stub: SyncStub) -> None:
     assert [(r.key, json.loads(r.value_json)) for r in chunk.records] == [
         ("t-1", {"title": "milk", "votes": 2})
     ]
-    assert await pull(stub, "empty") == [pb.PullResponse(head=0)]
+    empty = await pull(stub, "empty")
+    assert [(r.WhichOneof("item"), r.head) for r in empty] == [("head", 0)]
+    assert empty[0].epoch  # an empty room has an epoch too
 
 
 async def test_conflicts_travel_in_the_ack(stub: SyncStub) -> None:
@@ -552,3 +554,45 @@ async def test_a_batched_subscriber_gets_several_rooms_per_message(stub: SyncStu
     # One group commit, published as one batch per room, read from the bus at once.
     assert messages == 1
     call.cancel()
+
+
+async def test_the_epoch_on_head_pull_and_the_subscribe_confirmation(stub: SyncStub) -> None:
+    empty = await stub.Head(pb.HeadRequest(room="e"), timeout=DEADLINE)
+    await stub.Push(push("e", *(set_change(i, f"k{i}", n=i) for i in (1, 2, 3))), timeout=DEADLINE)
+    head = await stub.Head(pb.HeadRequest(room="e"), timeout=DEADLINE)
+    assert (empty.head, head.head) == (0, 3) and empty.epoch and head.epoch
+    call = stub.Subscribe()
+    await call.write(pb.SubscribeRequest(add=["e", "nothing-yet"]))
+    confirmed = {}
+    for _ in range(2):
+        batch = (await read(call)).changes
+        assert not batch.changes
+        confirmed[batch.room] = batch.epoch
+    assert confirmed["e"] == head.epoch
+    assert confirmed["nothing-yet"] == empty.epoch  # every empty room: the initial epoch
+    await stub.Push(push("e", set_change(4, "k4", n=4)), timeout=DEADLINE)
+    live = (await read(call)).changes
+    assert [c.seq for c in live.changes] == [4] and live.epoch == ""  # only on confirmations
+    call.cancel()
+    first = await pull(stub, "e", since=2)
+    assert (first[0].head, first[0].epoch) == (4, head.epoch)
+    assert all(not r.epoch for r in first[1:])
+
+
+async def test_pull_with_a_stale_epoch_gets_a_snapshot_and_with_the_right_or_none_the_suffix(
+    stub: SyncStub,
+) -> None:
+    await stub.Push(push("r", *(set_change(i, f"k{i}", n=i) for i in (1, 2, 3))), timeout=DEADLINE)
+    epoch = (await stub.Head(pb.HeadRequest(room="r"), timeout=DEADLINE)).epoch
+    for given in (epoch, ""):
+        suffix = await pull(stub, "r", since=1, epoch=given)
+        assert [r.WhichOneof("item") for r in suffix] == ["head", "changes"]
+        assert [c.seq for c in suffix[1].changes.changes] == [2, 3]
+    stale = await pull(stub, "r", since=1, epoch="0123456789abcdef")
+    assert [r.WhichOneof("item") for r in stale] == ["head", "snapshot"]
+    assert (stale[0].head, stale[0].epoch) == (3, epoch)
+    assert (stale[1].snapshot.seq, stale[1].snapshot.last) == (3, True)
+    assert sorted(r.key for r in stale[1].snapshot.records) == ["k1", "k2", "k3"]
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await pull(stub, "r", since=1, epoch="0123456789abcdef", changes_only=True)
+    assert raised.value.code() == grpc.StatusCode.OUT_OF_RANGE

@@ -8,13 +8,14 @@ import json
 import pytest
 from accord.api.sync.v1 import sync_pb2 as pb
 from accord.sync import wire
-from accord.sync.engine import Engine, SnapshotPage
+from accord.sync.engine import Engine, PullHead, SnapshotPage
 from accord.sync.errors import OutOfRange, TooLarge
 from accord.sync.hlc import HybridClock
 from accord.sync.lattice import Json
 from accord.sync.migrations import migrate
 from accord.sync.model import Limits, LoggedChange, PushOutcome
 from accord.sync.patch import apply_patch
+from accord.sync.schema import MIGRATIONS
 from accord.sync.store import Store
 
 from tests.integration.sync.sync_helpers import (
@@ -28,13 +29,17 @@ from tests.integration.sync.sync_helpers import (
 LIMITS = Limits()
 
 
+def engine_with(store: Store) -> Engine:
+    return Engine(store, HybridClock(60_000_000), LIMITS)
+
+
 async def do_push(engine: Engine, request: pb.PushRequest) -> PushOutcome:
     return await engine.push(wire.push_batch(request, LIMITS))
 
 
 async def collect(engine: Engine, room: str, since: int = 0, **kw: int) -> list[object]:
     return [
-        item
+        item.head if isinstance(item, PullHead) else item
         async for item in engine.pull(
             room, since, kw.get("until", 0), kw.get("page_size", 0), bool(kw.get("changes_only"))
         )
@@ -230,7 +235,7 @@ async def test_migrations_run_twice_and_concurrently(sync_database_url: str) -> 
     first = await asyncio.gather(*(migrate(sync_database_url) for _ in range(3)))
     again = await migrate(sync_database_url)
     if sync_database_url.startswith("postgresql"):
-        assert sorted(v for applied in first for v in applied) == [1, 2]
+        assert sorted(v for applied in first for v in applied) == [v for v, _ in MIGRATIONS]
     assert again == []
 
 
@@ -249,3 +254,80 @@ async def test_postgres_pushes_to_other_rooms_do_not_wait_for_a_locked_room(
             assert not blocked.done()
         assert other.head == 1
         assert (await blocked).head == 1
+
+
+async def test_a_room_has_an_epoch_before_its_first_change_and_keeps_it_after(
+    store: Store,
+) -> None:
+    engine = engine_with(store)
+    before = (await store.room_heads(["r"]))["r"]
+    assert before.head == 0 and before.epoch.current == before.epoch.initial != ""
+    async with store.snapshot("r") as snapshot:
+        assert snapshot.epoch == before.epoch
+    await do_push(engine, push("r", set_change(1, "a", x=1)))
+    created = (await store.room_heads(["r"]))["r"].epoch
+    # The row's random part names the room's history from now on; the epoch a client
+    # saw while the room was empty is still accepted (it followed the first changes).
+    assert created.current != before.epoch.current
+    assert created.initial == before.epoch.initial
+    assert created.accepts(before.epoch.current) and created.accepts("")
+    for seq in range(2, 6):
+        await do_push(engine, push("r", set_change(seq, "a", x=seq)))
+    after = await store.room_heads(["r", "q"])
+    assert after["r"].head == 5 and after["r"].epoch == created
+    assert after["q"].epoch.current == before.epoch.initial  # empty rooms share the initial
+    async with store.snapshot("r") as snapshot:
+        assert (snapshot.head, snapshot.epoch) == (5, created)
+
+
+async def test_rooms_of_one_database_have_their_own_epochs(store: Store) -> None:
+    engine = engine_with(store)
+    await do_push(engine, push("r", set_change(1, "a", x=1)))
+    await do_push(engine, push("q", set_change(1, "a", x=1)))
+    heads = await store.room_heads(["r", "q"])
+    assert heads["r"].epoch.current != heads["q"].epoch.current
+    assert not heads["r"].epoch.accepts(heads["q"].epoch.current)
+
+
+async def test_renewing_the_incarnation_changes_every_epoch_and_survives_a_reopen(
+    reopen: OpenStore,
+) -> None:
+    async with reopen() as store:
+        engine = engine_with(store)
+        await do_push(engine, push("r", set_change(1, "a", x=1)))
+        old = await store.room_heads(["r", "empty"])
+        basis = await store.basis()
+        renewed = await store.renew()
+        assert renewed.incarnation != basis.incarnation and renewed == await store.basis()
+        new = await store.room_heads(["r", "empty"])
+        for room in ("r", "empty"):
+            assert new[room].head == old[room].head
+            assert not new[room].epoch.accepts(old[room].epoch.current)
+            assert not new[room].epoch.accepts(old[room].epoch.initial)
+        # Commits go on under the new basis, and the room keeps its (new) epoch.
+        await do_push(engine, push("r", set_change(2, "a", x=2)))
+        assert (await store.room_heads(["r"]))["r"].epoch == new["r"].epoch
+    async with reopen() as again:
+        assert (await again.room_heads(["r"]))["r"].epoch == new["r"].epoch
+        assert await again.basis() == renewed
+
+
+async def test_pull_with_a_foreign_epoch_gets_a_snapshot(store: Store) -> None:
+    engine = engine_with(store)
+    for seq in range(1, 6):
+        await do_push(engine, push("r", set_change(seq, f"k{seq}", n=seq)))
+    current = (await store.room_heads(["r"]))["r"].epoch.current
+    first = [i async for i in engine.pull("r", 3, 0, 0, False, current)]
+    assert first[0] == PullHead(5, current)
+    assert [c.seq for page in first[1:] for c in page] == [4, 5]  # type: ignore[attr-defined]
+    unchecked = await collect(engine, "r", since=3)
+    assert [c.seq for page in unchecked[1:] for c in page] == [4, 5]  # type: ignore[attr-defined]
+    foreign = [i async for i in engine.pull("r", 3, 0, 0, False, "0123456789abcdef")]
+    assert foreign[0] == PullHead(5, current)
+    assert all(isinstance(p, SnapshotPage) and p.seq == 5 for p in foreign[1:])
+    assert len([r for p in foreign[1:] for r in p.records]) == 5  # type: ignore[attr-defined]
+    with pytest.raises(OutOfRange):
+        _ = [i async for i in engine.pull("r", 3, 0, 0, True, "0123456789abcdef")]
+    # An empty room and a foreign since: an empty snapshot (the client drops its records).
+    empty = [i async for i in engine.pull("void", 7, 0, 0, False, "0123456789abcdef")]
+    assert empty[1:] == [SnapshotPage(0, [], True)]

@@ -5,6 +5,7 @@ accord edge       the WebSocket gateway
 accord sync       the sync service
 accord presence   the presence service
 accord migrate    apply PostgreSQL migrations and exit
+accord epoch      show or renew the database's epoch (renew: after restoring a backup)
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from accord.cli import dev
+from accord.cli import dev, epoch
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -28,10 +29,16 @@ def main(argv: list[str] | None = None) -> None:
     commands.add_parser("sync", help="run the sync service")
     commands.add_parser("presence", help="run the presence service")
     commands.add_parser("migrate", help="apply the PostgreSQL schema migrations and exit")
+    epoch_parser = commands.add_parser(
+        "epoch", help="show or renew the database's epoch (renew: after restoring a backup)"
+    )
+    epoch_parser.add_argument("action", choices=epoch.ACTIONS)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
 
     if args.command == "dev":
         sys.exit(dev.run())
+    if args.command == "epoch":
+        sys.exit(epoch.run(args.action))
     if args.command == "edge":
         from accord.edge.__main__ import main as edge_main
 

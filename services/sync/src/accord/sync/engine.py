@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from accord.sync import merge, metrics
+from accord.sync.epoch import Basis, RoomHead
 from accord.sync.errors import BadRequest, OutOfRange, SyncError, TooLarge
 from accord.sync.hlc import HybridClock
 from accord.sync.lattice import compact_json
@@ -85,7 +86,15 @@ class SnapshotPage:
     last: bool
 
 
-PullItem = int | SnapshotPage | list[LoggedChange]
+@dataclass(frozen=True)
+class PullHead:
+    """The first thing a pull yields: the head it runs up to and the room's epoch."""
+
+    head: int
+    epoch: str
+
+
+PullItem = PullHead | SnapshotPage | list[LoggedChange]
 """What a pull yields: first the head, then snapshot pages or change pages."""
 
 
@@ -160,7 +169,10 @@ class _RoomMemory:
     writes only if each room's head is still the one the group started from, and every
     write to a room's records or marks raises its head; a group that finds a room moved
     on writes nothing and runs again reading it (``Engine._attempt``), and what it read
-    is remembered then. Bounded by the size of the records' state (``KNOWN_BYTES``),
+    is remembered then. All of it was read under one ``basis`` (the database's epoch
+    basis), which the save checks too: after ``accord epoch renew`` (or a restore into
+    another cluster) nothing remembered is used, and the first read forgets it all.
+    Bounded by the size of the records' state (``KNOWN_BYTES``),
     least recently used rooms first out."""
 
     def __init__(self, budget: int = KNOWN_BYTES) -> None:
@@ -169,6 +181,14 @@ class _RoomMemory:
         self._size = 0
         self._shared: dict[str, float] = {}
         """Rooms another replica wrote to lately -> until when they are read each time."""
+        self.basis: Basis | None = None
+        """The database's basis what is remembered was read under."""
+
+    def rebase(self, basis: Basis) -> None:
+        """A read saw the database under ``basis``: what was read under another one goes."""
+        if basis != self.basis:
+            self.clear()
+            self.basis = basis
 
     def recall(
         self, clients: Sequence[tuple[str, str, str]], keys: Sequence[tuple[str, str, str]]
@@ -367,7 +387,8 @@ class Engine:
                 dict.fromkeys((b.room, c.collection, c.key) for b in batches for c in b.changes)
             )
             known = self._memory.recall(clients, keys) if optimistic and self._remember else None
-            if known is not None and not tx.assume({room: k.head for room, k in known.items()}):
+            assumed = {room: k.head for room, k in known.items()} if known is not None else {}
+            if known is not None and not tx.assume(assumed, self._memory.basis):
                 self._remember = False  # a store that reads under a lock anyway (SQLite)
                 self._memory.clear()
                 known = None
@@ -385,6 +406,7 @@ class Engine:
                     ]
             else:
                 marks, stored = await tx.load(clients, keys)
+                self._memory.rebase(tx.basis)
                 groups = {room: _Group(head=tx.head(room)) for room, _, _ in clients}
                 for room, collection, key in keys:
                     text = stored.get((room, collection, key))
@@ -546,18 +568,35 @@ class Engine:
     async def heads(self, rooms: Sequence[str]) -> dict[str, int]:
         return await self._store.heads(rooms)
 
+    async def room_heads(self, rooms: Sequence[str]) -> dict[str, RoomHead]:
+        """The head and epoch of each of ``rooms``."""
+        return await self._store.room_heads(rooms)
+
     async def changes(self, room: str, after: int, until: int, limit: int) -> list[LoggedChange]:
         return await self._store.changes(room, after, until, limit)
 
     async def pull(
-        self, room: str, since: int, until: int, page_size: int, changes_only: bool
+        self,
+        room: str,
+        since: int,
+        until: int,
+        page_size: int,
+        changes_only: bool,
+        epoch: str = "",
     ) -> AsyncGenerator[PullItem, None]:
-        """Catch-up for one room; see docs/merge.md for when a snapshot is sent."""
+        """Catch-up for one room; see docs/merge.md for when a snapshot is sent. A
+        ``since`` read under another ``epoch`` than the room's (``RoomEpoch.accepts``)
+        belongs to another history: it gets a snapshot, even an empty one."""
         page = min(page_size or DEFAULT_PAGE, MAX_PAGE)
         async with self._store.snapshot(room) as snapshot:
-            head = snapshot.head
-            if not changes_only and (since == 0 or since > head or since < snapshot.floor):
-                yield head
+            head, current = snapshot.head, snapshot.epoch.current
+            foreign = since > 0 and not snapshot.epoch.accepts(epoch)
+            if foreign and changes_only:
+                raise OutOfRange(f"epoch {epoch!r} is not the epoch of room {room}")
+            if not changes_only and (
+                since == 0 or foreign or since > head or since < snapshot.floor
+            ):
+                yield PullHead(head, current)
                 if head == 0 and since == 0:
                     return
                 pending: list[RecordValue] | None = None
@@ -571,7 +610,7 @@ class Engine:
         if since > head:
             raise OutOfRange(f"since {since} is ahead of head {head}")
         target = until if 0 < until <= head else head
-        yield target
+        yield PullHead(target, current)
         cursor = since
         while cursor < target:
             changes = await self._store.changes(room, cursor, target, page)

@@ -68,6 +68,21 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         );
         """,
     ),
+    (
+        3,
+        # Epochs (accord.sync.epoch): each room's random part, created with its row
+        # (the rooms there already get theirs now), and the database's incarnation.
+        # random() is in both dialects (an integer in SQLite, a float in PostgreSQL).
+        """
+        ALTER TABLE rooms ADD COLUMN epoch TEXT NOT NULL DEFAULT '';
+        UPDATE rooms SET epoch = CAST(random() AS TEXT);
+        CREATE TABLE incarnation (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            value TEXT NOT NULL
+        );
+        INSERT INTO incarnation (id, value) VALUES (1, CAST(random() AS TEXT));
+        """,
+    ),
 )
 
 

@@ -14,7 +14,7 @@ from accord.common.grpcutil import abort
 from accord.sync import wire
 from accord.sync.bus import Bus
 from accord.sync.committer import Committer
-from accord.sync.engine import Engine, SnapshotPage, split_by_bytes
+from accord.sync.engine import Engine, PullHead, SnapshotPage, split_by_bytes
 from accord.sync.errors import (
     BadRequest,
     OutOfRange,
@@ -159,11 +159,12 @@ class SyncServicer(sync_pb2_grpc.SyncServicer):
                 request.until,
                 request.page_size,
                 request.changes_only,
+                request.epoch,
             )
             async with contextlib.aclosing(items):
                 async for item in items:
-                    if isinstance(item, int):
-                        yield pb.PullResponse(head=item)
+                    if isinstance(item, PullHead):
+                        yield pb.PullResponse(head=item.head, epoch=item.epoch)
                     elif isinstance(item, SnapshotPage):
                         yield pb.PullResponse(snapshot=wire.snapshot_chunk(item))
                     else:
@@ -176,7 +177,8 @@ class SyncServicer(sync_pb2_grpc.SyncServicer):
     ) -> pb.HeadResponse:
         try:
             wire.check_room(request.room)
-            return pb.HeadResponse(head=await self._engine.head(request.room))
+            room = (await self._engine.room_heads([request.room]))[request.room]
+            return pb.HeadResponse(head=room.head, epoch=room.epoch.current)
         except Exception as error:
             await _fail(context, error)
             raise

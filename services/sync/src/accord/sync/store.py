@@ -13,7 +13,10 @@ does this in two round trips instead of five; SQLite's transactions are
 exclusive anyway and ignore the flag.
 
 A room's log holds the changes with ``floor < seq <= head``; compaction raises
-the floor. The records always hold the full materialized state.
+the floor. The records always hold the full materialized state. Each read of a
+room's head also tells its epoch (``accord.sync.epoch``), read with it: a room's
+random part is written once, with its row, and the database's basis is read in
+the same statement, so no commit pays a round trip for it.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
+from accord.sync.epoch import Basis, RoomEpoch, RoomHead
 from accord.sync.model import (
     ConflictRow,
     LoggedChange,
@@ -43,11 +47,18 @@ class RoomTransaction(Protocol):
         by its ``save``)."""
         ...
 
-    def assume(self, heads: dict[str, int]) -> bool:
+    @property
+    def basis(self) -> Basis:
+        """The database's basis as of the transaction's read (its start when locked,
+        ``load`` when optimistic)."""
+        ...
+
+    def assume(self, heads: dict[str, int], basis: Basis | None = None) -> bool:
         """Instead of ``load``: take the rooms as of ``heads`` (every room of the
-        transaction), the caller knowing their records and marks as of those heads.
-        Only an optimistic transaction can (its ``save`` then checks the heads are still
-        these); the others answer False and need ``load``."""
+        transaction), the caller knowing their records and marks as of those heads,
+        read under ``basis``. Only an optimistic transaction can (its ``save`` then
+        checks the heads and the basis are still these, raising ``Contended``
+        otherwise); the others answer False and need ``load``."""
         ...
 
     async def load(
@@ -74,10 +85,14 @@ class RoomTransaction(Protocol):
 
 
 class Snapshot(Protocol):
-    """A consistent read of one room: its head, its floor and the records as of that head."""
+    """A consistent read of one room: its head, its floor, its epoch and the records as
+    of that head."""
 
     @property
     def head(self) -> int: ...
+
+    @property
+    def epoch(self) -> RoomEpoch: ...
 
     @property
     def floor(self) -> int:
@@ -91,15 +106,20 @@ class Snapshot(Protocol):
 
 
 class SnapshotBase:
-    """The head and floor every snapshot reports; implementations add ``records``."""
+    """The head, floor and epoch every snapshot reports; implementations add ``records``."""
 
-    def __init__(self, head: int, floor: int) -> None:
+    def __init__(self, head: int, floor: int, epoch: RoomEpoch) -> None:
         self._head = head
         self._floor = floor
+        self._epoch = epoch
 
     @property
     def head(self) -> int:
         return self._head
+
+    @property
+    def epoch(self) -> RoomEpoch:
+        return self._epoch
 
     @property
     def floor(self) -> int:
@@ -120,6 +140,19 @@ class Store(Protocol):
 
     async def heads(self, rooms: Sequence[str]) -> dict[str, int]:
         """The head of each of ``rooms`` (0 for a room with no changes)."""
+        ...
+
+    async def room_heads(self, rooms: Sequence[str]) -> dict[str, RoomHead]:
+        """The head and epoch of each of ``rooms``, as of one read."""
+        ...
+
+    async def basis(self) -> Basis:
+        """The database's basis now."""
+        ...
+
+    async def renew(self) -> Basis:
+        """Replace the database's incarnation (every room's epoch changes); returns the
+        new basis."""
         ...
 
     async def changes(self, room: str, after: int, until: int, limit: int) -> list[LoggedChange]:

@@ -14,6 +14,11 @@ raises its head, so an unchanged head means nothing the merge read went stale.
 A room created meanwhile by another replica surfaces as a unique violation on
 the log (same room, same seq) and counts as contended too.
 
+Each of those reads also reads the database's incarnation (``accord.sync.epoch``),
+and the optimistic save checks it is still the one read (or assumed): after
+``accord epoch renew`` no group commits from what was known before. The cluster's
+identity (system identifier and timeline) is read once per connection.
+
 Writes are batched with ``unnest``. Lost connections and an unreachable server
 surface as ``Unavailable``; the transaction then rolls back and nothing is
 half-done.
@@ -27,6 +32,7 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import asyncpg
+from accord.sync.epoch import Basis, RoomEpoch, RoomHead, new_incarnation
 from accord.sync.errors import Unavailable
 from accord.sync.migrations import CONNECT_TIMEOUT, migrate_connection
 from accord.sync.model import (
@@ -37,6 +43,7 @@ from accord.sync.model import (
     RoomRecord,
     RoomWrite,
 )
+from accord.sync.pg_cluster import Cluster
 from accord.sync.store import Contended, SnapshotBase
 
 log = logging.getLogger(__name__)
@@ -90,10 +97,11 @@ def _save_sql(checked: bool, conflicts: bool) -> str:
 
     ``checked`` (the optimistic save): each write happens only if every written room's
     head is still ``$W`` ($36, or $23 without conflicts; -1: the room did not exist, and
-    is created), checked under the rooms' row locks taken in name order; the statement
-    returns whether it wrote.
+    is created), checked under the rooms' row locks taken in name order, and the
+    database's incarnation is still ``$I`` ($37, or $24; NULL: not checked); the
+    statement returns whether it wrote.
     """
-    was = "$36" if conflicts else "$23"
+    was, incarnation = ("$36", "$37") if conflicts else ("$23", "$24")
     only = "\n    WHERE (SELECT ok FROM ok)" if checked else ""
     also = " AND (SELECT ok FROM ok)" if checked else ""
     parts = []
@@ -103,7 +111,8 @@ def _save_sql(checked: bool, conflicts: bool) -> str:
     SELECT room, head FROM rooms WHERE room = ANY($17::text[]) ORDER BY room FOR UPDATE
 )""",
             f"""ok AS (
-    SELECT count(*) = cardinality($17::text[]) AS ok
+    SELECT count(*) = cardinality($17::text[]) AND ({incarnation}::text IS NULL
+        OR {incarnation}::text = (SELECT value FROM incarnation WHERE id = 1)) AS ok
     FROM unnest($17::text[], {was}::bigint[]) AS w(room, was) LEFT JOIN locked l USING (room)
     WHERE l.head = w.was OR (w.was = -1 AND l.room IS NULL)
 )""",
@@ -129,8 +138,8 @@ def _save_sql(checked: bool, conflicts: bool) -> str:
     if checked:
         parts.append(
             f"""created AS (
-    INSERT INTO rooms (room, head)
-    SELECT h.room, h.head
+    INSERT INTO rooms (room, head, epoch)
+    SELECT h.room, h.head, random()::text
     FROM unnest($17::text[], $18::bigint[], {was}::bigint[]) AS h(room, head, was)
     WHERE h.was = -1 AND (SELECT ok FROM ok)
 )"""
@@ -200,13 +209,24 @@ FROM records r JOIN unnest($4::text[], $5::text[], $6::text[]) AS k(room, collec
   ON r.room = k.room AND r.collection = k.collection AND r.key = k.key
 """
 
-# The optimistic load: the rooms' heads too (kind 'h'), all as of one snapshot.
+# The optimistic load: the rooms' heads too (kind 'h') and the database's incarnation
+# ('i'), all as of one snapshot.
 _LOAD_WITH_HEADS = (
     _LOAD
     + """UNION ALL
 SELECT 'h', room, NULL, NULL, head, NULL FROM rooms WHERE room = ANY($7::text[])
+UNION ALL
+SELECT 'i', NULL, NULL, NULL, NULL, value FROM incarnation WHERE id = 1
 """
 )
+
+_INCARNATION = "(SELECT value FROM incarnation WHERE id = 1)"
+
+_ROOM_HEADS = f"""
+SELECT room, head, epoch FROM rooms WHERE room = ANY($1::text[])
+UNION ALL
+SELECT NULL, NULL, {_INCARNATION}
+"""
 
 
 def _columns(rows: Sequence[tuple[str, str, str]], width: int) -> list[list[str]]:
@@ -279,14 +299,19 @@ def _load_rows(rows: Sequence[Any]) -> tuple[dict[RoomClient, int], dict[RoomRec
 class _Transaction:
     """Locked: the rooms' rows are held from the start (their heads known then)."""
 
-    def __init__(self, conn: asyncpg.Connection, heads: dict[str, int]) -> None:
+    def __init__(self, conn: asyncpg.Connection, heads: dict[str, int], basis: Basis) -> None:
         self._conn = conn
         self._heads = heads
+        self._basis = basis
 
     def head(self, room: str) -> int:
         return self._heads[room]
 
-    def assume(self, heads: dict[str, int]) -> bool:
+    @property
+    def basis(self) -> Basis:
+        return self._basis
+
+    def assume(self, heads: dict[str, int], basis: Basis | None = None) -> bool:
         return False  # locked: what the rooms hold now is read under the lock
 
     async def load(
@@ -333,15 +358,20 @@ class _CheckedTransaction(_Transaction):
     """Optimistic: no transaction around the group; ``save`` checks the heads ``load``
     read and writes only if none moved (see the module's docstring)."""
 
-    def __init__(self, conn: asyncpg.Connection, rooms: Sequence[str]) -> None:
-        super().__init__(conn, {})
+    def __init__(self, conn: asyncpg.Connection, rooms: Sequence[str], cluster: Cluster) -> None:
+        super().__init__(conn, {}, Basis(cluster.value, ""))
+        self._cluster = cluster
         self._rooms = list(dict.fromkeys(rooms))
         self._read: dict[str, int] = {}
         """The heads as ``load`` read them; -1 for a room with no row."""
+        self._checked: Basis | None = None
+        """The basis ``save`` checks: as ``load`` read it, or as assumed."""
 
-    def assume(self, heads: dict[str, int]) -> bool:
+    def assume(self, heads: dict[str, int], basis: Basis | None = None) -> bool:
         self._read = dict(heads)
         self._heads = {room: max(head, 0) for room, head in heads.items()}
+        if basis is not None:
+            self._basis = self._checked = basis
         return True
 
     async def load(
@@ -352,14 +382,22 @@ class _CheckedTransaction(_Transaction):
         )
         self._read = dict.fromkeys(self._rooms, -1)
         self._read.update({r["room"]: int(r["mark"]) for r in rows if r["kind"] == "h"})
+        incarnation = next((r["state"] for r in rows if r["kind"] == "i"), "")
+        self._basis = self._checked = Basis(self._cluster.value, incarnation)
         self._heads = {room: max(head, 0) for room, head in self._read.items()}
         return _load_rows(rows)
 
     async def save(self, writes: Sequence[RoomWrite]) -> None:
         heads, conflicts, args = _save_args(writes)
+        checked = self._checked
+        if checked is not None and checked.cluster != self._cluster.value:
+            raise Contended("the database's cluster changed since the group's rooms were read")
         try:
             ok = await self._conn.fetchval(
-                _SAVE[(True, conflicts)], *args, [self._read[room] for room, _ in heads]
+                _SAVE[(True, conflicts)],
+                *args,
+                [self._read[room] for room, _ in heads],
+                None if checked is None else checked.incarnation,
             )
         except (asyncpg.UniqueViolationError, asyncpg.DeadlockDetectedError) as error:
             raise Contended(str(error)) from error
@@ -377,8 +415,10 @@ class _CheckedTransaction(_Transaction):
 
 
 class _Snapshot(SnapshotBase):
-    def __init__(self, conn: asyncpg.Connection, room: str, head: int, floor: int) -> None:
-        super().__init__(head, floor)
+    def __init__(
+        self, conn: asyncpg.Connection, room: str, head: int, floor: int, epoch: RoomEpoch
+    ) -> None:
+        super().__init__(head, floor, epoch)
         self._conn = conn
         self._room = room
 
@@ -406,12 +446,14 @@ class _Snapshot(SnapshotBase):
 
 
 class PostgresStore:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, cluster: Cluster | None = None) -> None:
         self._pool = pool
+        self._cluster = cluster or Cluster()
 
     @classmethod
     @asynccontextmanager
     async def open(cls, url: str, *, max_size: int = 10) -> AsyncIterator[PostgresStore]:
+        cluster = Cluster()
         try:
             pool = await asyncpg.create_pool(
                 url,
@@ -420,6 +462,7 @@ class PostgresStore:
                 timeout=CONNECT_TIMEOUT,
                 command_timeout=COMMAND_TIMEOUT,
                 reset=_keep_session,
+                init=cluster.read,
             )
         except (*_LOST, asyncpg.PostgresError) as error:
             raise Unavailable(f"cannot connect to PostgreSQL: {error}") from error
@@ -427,7 +470,7 @@ class PostgresStore:
             with _unavailable():
                 async with pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
                     await migrate_connection(conn)
-            yield cls(pool)
+            yield cls(pool, cluster)
         finally:
             await pool.close()
 
@@ -443,16 +486,19 @@ class PostgresStore:
     ) -> AsyncIterator[_Transaction]:
         if optimistic:
             async with self._connection() as conn:
-                yield _CheckedTransaction(conn, rooms)
+                yield _CheckedTransaction(conn, rooms, self._cluster)
             return
         async with self._connection() as conn, conn.transaction():
-            # Rows are locked in name order, so two replicas' groups never deadlock.
+            # Rows are locked in name order, so two replicas' groups never deadlock; a new
+            # row gets the room's random epoch part, kept from then on.
             rows = await conn.fetch(
-                "INSERT INTO rooms (room, head) SELECT r, 0 FROM unnest($1::text[]) AS r "
-                "ON CONFLICT (room) DO UPDATE SET head = rooms.head RETURNING room, head",
+                "INSERT INTO rooms (room, head, epoch) SELECT r, 0, random()::text "
+                "FROM unnest($1::text[]) AS r ON CONFLICT (room) DO UPDATE SET head = rooms.head "
+                f"RETURNING room, head, {_INCARNATION} AS incarnation",
                 sorted(set(rooms)),
             )
-            yield _Transaction(conn, {r["room"]: int(r["head"]) for r in rows})
+            basis = Basis(self._cluster.value, (rows[0]["incarnation"] or "") if rows else "")
+            yield _Transaction(conn, {r["room"]: int(r["head"]) for r in rows}, basis)
 
     @asynccontextmanager
     async def snapshot(self, room: str) -> AsyncIterator[_Snapshot]:
@@ -460,9 +506,16 @@ class PostgresStore:
             self._connection() as conn,
             conn.transaction(isolation="repeatable_read", readonly=True),
         ):
-            row = await conn.fetchrow("SELECT head, floor FROM rooms WHERE room = $1", room)
-            head, floor = (int(row["head"]), int(row["floor"])) if row else (0, 0)
-            yield _Snapshot(conn, room, head, floor)
+            row = await conn.fetchrow(
+                f"SELECT i.value, r.head, r.floor, r.epoch FROM (SELECT {_INCARNATION} AS value) "
+                "AS i LEFT JOIN rooms r ON r.room = $1",
+                room,
+            )
+            epoch = Basis(self._cluster.value, row["value"] or "").room(row["epoch"])
+            if row["head"] is None:
+                yield _Snapshot(conn, room, 0, 0, epoch)
+            else:
+                yield _Snapshot(conn, room, int(row["head"]), int(row["floor"]), epoch)
 
     async def head(self, room: str) -> int:
         async with self._connection() as conn:
@@ -476,6 +529,36 @@ class PostgresStore:
         heads = dict.fromkeys(rooms, 0)
         heads.update({r["room"]: int(r["head"]) for r in rows})
         return heads
+
+    async def room_heads(self, rooms: Sequence[str]) -> dict[str, RoomHead]:
+        async with self._connection() as conn:
+            rows = await conn.fetch(_ROOM_HEADS, list(rooms))
+        incarnation = next((r["epoch"] for r in rows if r["room"] is None), None)
+        basis = Basis(self._cluster.value, incarnation or "")
+        heads = {room: RoomHead(0, basis.room(None)) for room in rooms}
+        heads.update(
+            {
+                r["room"]: RoomHead(int(r["head"]), basis.room(r["epoch"]))
+                for r in rows
+                if r["room"] is not None
+            }
+        )
+        return heads
+
+    async def basis(self) -> Basis:
+        async with self._connection() as conn:
+            value = await conn.fetchval(f"SELECT {_INCARNATION}")
+        return Basis(self._cluster.value, value or "")
+
+    async def renew(self) -> Basis:
+        value = new_incarnation()
+        async with self._connection() as conn:
+            await conn.execute(
+                "INSERT INTO incarnation (id, value) VALUES (1, $1) "
+                "ON CONFLICT (id) DO UPDATE SET value = EXCLUDED.value",
+                value,
+            )
+        return Basis(self._cluster.value, value)
 
     async def changes(self, room: str, after: int, until: int, limit: int) -> list[LoggedChange]:
         async with self._connection() as conn:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+from accord.sync.epoch import Basis, RoomEpoch, RoomHead, new_incarnation
 from accord.sync.errors import Unavailable
 from accord.sync.model import (
     ConflictRow,
@@ -124,33 +125,65 @@ def _conflict(row: Sequence[Any]) -> ConflictRow:
     )
 
 
-async def _room_row(db: aiosqlite.Connection, room: str) -> tuple[int, int]:
-    """(head, floor) of ``room``; (0, 0) when it has no changes."""
-    async with db.execute("SELECT head, floor FROM rooms WHERE room = ?", (room,)) as cursor:
+async def _basis(db: aiosqlite.Connection) -> Basis:
+    async with db.execute("SELECT value FROM incarnation WHERE id = 1") as cursor:
         row = await cursor.fetchone()
-    return (int(row[0]), int(row[1])) if row else (0, 0)
+    return Basis("", str(row[0]) if row else "")
 
 
-async def _heads(db: aiosqlite.Connection, rooms: Sequence[str]) -> dict[str, int]:
-    """The head of each of ``rooms`` (0 for a room with no changes)."""
+async def _room_row(db: aiosqlite.Connection, room: str) -> tuple[int, int, RoomEpoch]:
+    """(head, floor, epoch) of ``room``; (0, 0, its initial epoch) when it has no row."""
+    async with db.execute(
+        "SELECT i.value, r.head, r.floor, r.epoch FROM (SELECT (SELECT value FROM incarnation "
+        "WHERE id = 1) AS value) AS i LEFT JOIN rooms r ON r.room = ?",
+        (room,),
+    ) as cursor:
+        row = await cursor.fetchone()
+    assert row is not None  # the derived table has one row
+    epoch = Basis("", str(row[0] or "")).room(None if row[3] is None else str(row[3]))
+    return (int(row[1]), int(row[2]), epoch) if row[1] is not None else (0, 0, epoch)
+
+
+async def _rows(db: aiosqlite.Connection, rooms: Sequence[str]) -> dict[str, tuple[int, str]]:
+    """(head, epoch part) of those of ``rooms`` that have a row."""
     names = sorted(set(rooms))
-    heads = dict.fromkeys(names, 0)
+    found: dict[str, tuple[int, str]] = {}
     for start in range(0, len(names), _IN_LIMIT):
         part = names[start : start + _IN_LIMIT]
         marks = ",".join("?" * len(part))
         async with db.execute(
-            f"SELECT room, head FROM rooms WHERE room IN ({marks})", part
+            f"SELECT room, head, epoch FROM rooms WHERE room IN ({marks})", part
         ) as cursor:
-            heads.update({str(r[0]): int(r[1]) for r in await cursor.fetchall()})
+            found.update({str(r[0]): (int(r[1]), str(r[2])) for r in await cursor.fetchall()})
+    return found
+
+
+async def _heads(db: aiosqlite.Connection, rooms: Sequence[str]) -> dict[str, int]:
+    """The head of each of ``rooms`` (0 for a room with no changes)."""
+    heads = dict.fromkeys(sorted(set(rooms)), 0)
+    heads.update({room: head for room, (head, _) in (await _rows(db, rooms)).items()})
+    return heads
+
+
+async def _room_heads(db: aiosqlite.Connection, rooms: Sequence[str]) -> dict[str, RoomHead]:
+    basis = await _basis(db)
+    found = await _rows(db, rooms)
+    heads = {room: RoomHead(0, basis.room(None)) for room in rooms}
+    heads.update({room: RoomHead(h, basis.room(part)) for room, (h, part) in found.items()})
     return heads
 
 
 class _Transaction:
-    def __init__(self, db: aiosqlite.Connection, heads: dict[str, int]) -> None:
+    def __init__(self, db: aiosqlite.Connection, heads: dict[str, int], basis: Basis) -> None:
         self._db = db
         self._heads = heads
+        self._basis = basis
 
-    def assume(self, heads: dict[str, int]) -> bool:
+    @property
+    def basis(self) -> Basis:
+        return self._basis
+
+    def assume(self, heads: dict[str, int], basis: Basis | None = None) -> bool:
         return False  # locked for its whole length: reading is the cheap part
 
     def head(self, room: str) -> int:
@@ -230,7 +263,8 @@ class _Transaction:
         )
         heads = [(w.room, w.changes[-1].seq) for w in writes if w.changes]
         await db.executemany(
-            "INSERT INTO rooms (room, head) VALUES (?, ?) "
+            # A new row gets the room's random epoch part, kept from then on.
+            "INSERT INTO rooms (room, head, epoch) VALUES (?, ?, CAST(random() AS TEXT)) "
             "ON CONFLICT (room) DO UPDATE SET head = excluded.head",
             heads,
         )
@@ -279,8 +313,10 @@ class _Transaction:
 class _Snapshot(SnapshotBase):
     """Reads records page by page on its own connection inside one read transaction."""
 
-    def __init__(self, db: aiosqlite.Connection, room: str, head: int, floor: int) -> None:
-        super().__init__(head, floor)
+    def __init__(
+        self, db: aiosqlite.Connection, room: str, head: int, floor: int, epoch: RoomEpoch
+    ) -> None:
+        super().__init__(head, floor, epoch)
         self._db = db
         self._room = room
 
@@ -310,8 +346,8 @@ class _Snapshot(SnapshotBase):
 class _Loaded(SnapshotBase):
     """An in-memory database's snapshot, read at once (the data is in memory anyway)."""
 
-    def __init__(self, head: int, floor: int, records: list[RecordValue]) -> None:
-        super().__init__(head, floor)
+    def __init__(self, head: int, floor: int, epoch: RoomEpoch, records: list[RecordValue]) -> None:
+        super().__init__(head, floor, epoch)
         self._records = records
 
     async def records(self, page_size: int) -> AsyncIterator[list[RecordValue]]:
@@ -358,7 +394,8 @@ class SqliteStore:
                 await self._writer.execute("BEGIN IMMEDIATE")
             try:
                 with _unavailable():
-                    yield _Transaction(self._writer, await _heads(self._writer, rooms))
+                    heads = await _heads(self._writer, rooms)
+                    yield _Transaction(self._writer, heads, await _basis(self._writer))
             except BaseException:
                 await self._writer.execute("ROLLBACK")
                 raise
@@ -370,14 +407,15 @@ class SqliteStore:
         if self._path == MEMORY:
             async with self._read_lock:
                 with _unavailable():
-                    head, floor = await _room_row(self._reader, room)
+                    head, floor, epoch = await _room_row(self._reader, room)
                     async with self._reader.execute(
                         "SELECT collection, key, value FROM records "
                         "WHERE room = ? AND value IS NOT NULL ORDER BY collection, key",
                         (room,),
                     ) as cursor:
                         rows = await cursor.fetchall()
-            yield _Loaded(head, floor, [RecordValue(str(r[0]), str(r[1]), str(r[2])) for r in rows])
+            records = [RecordValue(str(r[0]), str(r[1]), str(r[2])) for r in rows]
+            yield _Loaded(head, floor, epoch, records)
             return
         # Its own connection: a long snapshot read holds no lock other reads wait on,
         # and WAL keeps its view fixed while pushes go on.
@@ -386,8 +424,8 @@ class SqliteStore:
         try:
             with _unavailable():
                 await db.execute("BEGIN")
-                head, floor = await _room_row(db, room)
-            yield _Snapshot(db, room, head, floor)
+                head, floor, epoch = await _room_row(db, room)
+            yield _Snapshot(db, room, head, floor, epoch)
         finally:
             if db.in_transaction:
                 await db.execute("COMMIT")
@@ -402,6 +440,27 @@ class SqliteStore:
         async with self._read_lock:
             with _unavailable():
                 return await _heads(self._reader, rooms)
+
+    async def room_heads(self, rooms: Sequence[str]) -> dict[str, RoomHead]:
+        async with self._read_lock:
+            with _unavailable():
+                return await _room_heads(self._reader, rooms)
+
+    async def basis(self) -> Basis:
+        async with self._read_lock:
+            with _unavailable():
+                return await _basis(self._reader)
+
+    async def renew(self) -> Basis:
+        value = new_incarnation()
+        async with self._write_lock:
+            with _unavailable():
+                await self._writer.execute(
+                    "INSERT INTO incarnation (id, value) VALUES (1, ?) "
+                    "ON CONFLICT (id) DO UPDATE SET value = excluded.value",
+                    (value,),
+                )
+        return Basis("", value)
 
     async def changes(self, room: str, after: int, until: int, limit: int) -> list[LoggedChange]:
         async with self._read_lock:

@@ -44,6 +44,7 @@ class _Added:
     room: str
     head: int
     token: int
+    epoch: str = ""
 
 
 @dataclass(frozen=True)
@@ -115,10 +116,11 @@ class RoomStream:
             states[room] = state
         if new:
             await self._bus.subscribe_many(new, self._deliver)
-        heads = await self._engine.heads(list(states))
+        heads = await self._engine.room_heads(list(states))
         for room, state in states.items():
             if self._rooms.get(room) is state:
-                self._enqueue(_Added(room, heads.get(room, 0), state.token))
+                read = heads[room]
+                self._enqueue(_Added(room, read.head, state.token, read.epoch.current))
 
     async def remove(self, room: str) -> None:
         if self._rooms.pop(room, None) is None:
@@ -153,7 +155,7 @@ class RoomStream:
         if isinstance(item, _Added):
             if item.token != state.token:
                 return []
-            out = [pb.ChangeBatch(room=item.room)]
+            out = [pb.ChangeBatch(room=item.room, epoch=item.epoch)]
             if state.last is None:
                 state.last = item.head
                 early, state.early = state.early or [], None

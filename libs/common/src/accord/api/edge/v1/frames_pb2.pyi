@@ -27,16 +27,18 @@ class Refresh(_message.Message):
     def __init__(self, token: _Optional[str] = ...) -> None: ...
 
 class Subscribe(_message.Message):
-    __slots__ = ("room", "since", "presence_json", "users")
+    __slots__ = ("room", "since", "presence_json", "users", "epoch")
     ROOM_FIELD_NUMBER: _ClassVar[int]
     SINCE_FIELD_NUMBER: _ClassVar[int]
     PRESENCE_JSON_FIELD_NUMBER: _ClassVar[int]
     USERS_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
     room: str
     since: int
     presence_json: str
     users: bool
-    def __init__(self, room: _Optional[str] = ..., since: _Optional[int] = ..., presence_json: _Optional[str] = ..., users: _Optional[bool] = ...) -> None: ...
+    epoch: str
+    def __init__(self, room: _Optional[str] = ..., since: _Optional[int] = ..., presence_json: _Optional[str] = ..., users: _Optional[bool] = ..., epoch: _Optional[str] = ...) -> None: ...
 
 class Unsubscribe(_message.Message):
     __slots__ = ("room",)
@@ -153,12 +155,14 @@ class Refreshed(_message.Message):
     def __init__(self) -> None: ...
 
 class Subscribed(_message.Message):
-    __slots__ = ("room", "head")
+    __slots__ = ("room", "head", "epoch")
     ROOM_FIELD_NUMBER: _ClassVar[int]
     HEAD_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
     room: str
     head: int
-    def __init__(self, room: _Optional[str] = ..., head: _Optional[int] = ...) -> None: ...
+    epoch: str
+    def __init__(self, room: _Optional[str] = ..., head: _Optional[int] = ..., epoch: _Optional[str] = ...) -> None: ...
 
 class Unsubscribed(_message.Message):
     __slots__ = ("room",)
@@ -177,16 +181,18 @@ class Record(_message.Message):
     def __init__(self, collection: _Optional[str] = ..., key: _Optional[str] = ..., value_json: _Optional[str] = ...) -> None: ...
 
 class Snapshot(_message.Message):
-    __slots__ = ("room", "seq", "last", "records")
+    __slots__ = ("room", "seq", "last", "records", "epoch")
     ROOM_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     LAST_FIELD_NUMBER: _ClassVar[int]
     RECORDS_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
     room: str
     seq: int
     last: bool
     records: _containers.RepeatedCompositeFieldContainer[Record]
-    def __init__(self, room: _Optional[str] = ..., seq: _Optional[int] = ..., last: _Optional[bool] = ..., records: _Optional[_Iterable[_Union[Record, _Mapping]]] = ...) -> None: ...
+    epoch: str
+    def __init__(self, room: _Optional[str] = ..., seq: _Optional[int] = ..., last: _Optional[bool] = ..., records: _Optional[_Iterable[_Union[Record, _Mapping]]] = ..., epoch: _Optional[str] = ...) -> None: ...
 
 class Change(_message.Message):
     __slots__ = ("seq", "collection", "key", "client_id", "client_seq", "ts", "patch_json")

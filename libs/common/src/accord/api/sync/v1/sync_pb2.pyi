@@ -199,12 +199,14 @@ class CommittedChange(_message.Message):
     def __init__(self, seq: _Optional[int] = ..., collection: _Optional[str] = ..., key: _Optional[str] = ..., client_id: _Optional[str] = ..., client_seq: _Optional[int] = ..., ts: _Optional[int] = ..., patch_json: _Optional[str] = ..., user_id: _Optional[str] = ...) -> None: ...
 
 class ChangeBatch(_message.Message):
-    __slots__ = ("room", "changes")
+    __slots__ = ("room", "changes", "epoch")
     ROOM_FIELD_NUMBER: _ClassVar[int]
     CHANGES_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
     room: str
     changes: _containers.RepeatedCompositeFieldContainer[CommittedChange]
-    def __init__(self, room: _Optional[str] = ..., changes: _Optional[_Iterable[_Union[CommittedChange, _Mapping]]] = ...) -> None: ...
+    epoch: str
+    def __init__(self, room: _Optional[str] = ..., changes: _Optional[_Iterable[_Union[CommittedChange, _Mapping]]] = ..., epoch: _Optional[str] = ...) -> None: ...
 
 class BusMessage(_message.Message):
     __slots__ = ("batches",)
@@ -213,18 +215,20 @@ class BusMessage(_message.Message):
     def __init__(self, batches: _Optional[_Iterable[_Union[ChangeBatch, _Mapping]]] = ...) -> None: ...
 
 class PullRequest(_message.Message):
-    __slots__ = ("room", "since", "until", "page_size", "changes_only")
+    __slots__ = ("room", "since", "until", "page_size", "changes_only", "epoch")
     ROOM_FIELD_NUMBER: _ClassVar[int]
     SINCE_FIELD_NUMBER: _ClassVar[int]
     UNTIL_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     CHANGES_ONLY_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
     room: str
     since: int
     until: int
     page_size: int
     changes_only: bool
-    def __init__(self, room: _Optional[str] = ..., since: _Optional[int] = ..., until: _Optional[int] = ..., page_size: _Optional[int] = ..., changes_only: _Optional[bool] = ...) -> None: ...
+    epoch: str
+    def __init__(self, room: _Optional[str] = ..., since: _Optional[int] = ..., until: _Optional[int] = ..., page_size: _Optional[int] = ..., changes_only: _Optional[bool] = ..., epoch: _Optional[str] = ...) -> None: ...
 
 class Record(_message.Message):
     __slots__ = ("collection", "key", "value_json")
@@ -247,14 +251,16 @@ class SnapshotChunk(_message.Message):
     def __init__(self, seq: _Optional[int] = ..., records: _Optional[_Iterable[_Union[Record, _Mapping]]] = ..., last: _Optional[bool] = ...) -> None: ...
 
 class PullResponse(_message.Message):
-    __slots__ = ("head", "snapshot", "changes")
+    __slots__ = ("head", "snapshot", "changes", "epoch")
     HEAD_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
     CHANGES_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
     head: int
     snapshot: SnapshotChunk
     changes: ChangeBatch
-    def __init__(self, head: _Optional[int] = ..., snapshot: _Optional[_Union[SnapshotChunk, _Mapping]] = ..., changes: _Optional[_Union[ChangeBatch, _Mapping]] = ...) -> None: ...
+    epoch: str
+    def __init__(self, head: _Optional[int] = ..., snapshot: _Optional[_Union[SnapshotChunk, _Mapping]] = ..., changes: _Optional[_Union[ChangeBatch, _Mapping]] = ..., epoch: _Optional[str] = ...) -> None: ...
 
 class SubscribeRequest(_message.Message):
     __slots__ = ("add", "remove", "batched")
@@ -281,10 +287,12 @@ class HeadRequest(_message.Message):
     def __init__(self, room: _Optional[str] = ...) -> None: ...
 
 class HeadResponse(_message.Message):
-    __slots__ = ("head",)
+    __slots__ = ("head", "epoch")
     HEAD_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
     head: int
-    def __init__(self, head: _Optional[int] = ...) -> None: ...
+    epoch: str
+    def __init__(self, head: _Optional[int] = ..., epoch: _Optional[str] = ...) -> None: ...
 
 class ListConflictsRequest(_message.Message):
     __slots__ = ("room", "limit", "before")

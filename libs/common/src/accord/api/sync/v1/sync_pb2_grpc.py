@@ -120,7 +120,7 @@ class SyncServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Head(self, request, context):
-        """The highest seq of a room (0 for an empty room).
+        """The highest seq of a room (0 for an empty room) and its epoch.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
