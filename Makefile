@@ -59,3 +59,12 @@ bench-sync: install services
 bench-smoke: install services
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-bench.txt
 	$(PY) -m bench.run --smoke $(BENCH_ARGS)
+
+# Accord's own fault suite, long (docs/reliability.md): clients push while sync, edge and
+# presence are SIGKILLed, a private PostgreSQL is stopped and Redis killed; prints a summary
+# line and fails on any lost, duplicated or out-of-order change. E.g.
+# make soak SOAK_ARGS="--clients 20 --changes 10000 --faults 14 --seed 1"
+SOAK_ARGS ?=
+.PHONY: soak
+soak: install services
+	$(PY) -m tests.fault.soak $(SOAK_ARGS)
