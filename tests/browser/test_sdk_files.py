@@ -62,6 +62,25 @@ def test_the_sdk_is_committed_once() -> None:
     assert copies == [], "the SDK's one source is clients/js/src"
 
 
+def test_sdk_modules_import_each_other_without_cycles() -> None:
+    graph = {
+        path.name: set(re.findall(r'from "\./([\w.-]+\.js)"', path.read_text()))
+        for path in SOURCE.glob("*.js")
+    }
+    assert graph["accord.js"], "accord.js imports its modules"
+    done: set[str] = set()
+
+    def visit(module: str, path: tuple[str, ...]) -> None:
+        assert module not in path, f"import cycle: {' -> '.join((*path, module))}"
+        if module not in done:
+            for imported in sorted(graph[module]):
+                visit(imported, (*path, module))
+            done.add(module)
+
+    for module in sorted(graph):
+        visit(module, ())
+
+
 def test_a_dev_edge_serves_the_checkout(tmp_path: Path) -> None:
     assert sdk_directory() == SOURCE
     packaged = tmp_path / "packaged"

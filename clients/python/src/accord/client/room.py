@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Any
 
 from accord.client.changes import RecordChange
@@ -167,7 +167,7 @@ class Room:
         """Call ``callback(change)`` on every change of a visible record; returns its remover."""
         return self._link.on_change.add(callback)
 
-    async def changes(self, maxsize: int = 10_000) -> AsyncIterator[RecordChange]:
+    async def changes(self, maxsize: int = 10_000) -> AsyncGenerator[RecordChange, None]:
         """Iterate over changes of visible records from now on.
 
         Raises ``SlowConsumer`` when more than ``maxsize`` are waiting unread.
