@@ -56,15 +56,16 @@ def test_set_and_list_patches() -> None:
         "tags": ["b", "d"],
         "items": [{"id": "1.0@x", "value": "a"}, {"id": "1.1@x", "value": "b"}],
     }
-    assert apply_patch(record, {"remove": {"tags": ["d"]}, "add": {"tags": ["c", "a"]}})[
-        "tags"
-    ] == ["a", "b", "c"]
+    patched = apply_patch(record, {"remove": {"tags": ["d"]}, "add": {"tags": ["c", "a"]}})
+    assert patched is not None and patched["tags"] == ["a", "b", "c"]
     steps = [
         {"delete": "1.0@x"},
         {"insert": [{"id": "2.0@y", "value": "z"}], "after": "1.1@x"},
         {"insert": [{"id": "3.0@y", "value": "s"}], "after": None},
     ]
-    assert [i["value"] for i in apply_patch(record, {"list": {"items": steps}})["items"]] == [
+    listed = apply_patch(record, {"list": {"items": steps}})
+    assert listed is not None
+    assert [i["value"] for i in listed["items"]] == [
         "s",
         "b",
         "z",

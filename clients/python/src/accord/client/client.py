@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
-import inspect
-import json
 import logging
-import re
-import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import aiohttp
 from accord.client.backoff import Backoff
-from accord.client.clock import HybridClock
+from accord.client.codes import CLIENT_ID, KICKED, ROOM, THROTTLED, TOO_MANY_CONNECTS, UNAUTHORIZED
 from accord.client.connection import Connection
 from accord.client.errors import (
     AccordError,
@@ -30,26 +24,21 @@ from accord.client.errors import (
     Unauthenticated,
     error_from_message,
 )
+from accord.client.events import Callbacks, Pulse
+from accord.client.outbox import Outbox
 from accord.client.patch import UnknownPatch
-from accord.client.replica import PendingChange, RecordChange, Replica
 from accord.client.room import Room
+from accord.client.rooms import Rooms
 from accord.client.status import State, Status
 from accord.client.store import MemoryStore, OfflineStore, SqliteStore
+from accord.client.tokens import TokenProvider, TokenSource, token_expiry
 
-__all__ = ["Client", "TokenProvider", "connect"]
+__all__ = ["Client", "TokenProvider", "connect", "token_expiry"]
 
 log = logging.getLogger(__name__)
 
-TokenProvider = Callable[[], Awaitable[str] | str]
 StatusCallback = Callable[[Status], None]
 ErrorCallback = Callable[[Exception], None]
-
-NAME = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
-ROOM = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
-UNAUTHORIZED = 4001
-KICKED = 4003
-THROTTLED = (1013, 4008)
-TOO_MANY_CONNECTS = 429
 
 
 class Client:
@@ -82,30 +71,24 @@ class Client:
         on_error: ErrorCallback | None = None,
         session: aiohttp.ClientSession | None = None,
     ) -> None:
-        if client_id is not None and not NAME.fullmatch(client_id):
+        if client_id is not None and not CLIENT_ID.fullmatch(client_id):
             raise ValueError("client_id must be 1-64 characters of [A-Za-z0-9_.:-]")
         if store is not None and offline_path is not None:
             raise ValueError("give offline_path or store, not both")
         self.url = url
-        self.token_provider = token_provider
         self.user = dict(user) if user is not None else None
         self.backoff = backoff or Backoff()
         self.heartbeat = heartbeat
         self.request_timeout = request_timeout
         self.welcome: dict[str, Any] = {}
         self.error: Exception | None = None
-        self._token = token
+        self._tokens = TokenSource(token, token_provider)
         self._requested_client_id = client_id
         self._client_id = client_id or ""
-        self._store: OfflineStore = store or (
-            SqliteStore(offline_path) if offline_path else MemoryStore()
-        )
+        outbox = Outbox(store or (SqliteStore(offline_path) if offline_path else MemoryStore()))
+        self._rooms = Rooms(outbox, lambda: self.backoff, self._report, self._update_status)
         self._http = session
         self._own_http = session is None
-        self._clock = HybridClock()
-        self._next_seq = 0
-        self._write_lock = asyncio.Lock()
-        self._rooms: dict[str, Room] = {}
         self._conn: Connection | None = None
         self._connecting = False
         self._offline_requested = False
@@ -117,9 +100,9 @@ class Client:
         self._ready: asyncio.Future[None] | None = None
         self._run_task: asyncio.Task[None] | None = None
         self._status = Status(State.OFFLINE)
-        self._status_callbacks: list[StatusCallback] = [on_status] if on_status else []
-        self._error_callbacks: list[ErrorCallback] = [on_error] if on_error else []
-        self._tick = asyncio.Event()
+        self._status_callbacks: Callbacks[[Status]] = Callbacks("status", on_status)
+        self._error_callbacks: Callbacks[[Exception]] = Callbacks("error", on_error)
+        self._tick = Pulse()
 
     # Lifecycle
 
@@ -145,11 +128,8 @@ class Client:
         if self._started:
             raise RuntimeError("the client was already started")
         self._started = True
-        await self._store.open()
         default = f"py-{uuid.uuid4().hex[:16]}"
-        self._client_id, self._next_seq = await self._store.identity(
-            self._requested_client_id, default
-        )
+        self._client_id = await self._rooms.open(self._requested_client_id, default)
         if self._http is None:
             self._http = aiohttp.ClientSession()
         self._ready = asyncio.get_running_loop().create_future()
@@ -162,6 +142,7 @@ class Client:
         if self._closed:
             return
         self._closed = True
+        self._rooms.running = False
         self._wake.set()
         conn = self._conn
         if conn is not None:
@@ -170,9 +151,7 @@ class Client:
             self._run_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._run_task
-        for room in list(self._rooms.values()):
-            await room._detach()
-        await self._store.close()
+        await self._rooms.close()
         if self._own_http and self._http is not None:
             await self._http.close()
         if self._ready is not None and not self._ready.done():
@@ -187,6 +166,14 @@ class Client:
         return self._client_id
 
     @property
+    def token_provider(self) -> TokenProvider | None:
+        return self._tokens.provider
+
+    @token_provider.setter
+    def token_provider(self, provider: TokenProvider | None) -> None:
+        self._tokens.provider = provider
+
+    @property
     def status(self) -> Status:
         return self._status
 
@@ -196,19 +183,17 @@ class Client:
 
     @property
     def rooms(self) -> dict[str, Room]:
-        return dict(self._rooms)
+        return self._rooms.all()
 
     def on_status(self, callback: StatusCallback) -> Callable[[], None]:
         """Call ``callback(status)`` whenever the state or the pending count changes."""
-        self._status_callbacks.append(callback)
-        return lambda: _remove(self._status_callbacks, callback)
+        return self._status_callbacks.add(callback)
 
     def on_error(self, callback: ErrorCallback) -> Callable[[], None]:
         """Errors no call is waiting for: refused changes (``RejectedChange``), errors the
         server sent unasked (lost access, presence or broadcast refused), and the
         fatal error that ends the client."""
-        self._error_callbacks.append(callback)
-        return lambda: _remove(self._error_callbacks, callback)
+        return self._error_callbacks.add(callback)
 
     async def wait_until(self, predicate: Callable[[], bool]) -> None:
         """Wait until ``predicate()`` holds, re-checking on every status change and room event.
@@ -245,28 +230,8 @@ class Client:
             raise ClientClosed("the client is not running")
         if not ROOM.fullmatch(room):
             raise ValueError("room names are 1-128 characters of [A-Za-z0-9_.:-]")
-        if room in self._rooms:
-            raise ValueError(f"already joined {room}")
-        state = await self._store.load_room(room)
-        if room in self._rooms:
-            raise ValueError(f"already joined {room}")
-        replica = Replica(
-            room, self._client_id, seq=state.seq, records=state.records, pending=state.pending
-        )
-        joined = Room(self, room, replica, dict(presence) if presence is not None else None, users)
-        self._rooms[room] = joined
-        conn = self._conn
-        if conn is not None:
-            subscribed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            joined._attach(conn, subscribed)
-            try:
-                await subscribed
-            except AccordError:
-                await joined._detach()
-                self._rooms.pop(room, None)
-                raise
-        self._update_status()
-        return joined
+        state = dict(presence) if presence is not None else None
+        return await self._rooms.join(room, state, users)
 
     def room(self, name: str) -> Room | None:
         return self._rooms.get(name)
@@ -294,48 +259,21 @@ class Client:
             raise ConnectionLost(None)
         return await conn.request(dict(message))
 
-    # Internals used by rooms
-
-    async def _queue(
-        self, room: Room, collection: str, key: str, op: dict[str, Any]
-    ) -> tuple[int, list[RecordChange]]:
-        if self._closed or not self._started:
-            raise ClientClosed("the client is not running")
-        async with self._write_lock:
-            change = PendingChange(self._next_seq, collection, key, op, self._clock.now())
-            await asyncio.shield(self._store.add_pending(room.name, change))
-            self._next_seq += 1
-            events = room.replica.add_local(change)
-        self._update_status()
-        return change.client_seq, events
-
-    def _forget(self, room: Room) -> None:
-        if self._rooms.get(room.name) is room:
-            del self._rooms[room.name]
-        self._update_status()
+    # Status and errors
 
     def _report(self, error: Exception) -> None:
         if isinstance(error, Unauthenticated):
             self._auth_error = error
         log.info("accord: %r", error)
-        for callback in list(self._error_callbacks):
-            try:
-                callback(error)
-            except Exception:
-                log.exception("an Accord error callback raised")
+        self._error_callbacks(error)
 
     def _update_status(self) -> None:
-        status = Status(self._compute_state(), sum(room.pending for room in self._rooms.values()))
-        self._tick.set()
-        self._tick = asyncio.Event()
+        status = Status(self._compute_state(), self._rooms.pending)
+        self._tick.fire()
         if status == self._status:
             return
         self._status = status
-        for callback in list(self._status_callbacks):
-            try:
-                callback(status)
-            except Exception:
-                log.exception("an Accord status callback raised")
+        self._status_callbacks(status)
 
     def _compute_state(self) -> State:
         if self.error is not None:
@@ -344,7 +282,7 @@ class Client:
             return State.CLOSED
         if self._conn is None:
             return State.CONNECTING if self._connecting else State.OFFLINE
-        if all(room.synced for room in self._rooms.values()):
+        if self._rooms.synced:
             return State.SYNCED
         return State.SYNCING
 
@@ -364,7 +302,7 @@ class Client:
                 close_code = await self._session(force_refresh)
                 force_refresh = False
             except Unauthenticated as error:
-                if self.token_provider is None or force_refresh:
+                if self._tokens.provider is None or force_refresh:
                     self._fail(error)
                     return
                 force_refresh = True
@@ -391,7 +329,7 @@ class Client:
                 self._fail(Disconnected("disconnected by an operator (close 4003)"))
                 return
             if close_code == UNAUTHORIZED and not self._offline_requested:
-                if self.token_provider is None:
+                if self._tokens.provider is None:
                     self._fail(self._auth_error or Unauthenticated("the server closed with 4001"))
                     return
                 force_refresh = True
@@ -408,7 +346,7 @@ class Client:
                 await asyncio.wait_for(self._wake.wait(), delay)
 
     async def _session(self, force_refresh: bool) -> int | None:
-        token = await self._current_token(force_refresh)
+        token = await self._tokens.current(force_refresh)
         assert self._http is not None
         ws = await self._http.ws_connect(self.url, heartbeat=self.heartbeat, max_msg_size=0)
         conn = Connection(ws, self._on_message, self.request_timeout)
@@ -425,20 +363,20 @@ class Client:
             self._attempt = 0
             self._conn = conn
             self._connecting = False
-            for room in list(self._rooms.values()):
-                room._attach(conn)
+            self._rooms.attach(conn)
             if self._ready is not None and not self._ready.done():
                 self._ready.set_result(None)
-            if self.token_provider is not None:
-                refresher = asyncio.create_task(self._refresh_loop(conn), name="accord-refresh")
+            if self._tokens.provider is not None:
+                refresher = asyncio.create_task(
+                    self._tokens.keep_fresh(conn, self._report), name="accord-refresh"
+                )
             self._update_status()
             return await reader
         finally:
             self._conn = None
             if refresher is not None:
                 refresher.cancel()
-            for room in list(self._rooms.values()):
-                await room._detach()
+            await self._rooms.detach()
             if not reader.done():
                 await conn.close()
                 with contextlib.suppress(Exception):
@@ -446,35 +384,8 @@ class Client:
                 reader.cancel()
 
     async def _on_message(self, message: dict[str, Any]) -> None:
-        name = message.get("room")
-        room = self._rooms.get(name) if isinstance(name, str) else None
-        if room is not None:
-            await room._handle(message)
-        elif message.get("type") == "error":
+        if not await self._rooms.dispatch(message) and message.get("type") == "error":
             self._report(error_from_message(message))
-
-    async def _current_token(self, refresh: bool) -> str | None:
-        if self.token_provider is not None and (refresh or self._token is None):
-            provided = self.token_provider()
-            self._token = await provided if inspect.isawaitable(provided) else provided
-        return self._token
-
-    async def _refresh_loop(self, conn: Connection) -> None:
-        """Swap in a fresh token shortly before the current one expires."""
-        while True:
-            expires = token_expiry(self._token)
-            if expires is None:
-                return
-            left = expires - time.time()
-            await asyncio.sleep(max(0.0, left - min(60.0, max(0.5, left / 5))))
-            token = await self._current_token(refresh=True)
-            try:
-                await conn.request({"type": "refresh", "token": token})
-            except AccordError as error:
-                self._report(error)
-                return
-            except (ConnectionLost, TimeoutError):
-                return
 
     def _fail(self, error: Exception) -> None:
         self.error = error
@@ -487,21 +398,3 @@ class Client:
 
 connect = Client
 """``async with connect(url, token=…, client_id=…) as client:`` — ``Client`` under its verb."""
-
-
-def token_expiry(token: str | None) -> float | None:
-    """The ``exp`` claim of a JWT, read without verifying it (the server does that)."""
-    if not token or token.count(".") != 2:
-        return None
-    payload = token.split(".")[1]
-    try:
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (ValueError, binascii.Error):
-        return None
-    exp = claims.get("exp") if isinstance(claims, dict) else None
-    return float(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else None
-
-
-def _remove(items: list[Any], item: Any) -> None:
-    with contextlib.suppress(ValueError):
-        items.remove(item)

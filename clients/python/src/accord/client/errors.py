@@ -7,10 +7,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
-if TYPE_CHECKING:
-    from accord.client.replica import PendingChange
+from accord.client.changes import PendingChange
 
 __all__ = [
     "AccordError",

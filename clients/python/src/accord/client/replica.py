@@ -14,56 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
+from accord.client.changes import Origin, PendingChange, RecordChange, RecordKey
 from accord.client.errors import SequenceGap
 from accord.client.patch import Record, apply_local_op, apply_patch
 
-RecordKey = tuple[str, str]
-Origin = Literal["local", "remote"]
-
 __all__ = ["Applied", "PendingChange", "RecordChange", "RecordKey", "Replica"]
-
-
-@dataclass(frozen=True)
-class RecordChange:
-    """One record's visible value changed; ``value`` is ``None`` when it is gone."""
-
-    room: str
-    collection: str
-    key: str
-    value: Record | None
-    previous: Record | None
-    origin: Origin
-
-    @property
-    def deleted(self) -> bool:
-        return self.value is None
-
-
-@dataclass
-class PendingChange:
-    """A local change not yet confirmed; ``acked_seq`` once the server stored it."""
-
-    client_seq: int
-    collection: str
-    key: str
-    op: dict[str, Any]
-    ts: int
-    acked_seq: int | None = None
-
-    @property
-    def record_key(self) -> RecordKey:
-        return (self.collection, self.key)
-
-    def wire(self) -> dict[str, Any]:
-        return {
-            "client_seq": self.client_seq,
-            "collection": self.collection,
-            "key": self.key,
-            "ts": self.ts,
-            "op": self.op,
-        }
 
 
 @dataclass

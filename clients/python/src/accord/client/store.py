@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Protocol
 
 import aiosqlite
+from accord.client.changes import PendingChange, RecordKey
 from accord.client.patch import Record
-from accord.client.replica import PendingChange, RecordKey
 
 __all__ = ["MemoryStore", "OfflineStore", "RoomState", "SqliteStore", "first_client_seq"]
 
