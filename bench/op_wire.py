@@ -2,10 +2,11 @@
 
     python -m bench.op_wire [--changes 100] [--repeat 7] [--number 200]
 
-In-process, no I/O: the edge's half (each parsed client change checked and
-turned into the gRPC ``Change`` by ``accord.edge.ops.parse_change``, the
-``PushRequest`` serialised) and sync's half (the request parsed, every change
-validated into the engine's ``IncomingChange`` by ``accord.sync.wire.push_batch``).
+In-process, no I/O: the edge's half (the push frame's JSON text parsed, each
+change checked and turned into the gRPC ``Change`` by
+``accord.edge.ops.parse_change``, the ``PushRequest`` serialised) and sync's
+half (the request parsed, every change validated into the engine's
+``IncomingChange`` by ``accord.sync.wire.push_batch``).
 The push mixes the op kinds as an editor and a todo list would: sets of three
 fields, increments, set adds, list inserts and removes. Prints the best of
 ``--repeat`` runs, in microseconds per change, for each half and both.
@@ -18,6 +19,7 @@ import timeit
 from typing import Any
 
 from accord.api.sync.v1 import sync_pb2 as pb
+from accord.common import jsontext
 from accord.edge.ops import parse_change
 from accord.sync import wire
 from accord.sync.model import Limits
@@ -46,7 +48,12 @@ def client_changes(count: int) -> list[dict[str, Any]]:
     ]
 
 
-def edge_half(changes: list[dict[str, Any]]) -> bytes:
+def push_frame(changes: list[dict[str, Any]]) -> str:
+    return jsontext.dumps({"type": "push", "id": 7, "room": ROOM, "changes": changes})
+
+
+def edge_half(frame: str) -> bytes:
+    changes = jsontext.loads(frame)["changes"]
     request = pb.PushRequest(
         room=ROOM,
         user_id="u-42",
@@ -66,12 +73,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7, help="runs; the best is reported")
     parser.add_argument("--number", type=int, default=200, help="pushes per run")
     args = parser.parse_args()
-    changes = client_changes(args.changes)
+    frame = push_frame(client_changes(args.changes))
     limits = Limits(max_batch_changes=max(1000, args.changes))
-    data = edge_half(changes)
+    data = edge_half(frame)
     assert sync_half(data, limits) == args.changes
     per_change = 1e6 / (args.number * args.changes)
-    edge = min(timeit.repeat(lambda: edge_half(changes), repeat=args.repeat, number=args.number))
+    edge = min(timeit.repeat(lambda: edge_half(frame), repeat=args.repeat, number=args.number))
     sync = min(
         timeit.repeat(lambda: sync_half(data, limits), repeat=args.repeat, number=args.number)
     )

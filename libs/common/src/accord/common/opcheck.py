@@ -102,16 +102,15 @@ def _values(op: dict[str, Any], index: int) -> list[Any]:
     return values
 
 
-def _is_element(value: Any) -> bool:
-    kind = type(value)
-    if kind is str or kind is bool or value is None:
-        return True
-    return kind is int and -MAX_SAFE_INT <= value <= MAX_SAFE_INT
-
-
 def _elements(op: dict[str, Any], index: int) -> list[Any]:
+    """Set elements: values every client language compares exactly."""
     values = _values(op, index)
-    if not all(_is_element(v) for v in values):
+    for value in values:
+        kind = type(value)
+        if kind is str or kind is bool or value is None:
+            continue
+        if kind is int and -MAX_SAFE_INT <= value <= MAX_SAFE_INT:
+            continue
         raise OpError(
             "BAD_REQUEST",
             _path(index, ".op.values"),
