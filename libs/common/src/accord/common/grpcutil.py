@@ -94,7 +94,8 @@ def create_server(interceptors: list[grpc.aio.ServerInterceptor] | None = None) 
     return grpc.aio.server(options=SERVER_OPTIONS, interceptors=interceptors or [])
 
 
-def add_health(server: grpc.aio.Server, service_names: list[str]) -> health.aio.HealthServicer:
+def add_health(server: grpc.aio.Server) -> health.aio.HealthServicer:
+    """The standard health service; ``set_serving`` sets its statuses."""
     servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
     return servicer

@@ -48,9 +48,16 @@ def _check_unicode(value: Any) -> None:
                 ) from None
 
 
+# One decoder for every call: ``json.loads`` with hooks builds a new one each time.
+_decode = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite).decode
+
+
 def loads(text: str | bytes) -> Any:
     """Parse JSON text; raises ``ValueError`` (or ``RecursionError``) for invalid input."""
-    value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite)
+    if isinstance(text, str) and not text.startswith("\ufeff"):
+        value = _decode(text)
+    else:  # bytes (UTF-8, -16 or -32) and the BOM error: as the standard library does them
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite)
     # Only an escape can make a lone surrogate (UTF-8 text cannot hold one), and such a
     # string could be neither stored (PostgreSQL) nor written as UTF-8 again.
     if ("\\u" in text) if isinstance(text, str) else (b"\\u" in text):

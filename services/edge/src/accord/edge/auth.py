@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import fnmatch
-import re
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import jwt
+from accord.common.rules import CLIENT_ID_RE as CLIENT_ID_RE
+from accord.common.rules import ROOM_RE
 from accord.edge.settings import Settings
 
-NAME_RE = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
-CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
+NAME_RE = ROOM_RE
+"""Room names (the protocol's rules live in ``accord.common.rules``)."""
 ANONYMOUS_TTL = 10 * 365 * 24 * 3600
 
 

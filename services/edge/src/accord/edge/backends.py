@@ -14,11 +14,10 @@ from accord.api.presence.v1 import presence_pb2_grpc
 from accord.api.sync.v1 import sync_pb2 as spb
 from accord.api.sync.v1 import sync_pb2_grpc
 from accord.common import grpcutil, jsontext
+from accord.common.rules import RETRY_AFTER_KEY
 from accord.common.tasks import spawn
 from accord.edge import metrics
 from accord.edge.protocol import ProtocolError
-
-RETRY_AFTER_KEY = "accord-retry-after-ms"
 
 # gRPC status -> client protocol code, when the server gave no reason.
 _CODES = {

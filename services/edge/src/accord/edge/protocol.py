@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
 from typing import Any
 
 from accord.api.edge.v1 import frames_pb2 as pb
 from accord.api.sync.v1 import sync_pb2
 from accord.common import jsontext
+from accord.common.rules import too_deep
 from google.protobuf.message import DecodeError
 
 PROTOCOL_VERSION = 1
@@ -39,24 +39,6 @@ class ProtocolError(Exception):
         self.room = room
         self.retry_after_ms = retry_after_ms
         self.close = close
-
-
-def too_deep(value: Any, max_depth: int) -> bool:
-    """True when containers nest deeper than ``max_depth`` (checked without recursion)."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        children: Iterable[Any]
-        if isinstance(item, dict):
-            children = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        if depth > max_depth:
-            return True
-        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
-    return False
 
 
 def parse_json(data: bytes | str, max_depth: int) -> dict[str, Any]:

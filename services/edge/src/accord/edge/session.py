@@ -61,7 +61,6 @@ FEATURES = [
 ]
 MAX_STATE_BYTES = 4096
 MAX_BROADCAST_BYTES = 64 * 1024
-MAX_BATCH = 1000
 CLOSE_TIMEOUT = 5.0
 FAST_WRITE_LIMIT = 64 * 1024  # transport buffer below which messages skip the queue
 COALESCE_AFTER = 64  # queued messages before superseded presence/broadcast are coalesced
@@ -347,6 +346,7 @@ class Session:
                     "protocol": PROTOCOL_VERSION,
                     "heartbeat_ms": int(self.settings.heartbeat_interval * 1000),
                     "max_message_bytes": self.settings.max_message_size,
+                    "max_batch": self.settings.max_batch_changes,
                     "features": FEATURES,
                 },
             },
@@ -715,9 +715,10 @@ class Session:
         changes = message.get("changes")
         if not isinstance(changes, list) or not changes:
             raise ProtocolError("BAD_REQUEST", "changes must be a non-empty list", room=room)
-        if len(changes) > MAX_BATCH:
+        max_batch = self.settings.max_batch_changes
+        if len(changes) > max_batch:
             raise ProtocolError(
-                "TOO_LARGE", f"more than {MAX_BATCH} changes in one push", room=room
+                "TOO_LARGE", f"more than {max_batch} changes in one push", room=room
             )
         request = spb.PushRequest(
             room=room,

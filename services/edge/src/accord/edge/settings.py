@@ -7,7 +7,7 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from accord.common import config
+from accord.common import config, rules
 from accord.common.config import ConfigError, Env
 
 
@@ -35,6 +35,8 @@ class Settings:
     max_rooms_per_session: int = 100
     presence_sync_limit: int = 100
     max_json_depth: int = 32
+    max_batch_changes: int = rules.DEFAULT_MAX_BATCH
+    """Changes one push may carry: the same setting (``MAX_BATCH_CHANGES``) as sync's."""
     send_queue_size: int = 1024
     drain_timeout: float = 20.0
     rpc_timeout: float = 10.0
@@ -113,6 +115,7 @@ class Settings:
                 env, "PRESENCE_SYNC_LIMIT", 100, minimum=1, maximum=100_000
             ),
             max_json_depth=config.get_int(env, "MAX_JSON_DEPTH", 32, minimum=2, maximum=1000),
+            max_batch_changes=rules.max_batch_changes(env),
             send_queue_size=config.get_int(
                 env, "SEND_QUEUE_SIZE", 1024, minimum=8, maximum=1_000_000
             ),

@@ -69,7 +69,7 @@ async def serve(settings: Settings) -> AsyncIterator[Running]:
         )
         server = create_server([LatencyInterceptor(metrics.GRPC_HANDLING)])
         presence_pb2_grpc.add_PresenceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
-        health = add_health(server, [SERVICE_NAME])
+        health = add_health(server)
         host, requested = settings.presence_addr
         port = server.add_insecure_port(format_addr(host, requested))
         if port == 0:

@@ -26,6 +26,7 @@ import grpc
 from accord.api.presence.v1 import presence_pb2 as pb
 from accord.api.presence.v1 import presence_pb2_grpc
 from accord.common.grpcutil import REASON_KEY, abort
+from accord.common.rules import RETRY_AFTER_KEY
 from accord.presence import metrics, validation
 from accord.presence.broadcaster import Broadcaster
 from accord.presence.hub import Subscription, WatchOverflow
@@ -44,7 +45,6 @@ from accord.presence.throttle import RateLimited
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = "accord.presence.v1.Presence"
-RETRY_AFTER_KEY = "accord-retry-after-ms"
 
 
 class ShuttingDown(Exception):

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import re
 
+from accord.common.rules import CHANNEL_RE, MAX_CHANNEL, MAX_ROOM, ROOM_RE
 from accord.presence.model import Peer
 
-ROOM = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
-CHANNEL = re.compile(r"[A-Za-z0-9_.:-]{0,64}")
 MAX_ID = 128
 MAX_BROADCAST_BYTES = 64 * 1024
 
@@ -22,14 +20,20 @@ class TooLarge(Exception):
 
 
 def room(value: str) -> str:
-    if not ROOM.fullmatch(value):
-        raise Invalid(f"room {value[:140]!r} must be 1-128 chars of A-Z a-z 0-9 _ . : -")
+    if not ROOM_RE.match(value):
+        raise Invalid(
+            f"room {value[: MAX_ROOM + 12]!r} must be 1-{MAX_ROOM} chars of A-Z a-z 0-9 _ . : -"
+        )
     return value
 
 
 def channel(value: str) -> str:
-    if not CHANNEL.fullmatch(value):
-        raise Invalid(f"channel {value[:80]!r} must be 0-64 chars of A-Z a-z 0-9 _ . : -")
+    # Empty: no channel.
+    if value and not CHANNEL_RE.match(value):
+        raise Invalid(
+            f"channel {value[: MAX_CHANNEL + 16]!r} must be 0-{MAX_CHANNEL} chars"
+            " of A-Z a-z 0-9 _ . : -"
+        )
     return value
 
 

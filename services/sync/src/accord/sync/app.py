@@ -84,7 +84,7 @@ async def serve(settings: Settings, *, grace: float = SHUTDOWN_GRACE) -> AsyncIt
         servicer = SyncServicer(engine, bus, limits_of(settings), rechecker)
         server = create_server([LatencyInterceptor(GRPC_HANDLING)])
         sync_pb2_grpc.add_SyncServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
-        health = add_health(server, [SERVICE_NAME])
+        health = add_health(server)
         host, port = settings.sync_addr
         try:
             bound = server.add_insecure_port(format_addr(host, port))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from accord.common.rules import DEFAULT_MAX_BATCH, DEFAULT_MAX_JSON_DEPTH
 from accord.sync.lattice import Clock
 from accord.sync.merge import Conflict, Op
 
@@ -18,9 +19,9 @@ RoomClient = tuple[str, str, str]
 
 @dataclass(frozen=True)
 class Limits:
-    max_batch_changes: int = 1000
+    max_batch_changes: int = DEFAULT_MAX_BATCH
     max_record_bytes: int = 262144
-    max_json_depth: int = 32
+    max_json_depth: int = DEFAULT_MAX_JSON_DEPTH
 
 
 @dataclass(frozen=True)

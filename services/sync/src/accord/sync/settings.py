@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
-from accord.common import config
+from accord.common import config, rules
 from accord.common.config import ConfigError
 from accord.common.grpcutil import MAX_GRPC_MESSAGE
 
@@ -57,7 +56,7 @@ class Settings:
     redis_prefix: str = "accord"
     bus_shards: int = 16
     max_clock_skew: float = 60.0
-    max_batch_changes: int = 1000
+    max_batch_changes: int = rules.DEFAULT_MAX_BATCH
     max_record_bytes: int = 262144
     max_json_depth: int = 32
     log_retention: int = 10_000
@@ -95,9 +94,7 @@ class Settings:
             max_clock_skew=config.get_float(
                 env, "MAX_CLOCK_SKEW", 60.0, minimum=0.0, maximum=86400.0
             ),
-            max_batch_changes=config.get_int(
-                env, "MAX_BATCH_CHANGES", 1000, minimum=1, maximum=100_000
-            ),
+            max_batch_changes=rules.max_batch_changes(env),
             max_record_bytes=config.get_int(
                 env, "MAX_RECORD_BYTES", 262144, minimum=64, maximum=MAX_GRPC_MESSAGE // 2
             ),
@@ -115,8 +112,3 @@ class Settings:
             log_level=config.get_log_level(env),
             log_format=config.get_log_format(env),
         )
-
-
-def sqlite_parent(target: SqliteTarget) -> Path | None:
-    """The directory a file database lives in (created at start-up)."""
-    return None if target.path == MEMORY else Path(target.path).parent
