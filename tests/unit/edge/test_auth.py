@@ -18,7 +18,7 @@ import jwt
 import pytest
 from accord.common.config import ConfigError
 from accord.edge import metrics
-from accord.edge.auth import AuthError, Authenticator, IdentitySettings, claim_at
+from accord.edge.auth import Authenticator, AuthError, IdentitySettings, claim_at
 from accord.edge.jwks import DEFAULT_TTL, MAX_TTL, MIN_TTL, cache_ttl, parse_key_set
 
 from tests.support.idp import IdentityProvider, new_key

@@ -5,6 +5,7 @@ accord edge       the WebSocket gateway
 accord sync       the sync service
 accord presence   the presence service
 accord migrate    apply PostgreSQL migrations and exit
+accord token      print a development token signed with JWT_SECRET
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from accord.cli import dev
+from accord.cli import dev, token
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -28,10 +29,13 @@ def main(argv: list[str] | None = None) -> None:
     commands.add_parser("sync", help="run the sync service")
     commands.add_parser("presence", help="run the presence service")
     commands.add_parser("migrate", help="apply the PostgreSQL schema migrations and exit")
+    token.add_parser(commands)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
 
     if args.command == "dev":
         sys.exit(dev.run())
+    if args.command == "token":
+        sys.exit(token.run(args))
     if args.command == "edge":
         from accord.edge.__main__ import main as edge_main
 
