@@ -19,7 +19,7 @@ import pytest
 
 from tests.support.ports import free_port
 
-pytest_plugins = ["tests.support.suite", "tests.support.redis_server"]
+pytest_plugins = ["tests.support.suite", "tests.support.redis_server", "tests.support.idp"]
 
 LOCAL_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
 LOCAL_REDIS_URL = "redis://127.0.0.1:6379/0"

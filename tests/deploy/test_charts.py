@@ -80,7 +80,7 @@ VALUE_SETS: list[tuple[str, str, dict[str, Any]]] = [
         "accord-edge",
         "secured",
         {
-            "secrets": {"JWT_SECRET": "0123456789abcdef0123"},
+            "secrets": {"JWT_SECRET": "0123456789abcdef0123456789abcdef"},
             "networkPolicy": {"enabled": True},
             "serviceMonitor": {"enabled": True},
             "syncAddress": "sync.accord:50051",
@@ -269,7 +269,7 @@ def test_umbrella_defaults_install_the_whole_suite() -> None:
     one(objects, "Deployment", "rel-redis")
     secret = one(objects, "Secret", "rel-accord")
     data = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
-    assert len(data["JWT_SECRET"]) >= 16
+    assert len(data["JWT_SECRET"]) >= 32
     assert (
         data["DATABASE_URL"]
         == f"postgresql://accord:{data['POSTGRES_PASSWORD']}@rel-postgresql:5432/accord"
@@ -380,6 +380,10 @@ def test_config_changes_roll_the_pods() -> None:
         ("accord-edge", {"config": {"LOG_LEVEL": "loud"}}, "LOG_LEVEL"),
         ("accord-edge", {"config": {"MAX_CONECTIONS": 5}}, "MAX_CONECTIONS"),
         ("accord-edge", {"secrets": {"JWT_SECRET": "short"}}, "JWT_SECRET"),
+        ("accord-edge", {"secrets": {"JWT_SECRET": "x" * 31}}, "JWT_SECRET"),
+        ("accord", {"secrets": {"JWT_SECRET": "x" * 31}}, "JWT_SECRET"),
+        ("accord-edge", {"config": {"JWKS_URL": "http://idp.example.com/jwks"}}, "JWKS_URL"),
+        ("accord-edge", {"config": {"JWT_ROOMS_CLAIM": "a..b"}}, "JWT_ROOMS_CLAIM"),
         (
             "accord-sync",
             {

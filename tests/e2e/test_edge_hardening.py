@@ -306,7 +306,7 @@ async def test_drain_then_resume_on_another_edge_loses_nothing(make_suite: Any) 
         "WS_ADDR": "127.0.0.1:0",
         "SYNC_ADDR": first.edge.settings.sync_target,
         "PRESENCE_ADDR": first.edge.settings.presence_target,
-        "JWT_SECRET": first.edge.settings.jwt_secret,
+        "JWT_SECRET": first.edge.settings.identity.secret,
     }
     async with serve(Settings.from_env(env)) as second:
         client = await suite.client()

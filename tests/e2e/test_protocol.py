@@ -569,7 +569,7 @@ async def test_unavailable_when_sync_is_unreachable(make_suite: Any) -> None:
             "WS_ADDR": "127.0.0.1:0",
             "SYNC_ADDR": dead,
             "PRESENCE_ADDR": edge_settings.presence_target,
-            "JWT_SECRET": edge_settings.jwt_secret or "",
+            "JWT_SECRET": edge_settings.identity.secret or "",
             "RPC_TIMEOUT": "0.5",
         }
     )
@@ -626,7 +626,12 @@ async def test_http_endpoints(suite: Suite) -> None:
             assert response.status == 200
         async with http.get(f"{suite.http_url}/ready") as response:
             assert response.status == 200
-            assert await response.json() == {"ready": True, "sync": True, "presence": True}
+            assert await response.json() == {
+                "ready": True,
+                "sync": True,
+                "presence": True,
+                "jwks": True,
+            }
         async with await connected(suite) as client:
             await client.subscribe("room-m")
             async with http.get(f"{suite.http_url}/peers") as response:

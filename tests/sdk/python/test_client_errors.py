@@ -104,7 +104,7 @@ async def test_unavailable_when_sync_is_down(suite: Suite, make_client: MakeClie
             "WS_ADDR": "127.0.0.1:0",
             "SYNC_ADDR": f"127.0.0.1:{free_port()}",
             "PRESENCE_ADDR": edge_settings.presence_target,
-            "JWT_SECRET": edge_settings.jwt_secret or "",
+            "JWT_SECRET": edge_settings.identity.secret or "",
             "RPC_TIMEOUT": "0.5",
         }
     )

@@ -7,13 +7,18 @@ import json
 from types import SimpleNamespace
 from typing import Any
 
+from accord.edge.auth import IdentitySettings
 from accord.edge.protocol import Out
 from accord.edge.session import COALESCE_AFTER, Session
 from accord.edge.settings import Settings
 
 
 def make_session(queue_size: int = 1024) -> Session:
-    edge: Any = SimpleNamespace(settings=Settings(send_queue_size=queue_size, allow_anonymous=True))
+    edge: Any = SimpleNamespace(
+        settings=Settings(
+            send_queue_size=queue_size, identity=IdentitySettings(allow_anonymous=True)
+        )
+    )
     session = Session(edge, ws=None, remote="127.0.0.1")  # type: ignore[arg-type]
     # A writer is busy (stalled): everything sent from here on stays queued.
     session._writer = SimpleNamespace()  # type: ignore[assignment]
@@ -75,7 +80,9 @@ def test_changes_are_never_coalesced_and_overflow_closes_the_session() -> None:
         def close_soon(self, code: int, reason: str, *, flush: bool = True) -> None:
             closed.append(code)
 
-    edge: Any = SimpleNamespace(settings=Settings(send_queue_size=8, allow_anonymous=True))
+    edge: Any = SimpleNamespace(
+        settings=Settings(send_queue_size=8, identity=IdentitySettings(allow_anonymous=True))
+    )
     session = Recording(edge, ws=None, remote="127.0.0.1")  # type: ignore[arg-type]
     session._writer = SimpleNamespace()  # type: ignore[assignment]
     fill(session, 8)
@@ -96,7 +103,7 @@ class RecordingSocket:
 
 
 async def test_the_writer_runs_only_while_messages_are_queued() -> None:
-    edge: Any = SimpleNamespace(settings=Settings(allow_anonymous=True))
+    edge: Any = SimpleNamespace(settings=Settings(identity=IdentitySettings(allow_anonymous=True)))
     ws = RecordingSocket()
     session = Session(edge, ws=ws, remote="127.0.0.1")  # type: ignore[arg-type]
     assert session._writer is None and session.queued == 0  # idle: no task, no queue

@@ -38,7 +38,7 @@ class Edge:
         self, settings: Settings, sync_channel: grpc.aio.Channel, presence_channel: grpc.aio.Channel
     ) -> None:
         self.settings = settings
-        self.auth = Authenticator(settings)
+        self.auth = Authenticator(settings.identity)
         self.sync_channel = sync_channel
         self.presence_channel = presence_channel
         self.sync = SyncClient(sync_channel, settings.rpc_timeout)
@@ -64,8 +64,10 @@ class Edge:
         sync_ok, presence_ok = await asyncio.gather(
             grpcutil.check_health(self.sync_channel), grpcutil.check_health(self.presence_channel)
         )
-        body = {"ready": sync_ok and presence_ok, "sync": sync_ok, "presence": presence_ok}
-        return web.json_response(body, status=200 if sync_ok and presence_ok else 503)
+        keys_ok = self.auth.ready
+        ready = sync_ok and presence_ok and keys_ok
+        body = {"ready": ready, "sync": sync_ok, "presence": presence_ok, "jwks": keys_ok}
+        return web.json_response(body, status=200 if ready else 503)
 
     async def metrics(self, request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -197,6 +199,7 @@ async def serve(settings: Settings) -> AsyncIterator[Running]:
         presence_channel = grpcutil.create_channel(settings.presence_target)
         stack.push_async_callback(presence_channel.close)
         edge = Edge(settings, sync_channel, presence_channel)
+        await stack.enter_async_context(edge.auth)
         await stack.enter_async_context(edge.hub)
         await stack.enter_async_context(edge.roster)
         heartbeat = asyncio.create_task(edge.heartbeat_loop())

@@ -79,3 +79,17 @@ def count_out(kind: str, size: int) -> None:
         child = _messages_out[kind] = MESSAGES_OUT.labels(kind)
     child.inc()
     BYTES_OUT.inc(size)
+
+
+JWKS_FETCHES = Counter(
+    "accord_edge_jwks_fetches_total", "Fetches of the JWKS_URL key set, by result", ["result"]
+)
+JWKS_REFETCHES = Counter(
+    "accord_edge_jwks_unknown_kid_total",
+    "Tokens naming a key id the JWKS_URL set lacks: refetched, or limited (no refetch yet)",
+    ["action"],
+)
+JWKS_STALE = Gauge(
+    "accord_edge_jwks_stale", "1 while the JWKS_URL cannot be fetched (the last good set is used)"
+)
+JWKS_KEYS = Gauge("accord_edge_jwks_keys", "Usable keys in the last JWKS_URL key set fetched")

@@ -332,7 +332,7 @@ class Session:
                 raise ProtocolError("UNAUTHENTICATED", "the first message must be hello")
             if "id" in message and not _int(raw_id):
                 raise ProtocolError("BAD_REQUEST", "id must be an integer")
-            self._accept_hello(message)
+            await self._accept_hello(message)
         except ProtocolError as error:
             self._fail_hello(error, request_id)
             return False
@@ -359,7 +359,7 @@ class Session:
         self.send_error(error, request_id)
         self.close_soon(CLOSE_UNAUTHENTICATED, error.message)
 
-    def _accept_hello(self, message: dict[str, Any]) -> None:
+    async def _accept_hello(self, message: dict[str, Any]) -> None:
         token = message.get("token")
         if token is not None and not isinstance(token, str):
             raise ProtocolError("BAD_REQUEST", "token must be a string")
@@ -375,15 +375,15 @@ class Session:
             raise ProtocolError("BAD_REQUEST", "user must be an object")
         if _json_size(user) > MAX_STATE_BYTES:
             raise ProtocolError("TOO_LARGE", f"user info is larger than {MAX_STATE_BYTES} bytes")
-        self.identity = self._authenticate(token, client_id)
+        self.identity = await self._authenticate(token, client_id)
         self.edge.user_limits.hold(self.identity.user_id)
         self.client_id = client_id
         self.user = user
         self._schedule_expiry()
 
-    def _authenticate(self, token: str | None, client_id: str | None = None) -> Identity:
+    async def _authenticate(self, token: str | None, client_id: str | None = None) -> Identity:
         try:
-            return self.edge.auth.authenticate(token, client_id)
+            return await self.edge.auth.authenticate(token, client_id)
         except AuthError as error:
             raise ProtocolError(error.code, error.message) from None
 
@@ -583,7 +583,7 @@ class Session:
         token = message.get("token")
         if not isinstance(token, str):
             raise ProtocolError("BAD_REQUEST", "token must be a string")
-        identity = self._authenticate(token)
+        identity = await self._authenticate(token)
         if identity.user_id != self.user_id:
             raise ProtocolError("FORBIDDEN", "the new token is for a different user")
         self.identity = identity

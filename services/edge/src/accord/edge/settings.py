@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 
 from accord.common import config, rules
 from accord.common.config import ConfigError, Env
+from accord.edge.auth import IdentitySettings
 
 
 @dataclass(frozen=True)
@@ -16,15 +16,12 @@ class Settings:
     ws_addr: tuple[str, int] = ("0.0.0.0", 8080)
     sync_target: str = "127.0.0.1:50051"
     presence_target: str = "127.0.0.1:50052"
-    jwt_secret: str | None = None
-    jwt_public_key: str | None = None
-    jwks: str | None = None
+    identity: IdentitySettings = field(default_factory=IdentitySettings)
     allowed_origins: tuple[str, ...] | None = None
     connect_rate: float = 20.0
     connect_burst: int = 40
     user_rate_limit: float = 300.0
     user_rate_burst: int = 600
-    allow_anonymous: bool = False
     admin_token: str | None = None
     max_connections: int = 10000
     heartbeat_interval: float = 30.0
@@ -50,33 +47,7 @@ class Settings:
         host, port = config.get_addr(env, "WS_ADDR", "0.0.0.0:8080")
         sync_host, sync_port = config.get_addr(env, "SYNC_ADDR", "127.0.0.1:50051")
         pres_host, pres_port = config.get_addr(env, "PRESENCE_ADDR", "127.0.0.1:50052")
-        secret = config.get_optional(env, "JWT_SECRET")
-        key_file = config.get_optional(env, "JWT_PUBLIC_KEY_FILE")
-        public_key = None
-        if key_file is not None:
-            try:
-                public_key = Path(key_file).read_text()
-            except OSError as error:
-                raise ConfigError(
-                    f"JWT_PUBLIC_KEY_FILE={key_file!r} cannot be read: {error.strerror}"
-                ) from None
-        jwks_file = config.get_optional(env, "JWT_JWKS_FILE")
-        jwks = None
-        if jwks_file is not None:
-            try:
-                jwks = Path(jwks_file).read_text()
-            except OSError as error:
-                raise ConfigError(
-                    f"JWT_JWKS_FILE={jwks_file!r} cannot be read: {error.strerror}"
-                ) from None
-        allow_anonymous = config.get_bool(env, "ALLOW_ANONYMOUS", False)
-        if secret is None and public_key is None and jwks is None and not allow_anonymous:
-            raise ConfigError(
-                "no way to authenticate clients: set JWT_SECRET, JWT_PUBLIC_KEY_FILE, JWT_JWKS_FILE"
-                " or ALLOW_ANONYMOUS=true"
-            )
-        if secret is not None and len(secret.encode()) < 32:
-            raise ConfigError("JWT_SECRET is too short: use at least 32 bytes (RFC 7518)")
+        identity = IdentitySettings.from_env(env)
         max_message_size = config.get_int(
             env, "MAX_MESSAGE_SIZE", 1024 * 1024, minimum=1024, maximum=64 * 1024 * 1024
         )
@@ -84,9 +55,7 @@ class Settings:
             ws_addr=(host, port),
             sync_target=_target(sync_host, sync_port, "SYNC_ADDR"),
             presence_target=_target(pres_host, pres_port, "PRESENCE_ADDR"),
-            jwt_secret=secret,
-            jwt_public_key=public_key,
-            jwks=jwks,
+            identity=identity,
             allowed_origins=_origins(env),
             connect_rate=config.get_float(env, "CONNECT_RATE", 20.0, minimum=0.1, maximum=1e6),
             connect_burst=config.get_int(env, "CONNECT_BURST", 40, minimum=1, maximum=1_000_000),
@@ -96,7 +65,6 @@ class Settings:
             user_rate_burst=config.get_int(
                 env, "USER_RATE_BURST", 600, minimum=1, maximum=1_000_000
             ),
-            allow_anonymous=allow_anonymous,
             admin_token=config.get_optional(env, "ADMIN_TOKEN"),
             max_connections=config.get_int(
                 env, "MAX_CONNECTIONS", 10000, minimum=1, maximum=10_000_000
