@@ -37,6 +37,7 @@ from accord.sync.model import (
     RoomRecord,
     RoomWrite,
 )
+from accord.sync.records_sql import PostgresReader
 from accord.sync.store import Contended, SnapshotBase
 
 log = logging.getLogger(__name__)
@@ -463,6 +464,16 @@ class PostgresStore:
             row = await conn.fetchrow("SELECT head, floor FROM rooms WHERE room = $1", room)
             head, floor = (int(row["head"]), int(row["floor"])) if row else (0, 0)
             yield _Snapshot(conn, room, head, floor)
+
+    @asynccontextmanager
+    async def reader(self, room: str) -> AsyncIterator[PostgresReader]:
+        async with (
+            self._connection() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            row = await conn.fetchrow("SELECT head, floor FROM rooms WHERE room = $1", room)
+            head, floor = (int(row["head"]), int(row["floor"])) if row else (0, 0)
+            yield PostgresReader(conn, room, head, floor)
 
     async def head(self, room: str) -> int:
         async with self._connection() as conn:
