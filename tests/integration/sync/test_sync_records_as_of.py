@@ -58,7 +58,8 @@ async def write(engine: Engine, rng: random.Random, room: str, start: int, count
 
 
 async def snapshot(engine: Engine, room: str) -> tuple[int, list[tuple[str, str, str]]]:
-    head, records = 0, []
+    head = 0
+    records: list[tuple[str, str, str]] = []
     async for item in engine.pull(room, 0, 0, 0, False):
         if isinstance(item, int):
             head = item

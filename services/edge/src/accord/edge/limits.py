@@ -1,9 +1,13 @@
-"""Rate limiting: a token bucket per session."""
+"""Rate limiting: a token bucket per session; the limits both doors (WebSocket, server API)
+share."""
 
 from __future__ import annotations
 
 import math
 import time
+
+MAX_BATCH = 1000
+"""Changes in one push (a WebSocket ``push`` or a server API ``POST .../changes``)."""
 
 
 class TokenBucket:

@@ -25,7 +25,7 @@ from accord.common.tasks import spawn
 from accord.edge import metrics
 from accord.edge.auth import CLIENT_ID_RE, NAME_RE, AuthError, Identity
 from accord.edge.backends import to_protocol_error
-from accord.edge.limits import TokenBucket
+from accord.edge.limits import MAX_BATCH, TokenBucket
 from accord.edge.ops import parse_change
 from accord.edge.protocol import (
     PROTOCOL_VERSION,
@@ -35,6 +35,7 @@ from accord.edge.protocol import (
     parse_binary,
     parse_json,
 )
+from accord.edge.results import push_results
 from accord.edge.rooms import Subscription
 from accord.edge.signal import Signal
 from aiohttp import WSMsgType, web
@@ -61,7 +62,6 @@ FEATURES = [
 ]
 MAX_STATE_BYTES = 4096
 MAX_BROADCAST_BYTES = 64 * 1024
-MAX_BATCH = 1000
 CLOSE_TIMEOUT = 5.0
 FAST_WRITE_LIMIT = 64 * 1024  # transport buffer below which messages skip the queue
 COALESCE_AFTER = 64  # queued messages before superseded presence/broadcast are coalesced
@@ -726,27 +726,7 @@ class Session:
             changes=[parse_change(c, room, i) for i, c in enumerate(changes)],
         )
         response = await self.edge.sync.push(request)
-        results = []
-        for result in response.results:
-            item: dict[str, Any] = {
-                "client_seq": result.client_seq,
-                "seq": result.seq,
-                "status": "duplicate"
-                if result.status == spb.CHANGE_STATUS_DUPLICATE
-                else "applied",
-            }
-            if result.ts_adjusted:
-                item["ts"] = result.ts
-            if result.conflicts:
-                item["conflicts"] = [
-                    {
-                        "field": c.field,
-                        "winner": {"ts": c.winner_ts, "client_id": c.winner_client_id},
-                    }
-                    for c in result.conflicts
-                ]
-            results.append(item)
-        self.reply({"type": "ack", "room": room, "results": results}, request_id)
+        self.reply({"type": "ack", "room": room, "results": push_results(response)}, request_id)
 
     async def _started(self, room: str, entry: RoomEntry) -> None:
         """Wait for the subscribe's own presence work (join, watch) to finish first."""

@@ -35,6 +35,8 @@ from accord.sync.model import LoggedChange, RecordKey, RecordValue
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+PAGE_BYTES = 4 * 1024 * 1024
+"""A page is also cut after this many bytes of records (at least one record each)."""
 
 
 @dataclass(frozen=True)
@@ -147,11 +149,25 @@ async def read_page(
         raise OutOfRange(f"seq {seq} is ahead of the room's head {head}: restart paging")
     found: list[RecordValue] = []
     cursor = after
+    used = 0
     # One more than asked for, to know whether another page follows.
-    while len(found) <= limit:
+    while len(found) <= limit and used <= PAGE_BYTES:
         rows = await reader.rows(collection, cursor, limit + 1)
-        found.extend(await _as_of(reader, rows, seq))
+        values = await _as_of(reader, rows, seq)
+        found.extend(values)
+        used += sum(_size(v) for v in values)
         if len(rows) <= limit:
             break
         cursor = (rows[-1].collection, rows[-1].key)
-    return RecordsPage(seq, found[:limit], len(found) > limit)
+    page: list[RecordValue] = []
+    used = 0
+    for value in found[:limit]:
+        used += _size(value)
+        if page and used > PAGE_BYTES:
+            break
+        page.append(value)
+    return RecordsPage(seq, page, len(found) > len(page))
+
+
+def _size(record: RecordValue) -> int:
+    return len(record.value_json) + len(record.collection) + len(record.key) + 16
