@@ -6,6 +6,7 @@ accord sync       the sync service
 accord presence   the presence service
 accord migrate    apply PostgreSQL migrations and exit
 accord token      print a development token signed with JWT_SECRET
+accord api-key    create a server API key and its API_KEYS_FILE entry
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from accord.cli import dev, token
+from accord.cli import api_keys, dev, token
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -30,12 +31,15 @@ def main(argv: list[str] | None = None) -> None:
     commands.add_parser("presence", help="run the presence service")
     commands.add_parser("migrate", help="apply the PostgreSQL schema migrations and exit")
     token.add_parser(commands)
+    api_keys.add_parser(commands)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
 
     if args.command == "dev":
         sys.exit(dev.run())
     if args.command == "token":
         sys.exit(token.run(args))
+    if args.command == "api-key":
+        sys.exit(api_keys.run(args))
     if args.command == "edge":
         from accord.edge.__main__ import main as edge_main
 
