@@ -9,6 +9,7 @@ import logging
 import os
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ def push(client_seq: int) -> dict[str, Any]:
     return {"client_id": "svc", "changes": [change]}
 
 
-async def until(check: Any, timeout: float = 10.0) -> Answer:
+async def until(check: Callable[[], Awaitable[Answer | None]], timeout: float = 10.0) -> Answer:
     """Poll ``check`` (a coroutine function returning an Answer or None) until it answers."""
     async with asyncio.timeout(timeout):
         while True:
