@@ -245,4 +245,4 @@ class ServerApi:
             await self._presence.broadcast(room, "", body["data"], channel)
         except grpc.aio.AioRpcError as error:
             raise ApiError.of_rpc(error) from None
-        return web.json_response({"room": room}, status=202)
+        return web.json_response({"room": room}, status=202, dumps=jsontext.dumps)
