@@ -32,6 +32,7 @@ from accord.client.errors import (
 from accord.client.patch import LOCAL_OPS, PATCH_HANDLERS, Record, apply_patch
 from accord.client.replica import PendingChange, RecordChange, Replica
 from accord.client.room import Broadcast, Peer, PresencePage, Room
+from accord.client.server import Gone, ServerClient
 from accord.client.status import State, Status
 from accord.client.store import MemoryStore, OfflineStore, SqliteStore
 
@@ -48,6 +49,7 @@ __all__ = [
     "ConnectionLost",
     "Disconnected",
     "Forbidden",
+    "Gone",
     "Internal",
     "MemoryStore",
     "NotSubscribed",
@@ -62,6 +64,7 @@ __all__ = [
     "Replica",
     "Room",
     "SequenceGap",
+    "ServerClient",
     "SlowConsumer",
     "SqliteStore",
     "State",

@@ -7,6 +7,7 @@ accord presence   the presence service
 accord migrate    apply PostgreSQL migrations and exit
 accord epoch      show or renew the database's epoch (renew: after restoring a backup)
 accord token      print a development token signed with JWT_SECRET
+accord api-key    create a server API key and its API_KEYS_FILE entry
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from accord.cli import dev, epoch, token
+from accord.cli import api_keys, dev, epoch, token
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -35,6 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     epoch_parser.add_argument("action", choices=epoch.ACTIONS)
     token.add_parser(commands)
+    api_keys.add_parser(commands)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
 
     if args.command == "dev":
@@ -43,6 +45,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(epoch.run(args.action))
     if args.command == "token":
         sys.exit(token.run(args))
+    if args.command == "api-key":
+        sys.exit(api_keys.run(args))
     if args.command == "edge":
         from accord.edge.__main__ import main as edge_main
 

@@ -14,6 +14,7 @@ import grpc
 from accord.common import grpcutil
 from accord.edge import metrics
 from accord.edge.admin import AdminApi, Revocations
+from accord.edge.api.routes import ServerApi
 from accord.edge.auth import Authenticator
 from accord.edge.backends import PresenceClient, SyncClient
 from accord.edge.limits import SharedBuckets
@@ -180,6 +181,7 @@ def build_app(edge: Edge) -> web.Application:
     app.router.add_get("/ready", edge.ready)
     app.router.add_get("/metrics", edge.metrics)
     AdminApi(edge).routes(app)
+    ServerApi(edge.settings, edge.auth, edge.sync, edge.presence).add_routes(app)
     add_static_routes(app)
     return app
 

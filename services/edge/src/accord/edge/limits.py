@@ -1,4 +1,4 @@
-"""Rate limiting: a token bucket per session."""
+"""Rate limiting: a token bucket per session, and buckets shared by key (user, client IP)."""
 
 from __future__ import annotations
 

@@ -143,7 +143,8 @@ class Roster:
             message = {
                 "type": "broadcast",
                 "room": event.room,
-                "from": event.from_session_id,
+                # No sender session: a backend's broadcast through the server API.
+                "from": event.from_session_id or "server",
                 "data": json.loads(event.data_json) if event.data_json else None,
             }
             if event.channel:

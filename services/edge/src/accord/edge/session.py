@@ -35,6 +35,7 @@ from accord.edge.protocol import (
     parse_binary,
     parse_json,
 )
+from accord.edge.results import push_results
 from accord.edge.rooms import Subscription
 from accord.edge.signal import Signal
 from aiohttp import WSMsgType, web
@@ -727,27 +728,7 @@ class Session:
             changes=[parse_change(c, room, i) for i, c in enumerate(changes)],
         )
         response = await self.edge.sync.push(request)
-        results = []
-        for result in response.results:
-            item: dict[str, Any] = {
-                "client_seq": result.client_seq,
-                "seq": result.seq,
-                "status": "duplicate"
-                if result.status == spb.CHANGE_STATUS_DUPLICATE
-                else "applied",
-            }
-            if result.ts_adjusted:
-                item["ts"] = result.ts
-            if result.conflicts:
-                item["conflicts"] = [
-                    {
-                        "field": c.field,
-                        "winner": {"ts": c.winner_ts, "client_id": c.winner_client_id},
-                    }
-                    for c in result.conflicts
-                ]
-            results.append(item)
-        self.reply({"type": "ack", "room": room, "results": results}, request_id)
+        self.reply({"type": "ack", "room": room, "results": push_results(response)}, request_id)
 
     async def _started(self, room: str, entry: RoomEntry) -> None:
         """Wait for the subscribe's own presence work (join, watch) to finish first."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from accord.common import config, rules
 from accord.common.config import ConfigError, Env
+from accord.edge.api.settings import ApiSettings
 from accord.edge.auth import IdentitySettings
 
 
@@ -17,6 +18,7 @@ class Settings:
     sync_target: str = "127.0.0.1:50051"
     presence_target: str = "127.0.0.1:50052"
     identity: IdentitySettings = field(default_factory=IdentitySettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
     allowed_origins: tuple[str, ...] | None = None
     connect_rate: float = 20.0
     connect_burst: int = 40
@@ -56,6 +58,7 @@ class Settings:
             sync_target=_target(sync_host, sync_port, "SYNC_ADDR"),
             presence_target=_target(pres_host, pres_port, "PRESENCE_ADDR"),
             identity=identity,
+            api=ApiSettings.from_env(env),
             allowed_origins=_origins(env),
             connect_rate=config.get_float(env, "CONNECT_RATE", 20.0, minimum=0.1, maximum=1e6),
             connect_burst=config.get_int(env, "CONNECT_BURST", 40, minimum=1, maximum=1_000_000),

@@ -17,7 +17,7 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from accord.sync import merge, metrics
+from accord.sync import merge, metrics, records
 from accord.sync.epoch import Basis, RoomHead
 from accord.sync.errors import BadRequest, OutOfRange, SyncError, TooLarge
 from accord.sync.hlc import HybridClock
@@ -564,6 +564,24 @@ class Engine:
 
     async def head(self, room: str) -> int:
         return await self._store.head(room)
+
+    async def records_page(
+        self,
+        room: str,
+        as_of: int,
+        collection: str | None,
+        after: RecordKey | None,
+        limit: int,
+    ) -> records.RecordsPage:
+        """A page of the room's records as of seq ``as_of`` (0: its head); see
+        ``accord.sync.records``."""
+        async with self._store.reader(room) as reader:
+            return await records.read_page(reader, as_of, collection, after, limit)
+
+    async def record(self, room: str, collection: str, key: str) -> records.StoredRecord | None:
+        """The record as it is now (None: never written); its value None when deleted."""
+        async with self._store.reader(room) as reader:
+            return await reader.row(collection, key)
 
     async def heads(self, rooms: Sequence[str]) -> dict[str, int]:
         return await self._store.heads(rooms)

@@ -11,7 +11,7 @@ import grpc
 from accord.api.sync.v1 import sync_pb2 as pb
 from accord.api.sync.v1 import sync_pb2_grpc
 from accord.common.grpcutil import abort
-from accord.sync import wire
+from accord.sync import records_wire, wire
 from accord.sync.bus import Bus
 from accord.sync.committer import Committer
 from accord.sync.engine import Engine, PullHead, SnapshotPage, split_by_bytes
@@ -179,6 +179,29 @@ class SyncServicer(sync_pb2_grpc.SyncServicer):
             wire.check_room(request.room)
             room = (await self._engine.room_heads([request.room]))[request.room]
             return pb.HeadResponse(head=room.head, epoch=room.epoch.current)
+        except Exception as error:
+            await _fail(context, error)
+            raise
+
+    async def ReadRecords(
+        self, request: pb.ReadRecordsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ReadRecordsResponse:
+        try:
+            args = records_wire.read_records_args(request)
+            page = await self._engine.records_page(request.room, *args)
+            return records_wire.records_response(page)
+        except Exception as error:
+            await _fail(context, error)
+            raise
+
+    async def GetRecord(
+        self, request: pb.GetRecordRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetRecordResponse:
+        try:
+            wire.check_room(request.room)
+            records_wire.check_record_key(request.collection, request.key)
+            row = await self._engine.record(request.room, request.collection, request.key)
+            return records_wire.record_response(row)
         except Exception as error:
             await _fail(context, error)
             raise

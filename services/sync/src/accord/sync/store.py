@@ -34,6 +34,7 @@ from accord.sync.model import (
     RoomRecord,
     RoomWrite,
 )
+from accord.sync.records import RecordReader
 
 
 class Contended(Exception):
@@ -135,6 +136,10 @@ class Store(Protocol):
         ...
 
     def snapshot(self, room: str) -> AbstractAsyncContextManager[Snapshot]: ...
+
+    def reader(self, room: str) -> AbstractAsyncContextManager[RecordReader]:
+        """One read transaction over the room's records and log (``accord.sync.records``)."""
+        ...
 
     async def head(self, room: str) -> int: ...
 

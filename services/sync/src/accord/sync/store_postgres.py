@@ -44,6 +44,7 @@ from accord.sync.model import (
     RoomWrite,
 )
 from accord.sync.pg_cluster import Cluster
+from accord.sync.records_sql import PostgresReader
 from accord.sync.store import Contended, SnapshotBase
 
 log = logging.getLogger(__name__)
@@ -516,6 +517,16 @@ class PostgresStore:
                 yield _Snapshot(conn, room, 0, 0, epoch)
             else:
                 yield _Snapshot(conn, room, int(row["head"]), int(row["floor"]), epoch)
+
+    @asynccontextmanager
+    async def reader(self, room: str) -> AsyncIterator[PostgresReader]:
+        async with (
+            self._connection() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            row = await conn.fetchrow("SELECT head, floor FROM rooms WHERE room = $1", room)
+            head, floor = (int(row["head"]), int(row["floor"])) if row else (0, 0)
+            yield PostgresReader(conn, room, head, floor)
 
     async def head(self, room: str) -> int:
         async with self._connection() as conn:

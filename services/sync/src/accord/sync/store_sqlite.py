@@ -27,6 +27,7 @@ from accord.sync.model import (
     RoomRecord,
     RoomWrite,
 )
+from accord.sync.records_sql import SqliteReader
 from accord.sync.schema import MIGRATIONS, statements
 from accord.sync.settings import MEMORY
 from accord.sync.store import SnapshotBase
@@ -430,6 +431,18 @@ class SqliteStore:
             if db.in_transaction:
                 await db.execute("COMMIT")
             await db.close()
+
+    @asynccontextmanager
+    async def reader(self, room: str) -> AsyncIterator[SqliteReader]:
+        # On the shared reader connection: a page is a few short queries.
+        async with self._read_lock:
+            with _unavailable():
+                await self._reader.execute("BEGIN")
+                try:
+                    head, floor, _ = await _room_row(self._reader, room)
+                    yield SqliteReader(self._reader, room, head, floor)
+                finally:
+                    await self._reader.execute("COMMIT")
 
     async def head(self, room: str) -> int:
         async with self._read_lock:

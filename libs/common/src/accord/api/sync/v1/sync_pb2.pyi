@@ -337,3 +337,49 @@ class ListConflictsResponse(_message.Message):
     CONFLICTS_FIELD_NUMBER: _ClassVar[int]
     conflicts: _containers.RepeatedCompositeFieldContainer[ConflictRecord]
     def __init__(self, conflicts: _Optional[_Iterable[_Union[ConflictRecord, _Mapping]]] = ...) -> None: ...
+
+class ReadRecordsRequest(_message.Message):
+    __slots__ = ("room", "as_of", "collection", "after_collection", "after_key", "limit")
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    AFTER_COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    AFTER_KEY_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    room: str
+    as_of: int
+    collection: str
+    after_collection: str
+    after_key: str
+    limit: int
+    def __init__(self, room: _Optional[str] = ..., as_of: _Optional[int] = ..., collection: _Optional[str] = ..., after_collection: _Optional[str] = ..., after_key: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ReadRecordsResponse(_message.Message):
+    __slots__ = ("seq", "records", "more")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    records: _containers.RepeatedCompositeFieldContainer[Record]
+    more: bool
+    def __init__(self, seq: _Optional[int] = ..., records: _Optional[_Iterable[_Union[Record, _Mapping]]] = ..., more: _Optional[bool] = ...) -> None: ...
+
+class GetRecordRequest(_message.Message):
+    __slots__ = ("room", "collection", "key")
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    room: str
+    collection: str
+    key: str
+    def __init__(self, room: _Optional[str] = ..., collection: _Optional[str] = ..., key: _Optional[str] = ...) -> None: ...
+
+class GetRecordResponse(_message.Message):
+    __slots__ = ("found", "record", "seq")
+    FOUND_FIELD_NUMBER: _ClassVar[int]
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    found: bool
+    record: Record
+    seq: int
+    def __init__(self, found: _Optional[bool] = ..., record: _Optional[_Union[Record, _Mapping]] = ..., seq: _Optional[int] = ...) -> None: ...

@@ -69,6 +69,16 @@ class SyncStub:
                 request_serializer=accord_dot_sync_dot_v1_dot_sync__pb2.ListConflictsRequest.SerializeToString,
                 response_deserializer=accord_dot_sync_dot_v1_dot_sync__pb2.ListConflictsResponse.FromString,
                 _registered_method=True)
+        self.ReadRecords = channel.unary_unary(
+                '/accord.sync.v1.Sync/ReadRecords',
+                request_serializer=accord_dot_sync_dot_v1_dot_sync__pb2.ReadRecordsRequest.SerializeToString,
+                response_deserializer=accord_dot_sync_dot_v1_dot_sync__pb2.ReadRecordsResponse.FromString,
+                _registered_method=True)
+        self.GetRecord = channel.unary_unary(
+                '/accord.sync.v1.Sync/GetRecord',
+                request_serializer=accord_dot_sync_dot_v1_dot_sync__pb2.GetRecordRequest.SerializeToString,
+                response_deserializer=accord_dot_sync_dot_v1_dot_sync__pb2.GetRecordResponse.FromString,
+                _registered_method=True)
 
 
 class SyncServicer:
@@ -134,6 +144,23 @@ class SyncServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReadRecords(self, request, context):
+        """A page of the room's records, in (collection, key) order, as of one seq:
+        the head when `as_of` is 0, else `as_of` (a later page of the same
+        listing). Records changed after that seq are rebuilt from the log; when
+        the log no longer holds what that needs, fails with OUT_OF_RANGE.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRecord(self, request, context):
+        """One record as it is now, with the seq of the last change to it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SyncServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -171,6 +198,16 @@ def add_SyncServicer_to_server(servicer, server):
                     servicer.ListConflicts,
                     request_deserializer=accord_dot_sync_dot_v1_dot_sync__pb2.ListConflictsRequest.FromString,
                     response_serializer=accord_dot_sync_dot_v1_dot_sync__pb2.ListConflictsResponse.SerializeToString,
+            ),
+            'ReadRecords': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReadRecords,
+                    request_deserializer=accord_dot_sync_dot_v1_dot_sync__pb2.ReadRecordsRequest.FromString,
+                    response_serializer=accord_dot_sync_dot_v1_dot_sync__pb2.ReadRecordsResponse.SerializeToString,
+            ),
+            'GetRecord': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRecord,
+                    request_deserializer=accord_dot_sync_dot_v1_dot_sync__pb2.GetRecordRequest.FromString,
+                    response_serializer=accord_dot_sync_dot_v1_dot_sync__pb2.GetRecordResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -362,6 +399,60 @@ class Sync:
             '/accord.sync.v1.Sync/ListConflicts',
             accord_dot_sync_dot_v1_dot_sync__pb2.ListConflictsRequest.SerializeToString,
             accord_dot_sync_dot_v1_dot_sync__pb2.ListConflictsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReadRecords(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.sync.v1.Sync/ReadRecords',
+            accord_dot_sync_dot_v1_dot_sync__pb2.ReadRecordsRequest.SerializeToString,
+            accord_dot_sync_dot_v1_dot_sync__pb2.ReadRecordsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRecord(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.sync.v1.Sync/GetRecord',
+            accord_dot_sync_dot_v1_dot_sync__pb2.GetRecordRequest.SerializeToString,
+            accord_dot_sync_dot_v1_dot_sync__pb2.GetRecordResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,160 @@
+"""API keys for the server API: a file of named keys, stored as hashes, each with the room
+patterns it may read and write (``API_KEYS_FILE``, docs/server-api.md "API keys").
+
+    {"keys": [{"name": "billing", "hash": "sha256:<hex>",
+               "rooms": ["todo-*"], "write": ["todo-*"]}]}
+
+A key is ``ak_`` and 43 URL-safe characters (32 random bytes): that much
+entropy makes one SHA-256 of it as safe to store as any slow password hash,
+and lets a request's key be found by its hash at once. ``write`` absent: as
+``rooms``; ``[]``: read only. The file is read again when it changes; a
+file that no longer parses leaves the last good keys in force.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from accord.common import jsontext
+from accord.common.config import ConfigError
+from accord.edge.auth import CLIENT_ID_RE, Identity
+
+log = logging.getLogger(__name__)
+
+PREFIX = "ak_"
+HASH_PREFIX = "sha256:"
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    name: str
+    hash: str
+    rooms: tuple[str, ...]
+    write: tuple[str, ...]
+
+    def identity(self) -> Identity:
+        return Identity(self.name, None, self.rooms, self.write)
+
+
+def new_key() -> str:
+    return PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_key(key: str) -> str:
+    return HASH_PREFIX + hashlib.sha256(key.encode()).hexdigest()
+
+
+def entry(name: str, key: str, rooms: list[str], write: list[str] | None) -> dict[str, Any]:
+    """The file entry of ``key`` (what ``accord api-key`` prints)."""
+    item: dict[str, Any] = {"name": name, "hash": hash_key(key), "rooms": rooms}
+    if write is not None:
+        item["write"] = write
+    return item
+
+
+def _patterns(item: Mapping[str, Any], field: str, where: str) -> tuple[str, ...]:
+    value = item[field]
+    if not isinstance(value, list) or not all(isinstance(p, str) and p for p in value):
+        raise ConfigError(f"{where}: {field!r} must be a list of room patterns")
+    return tuple(value)
+
+
+def parse_keys(text: str, path: str) -> tuple[ApiKey, ...]:
+    """The keys of an API keys file; raises ``ConfigError`` naming what is wrong."""
+    try:
+        raw = jsontext.loads(text)
+    except ValueError:
+        raise ConfigError(f"API_KEYS_FILE={path!r} is not valid JSON") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("keys"), list):
+        raise ConfigError(f'API_KEYS_FILE={path!r} must be an object {{"keys": [...]}}')
+    keys: list[ApiKey] = []
+    names: set[str] = set()
+    hashes: set[str] = set()
+    for index, item in enumerate(raw["keys"]):
+        where = f"API_KEYS_FILE={path!r} keys[{index}]"
+        if not isinstance(item, dict):
+            raise ConfigError(f"{where} must be an object")
+        name, digest = item.get("name"), item.get("hash")
+        if not isinstance(name, str) or not CLIENT_ID_RE.match(name):
+            raise ConfigError(f"{where}: 'name' must be 1-64 characters of [A-Za-z0-9_.:-]")
+        if (
+            not isinstance(digest, str)
+            or not digest.startswith(HASH_PREFIX)
+            or len(digest) != len(HASH_PREFIX) + 64
+            or any(c not in "0123456789abcdef" for c in digest[len(HASH_PREFIX) :])
+        ):
+            raise ConfigError(f"{where}: 'hash' must be sha256:<64 lowercase hex digits>")
+        if "rooms" not in item:
+            raise ConfigError(f"{where}: 'rooms' is required (['*'] for every room)")
+        rooms = _patterns(item, "rooms", where)
+        write = _patterns(item, "write", where) if "write" in item else rooms
+        if name in names or digest in hashes:
+            raise ConfigError(f"{where}: the name or hash of key {name!r} appears twice")
+        names.add(name)
+        hashes.add(digest)
+        keys.append(ApiKey(name, digest, rooms, write))
+    return tuple(keys)
+
+
+def read_keys(path: str) -> tuple[ApiKey, ...]:
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
+        raise ConfigError(f"API_KEYS_FILE={path!r} cannot be read: {reason}") from None
+    return parse_keys(text, path)
+
+
+def _signature(path: str) -> tuple[int, int, int] | None:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size, stat.st_ino
+
+
+class KeyRing:
+    """The keys in force: those of the file as last read well, checked for changes at
+    most every ``interval`` seconds when a key is looked up."""
+
+    def __init__(self, path: str | None, keys: tuple[ApiKey, ...], interval: float) -> None:
+        self._path = path
+        self._interval = interval
+        self._by_hash = {k.hash: k for k in keys}
+        self._seen = _signature(path) if path else None
+        self._checked = time.monotonic()
+
+    def __len__(self) -> int:
+        return len(self._by_hash)
+
+    def identity(self, key: str) -> Identity | None:
+        """The identity of ``key``, or None when no key in force has its hash."""
+        self._reload()
+        found = self._by_hash.get(hash_key(key))
+        return None if found is None else found.identity()
+
+    def _reload(self) -> None:
+        path = self._path
+        now = time.monotonic()
+        if path is None or now - self._checked < self._interval:
+            return
+        self._checked = now
+        seen = _signature(path)
+        if seen == self._seen:
+            return
+        self._seen = seen  # judged once per change: a bad file is logged once
+        try:
+            keys = read_keys(path)
+        except ConfigError as error:
+            log.warning("API keys not reloaded, the last good ones stay: %s", error)
+            return
+        self._by_hash = {k.hash: k for k in keys}
+        log.info("API keys reloaded: %d keys", len(keys))

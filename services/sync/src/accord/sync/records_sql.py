@@ -1,0 +1,145 @@
+"""The ``RecordReader``s of the two stores (``accord.sync.records``): the same queries in
+SQLite's and PostgreSQL's dialects. Each runs inside a read transaction its store opens
+(and whose errors it maps); both use keyset paging on the records' primary key."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import aiosqlite
+import asyncpg
+from accord.sync.model import LoggedChange, RecordKey
+from accord.sync.records import StoredRecord
+
+_HISTORY_COLUMNS = "seq, user_id, client_id, client_seq, collection, key, ts, op"
+_IN_LIMIT = 200
+
+
+def _stored(row: Sequence[Any]) -> StoredRecord:
+    collection, key, value, seq = row
+    return StoredRecord(str(collection), str(key), None if value is None else str(value), int(seq))
+
+
+def _history(row: Sequence[Any]) -> LoggedChange:
+    seq, user_id, client_id, client_seq, collection, key, ts, op = row
+    return LoggedChange(
+        seq=int(seq),
+        user_id=str(user_id),
+        client_id=str(client_id),
+        client_seq=int(client_seq),
+        collection=str(collection),
+        key=str(key),
+        ts=int(ts),
+        op_json=str(op),
+        patch_json="",
+    )
+
+
+class _Reader:
+    def __init__(self, room: str, head: int, floor: int) -> None:
+        self._room = room
+        self._head = head
+        self._floor = floor
+
+    @property
+    def head(self) -> int:
+        return self._head
+
+    @property
+    def floor(self) -> int:
+        return self._floor
+
+
+class SqliteReader(_Reader):
+    def __init__(self, db: aiosqlite.Connection, room: str, head: int, floor: int) -> None:
+        super().__init__(room, head, floor)
+        self._db = db
+
+    async def _fetch(self, sql: str, args: Sequence[Any]) -> list[Sequence[Any]]:
+        async with self._db.execute(sql, args) as cursor:
+            return list(await cursor.fetchall())
+
+    async def rows(
+        self, collection: str | None, after: RecordKey | None, limit: int
+    ) -> list[StoredRecord]:
+        where = ["room = ?"]
+        args: list[Any] = [self._room]
+        if collection is not None:
+            where.append("collection = ?")
+            args.append(collection)
+        if after is not None:
+            where.append("(collection, key) > (?, ?)")
+            args.extend(after)
+        sql = (
+            f"SELECT collection, key, value, seq FROM records WHERE {' AND '.join(where)} "
+            "ORDER BY collection, key LIMIT ?"
+        )
+        return [_stored(r) for r in await self._fetch(sql, [*args, limit])]
+
+    async def row(self, collection: str, key: str) -> StoredRecord | None:
+        rows = await self._fetch(
+            "SELECT collection, key, value, seq FROM records "
+            "WHERE room = ? AND collection = ? AND key = ?",
+            (self._room, collection, key),
+        )
+        return _stored(rows[0]) if rows else None
+
+    async def history(self, keys: Sequence[RecordKey], until: int) -> list[LoggedChange]:
+        found: list[LoggedChange] = []
+        for start in range(0, len(keys), _IN_LIMIT):
+            part = keys[start : start + _IN_LIMIT]
+            pairs = ",".join("(?, ?)" for _ in part)
+            rows = await self._fetch(
+                f"SELECT {_HISTORY_COLUMNS} FROM changes WHERE room = ? AND seq <= ? "
+                f"AND (collection, key) IN (VALUES {pairs})",
+                [self._room, until, *(name for pair in part for name in pair)],
+            )
+            found.extend(_history(r) for r in rows)
+        return sorted(found, key=lambda c: c.seq)
+
+
+class PostgresReader(_Reader):
+    def __init__(self, conn: asyncpg.Connection, room: str, head: int, floor: int) -> None:
+        super().__init__(room, head, floor)
+        self._conn = conn
+
+    async def rows(
+        self, collection: str | None, after: RecordKey | None, limit: int
+    ) -> list[StoredRecord]:
+        where = ["room = $1"]
+        args: list[Any] = [self._room]
+        if collection is not None:
+            args.append(collection)
+            where.append(f"collection = ${len(args)}")
+        if after is not None:
+            args.extend(after)
+            where.append(f"(collection, key) > (${len(args) - 1}, ${len(args)})")
+        args.append(limit)
+        sql = (
+            f"SELECT collection, key, value, seq FROM records WHERE {' AND '.join(where)} "
+            f"ORDER BY collection, key LIMIT ${len(args)}"
+        )
+        return [_stored(tuple(r)) for r in await self._conn.fetch(sql, *args)]
+
+    async def row(self, collection: str, key: str) -> StoredRecord | None:
+        row = await self._conn.fetchrow(
+            "SELECT collection, key, value, seq FROM records "
+            "WHERE room = $1 AND collection = $2 AND key = $3",
+            self._room,
+            collection,
+            key,
+        )
+        return None if row is None else _stored(tuple(row))
+
+    async def history(self, keys: Sequence[RecordKey], until: int) -> list[LoggedChange]:
+        rows = await self._conn.fetch(
+            f"SELECT {_HISTORY_COLUMNS} FROM changes WHERE room = $1 AND seq <= $2 "
+            "AND (collection, key) IN (SELECT * FROM unnest($3::text[], $4::text[])) "
+            "ORDER BY seq",
+            self._room,
+            until,
+            [c for c, _ in keys],
+            [k for _, k in keys],
+        )
+        return [_history(tuple(r)) for r in rows]

@@ -1,0 +1,170 @@
+"""Records read page by page as of one seq while writes go on — one contract for every store."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+from accord.api.sync.v1 import sync_pb2 as pb
+from accord.sync import wire
+from accord.sync.engine import Engine, SnapshotPage
+from accord.sync.errors import OutOfRange
+from accord.sync.hlc import HybridClock
+from accord.sync.model import Limits, Retention
+from accord.sync.records import rebuild
+from accord.sync.store import Store
+
+from tests.integration.sync.sync_helpers import (
+    add_change,
+    delete_change,
+    incr_change,
+    insert_change,
+    op_change,
+    push,
+    set_change,
+)
+
+LIMITS = Limits()
+KEYS = [f"k{i}" for i in range(12)]
+
+
+def random_change(rng: random.Random, client_seq: int) -> pb.Change:
+    key = rng.choice(KEYS)
+    kind = rng.randrange(6)
+    if kind == 0:
+        return set_change(client_seq, key, title=rng.choice("abc"), n=rng.randrange(3))
+    if kind == 1:
+        return delete_change(client_seq, key)
+    if kind == 2:
+        return incr_change(client_seq, key, "votes", rng.randrange(-3, 4))
+    if kind == 3:
+        return add_change(client_seq, key, "tags", rng.choice("xyz"))
+    if kind == 4:
+        values = json.dumps([rng.choice("xyz")])
+        return op_change(
+            client_seq, key, pb.Op(remove=pb.RemoveOp(field="tags", values_json=values))
+        )
+    return insert_change(client_seq, key, "items", "", rng.randrange(100))
+
+
+async def write(engine: Engine, rng: random.Random, room: str, start: int, count: int) -> int:
+    """Push ``count`` random changes from two clients; returns the next client_seq."""
+    for client_seq in range(start, start + count):
+        client = rng.choice(["c1", "c2"])
+        request = push(room, random_change(rng, client_seq), client_id=client)
+        await engine.push(wire.push_batch(request, LIMITS))
+    return start + count
+
+
+async def snapshot(engine: Engine, room: str) -> tuple[int, list[tuple[str, str, str]]]:
+    head = 0
+    records: list[tuple[str, str, str]] = []
+    async for item in engine.pull(room, 0, 0, 0, False):
+        if isinstance(item, int):
+            head = item
+        elif isinstance(item, SnapshotPage):
+            records.extend((r.collection, r.key, r.value_json) for r in item.records)
+    return head, records
+
+
+async def read_all(
+    engine: Engine, room: str, as_of: int, limit: int, between: object = None
+) -> tuple[int, list[tuple[str, str, str]]]:
+    records: list[tuple[str, str, str]] = []
+    after = None
+    seq = as_of
+    while True:
+        page = await engine.records_page(room, seq, None, after, limit)
+        seq = page.seq
+        records.extend((r.collection, r.key, r.value_json) for r in page.records)
+        if callable(between):
+            await between()
+        if not page.more:
+            return seq, records
+        after = (page.records[-1].collection, page.records[-1].key)
+
+
+@pytest.mark.parametrize("seed", range(4))
+async def test_pages_read_while_writes_go_on_equal_the_snapshot_at_their_seq(
+    store: Store, seed: int
+) -> None:
+    engine = Engine(store, HybridClock(60_000_000), LIMITS, Retention(log_changes=0))
+    rng = random.Random(seed)
+    room = f"r-{seed}"
+    next_seq = await write(engine, rng, room, 1, 60)
+    head, expected = await snapshot(engine, room)
+
+    async def more_writes() -> None:
+        nonlocal next_seq
+        next_seq = await write(engine, rng, room, next_seq, 7)
+
+    seq, paged = await read_all(engine, room, 0, rng.choice([1, 2, 5]), more_writes)
+    assert seq == head
+    assert paged == expected
+    # The state now, rebuilt from the log, is what the records table holds.
+    now_head, now = await snapshot(engine, room)
+    assert now_head > head
+    assert (await read_all(engine, room, now_head, 1000))[1] == now
+
+
+async def test_rebuilt_history_equals_the_stored_record(store: Store) -> None:
+    engine = Engine(store, HybridClock(60_000_000), LIMITS, Retention(log_changes=0))
+    rng = random.Random(99)
+    await write(engine, rng, "r", 1, 120)
+    head, records = await snapshot(engine, "r")
+    changes = await engine.changes("r", 0, head, 10_000)
+    for collection, key, value in records:
+        mine = [c for c in changes if (c.collection, c.key) == (collection, key)]
+        assert rebuild(mine) == value
+
+
+async def test_a_record_created_after_the_seq_is_left_out_and_a_deleted_one_kept(
+    store: Store,
+) -> None:
+    engine = Engine(store, HybridClock(60_000_000), LIMITS)
+    for request in [
+        push("r", set_change(1, "a", title="a"), set_change(2, "b", title="b")),
+        push("r", delete_change(3, "a"), set_change(4, "c", title="c")),
+    ]:
+        await engine.push(wire.push_batch(request, LIMITS))
+    page = await engine.records_page("r", 2, None, None, 10)
+    assert [(r.key, json.loads(r.value_json)) for r in page.records] == [
+        ("a", {"title": "a"}),
+        ("b", {"title": "b"}),
+    ]
+    assert not page.more
+    only = await engine.records_page("r", 0, "todos", ("todos", "a"), 1)
+    assert (only.seq, [r.key for r in only.records], only.more) == (4, ["b"], True)
+
+
+async def test_a_compacted_log_cannot_rebuild_a_changed_record(store: Store) -> None:
+    engine = Engine(store, HybridClock(60_000_000), LIMITS, Retention(log_changes=2))
+    for client_seq in range(1, 5):
+        request = push("r", set_change(client_seq, "a", n=client_seq))
+        await engine.push(wire.push_batch(request, LIMITS))
+    first = await engine.records_page("r", 0, None, None, 10)
+    assert first.seq == 4
+    for client_seq in range(5, 30):
+        request = push("r", set_change(client_seq, "a", n=client_seq))
+        await engine.push(wire.push_batch(request, LIMITS))
+    with pytest.raises(OutOfRange, match="restart paging"):
+        await engine.records_page("r", 4, None, None, 10)
+    with pytest.raises(OutOfRange):
+        await engine.records_page("r", 10_000, None, None, 10)
+
+
+async def test_one_record_with_its_seq(store: Store) -> None:
+    engine = Engine(store, HybridClock(60_000_000), LIMITS)
+    await engine.push(wire.push_batch(push("r", set_change(1, "a", n=1)), LIMITS))
+    await engine.push(wire.push_batch(push("r", delete_change(2, "a")), LIMITS))
+    await engine.push(wire.push_batch(push("r", set_change(3, "b", n=2)), LIMITS))
+    deleted, found, missing = (
+        await engine.record("r", "todos", "a"),
+        await engine.record("r", "todos", "b"),
+        await engine.record("r", "todos", "zz"),
+    )
+    assert deleted is not None and deleted.value_json is None and deleted.seq == 2
+    assert found is not None and json.loads(found.value_json or "") == {"n": 2}
+    assert found.seq == 3
+    assert missing is None
