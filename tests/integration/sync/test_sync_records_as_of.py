@@ -8,7 +8,7 @@ import random
 import pytest
 from accord.api.sync.v1 import sync_pb2 as pb
 from accord.sync import wire
-from accord.sync.engine import Engine, SnapshotPage
+from accord.sync.engine import Engine, PullHead, SnapshotPage
 from accord.sync.errors import OutOfRange
 from accord.sync.hlc import HybridClock
 from accord.sync.model import Limits, Retention
@@ -61,8 +61,8 @@ async def snapshot(engine: Engine, room: str) -> tuple[int, list[tuple[str, str,
     head = 0
     records: list[tuple[str, str, str]] = []
     async for item in engine.pull(room, 0, 0, 0, False):
-        if isinstance(item, int):
-            head = item
+        if isinstance(item, PullHead):
+            head = item.head
         elif isinstance(item, SnapshotPage):
             records.extend((r.collection, r.key, r.value_json) for r in item.records)
     return head, records
