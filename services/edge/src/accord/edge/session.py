@@ -314,15 +314,36 @@ class Session:
             if self._writer is not None:
                 self._writer.cancel()
 
+    async def _first_message(self) -> Any:
+        """The first data frame, within the hello timeout; None when the peer left or was late.
+
+        Control frames may come at any time (RFC 6455): pings are answered and
+        pongs (the answers to the heartbeat) ignored, within the same deadline.
+        """
+        ws = self.ws
+        deadline = time.monotonic() + self.settings.hello_timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                if remaining <= 0:
+                    raise TimeoutError
+                msg = await ws.receive(timeout=remaining)
+            except TimeoutError:
+                self._fail_hello(
+                    ProtocolError("UNAUTHENTICATED", "no hello within the hello timeout"), None
+                )
+                return None
+            self.last_seen = time.monotonic()
+            if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                return msg
+            if msg.type == WSMsgType.PING:
+                await ws.pong(msg.data)
+            elif msg.type != WSMsgType.PONG:
+                return None
+
     async def _hello(self) -> bool:
-        try:
-            msg = await self.ws.receive(timeout=self.settings.hello_timeout)
-        except TimeoutError:
-            self._fail_hello(
-                ProtocolError("UNAUTHENTICATED", "no hello within the hello timeout"), None
-            )
-            return False
-        if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+        msg = await self._first_message()
+        if msg is None:
             return False
         request_id: int | None = None
         try:
