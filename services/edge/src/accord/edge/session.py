@@ -36,6 +36,7 @@ from accord.edge.protocol import (
     parse_json,
 )
 from accord.edge.rooms import Subscription
+from accord.edge.roster import Held
 from accord.edge.signal import Signal
 from aiohttp import WSMsgType, web
 
@@ -658,6 +659,12 @@ class Session:
         request_id: int | None,
     ) -> None:
         answered = False
+        roster = self.edge.roster
+        # Watched before `subscribed` is sent, so every event after it reaches the
+        # client; held back until the `sync` is sent, so it comes after both.
+        watcher = Held(self)
+        roster.watch(room, watcher, users)
+        entry.watching = True
 
         def on_head(head: int) -> None:
             nonlocal answered
@@ -666,14 +673,17 @@ class Session:
             entry.answered.set()
 
         try:
+            if roster.connected:
+                # Presence is up: events from here on reach this edge.
+                with contextlib.suppress(TimeoutError):
+                    await roster.confirmed(room)
             await self.edge.hub.catch_up(entry.sub, since, on_head)
             if presence is not None:
                 entry.joining = True
                 await self.edge.presence.join(room, self.peer(presence))
                 entry.presence = presence
-            sync = await self.edge.roster.watch(room, self, users)
-            entry.watching = True
-            self.send(Out(sync))
+            self.send(Out(await roster.sync(room)))
+            watcher.release()
         except asyncio.CancelledError:
             raise
         except Exception as error:
@@ -688,6 +698,9 @@ class Session:
             else:
                 log.exception("subscribe to %s failed", room)
                 failure = ProtocolError("INTERNAL", "internal error", room=room)
+            if entry.watching:
+                entry.watching = False
+                roster.unwatch(room, self)
             if answered:
                 # The data subscription stays; only presence failed.
                 if entry.sub.live:
