@@ -867,7 +867,8 @@ async def test_numbers_out_of_range_are_bad_requests_that_echo_the_id(suite: Sui
             await client.send({"type": "ping", "id": request_id})
             error = await client.expect("error")
             assert (error["code"], error["id"]) == ("BAD_REQUEST", request_id)
-        assert await client.request({"type": "ping", "id": -5}) == {"type": "pong", "id": -5}
+        await client.send({"type": "ping", "id": -5})  # negative ids are integers too
+        assert await client.reply(-5) == {"type": "pong", "id": -5}
         assert (await client.request({"type": "ping"}))["type"] == "pong"
 
 

@@ -32,6 +32,7 @@ class ProtocolError(Exception):
         room: str | None = None,
         retry_after_ms: int | None = None,
         close: int | None = None,
+        request_id: int | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
@@ -39,6 +40,8 @@ class ProtocolError(Exception):
         self.room = room
         self.retry_after_ms = retry_after_ms
         self.close = close
+        # The frame's id, when the error is raised before the frame is handed on.
+        self.request_id = request_id
 
 
 def too_deep(value: Any, max_depth: int) -> bool:
@@ -59,15 +62,85 @@ def too_deep(value: Any, max_depth: int) -> bool:
     return False
 
 
+INT64_MIN = -(1 << 63)
+INT64_MAX = (1 << 63) - 1
+
+
+def is_int(value: Any) -> bool:
+    """An integer, not a bool (``True`` is an ``int`` to Python, not to the protocol)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def request_id_of(message: dict[str, Any]) -> int | None:
+    """The frame's integer ``id`` (None when absent or not an integer)."""
+    value = message.get("id")
+    return value if is_int(value) else None
+
+
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}:,]|[^\s\[\]{}:,"]+')
+_INTEGER = re.compile(r"-?(?:0|[1-9][0-9]*)").fullmatch
+SALVAGE_SCAN = 64 * 1024
+"""How far into an over-deep frame its top-level ``id`` is looked for (bounded work)."""
+
+
+def _top_level_id(text: str) -> int | None:
+    """A top-level integer ``"id"`` member, found without parsing (for frames nested
+    beyond what the parser can recurse into); looks at the first ``SALVAGE_SCAN`` characters."""
+    depth = 0
+    key: str | None = None
+    after_colon = False
+    for match in _TOKEN.finditer(text, 0, SALVAGE_SCAN):
+        token = match.group()
+        if token in ("{", "["):
+            if depth == 0 and token == "[":
+                return None
+            depth += 1
+            after_colon = False
+        elif token in ("}", "]"):
+            depth -= 1
+        elif depth != 1:
+            continue
+        elif token == ":":
+            after_colon = True
+        elif token == ",":
+            key, after_colon = None, False
+        elif after_colon:
+            if key == '"id"':
+                return int(token) if _INTEGER(token) else None
+            after_colon = False
+        else:
+            key = token
+    return None
+
+
+def _salvage_id(data: bytes | str) -> int | None:
+    """The integer ``id`` of a frame that is JSON but not acceptable JSON (a lone
+    surrogate, a number too large, nesting beyond the parser's reach)."""
+    try:
+        message = json.loads(data)
+    except RecursionError:
+        text = data.decode(errors="replace") if isinstance(data, bytes) else data
+        return _top_level_id(text)
+    except ValueError:
+        return None
+    return request_id_of(message) if isinstance(message, dict) else None
+
+
 def parse_json(data: bytes | str, max_depth: int) -> dict[str, Any]:
     try:
         message = jsontext.loads(data)
     except (ValueError, RecursionError):
-        raise ProtocolError("BAD_REQUEST", "frame is not valid JSON") from None
+        raise ProtocolError(
+            "BAD_REQUEST", "frame is not valid JSON", request_id=_salvage_id(data)
+        ) from None
     if not isinstance(message, dict):
         raise ProtocolError("BAD_REQUEST", "frame must be a JSON object")
     if too_deep(message, max_depth):
-        raise ProtocolError("BAD_REQUEST", f"JSON nests deeper than {max_depth} levels")
+        raise ProtocolError(
+            "BAD_REQUEST",
+            f"JSON nests deeper than {max_depth} levels",
+            request_id=request_id_of(message),
+        )
     return message
 
 
@@ -87,6 +160,15 @@ def parse_binary(data: bytes, max_depth: int) -> dict[str, Any]:
         frame.ParseFromString(data)
     except DecodeError:
         raise ProtocolError("BAD_REQUEST", "binary frame is not a valid ClientFrame") from None
+    try:
+        return _binary_message(frame, max_depth)
+    except ProtocolError as error:
+        if frame.HasField("id"):
+            error.request_id = frame.id
+        raise
+
+
+def _binary_message(frame: pb.ClientFrame, max_depth: int) -> dict[str, Any]:
     kind = frame.WhichOneof("msg")
     message: dict[str, Any] = {"type": kind or ""}
     if frame.HasField("id"):

@@ -28,12 +28,16 @@ from accord.edge.backends import to_protocol_error
 from accord.edge.limits import TokenBucket
 from accord.edge.ops import parse_change
 from accord.edge.protocol import (
+    INT64_MAX,
+    INT64_MIN,
     PROTOCOL_VERSION,
     Out,
     ProtocolError,
     error_message,
+    is_int,
     parse_binary,
     parse_json,
+    request_id_of,
 )
 from accord.edge.rooms import Subscription
 from accord.edge.roster import Held
@@ -103,8 +107,17 @@ class RoomEntry:
     answered: Signal = field(default_factory=Signal)
 
 
-def _int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+_int = is_int
+
+
+def _check_id(message: dict[str, Any]) -> None:
+    if "id" not in message:
+        return
+    value = message["id"]
+    if not is_int(value):
+        raise ProtocolError("BAD_REQUEST", "id must be an integer")
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise ProtocolError("BAD_REQUEST", "id must be an integer from -2^63 to 2^63-1")
 
 
 def _room_of(message: dict[str, Any]) -> str:
@@ -349,15 +362,13 @@ class Session:
         request_id: int | None = None
         try:
             message = self._decode(msg)
-            raw_id = message.get("id")
-            request_id = raw_id if _int(raw_id) else None
+            request_id = request_id_of(message)
             if message.get("type") != "hello":
                 raise ProtocolError("UNAUTHENTICATED", "the first message must be hello")
-            if "id" in message and not _int(raw_id):
-                raise ProtocolError("BAD_REQUEST", "id must be an integer")
+            _check_id(message)
             self._accept_hello(message)
         except ProtocolError as error:
-            self._fail_hello(error, request_id)
+            self._fail_hello(error, request_id if error.request_id is None else error.request_id)
             return False
         self.reply(
             {
@@ -478,14 +489,13 @@ class Session:
             wait_ms = self.bucket.take()
             try:
                 message = self._decode(msg)
-            except ProtocolError:
+                request_id = request_id_of(message)
+                _check_id(message)
+            except ProtocolError as error:
+                if error.request_id is not None:
+                    request_id = error.request_id
                 self._count_violation(wait_ms)
                 raise
-            raw_id = message.get("id")
-            if "id" in message and not _int(raw_id):
-                self._count_violation(wait_ms)
-                raise ProtocolError("BAD_REQUEST", "id must be an integer")
-            request_id = raw_id
             if not wait_ms and self.identity is not None:
                 wait_ms = self.edge.user_limits.take(self.identity.user_id)
             self._count_violation(wait_ms)
@@ -618,8 +628,10 @@ class Session:
         since = message.get("since", 0)
         if since is None:
             since = 0
-        if not _int(since) or since < 0:
-            raise ProtocolError("BAD_REQUEST", "since must be a non-negative integer", room=room)
+        if not _int(since) or not 0 <= since <= INT64_MAX:
+            raise ProtocolError(
+                "BAD_REQUEST", "since must be an integer from 0 to 2^63-1", room=room
+            )
         users = message.get("users", False)
         if not isinstance(users, bool):
             raise ProtocolError("BAD_REQUEST", "users must be a boolean", room=room)
