@@ -389,3 +389,32 @@ async def test_gap_beyond_the_compacted_log_resyncs_subscribers(
         await late.subscribe("compact", since=3)  # older than the retained tail
         snapshot = await late.expect("snapshot")
         assert snapshot["seq"] == 45
+
+
+async def test_half_sent_requests_are_timed_out(make_suite: Any) -> None:
+    suite = await make_suite(edge_env={"REQUEST_HEADER_TIMEOUT": "0.5", "HELLO_TIMEOUT": "5"})
+    port = int(suite.http_url.rsplit(":", 1)[1])
+    partial = [
+        b"GET /ws HTT",  # half a request line
+        b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n",  # headers never finished
+        (
+            b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+        ),  # an upgrade that never completes
+    ]
+    for data in partial:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        started = time.monotonic()
+        writer.write(data)
+        await writer.drain()
+        # The server closes the connection: the read ends (EOF) well within the bound.
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+        assert time.monotonic() - started < 2.0
+        writer.close()
+    async with aiohttp.ClientSession() as http, http.get(f"{suite.http_url}/health") as response:
+        assert response.status == 200
+    # A WebSocket session outlives the header timeout.
+    async with await suite.client() as client:
+        await client.hello(make_token())
+        await client.idle(1.0)
+        assert (await client.request({"type": "ping"}))["type"] == "pong"

@@ -202,7 +202,15 @@ async def serve(settings: Settings) -> AsyncIterator[Running]:
         heartbeat = asyncio.create_task(edge.heartbeat_loop())
         stack.callback(heartbeat.cancel)
         runner = web.AppRunner(
-            build_app(edge), access_log=None, handle_signals=False, shutdown_timeout=1.0
+            build_app(edge),
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=1.0,
+            # From aiohttp 3.14 the keep-alive timer also runs from the connection's
+            # start and closes a connection whose request is not complete when it
+            # fires: a header-read timeout (slowloris) and the idle limit between
+            # requests. An upgraded WebSocket is a request in progress: not affected.
+            keepalive_timeout=settings.request_header_timeout,
         )
         await runner.setup()
         stack.push_async_callback(runner.cleanup)

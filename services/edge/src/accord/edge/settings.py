@@ -30,6 +30,7 @@ class Settings:
     heartbeat_interval: float = 30.0
     max_message_size: int = 1024 * 1024
     hello_timeout: float = 10.0
+    request_header_timeout: float = 10.0
     rate_limit: float = 100.0
     rate_burst: int = 200
     max_rooms_per_session: int = 100
@@ -104,6 +105,9 @@ class Settings:
             ),
             max_message_size=max_message_size,
             hello_timeout=config.get_float(env, "HELLO_TIMEOUT", 10.0, minimum=0.05, maximum=600),
+            request_header_timeout=config.get_float(
+                env, "REQUEST_HEADER_TIMEOUT", 10.0, minimum=0.05, maximum=600
+            ),
             rate_limit=config.get_float(env, "RATE_LIMIT", 100.0, minimum=0.1, maximum=1e6),
             rate_burst=config.get_int(env, "RATE_BURST", 200, minimum=1, maximum=1_000_000),
             max_rooms_per_session=config.get_int(
