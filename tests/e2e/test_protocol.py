@@ -652,7 +652,7 @@ async def test_peers_requires_the_admin_token_when_set(make_suite: Any) -> None:
 
 async def test_drain_closes_sockets_with_1012_and_refuses_new_ones(make_suite: Any) -> None:
     suite = await make_suite()
-    edge = suite.extra["edge"].edge
+    edge = suite.extra["edge"]
     async with await connected(suite) as client:
         await client.subscribe("room-drain")
         drain = asyncio.create_task(edge.drain())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import fnmatch
 import re
-import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +13,6 @@ from accord.edge.settings import Settings
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
-ANONYMOUS_TTL = 10 * 365 * 24 * 3600
 
 
 class AuthError(Exception):
@@ -115,7 +113,3 @@ class Authenticator:
         except jwt.PyJWTError as error:
             raise AuthError("UNAUTHENTICATED", f"invalid token: {error}") from None
         return claims
-
-
-def seconds_until(expires_at: float | None) -> float | None:
-    return None if expires_at is None else expires_at - time.time()

@@ -37,6 +37,8 @@ class Settings:
     presence_sync_limit: int = 100
     max_json_depth: int = 32
     send_queue_size: int = 1024
+    send_queue_bytes: int = 8 * 1024 * 1024
+    edge_queue_bytes: int = 256 * 1024 * 1024
     drain_timeout: float = 20.0
     rpc_timeout: float = 10.0
     edge_id: str = "edge"
@@ -79,6 +81,17 @@ class Settings:
         max_message_size = config.get_int(
             env, "MAX_MESSAGE_SIZE", 1024 * 1024, minimum=1024, maximum=64 * 1024 * 1024
         )
+        send_queue_bytes = config.get_int(
+            env, "SEND_QUEUE_BYTES", 8 * 1024 * 1024, minimum=64 * 1024, maximum=1 << 40
+        )
+        edge_queue_bytes = config.get_int(
+            env, "EDGE_QUEUE_BYTES", 256 * 1024 * 1024, minimum=64 * 1024, maximum=1 << 44
+        )
+        if edge_queue_bytes < send_queue_bytes:
+            raise ConfigError(
+                f"EDGE_QUEUE_BYTES={edge_queue_bytes} is below SEND_QUEUE_BYTES={send_queue_bytes}:"
+                " the edge's budget must hold at least one session's queue"
+            )
         return cls(
             ws_addr=(host, port),
             sync_target=_target(sync_host, sync_port, "SYNC_ADDR"),
@@ -120,6 +133,8 @@ class Settings:
             send_queue_size=config.get_int(
                 env, "SEND_QUEUE_SIZE", 1024, minimum=8, maximum=1_000_000
             ),
+            send_queue_bytes=send_queue_bytes,
+            edge_queue_bytes=edge_queue_bytes,
             drain_timeout=config.get_float(env, "DRAIN_TIMEOUT", 20.0, minimum=0, maximum=3600),
             rpc_timeout=config.get_float(env, "RPC_TIMEOUT", 10.0, minimum=0.1, maximum=600),
             edge_id=config.get_str(env, "EDGE_ID", f"{socket.gethostname()}-{os.getpid()}"),
