@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Iterator
 from typing import Generic, Protocol, TypeVar
 
 from accord.edge import metrics
+
+log = logging.getLogger(__name__)
 
 
 class Member(Protocol):
@@ -56,6 +59,7 @@ class Sessions(Generic[S]):
         """Refuse new sessions, let each finish what it is doing, close them all with 1012."""
         self.draining = True
         sessions = self.values()
+        log.info("draining %d sessions", len(sessions))
         await asyncio.gather(*(s.drain(timeout / 2) for s in sessions), return_exceptions=True)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._empty.wait(), timeout / 2)
