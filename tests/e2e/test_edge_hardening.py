@@ -265,7 +265,7 @@ class StalledClient:
 
 async def test_slow_consumer_is_closed_without_slowing_the_room(make_suite: Any) -> None:
     suite = await make_suite(edge_env={"SEND_QUEUE_SIZE": "8"})
-    edge = suite.extra["edge"].edge
+    edge = suite.extra["edge"]
     # Blocking socket calls run in a thread: the server shares this event loop.
     slow = await asyncio.to_thread(StalledClient, int(suite.http_url.rsplit(":", 1)[1]))
     await asyncio.to_thread(
@@ -321,7 +321,7 @@ async def test_drain_then_resume_on_another_edge_loses_nothing(make_suite: Any) 
             )
             sent = n
             if n == 20:
-                drain = asyncio.create_task(first.edge.drain())
+                drain = asyncio.create_task(first.drain())
                 break
         code = None
         while code is None:
@@ -389,3 +389,101 @@ async def test_gap_beyond_the_compacted_log_resyncs_subscribers(
         await late.subscribe("compact", since=3)  # older than the retained tail
         snapshot = await late.expect("snapshot")
         assert snapshot["seq"] == 45
+
+
+async def test_half_sent_requests_are_timed_out(make_suite: Any) -> None:
+    suite = await make_suite(edge_env={"REQUEST_HEADER_TIMEOUT": "0.5", "HELLO_TIMEOUT": "5"})
+    port = int(suite.http_url.rsplit(":", 1)[1])
+    partial = [
+        b"GET /ws HTT",  # half a request line
+        b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n",  # headers never finished
+        (
+            b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+        ),  # an upgrade that never completes
+    ]
+    for data in partial:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        started = time.monotonic()
+        writer.write(data)
+        await writer.drain()
+        # The server closes the connection: the read ends (EOF) well within the bound.
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+        assert time.monotonic() - started < 2.0
+        writer.close()
+    async with aiohttp.ClientSession() as http, http.get(f"{suite.http_url}/health") as response:
+        assert response.status == 200
+    # A WebSocket session outlives the header timeout.
+    async with await suite.client() as client:
+        await client.hello(make_token())
+        await client.idle(1.0)
+        assert (await client.request({"type": "ping"}))["type"] == "pong"
+
+
+def _status_kb(pid: int, field: str) -> int:
+    """A field of /proc/<pid>/status in kB (VmRSS: resident now; VmHWM: the peak)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} for {pid}")
+
+
+async def test_clients_that_never_read_cannot_grow_the_edge(make_suite: Any) -> None:
+    import sys
+
+    from tests.support.ports import free_port
+    from tests.support.suite import wait_ready
+
+    suite = await make_suite()
+    settings = suite.extra["edge"].edge.settings
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("JWT_", "ALLOW_"))},
+        "WS_ADDR": f"127.0.0.1:{port}",
+        "SYNC_ADDR": settings.sync_target,
+        "PRESENCE_ADDR": settings.presence_target,
+        "JWT_SECRET": settings.identity.secret or "",
+        "SEND_QUEUE_BYTES": str(4 * 1024 * 1024),
+        "LOG_LEVEL": "warning",
+    }
+    edge = await asyncio.create_subprocess_exec(sys.executable, "-m", "accord.edge", env=env)
+    try:
+        await wait_ready(f"http://127.0.0.1:{port}")
+        stalled = []
+        for n in range(2):
+            client = await asyncio.to_thread(StalledClient, port)
+            token = make_token(f"u-slow-{n}")
+            await asyncio.to_thread(
+                client.send_text, {"type": "hello", "id": 1, "client_id": "c-s", "token": token}
+            )
+            await asyncio.to_thread(client.send_text, {"type": "subscribe", "id": 2, "room": "big"})
+            stalled.append(client)
+        async with (
+            await suite.client() as writer,
+            await Client.connect(f"ws://127.0.0.1:{port}/ws") as reader,
+        ):
+            await writer.hello(make_token("u-w"), client_id="c-w")
+            await reader.hello(make_token("u-r"), client_id="c-r")
+            await writer.subscribe("big")
+            await reader.subscribe("big")
+            baseline_kb = _status_kb(edge.pid, "VmRSS")
+            replica = Replica()
+            total = 160  # 160 records of 240 kB: 38 MB to each subscriber
+            reading = asyncio.create_task(sync_until(reader, replica, total, timeout=120))
+            blob = "y" * 240_000
+            for n in range(1, total + 1):
+                ack = await writer.push("big", [change(n, f"k{n % 4}", blob=f"{n}{blob}")])
+                assert ack["type"] == "ack"
+            await reading
+            # The well-behaved subscriber got every seq, in order.
+            assert replica.seqs == list(range(1, total + 1))
+            peak_kb = _status_kb(edge.pid, "VmHWM")
+        for client in stalled:
+            assert await asyncio.to_thread(client.close_code) == 4009
+        # Two stalled clients would have held 2 x 38 MB (the edge grew by 105 MB without a
+        # byte bound, 15 MB with it); each is cut once 4 MiB is queued for it.
+        growth_mb = (peak_kb - baseline_kb) / 1024
+        assert growth_mb < 40, f"the edge grew by {growth_mb:.0f} MB"
+    finally:
+        edge.terminate()
+        await asyncio.wait_for(edge.wait(), 30)

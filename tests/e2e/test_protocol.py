@@ -657,7 +657,7 @@ async def test_peers_requires_the_admin_token_when_set(make_suite: Any) -> None:
 
 async def test_drain_closes_sockets_with_1012_and_refuses_new_ones(make_suite: Any) -> None:
     suite = await make_suite()
-    edge = suite.extra["edge"].edge
+    edge = suite.extra["edge"]
     async with await connected(suite) as client:
         await client.subscribe("room-drain")
         drain = asyncio.create_task(edge.drain())
@@ -750,3 +750,187 @@ async def test_an_up_to_date_subscriber_to_a_live_room_goes_live_without_a_repla
         changes = await reader.expect("changes")
         # Nothing before seq 4 is sent again; seq 4 arrives live.
         assert [c["seq"] for c in changes["changes"]] == [4]
+
+
+async def raw_hello(ws: aiohttp.ClientWebSocketResponse, request_id: int = 1) -> dict[str, Any]:
+    hello = {"type": "hello", "id": request_id, "client_id": "c-raw", "token": make_token()}
+    await ws.send_str(json.dumps(hello))
+    msg = await ws.receive(timeout=5)
+    assert msg.type == aiohttp.WSMsgType.TEXT, msg
+    reply: dict[str, Any] = json.loads(msg.data)
+    return reply
+
+
+async def test_control_frames_before_hello_are_answered_and_the_wait_goes_on(
+    make_suite: Any,
+) -> None:
+    suite = await make_suite(edge_env={"HELLO_TIMEOUT": "5"})
+    async with aiohttp.ClientSession() as http, http.ws_connect(suite.ws_url, autoping=False) as ws:
+        await ws.ping(b"early")
+        msg = await ws.receive(timeout=5)
+        assert (msg.type, msg.data) == (aiohttp.WSMsgType.PONG, b"early")
+        await ws.pong(b"unsolicited")
+        assert (await raw_hello(ws))["type"] == "welcome"
+
+
+async def test_the_servers_own_heartbeat_before_hello_does_not_end_the_session(
+    make_suite: Any,
+) -> None:
+    suite = await make_suite(edge_env={"HEARTBEAT_INTERVAL": "0.3", "HELLO_TIMEOUT": "5"})
+    async with aiohttp.ClientSession() as http, http.ws_connect(suite.ws_url, autoping=False) as ws:
+        # Answer the edge's heartbeat pings for a while (the marker: three of them), then hello.
+        for _ in range(3):
+            msg = await ws.receive(timeout=5)
+            assert msg.type == aiohttp.WSMsgType.PING, msg
+            await ws.pong(msg.data)
+        assert (await raw_hello(ws))["type"] == "welcome"
+
+
+async def test_control_frames_do_not_extend_the_hello_deadline(make_suite: Any) -> None:
+    suite = await make_suite(edge_env={"HELLO_TIMEOUT": "0.5"})
+    async with aiohttp.ClientSession() as http, http.ws_connect(suite.ws_url, autoping=False) as ws:
+        started = time.monotonic()
+        error: dict[str, Any] | None = None
+        code = None
+        while code is None and time.monotonic() - started < 5:
+            await ws.ping(b"still here")
+            msg = await ws.receive(timeout=0.1) if not ws.closed else None
+            if msg is None:
+                break
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                error = json.loads(msg.data)
+            elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+                code = ws.close_code
+        assert error is not None and error["code"] == "UNAUTHENTICATED"
+        assert code == 4001
+        assert time.monotonic() - started < 2.5
+
+
+async def test_every_broadcast_and_presence_event_after_subscribed_is_delivered(
+    suite: Suite,
+) -> None:
+    async with (
+        await connected(suite, "u-a", "c-a") as alice,
+        await connected(suite, "u-b", "c-b") as bob,
+    ):
+        for trial in range(30):
+            room = f"race-{trial}"
+            await alice.subscribe(room, presence={"n": -1})
+            await alice.expect(
+                lambda m, r=room: (
+                    m.get("type") == "presence" and m["room"] == r and m["event"] == "sync"
+                )
+            )
+            # A record to catch up on and a presence join: work between `subscribed` and the sync.
+            assert (await alice.push(room, [set_change(trial + 1, "k", n=trial)]))["type"] == "ack"
+            request_id = bob.take_id()
+            await bob.send(
+                {"type": "subscribe", "id": request_id, "room": room, "presence": {"bob": True}}
+            )
+            assert (await bob.reply(request_id))["type"] == "subscribed"
+            # No delay: the moment Bob has `subscribed`, Alice broadcasts and updates.
+            await alice.send({"type": "broadcast", "room": room, "data": {"n": trial}})
+            await alice.send({"type": "presence", "room": room, "state": {"n": trial}})
+            received = await bob.expect(
+                lambda m, r=room: m.get("type") == "broadcast" and m["room"] == r
+            )
+            assert received["data"] == {"n": trial}
+            sync = await bob.expect(
+                lambda m, r=room: (
+                    m.get("type") == "presence" and m["room"] == r and m["event"] == "sync"
+                )
+            )
+            assert {p["user_id"] for p in sync["peers"]} == {"u-a", "u-b"}
+            update = await bob.expect(
+                lambda m, r=room, n=trial: (
+                    m.get("type") == "presence"
+                    and m["room"] == r
+                    and m["event"] == "update"
+                    and m["peer"]["state"] == {"n": n}
+                )
+            )
+            assert update["peer"]["user_id"] == "u-a"
+            await bob.request({"type": "unsubscribe", "room": room})
+            await alice.request({"type": "unsubscribe", "room": room})
+
+
+SINCE_BAD = [2**64, 2**63, -1, 1.5, True, "1", [1]]
+LIMIT_BAD = [0, 1001, 2**32, 2**64, -1, 2.0, True, "10"]
+ID_BAD = [2**63, -(2**63) - 1, 2**64]
+
+
+async def test_numbers_out_of_range_are_bad_requests_that_echo_the_id(suite: Suite) -> None:
+    async with await connected(suite) as client:
+        for since in SINCE_BAD:
+            reply = await client.request({"type": "subscribe", "room": "nums", "since": since})
+            assert (reply["type"], reply["code"]) == ("error", "BAD_REQUEST"), (since, reply)
+        await client.subscribe("nums", since=2**63 - 1)  # the largest seq is a valid position
+        for limit in LIMIT_BAD:
+            reply = await client.request({"type": "presence_list", "room": "nums", "limit": limit})
+            assert (reply["type"], reply["code"]) == ("error", "BAD_REQUEST"), (limit, reply)
+        for request_id in ID_BAD:
+            await client.send({"type": "ping", "id": request_id})
+            error = await client.expect("error")
+            assert (error["code"], error["id"]) == ("BAD_REQUEST", request_id)
+        await client.send({"type": "ping", "id": -5})  # negative ids are integers too
+        assert await client.reply(-5) == {"type": "pong", "id": -5}
+        assert (await client.request({"type": "ping"}))["type"] == "pong"
+
+
+async def test_binary_numbers_out_of_range_are_bad_requests_that_echo_the_id(
+    suite: Suite,
+) -> None:
+    async with await suite.client(encoding="binary") as client:
+        await client.hello(make_token())
+        await client.send_frame(
+            pb.ClientFrame(id=7, subscribe=pb.Subscribe(room="b", since=2**64 - 1))
+        )
+        reply = await client.reply(7)
+        assert (reply["type"], reply["code"]) == ("error", "BAD_REQUEST")
+        await client.send_frame(pb.ClientFrame(id=8, subscribe=pb.Subscribe(room="b", since=2**63)))
+        assert (await client.reply(8))["code"] == "BAD_REQUEST"
+        await client.subscribe("b")
+        await client.send_frame(
+            pb.ClientFrame(id=9, presence_list=pb.PresenceList(room="b", limit=2**32 - 1))
+        )
+        assert (await client.reply(9))["code"] == "BAD_REQUEST"
+        assert (await client.request({"type": "ping"}))["type"] == "pong"
+
+
+async def test_bad_requests_echo_the_id_of_any_parsed_frame(suite: Suite) -> None:
+    async with await connected(suite) as client:
+        cases = {
+            31: '{"type":"ping","id":31,"x":' + "[" * 40 + "]" * 40 + "}",
+            32: '{"type":"ping","id":32,"x":"\\ud800"}',
+            33: '{"id":33,"type":"ping","x":' + "[" * 100_000 + "]" * 100_000 + "}",
+            34: '{"type":"ping","x":' + "[" * 50 + "]" * 50 + ',"id":34}',
+            35: '{"type":"ping","id":35,"x":1e999}',
+            36: '{"type":7,"id":36}',
+        }
+        for request_id, text in cases.items():
+            await client.send_raw(text)
+            error = await client.reply(request_id)
+            assert (error["type"], error["code"]) == ("error", "BAD_REQUEST"), (request_id, error)
+        await client.send_raw('{"type":"ping","id":"37","x":' + "[" * 40 + "]" * 40 + "}")
+        assert "id" not in await client.expect("error")
+        # Protobuf frames: a bad JSON field, and JSON nested too deep.
+        await client.send_frame(
+            pb.ClientFrame(id=41, broadcast=pb.BroadcastSend(room="r", data_json="{nope"))
+        )
+        assert (await client.reply(41))["code"] == "BAD_REQUEST"
+        await client.send_frame(
+            pb.ClientFrame(
+                id=42, broadcast=pb.BroadcastSend(room="r", data_json="[" * 40 + "]" * 40)
+            )
+        )
+        assert (await client.reply(42))["code"] == "BAD_REQUEST"
+        await client.send({"type": "ping", "id": 43})
+        assert (await client.reply(43))["type"] == "pong"
+
+
+async def test_a_failed_hello_echoes_the_id_of_a_parsed_frame(suite: Suite) -> None:
+    async with await suite.client() as client:
+        await client.send_raw('{"type":"hello","id":3,"client_id":"c","token":"\\udc00"}')
+        error = await client.reply(3)
+        assert error["code"] == "BAD_REQUEST"
+        assert await client.closed() == 4001

@@ -17,6 +17,7 @@ import pytest
 from accord.api.sync.v1 import sync_pb2 as pb
 from accord.api.sync.v1.sync_pb2_grpc import SyncStub
 from accord.common.grpcutil import create_channel, reason_of
+from accord.common.lifecycle import BindError
 from accord.sync import wire
 from accord.sync.app import Running, serve
 from accord.sync.bus_memory import MemoryBus
@@ -285,6 +286,6 @@ async def test_start_fails_clearly_when_the_port_is_taken(tmp_path: Path) -> Non
     )
     async with serve(settings) as first:
         taken = dataclasses.replace(settings, sync_addr=("127.0.0.1", first.port))
-        with pytest.raises(Unavailable, match="cannot listen"):
+        with pytest.raises(BindError, match="cannot listen on SYNC_ADDR="):
             async with serve(taken):
                 pass

@@ -6,8 +6,11 @@ import re
 
 from accord.common import grpcutil
 from accord.edge.api.openapi import document
-from accord.edge.app import Edge, build_app
+from accord.edge.api.routes import ServerApi
+from accord.edge.auth import Authenticator
+from accord.edge.backends import PresenceClient, SyncClient
 from accord.edge.settings import Settings
+from aiohttp import web
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 
 from tests.support.wsclient import SECRET
@@ -22,7 +25,9 @@ async def test_every_api_route_is_in_the_document() -> None:
     settings = Settings.from_env({"JWT_SECRET": SECRET})
     channel = grpcutil.create_channel("127.0.0.1:1")
     try:
-        app = build_app(Edge(settings, channel, channel))
+        app = web.Application()
+        sync, presence = SyncClient(channel, 1.0), PresenceClient(channel, 1.0, "edge")
+        ServerApi(settings, Authenticator(settings.identity), sync, presence).add_routes(app)
     finally:
         await channel.close()
     paths = document()["paths"]

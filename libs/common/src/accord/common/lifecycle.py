@@ -1,8 +1,10 @@
 """Process lifecycle: signals, event loop policy, and the shutdown contract.
 
-Every service runs ``main`` as ``run(serve)``, where ``serve(stop)`` starts
-everything, waits for ``stop`` (set on SIGTERM or SIGINT), then tears down in
-reverse order through its ``AsyncExitStack``.
+Every service's ``__main__`` has one shape: load its settings (one clear line
+and exit 2 when they are bad), set up logging, then ``serve_until_stopped``,
+which enters the service's ``serve(settings)`` context, waits for SIGTERM or
+SIGINT, and tears down in reverse order through its ``AsyncExitStack``. A
+service that cannot bind its address raises ``BindError``: one line, exit 2.
 """
 
 from __future__ import annotations
@@ -13,13 +15,22 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, TypeVar
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol, TypeVar
 
 from accord.common.config import ConfigError
+from accord.common.logs import setup_logging
 
 log = logging.getLogger(__name__)
 
 S = TypeVar("S")
+
+
+class BindError(OSError):
+    """A service cannot listen on its address (in use, not local, not permitted)."""
+
+    def __init__(self, setting: str, addr: str, reason: str) -> None:
+        super().__init__(f"cannot listen on {setting}={addr}: {reason}")
 
 
 def run(serve: Callable[[asyncio.Event], Awaitable[None]]) -> None:
@@ -35,6 +46,38 @@ def run(serve: Callable[[asyncio.Event], Awaitable[None]]) -> None:
     except ConfigError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         sys.exit(2)
+    except BindError as error:
+        print(error, file=sys.stderr)
+        sys.exit(2)
+
+
+class ServiceSettings(Protocol):
+    """What ``serve_until_stopped`` reads of a service's settings."""
+
+    @property
+    def log_level(self) -> str: ...
+
+    @property
+    def log_format(self) -> str: ...
+
+
+Settings = TypeVar("Settings", bound=ServiceSettings)
+
+
+def serve_until_stopped(
+    service: str,
+    settings: Settings,
+    serve: Callable[[Settings], AbstractAsyncContextManager[Any]],
+) -> None:
+    """Run ``serve(settings)`` until SIGTERM or SIGINT (the body of every ``__main__``)."""
+    setup_logging(service, settings.log_level, settings.log_format)
+
+    async def until_stopped(stop: asyncio.Event) -> None:
+        async with serve(settings):
+            await stop.wait()
+            log.info("%s stopping", service)
+
+    run(until_stopped)
 
 
 def load_settings(factory: Callable[[], S]) -> S:

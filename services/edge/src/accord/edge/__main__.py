@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import argparse
+
 from accord.common import lifecycle
-from accord.common.logs import setup_logging
-from accord.edge.app import main_async
+from accord.edge.app import serve
 from accord.edge.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> None:
+    argparse.ArgumentParser(
+        prog="accord-edge",
+        description="Accord edge: the WebSocket gateway. Configured by environment variables "
+        "(docs/operations.md).",
+    ).parse_args(argv)
     settings = lifecycle.load_settings(Settings.from_env)
-    setup_logging("edge", settings.log_level, settings.log_format)
-    lifecycle.run(lambda stop: main_async(settings, stop))
+    lifecycle.serve_until_stopped("edge", settings, serve)
 
 
 if __name__ == "__main__":

@@ -8,60 +8,24 @@ edges, call each one (``/peers`` on each shows who is where).
 
 from __future__ import annotations
 
-import fnmatch
 import hmac
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from accord.edge.session import CLOSE_ADMIN
+from accord.edge.codes import CLOSE_ADMIN
+from accord.edge.registry import Sessions
+from accord.edge.revocations import ACCESS, Revocations
+from accord.edge.session import Session
+from accord.edge.settings import Settings
 from aiohttp import web
-
-if TYPE_CHECKING:
-    from accord.edge.app import Edge
 
 log = logging.getLogger(__name__)
 
-ACCESS = ("read", "write")
 
-
-class Revocations:
-    """Rooms (glob patterns) a user may no longer read or write, whatever the token says."""
-
-    def __init__(self) -> None:
-        self._rules: dict[str, set[tuple[str, str]]] = {}
-
-    def add(self, user_id: str, pattern: str, access: str) -> None:
-        self._rules.setdefault(user_id, set()).add((pattern, access))
-
-    def remove(self, user_id: str, pattern: str, access: str) -> bool:
-        rules = self._rules.get(user_id)
-        if not rules or (pattern, access) not in rules:
-            return False
-        rules.discard((pattern, access))
-        if not rules:
-            del self._rules[user_id]
-        return True
-
-    def denies(self, user_id: str, room: str, access: str) -> bool:
-        rules = self._rules.get(user_id)
-        if not rules:
-            return False
-        # Revoking read also revokes write.
-        return any(
-            fnmatch.fnmatchcase(room, pattern) and (kind == access or kind == "read")
-            for pattern, kind in rules
-        )
-
-    def listing(self) -> list[dict[str, str]]:
-        return [
-            {"user_id": user, "room": pattern, "access": access}
-            for user, rules in sorted(self._rules.items())
-            for pattern, access in sorted(rules)
-        ]
-
-
-def _authorized(edge: Edge, request: web.Request, *, loopback_ok: bool) -> web.Response | None:
-    token = edge.settings.admin_token
+def _authorized(
+    settings: Settings, request: web.Request, *, loopback_ok: bool
+) -> web.Response | None:
+    token = settings.admin_token
     if token is None:
         if loopback_ok and request.remote in ("127.0.0.1", "::1"):
             return None
@@ -95,18 +59,22 @@ def _bad(message: str) -> web.Response:
 
 
 class AdminApi:
-    def __init__(self, edge: Edge) -> None:
-        self.edge = edge
+    def __init__(
+        self, settings: Settings, sessions: Sessions[Session], revocations: Revocations
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.revocations = revocations
 
     def routes(self, app: web.Application) -> None:
         app.router.add_get("/peers", self.peers)
         app.router.add_post("/admin/disconnect", self.disconnect)
         app.router.add_post("/admin/revoke", self.revoke)
         app.router.add_delete("/admin/revoke", self.unrevoke)
-        app.router.add_get("/admin/revocations", self.revocations)
+        app.router.add_get("/admin/revocations", self.list_revocations)
 
     async def peers(self, request: web.Request) -> web.Response:
-        denied = _authorized(self.edge, request, loopback_ok=True)
+        denied = _authorized(self.settings, request, loopback_ok=True)
         if denied is not None:
             return denied
         sessions = [
@@ -115,18 +83,18 @@ class AdminApi:
                 "user_id": s.identity.user_id if s.identity else None,
                 "client_id": s.client_id,
                 "remote": s.remote,
-                "rooms": sorted(s.rooms),
+                "rooms": sorted(s.subscriptions),
                 "encoding": "binary" if s.binary else "json",
                 "queued": s.queued,
             }
-            for s in self.edge.sessions.values()
+            for s in self.sessions.values()
         ]
         return web.json_response(
-            {"edge_id": self.edge.settings.edge_id, "count": len(sessions), "sessions": sessions}
+            {"edge_id": self.settings.edge_id, "count": len(sessions), "sessions": sessions}
         )
 
     async def disconnect(self, request: web.Request) -> web.Response:
-        denied = _authorized(self.edge, request, loopback_ok=False)
+        denied = _authorized(self.settings, request, loopback_ok=False)
         if denied is not None:
             return denied
         body = await _body(request)
@@ -134,7 +102,7 @@ class AdminApi:
         if not isinstance(user_id, str) and not isinstance(session_id, str):
             return _bad("give user_id or session_id")
         closed = 0
-        for session in list(self.edge.sessions.values()):
+        for session in list(self.sessions.values()):
             matches = session.session_id == session_id or (
                 session.identity is not None and session.identity.user_id == user_id
             )
@@ -159,32 +127,32 @@ class AdminApi:
         return user_id, room, access
 
     async def revoke(self, request: web.Request) -> web.Response:
-        denied = _authorized(self.edge, request, loopback_ok=False)
+        denied = _authorized(self.settings, request, loopback_ok=False)
         if denied is not None:
             return denied
         rule = self._rule(await _body(request))
         if isinstance(rule, web.Response):
             return rule
         user_id, room, access = rule
-        self.edge.revocations.add(user_id, room, access)
+        self.revocations.add(user_id, room, access)
         ended = 0
-        for session in list(self.edge.sessions.values()):
+        for session in list(self.sessions.values()):
             if session.identity is not None and session.identity.user_id == user_id:
                 ended += await session.enforce_access()
         log.info("admin revoked %s access to %s", access, room, extra={"user_id": user_id})
         return web.json_response({"revoked": True, "subscriptions_ended": ended})
 
     async def unrevoke(self, request: web.Request) -> web.Response:
-        denied = _authorized(self.edge, request, loopback_ok=False)
+        denied = _authorized(self.settings, request, loopback_ok=False)
         if denied is not None:
             return denied
         rule = self._rule(await _body(request))
         if isinstance(rule, web.Response):
             return rule
-        return web.json_response({"removed": self.edge.revocations.remove(*rule)})
+        return web.json_response({"removed": self.revocations.remove(*rule)})
 
-    async def revocations(self, request: web.Request) -> web.Response:
-        denied = _authorized(self.edge, request, loopback_ok=False)
+    async def list_revocations(self, request: web.Request) -> web.Response:
+        denied = _authorized(self.settings, request, loopback_ok=False)
         if denied is not None:
             return denied
-        return web.json_response({"revocations": self.edge.revocations.listing()})
+        return web.json_response({"revocations": self.revocations.listing()})

@@ -1,24 +1,18 @@
-"""The client protocol's wire forms: JSON text frames and protobuf binary frames.
+"""The client protocol's outgoing side and its error type.
 
-Incoming frames of either encoding become the same JSON-shaped dict, so the
-session logic is written once. Outgoing messages are ``Out`` objects that
-encode lazily and at most once per encoding, so a fan-out message is encoded
-once and the same bytes go to every socket.
+Outgoing messages are ``Out`` objects that encode lazily and at most once per
+encoding (JSON text or protobuf), so a fan-out message is encoded once and the
+same bytes go to every socket. Incoming frames are decoded in ``frames``.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 from accord.api.edge.v1 import frames_pb2 as pb
 from accord.api.sync.v1 import sync_pb2
 from accord.common import jsontext
-from accord.common.rules import too_deep
-from google.protobuf.message import DecodeError
-
-PROTOCOL_VERSION = 1
 
 
 class ProtocolError(Exception):
@@ -32,6 +26,7 @@ class ProtocolError(Exception):
         room: str | None = None,
         retry_after_ms: int | None = None,
         close: int | None = None,
+        request_id: int | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
@@ -39,90 +34,8 @@ class ProtocolError(Exception):
         self.room = room
         self.retry_after_ms = retry_after_ms
         self.close = close
-
-
-def parse_json(data: bytes | str, max_depth: int) -> dict[str, Any]:
-    try:
-        message = jsontext.loads(data)
-    except (ValueError, RecursionError):
-        raise ProtocolError("BAD_REQUEST", "frame is not valid JSON") from None
-    if not isinstance(message, dict):
-        raise ProtocolError("BAD_REQUEST", "frame must be a JSON object")
-    if too_deep(message, max_depth):
-        raise ProtocolError("BAD_REQUEST", f"JSON nests deeper than {max_depth} levels")
-    return message
-
-
-def _json_field(text: str, what: str) -> Any:
-    if text == "":
-        return None
-    try:
-        return json.loads(text)
-    except ValueError:
-        raise ProtocolError("BAD_REQUEST", f"{what} is not valid JSON") from None
-
-
-def parse_binary(data: bytes, max_depth: int) -> dict[str, Any]:
-    """A protobuf ``ClientFrame`` as the equivalent JSON message."""
-    frame = pb.ClientFrame()
-    try:
-        frame.ParseFromString(data)
-    except DecodeError:
-        raise ProtocolError("BAD_REQUEST", "binary frame is not a valid ClientFrame") from None
-    kind = frame.WhichOneof("msg")
-    message: dict[str, Any] = {"type": kind or ""}
-    if frame.HasField("id"):
-        message["id"] = frame.id
-    if kind == "hello":
-        message["token"] = frame.hello.token or None
-        message["client_id"] = frame.hello.client_id
-        if frame.hello.user_json:
-            message["user"] = _json_field(frame.hello.user_json, "user_json")
-    elif kind == "refresh":
-        message["token"] = frame.refresh.token
-    elif kind == "subscribe":
-        message["room"] = frame.subscribe.room
-        message["since"] = frame.subscribe.since
-        if frame.subscribe.HasField("presence_json"):
-            message["presence"] = _json_field(frame.subscribe.presence_json, "presence_json") or {}
-        if frame.subscribe.users:
-            message["users"] = True
-    elif kind == "unsubscribe":
-        message["room"] = frame.unsubscribe.room
-    elif kind == "push":
-        changes = []
-        for change in frame.push.changes:
-            item: dict[str, Any] = {
-                "client_seq": change.client_seq,
-                "collection": change.collection,
-                "key": change.key,
-                "op": _json_field(change.op_json, "op_json"),
-            }
-            if change.ts:
-                item["ts"] = change.ts
-            changes.append(item)
-        message["room"] = frame.push.room
-        message["changes"] = changes
-    elif kind == "presence":
-        message["room"] = frame.presence.room
-        message["state"] = _json_field(frame.presence.state_json, "state_json") or {}
-    elif kind == "broadcast":
-        message["room"] = frame.broadcast.room
-        message["data"] = _json_field(frame.broadcast.data_json, "data_json")
-        if frame.broadcast.channel:
-            message["channel"] = frame.broadcast.channel
-    elif kind == "presence_list":
-        message["room"] = frame.presence_list.room
-        if frame.presence_list.cursor:
-            message["cursor"] = frame.presence_list.cursor
-        if frame.presence_list.limit:
-            message["limit"] = frame.presence_list.limit
-        message["counts_only"] = frame.presence_list.counts_only
-    elif kind is None:
-        raise ProtocolError("UNSUPPORTED", "binary frame carries no known message")
-    if too_deep(message, max_depth):
-        raise ProtocolError("BAD_REQUEST", f"JSON nests deeper than {max_depth} levels")
-    return message
+        # The frame's id, when the error is raised before the frame is handed on.
+        self.request_id = request_id
 
 
 _dumps = jsontext.dumps

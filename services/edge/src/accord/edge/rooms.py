@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 
 
 class Subscriber(Protocol):
-    session_id: str
+    @property
+    def session_id(self) -> str: ...
 
     def send(self, out: Out) -> None: ...
 

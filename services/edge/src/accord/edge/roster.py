@@ -44,6 +44,34 @@ def sync_message(room: str, page: dict[str, Any]) -> dict[str, Any]:
     return {"type": "presence", "room": room, "event": "sync", **page}
 
 
+class Held:
+    """A watcher whose events wait until ``release``, then pass straight through.
+
+    A subscriber is watched before it is told ``subscribed``, so that no event
+    after ``subscribed`` is lost; what arrives before its ``sync`` is sent
+    follows the sync (events the sync already reflects repeat: joins and
+    updates are upserts, a leave of an absent peer is a no-op).
+    """
+
+    __slots__ = ("_held", "_target", "session_id")
+
+    def __init__(self, target: Subscriber) -> None:
+        self._target = target
+        self.session_id = target.session_id
+        self._held: list[Out] | None = []
+
+    def send(self, out: Out) -> None:
+        if self._held is None:
+            self._target.send(out)
+        else:
+            self._held.append(out)
+
+    def release(self) -> None:
+        held, self._held = self._held, None
+        for out in held or ():
+            self._target.send(out)
+
+
 class _Watched:
     __slots__ = ("confirmed", "sessions", "user_watchers")
 
@@ -169,28 +197,40 @@ class Roster:
             if session_id != skip:
                 session.send(out)
 
-    async def watch(self, room: str, session: Subscriber, users: bool = False) -> dict[str, Any]:
-        """Start forwarding ``room``'s events to ``session``; returns its ``sync`` message.
+    def watch(self, room: str, session: Subscriber, users: bool = False) -> None:
+        """Forward ``room``'s events to ``session`` from now on (the Watch starts if need be).
 
-        The peers are listed only once the Watch stream confirms the room, so
-        no event between the list and the first forwarded event is lost. Big
-        rooms list the first ``sync_limit`` peers; ``next_cursor`` pages on.
+        Give a ``Held`` watcher to keep the events back until the session has
+        sent what must come first (``subscribed``, the ``sync``).
         """
         watched = self.rooms.get(room)
         if watched is None:
             watched = self.rooms[room] = _Watched()
             self.feed.add(room)
-        try:
-            await asyncio.wait_for(watched.confirmed.wait(), self.confirm_timeout)
-            page = await self.presence.list(room, limit=self.sync_limit)
-        except BaseException:
-            if not watched.sessions and self.rooms.get(room) is watched:
-                del self.rooms[room]
-                self.feed.remove(room)
-            raise
         watched.sessions[session.session_id] = session
         if users:
             watched.user_watchers.add(session.session_id)
+
+    async def confirmed(self, room: str) -> None:
+        """Wait until presence confirms the Watch of ``room`` (raises ``TimeoutError``).
+
+        From then on every event of the room reaches this edge.
+        """
+        watched = self.rooms.get(room)
+        if watched is not None:
+            await asyncio.wait_for(watched.confirmed.wait(), self.confirm_timeout)
+
+    @property
+    def connected(self) -> bool:
+        return self.feed.connected.is_set()
+
+    async def sync(self, room: str) -> dict[str, Any]:
+        """``room``'s ``sync`` message, listed once the Watch is confirmed.
+
+        Big rooms list the first ``sync_limit`` peers; ``next_cursor`` pages on.
+        """
+        await self.confirmed(room)
+        page = await self.presence.list(room, limit=self.sync_limit)
         return sync_message(room, page)
 
     def unwatch(self, room: str, session: Subscriber) -> None:

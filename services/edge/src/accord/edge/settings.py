@@ -29,6 +29,7 @@ class Settings:
     heartbeat_interval: float = 30.0
     max_message_size: int = 1024 * 1024
     hello_timeout: float = 10.0
+    request_header_timeout: float = 10.0
     rate_limit: float = 100.0
     rate_burst: int = 200
     max_rooms_per_session: int = 100
@@ -37,6 +38,8 @@ class Settings:
     max_batch_changes: int = rules.DEFAULT_MAX_BATCH
     """Changes one push may carry: the same setting (``MAX_BATCH_CHANGES``) as sync's."""
     send_queue_size: int = 1024
+    send_queue_bytes: int = 8 * 1024 * 1024
+    edge_queue_bytes: int = 256 * 1024 * 1024
     drain_timeout: float = 20.0
     rpc_timeout: float = 10.0
     edge_id: str = "edge"
@@ -53,6 +56,17 @@ class Settings:
         max_message_size = config.get_int(
             env, "MAX_MESSAGE_SIZE", 1024 * 1024, minimum=1024, maximum=64 * 1024 * 1024
         )
+        send_queue_bytes = config.get_int(
+            env, "SEND_QUEUE_BYTES", 8 * 1024 * 1024, minimum=64 * 1024, maximum=1 << 40
+        )
+        edge_queue_bytes = config.get_int(
+            env, "EDGE_QUEUE_BYTES", 256 * 1024 * 1024, minimum=64 * 1024, maximum=1 << 44
+        )
+        if edge_queue_bytes < send_queue_bytes:
+            raise ConfigError(
+                f"EDGE_QUEUE_BYTES={edge_queue_bytes} is below SEND_QUEUE_BYTES={send_queue_bytes}:"
+                " the edge's budget must hold at least one session's queue"
+            )
         return cls(
             ws_addr=(host, port),
             sync_target=_target(sync_host, sync_port, "SYNC_ADDR"),
@@ -77,6 +91,9 @@ class Settings:
             ),
             max_message_size=max_message_size,
             hello_timeout=config.get_float(env, "HELLO_TIMEOUT", 10.0, minimum=0.05, maximum=600),
+            request_header_timeout=config.get_float(
+                env, "REQUEST_HEADER_TIMEOUT", 10.0, minimum=0.05, maximum=600
+            ),
             rate_limit=config.get_float(env, "RATE_LIMIT", 100.0, minimum=0.1, maximum=1e6),
             rate_burst=config.get_int(env, "RATE_BURST", 200, minimum=1, maximum=1_000_000),
             max_rooms_per_session=config.get_int(
@@ -90,6 +107,8 @@ class Settings:
             send_queue_size=config.get_int(
                 env, "SEND_QUEUE_SIZE", 1024, minimum=8, maximum=1_000_000
             ),
+            send_queue_bytes=send_queue_bytes,
+            edge_queue_bytes=edge_queue_bytes,
             drain_timeout=config.get_float(env, "DRAIN_TIMEOUT", 20.0, minimum=0, maximum=3600),
             rpc_timeout=config.get_float(env, "RPC_TIMEOUT", 10.0, minimum=0.1, maximum=600),
             edge_id=config.get_str(env, "EDGE_ID", f"{socket.gethostname()}-{os.getpid()}"),

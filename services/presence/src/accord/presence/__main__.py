@@ -1,13 +1,11 @@
-"""``python -m accord.presence``: run the presence service until SIGTERM/SIGINT."""
+"""``python -m accord.presence``: run the presence service until SIGTERM or SIGINT."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 
 from accord.common import lifecycle
 from accord.common.config import environ
-from accord.common.logs import setup_logging
 from accord.presence.app import serve
 from accord.presence.settings import Settings
 
@@ -22,13 +20,7 @@ def main(argv: list[str] | None = None) -> None:
         "SHUTDOWN_GRACE, LOG_LEVEL, LOG_FORMAT).",
     ).parse_args(argv)
     settings = lifecycle.load_settings(lambda: Settings.from_env(environ()))
-    setup_logging("presence", settings.log_level, settings.log_format)
-
-    async def run_until(stop: asyncio.Event) -> None:
-        async with serve(settings):
-            await stop.wait()
-
-    lifecycle.run(run_until)
+    lifecycle.serve_until_stopped("presence", settings, serve)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from accord.api.presence.v1 import presence_pb2_grpc
 from accord.common.config import format_addr
 from accord.common.grpcutil import LatencyInterceptor, add_health, create_server, set_serving
+from accord.common.lifecycle import BindError
 from accord.common.metrics import metrics_server
 from accord.presence import metrics
 from accord.presence.broadcaster import broadcasting
@@ -73,7 +74,7 @@ async def serve(settings: Settings) -> AsyncIterator[Running]:
         host, requested = settings.presence_addr
         port = server.add_insecure_port(format_addr(host, requested))
         if port == 0:
-            raise OSError(f"cannot bind PRESENCE_ADDR {format_addr(host, requested)}")
+            raise BindError("PRESENCE_ADDR", format_addr(host, requested), "the port is taken")
         await server.start()
 
         async def stop() -> None:

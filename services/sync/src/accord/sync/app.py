@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from accord.api.sync.v1 import sync_pb2_grpc
 from accord.common.config import format_addr
 from accord.common.grpcutil import LatencyInterceptor, add_health, create_server, set_serving
+from accord.common.lifecycle import BindError
 from accord.common.metrics import metrics_server
 from accord.sync.bus import Bus
 from accord.sync.bus_memory import MemoryBus
 from accord.sync.bus_redis import RedisBus
 from accord.sync.engine import Engine
-from accord.sync.errors import Unavailable
 from accord.sync.hlc import HybridClock
 from accord.sync.metrics import GRPC_HANDLING
 from accord.sync.model import Limits, Retention
@@ -89,7 +89,7 @@ async def serve(settings: Settings, *, grace: float = SHUTDOWN_GRACE) -> AsyncIt
         try:
             bound = server.add_insecure_port(format_addr(host, port))
         except RuntimeError as error:
-            raise Unavailable(f"cannot listen on {format_addr(host, port)}: {error}") from error
+            raise BindError("SYNC_ADDR", format_addr(host, port), str(error)) from error
         await server.start()
 
         async def shutdown() -> None:

@@ -8,7 +8,8 @@ from typing import Any
 
 from accord.common import jsontext
 from accord.edge.api.errors import ApiError
-from accord.edge.protocol import ProtocolError, parse_json
+from accord.edge.frames import parse_json
+from accord.edge.protocol import ProtocolError
 from aiohttp import web
 
 MAX_NAME = 256
