@@ -4,6 +4,8 @@ wrong keys, rotation, and the ops an encrypted field refuses."""
 from __future__ import annotations
 
 import base64
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -233,3 +235,13 @@ def test_present_opens_marks_and_reports_once() -> None:
     presented = cipher.present_change(change)
     assert presented.value is not None and presented.value["body"] == "hi"
     assert presented.previous is None
+
+
+def test_the_documented_vector_is_the_tested_one() -> None:
+    doc = (Path(__file__).parents[3] / "docs" / "encryption.md").read_text()
+    rows = dict(re.findall(r"^\| ([^|]+?) \| `([^`]+)`", doc, re.MULTILINE))
+    assert rows["key"] == VECTOR_KEY.hex()
+    assert rows["nonce"] == VECTOR_NONCE.hex()
+    assert rows["plaintext (hex)"] == VECTOR_PLAINTEXT
+    assert rows["associated data (hex)"] == VECTOR_AAD
+    assert rows["stored value"] == VECTOR_STORED
