@@ -9,15 +9,21 @@
 //   room.add("todos", "t-1", "tags", ["red"]);                 // add-wins set
 //   const [id] = room.insert("docs", "main", "text", null, ["h"]); // ordered list (RGA)
 //
+//   // end-to-end encrypted fields (docs/encryption.md): the server sees only ciphertext
+//   await client.join("diary", { encryption: { keys: { k1: keyBytes }, current: "k1", fields: { notes: ["body"] } } });
+//
 // Protocol: docs/protocol.md. SDK guide: docs/sdk-js.md.
 
 import { Emitter } from "./emitter.js";
+import { FieldCipher } from "./fieldcipher.js";
 import { Replica, elementId } from "./replica.js";
 import { MemoryStore, openStore } from "./store.js";
 
 export { Replica, Tombstones, applyOp, applyPatch, canonicalJson, elementId } from "./replica.js";
 export { MemoryStore, IndexedDBStore } from "./store.js";
 export { PositionSource, midpoint } from "./sequence.js";
+export { EncryptedFieldError, EncryptionError, Undecryptable, generateKey } from "./encryption.js";
+export { FieldCipher } from "./fieldcipher.js";
 
 export const VERSION = "0.1.0";
 const MAX_BATCH = 500;
@@ -116,10 +122,15 @@ export class Client extends Emitter {
     this.open();
   }
 
-  /** Join a room: its saved replica and queue load at once; it syncs whenever the client is online. */
-  async join(name, { presence, users = false } = {}) {
+  /**
+   * Join a room: its saved replica and queue load at once; it syncs whenever the client is online.
+   * `encryption`: {keys, current, fields} — the room's end-to-end encrypted fields (docs/encryption.md).
+   */
+  async join(name, { presence, users = false, encryption } = {}) {
     if (this.rooms.has(name)) return this.rooms.get(name);
-    const room = new Room(this, name, presence, users);
+    const cipher = encryption ? await FieldCipher.create(name, encryption) : null;
+    if (this.rooms.has(name)) return this.rooms.get(name);
+    const room = new Room(this, name, presence, users, cipher);
     this.rooms.set(name, room);
     await room.load();
     if (this.rooms.get(name) === room && this.phase === "open") room.subscribe();
@@ -341,18 +352,24 @@ export class Client extends Emitter {
  * "broadcast" ({from, data, peer}), "status" ({state, pending, text}), "error".
  */
 export class Room extends Emitter {
-  constructor(client, name, presence, users) {
+  constructor(client, name, presence, users, cipher = null) {
     super();
     this.client = client;
     this.name = name;
+    this.cipher = null;
+    this.quiet = false; // a refresh that changes nothing the app sees (a local value got its ciphertext)
+    this.sealed = Promise.resolve(); // encrypted writes are stored and pushed in client_seq order
+    this.inbox = Promise.resolve(); // with encryption: server records decrypted, then applied, in order
+    this.generation = 0; // which subscription an inbox entry belongs to
     this.presenceState = presence ?? null;
     this.wantUsers = users;
     this.presenceCount = 0; // sessions present (may exceed peers.size in big rooms)
     this.presenceUsers = 0; // distinct users present
     this.replica = new Replica({
       clientId: client.clientId,
-      onChange: (collection, key, value) => this.emit("change", { collection, key, value }),
+      onChange: (collection, key, value) => this.quiet || this.emit("change", { collection, key, value: this.present(collection, key, value) }),
     });
+    this.useCipher(cipher);
     this.lastClientSeq = 0;
     this.subscribed = false;
     this.caughtUp = false;
@@ -372,6 +389,8 @@ export class Room extends Emitter {
 
   async load() {
     const saved = await this.client.store.loadRoom(this.client.clientId, this.name);
+    await this.cipher?.prepareRecords(saved.records);
+    await this.cipher?.prepareChanges(saved.pending.filter((p) => p.op.kind === "set"));
     this.replica.loadConfirmed(saved.seq, saved.records);
     this.replica.pending = saved.pending;
     this.storedSeqs = new Set(saved.pending.map((p) => p.client_seq));
@@ -382,14 +401,49 @@ export class Room extends Emitter {
 
   // -- reading ------------------------------------------------------------
 
-  /** The record's fields, or undefined. */
+  /** The record's fields, or undefined. Encrypted fields show their value or an `Undecryptable`. */
   get(collection, key) {
-    return this.replica.get(collection, key);
+    return this.present(collection, key, this.replica.get(collection, key));
   }
 
   /** Every record of a collection: [{key, value}], in key order. */
   list(collection) {
-    return this.replica.entries(collection).map(([key, value]) => ({ key, value }));
+    return this.replica.entries(collection).map(([key, value]) => ({ key, value: this.present(collection, key, value) }));
+  }
+
+  present(collection, key, value) {
+    return this.cipher ? this.cipher.present(collection, key, value) : value;
+  }
+
+  // -- encryption -----------------------------------------------------------
+
+  /** The room's encryption options ({keys, current, fields}), or null. */
+  get encryption() {
+    return this.cipher?.options ?? null;
+  }
+
+  /**
+   * Replace the keys or the encrypted fields, e.g. to rotate: new writes use the
+   * new `current` key, values under the old ids stay readable while their keys are kept.
+   */
+  setEncryption(options) {
+    const swap = async () => {
+      const cipher = options ? await FieldCipher.create(this.name, options) : null;
+      await cipher?.prepareReplica(this.replica);
+      const affected = new Set([...(this.cipher?.fields.keys() ?? []), ...(cipher?.fields.keys() ?? [])]);
+      this.useCipher(cipher);
+      for (const collection of affected) for (const { key, value } of this.list(collection)) this.emit("change", { collection, key, value });
+    };
+    const done = this.inbox.then(swap);
+    this.inbox = done.catch(() => {});
+    return done;
+  }
+
+  useCipher(cipher) {
+    this.cipher = cipher;
+    if (!cipher) return;
+    cipher.report = (error) => this.emit("error", { code: "UNDECRYPTABLE", reason: error.reason, message: error.message, room: this.name, collection: error.collection, key: error.key, field: error.field, keyId: error.keyId, error });
+    cipher.onReady = (collection, key) => this.emit("change", { collection, key, value: this.get(collection, key) });
   }
 
   get pendingCount() {
@@ -482,13 +536,47 @@ export class Room extends Emitter {
   }
 
   write(collection, key, op) {
-    const change = { client_seq: ++this.lastClientSeq, collection, key, ts: this.client.clock.now(), op };
-    this.client.store.putPending(this.client.clientId, this.name, change);
-    this.storedSeqs.add(change.client_seq);
+    const sealing = this.cipher?.prepareOp(collection, key, op) ?? null; // refuses before anything is queued
+    const change = { client_seq: ++this.lastClientSeq, collection, key, ts: this.client.clock.now(), op: sealing?.shown ?? op };
+    if (this.cipher) this.storeSealed(change, sealing);
+    else this.store(change);
     this.replica.addLocal(change);
     this.client.updateStatus();
     queueMicrotask(() => this.flush());
     return change.client_seq;
+  }
+
+  store(change) {
+    this.client.store.putPending(this.client.clientId, this.name, change);
+    this.storedSeqs.add(change.client_seq);
+  }
+
+  /**
+   * Encryption is async: a change is shown at once (with its plaintext, in memory
+   * only), then stored and pushed once sealed — every change of the room in
+   * client_seq order, so the stored counter never goes back and nothing overtakes.
+   */
+  storeSealed(change, sealing) {
+    if (sealing) change.sealing = true;
+    const step = async () => {
+      if (sealing) {
+        change.op = await sealing.seal();
+        delete change.sealing;
+        this.quiet = true;
+        try {
+          this.replica.refresh(change.collection, change.key);
+        } finally {
+          this.quiet = false;
+        }
+      }
+      this.store(change);
+      this.flush();
+    };
+    this.sealed = this.sealed.then(step).catch((error) => {
+      this.replica.reject([change.client_seq]);
+      this.client.updateStatus();
+      this.emit("error", { code: "ENCRYPTION", message: String(error), room: this.name, change });
+    });
   }
 
   // -- presence and broadcast ----------------------------------------------
@@ -547,6 +635,7 @@ export class Room extends Emitter {
   subscribe() {
     if (this.subscribing || this.subscribed) return;
     this.subscribing = true;
+    this.generation += 1;
     this.caughtUp = false;
     const since = this.replica.seq;
     const message = { type: "subscribe", room: this.name, since };
@@ -591,7 +680,32 @@ export class Room extends Emitter {
     }
   }
 
+  /**
+   * Server records reach the replica in order; with encryption, once their values
+   * are decrypted (dropped if their subscription ended meanwhile).
+   */
+  inbound(prepare, apply) {
+    if (!this.cipher) return apply();
+    const generation = this.generation;
+    const cipher = this.cipher;
+    this.inbox = this.inbox
+      .then(() => prepare(cipher))
+      .then(() => {
+        if (generation !== this.generation) return;
+        apply();
+        this.cipher?.prune(this.replica);
+      })
+      .catch((error) => this.emit("error", { code: "ENCRYPTION", message: String(error), room: this.name }));
+  }
+
   onSnapshot(message) {
+    this.inbound(
+      (cipher) => cipher.prepareRecords(message.records ?? []),
+      () => this.applySnapshot(message),
+    );
+  }
+
+  applySnapshot(message) {
     if (!this.subscribed) return;
     this.replica.applySnapshotChunk(message);
     if (message.last) {
@@ -602,8 +716,15 @@ export class Room extends Emitter {
   }
 
   onChanges(changes) {
-    if (!this.subscribed) return;
     for (const change of changes) this.client.clock.observe(change.ts);
+    this.inbound(
+      (cipher) => cipher.prepareChanges(changes),
+      () => this.applyChanges(changes),
+    );
+  }
+
+  applyChanges(changes) {
+    if (!this.subscribed) return;
     const inOrder = this.replica.applyChanges(changes, this.client.clientId);
     this.afterServerUpdate();
     if (!inOrder) {
@@ -661,6 +782,7 @@ export class Room extends Emitter {
   }
 
   onDisconnect() {
+    this.generation += 1;
     this.subscribing = false;
     this.subscribed = false;
     this.caughtUp = false;
@@ -677,7 +799,9 @@ export class Room extends Emitter {
   /** Send the queued changes not sent yet, one push in flight at a time. */
   async flush() {
     if (!this.caughtUp || this.inflight || this.client.phase !== "open") return;
-    const unsent = this.replica.pending.filter((p) => p.ackSeq === undefined);
+    const waiting = this.replica.pending.filter((p) => p.ackSeq === undefined);
+    const sealing = waiting.findIndex((p) => p.sealing);
+    const unsent = sealing < 0 ? waiting : waiting.slice(0, sealing); // nothing overtakes a change being encrypted
     if (unsent.length === 0) return;
     const batch = unsent.slice(0, this.isolate > 0 ? 1 : MAX_BATCH);
     this.inflight = true;

@@ -8,6 +8,13 @@ async with accord.client.connect(url, token=token, client_id="laptop-1") as clie
 
 from accord.client.backoff import Backoff
 from accord.client.client import Client, TokenProvider, connect
+from accord.client.encryption import (
+    EncryptedFieldError,
+    Encryption,
+    EncryptionError,
+    Undecryptable,
+    generate_key,
+)
 from accord.client.errors import (
     AccordError,
     BadRequest,
@@ -48,6 +55,9 @@ __all__ = [
     "ClientError",
     "ConnectionLost",
     "Disconnected",
+    "EncryptedFieldError",
+    "Encryption",
+    "EncryptionError",
     "Forbidden",
     "Gone",
     "Internal",
@@ -74,8 +84,10 @@ __all__ = [
     "TooLarge",
     "Unauthenticated",
     "Unavailable",
+    "Undecryptable",
     "Unsupported",
     "apply_patch",
     "connect",
     "error_from_message",
+    "generate_key",
 ]

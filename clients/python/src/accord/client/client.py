@@ -8,13 +8,13 @@ import logging
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import aiohttp
 from accord.client.backoff import Backoff
 from accord.client.codes import CLIENT_ID, KICKED, ROOM, THROTTLED, TOO_MANY_CONNECTS, UNAUTHORIZED
 from accord.client.connection import Connection
+from accord.client.encryption import Encryption
 from accord.client.errors import (
     AccordError,
     ClientClosed,
@@ -110,12 +110,7 @@ class Client:
         await self.start()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
     async def start(self, *, wait: bool = True) -> None:
@@ -214,13 +209,19 @@ class Client:
     # Rooms
 
     async def join(
-        self, room: str, *, presence: Mapping[str, Any] | None = None, users: bool = False
+        self,
+        room: str,
+        *,
+        presence: Mapping[str, Any] | None = None,
+        users: bool = False,
+        encryption: Encryption | None = None,
     ) -> Room:
         """Join ``room``: its replica from the offline store, subscribed (resuming with
         ``since``) now if connected, else on connect.
 
         ``presence``: join the room's presence with this state. ``users``: also get
-        ``user_online`` / ``user_offline`` presence events.
+        ``user_online`` / ``user_offline`` presence events. ``encryption``: the
+        room's end-to-end encrypted fields and their keys (docs/encryption.md).
 
         Raises the server's refusal (``Forbidden``, ``Unavailable``, …) when connected.
         """
@@ -231,7 +232,7 @@ class Client:
         if not ROOM.fullmatch(room):
             raise ValueError("room names are 1-128 characters of [A-Za-z0-9_.:-]")
         state = dict(presence) if presence is not None else None
-        return await self._rooms.join(room, state, users)
+        return await self._rooms.join(room, state, users, encryption)
 
     def room(self, name: str) -> Room | None:
         return self._rooms.get(name)
@@ -282,9 +283,7 @@ class Client:
             return State.CLOSED
         if self._conn is None:
             return State.CONNECTING if self._connecting else State.OFFLINE
-        if self._rooms.synced:
-            return State.SYNCED
-        return State.SYNCING
+        return State.SYNCED if self._rooms.synced else State.SYNCING
 
     # The connection loop
 

@@ -13,8 +13,10 @@ import logging
 from typing import Any
 
 from accord.client.changes import RecordChange
+from accord.client.cipher import FieldCipher
 from accord.client.codes import MAX_PUSH
 from accord.client.connection import Connection
+from accord.client.encryption import Encryption
 from accord.client.errors import (
     AccordError,
     ConnectionLost,
@@ -46,6 +48,7 @@ class RoomLink:
         replica: Replica,
         presence: dict[str, Any] | None,
         users: bool,
+        encryption: Encryption | None = None,
     ) -> None:
         self.host = host
         self.name = name
@@ -53,6 +56,9 @@ class RoomLink:
         self.presence_state = presence
         """This session's presence state, sent with every subscribe (``None``: not joined)."""
         self.users = users
+        self.cipher: FieldCipher | None = None
+        """Seals and opens the room's encrypted fields (``None``: nothing is encrypted)."""
+        self.encrypt(encryption)
         self.presence = PresenceView()
         self.on_change: Callbacks[[RecordChange]] = Callbacks("change")
         self.on_presence: Callbacks[[str, Peer | None]] = Callbacks("presence")
@@ -74,12 +80,20 @@ class RoomLink:
     def synced(self) -> bool:
         return self.subscribed and self.replica.caught_up and not self.replica.pending
 
+    def encrypt(self, encryption: Encryption | None) -> None:
+        self.cipher = (
+            None if encryption is None else FieldCipher(self.name, encryption, self.host.report)
+        )
+
     def want_push(self) -> None:
         self._push_wanted.set()
 
     def emit(self, events: list[RecordChange]) -> None:
-        """Tell the change callbacks and streams about ``events``."""
+        """Tell the change callbacks and streams about ``events`` (encrypted fields opened)."""
+        cipher = self.cipher
         for event in events:
+            if cipher is not None:
+                event = cipher.present_change(event)
             self.on_change(event)
             for stream in self.streams:
                 stream.put(event)

@@ -8,6 +8,7 @@ from typing import Any
 
 from accord.client.changes import RecordChange
 from accord.client.codes import MAX_NAME
+from accord.client.encryption import Encryption
 from accord.client.errors import ClientError, ConnectionLost
 from accord.client.events import ChangeStream
 from accord.client.link import RoomLink
@@ -36,11 +37,19 @@ class Room:
     # Reading
 
     def records(self, collection: str) -> dict[str, Record]:
-        """The visible records of ``collection`` by key: confirmed state, pending writes on top."""
-        return self.replica.records(collection)
+        """The visible records of ``collection`` by key: confirmed state, pending writes on top.
+
+        Encrypted fields show their values, or an ``Undecryptable`` marker.
+        """
+        records = self.replica.records(collection)
+        cipher = self._link.cipher
+        return records if cipher is None else cipher.present_all(collection, records)
 
     def get(self, collection: str, key: str) -> Record | None:
         record = self.replica.visible((collection, key))
+        cipher = self._link.cipher
+        if cipher is not None:
+            return cipher.present(collection, key, record)
         return None if record is None else dict(record)
 
     def collections(self) -> list[str]:
@@ -84,6 +93,16 @@ class Room:
     def presence_cursor(self) -> str | None:
         """Set when ``sync`` listed only the first page of peers: go on with ``list_presence``."""
         return self._link.presence.cursor
+
+    @property
+    def encryption(self) -> Encryption | None:
+        cipher = self._link.cipher
+        return None if cipher is None else cipher.encryption
+
+    def set_encryption(self, encryption: Encryption | None) -> None:
+        """Replace the room's keys and encrypted fields, e.g. to rotate keys:
+        ``room.set_encryption(room.encryption.rotated("k2", new_key))``."""
+        self._link.encrypt(encryption)
 
     # Writing
 
@@ -148,15 +167,19 @@ class Room:
         """Queue any op (``{"kind": …}``), the hook for op kinds without a helper.
 
         The change is stored in the offline queue and shown locally before this
-        returns; it is pushed when connected. Returns its ``client_seq``.
+        returns; it is pushed when connected. Returns its ``client_seq``. Encrypted
+        fields are sealed here; an op other than set/delete on one raises
+        ``EncryptedFieldError`` and queues nothing.
         """
         if self._link.left:
             raise ClientError(f"room {self.name} was left")
         for what, value in (("collection", collection), ("key", key)):
             if not isinstance(value, str) or not 1 <= len(value) <= MAX_NAME:
                 raise ValueError(f"{what} must be a string of 1 to {MAX_NAME} characters")
+        cipher = self._link.cipher
+        sealed = dict(op) if cipher is None else cipher.seal_op(collection, key, op)
         host = self._link.host
-        client_seq, events = await host.queue(self.name, self.replica, collection, key, dict(op))
+        client_seq, events = await host.queue(self.name, self.replica, collection, key, sealed)
         self._link.emit(events)
         self._link.want_push()
         return client_seq

@@ -9,6 +9,7 @@ from typing import Any
 from accord.client.backoff import Backoff
 from accord.client.changes import RecordChange, RecordKey
 from accord.client.connection import Connection
+from accord.client.encryption import Encryption
 from accord.client.errors import AccordError, ClientClosed
 from accord.client.link import RoomLink
 from accord.client.outbox import Outbox
@@ -64,7 +65,13 @@ class Rooms:
         self.running = True
         return self._client_id
 
-    async def join(self, name: str, presence: dict[str, Any] | None, users: bool) -> Room:
+    async def join(
+        self,
+        name: str,
+        presence: dict[str, Any] | None,
+        users: bool,
+        encryption: Encryption | None = None,
+    ) -> Room:
         """Load ``name`` from the store and, when connected, subscribe."""
         if name in self._rooms:
             raise ValueError(f"already joined {name}")
@@ -74,7 +81,7 @@ class Rooms:
         replica = Replica(
             name, self._client_id, seq=state.seq, records=state.records, pending=state.pending
         )
-        link = RoomLink(self, name, replica, presence, users)
+        link = RoomLink(self, name, replica, presence, users, encryption)
         room = Room(link)
         self._rooms[name], self._links[name] = room, link
         conn = self._conn
