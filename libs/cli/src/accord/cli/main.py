@@ -6,6 +6,7 @@ accord sync       the sync service
 accord presence   the presence service
 accord migrate    apply PostgreSQL migrations and exit
 accord epoch      show or renew the database's epoch (renew: after restoring a backup)
+accord webhooks   list webhook endpoints and their backlog, or resume a parked one
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from accord.cli import dev, epoch
+from accord.cli import dev, epoch, webhooks
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -33,12 +34,20 @@ def main(argv: list[str] | None = None) -> None:
         "epoch", help="show or renew the database's epoch (renew: after restoring a backup)"
     )
     epoch_parser.add_argument("action", choices=epoch.ACTIONS)
+    webhooks_parser = commands.add_parser(
+        "webhooks", help="list webhook endpoints and their backlog, or resume a parked one"
+    )
+    webhooks_parser.add_argument("action", choices=webhooks.ACTIONS)
+    webhooks_parser.add_argument("endpoint", nargs="?", help="the endpoint's id (for resume)")
+    webhooks_parser.add_argument("--addr", help="a sync replica (default: SYNC_ADDR)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
 
     if args.command == "dev":
         sys.exit(dev.run())
     if args.command == "epoch":
         sys.exit(epoch.run(args.action))
+    if args.command == "webhooks":
+        sys.exit(webhooks.run(args.action, args.endpoint, args.addr))
     if args.command == "edge":
         from accord.edge.__main__ import main as edge_main
 
