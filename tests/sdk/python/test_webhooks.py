@@ -3,10 +3,16 @@ published test vector (standard-webhooks/standard-webhooks, libraries' test suit
 
 from __future__ import annotations
 
+import json
+import time
+from pathlib import Path
+from typing import Any
+
 import pytest
 from accord.client.webhooks import WebhookVerificationError, sign, verify
 from accord.sync.delivery import sign as server_sign
 from accord.sync.webhooks import parse_secret
+from aiohttp.test_utils import TestClient, TestServer
 
 # The vector every Standard Webhooks library tests its signing against.
 VECTOR_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -106,3 +112,41 @@ def test_a_secret_that_is_not_base64_is_a_typed_error() -> None:
     with pytest.raises(WebhookVerificationError) as raised:
         verify("whsec_not*base64", vector_headers(), VECTOR_BODY, now=VECTOR_TIMESTAMP)
     assert raised.value.reason == "bad-secret"
+
+
+DOCS = Path(__file__).resolve().parents[3] / "docs" / "webhooks.md"
+
+
+def docs_receiver() -> dict[str, Any]:
+    """The receiver example of docs/webhooks.md, run as written."""
+    text = DOCS.read_text()
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(compile(code, str(DOCS), "exec"), namespace)
+    return namespace
+
+
+async def test_the_documented_receiver_accepts_a_signed_request_and_refuses_a_forged_one(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    example = docs_receiver()
+    body = json.dumps(
+        {
+            "type": "changes",
+            "room": "invoice:42",
+            "changes": [{"seq": 58, "patch": {"set": {"a": 1}}}],
+        }
+    ).encode()
+    stamp = int(time.time())
+    signed = {
+        "webhook-id": "msg_doc",
+        "webhook-timestamp": str(stamp),
+        "webhook-signature": sign(example["SECRET"], "msg_doc", stamp, body),
+    }
+    async with TestClient(TestServer(example["app"])) as http:
+        for _ in range(2):  # the second is a redelivery: deduped
+            answer = await http.post("/accord-hook", data=body, headers=signed)
+            assert answer.status == 204
+        forged = await http.post("/accord-hook", data=body + b" ", headers=signed)
+        assert (forged.status, await forged.text()) == (400, "bad-signature")
+    assert capsys.readouterr().out == "invoice:42 58 {'set': {'a': 1}}\n"
