@@ -8,6 +8,7 @@ accord migrate    apply PostgreSQL migrations and exit
 accord epoch      show or renew the database's epoch (renew: after restoring a backup)
 accord token      print a development token signed with JWT_SECRET
 accord api-key    create a server API key and its API_KEYS_FILE entry
+accord webhooks   list webhook endpoints and their backlog, or resume a parked one
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from accord.cli import api_keys, dev, epoch, token
+from accord.cli import api_keys, dev, epoch, token, webhooks
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -37,6 +38,12 @@ def main(argv: list[str] | None = None) -> None:
     epoch_parser.add_argument("action", choices=epoch.ACTIONS)
     token.add_parser(commands)
     api_keys.add_parser(commands)
+    webhooks_parser = commands.add_parser(
+        "webhooks", help="list webhook endpoints and their backlog, or resume a parked one"
+    )
+    webhooks_parser.add_argument("action", choices=webhooks.ACTIONS)
+    webhooks_parser.add_argument("endpoint", nargs="?", help="the endpoint's id (for resume)")
+    webhooks_parser.add_argument("--addr", help="a sync replica (default: SYNC_ADDR)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
 
     if args.command == "dev":
@@ -47,6 +54,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(token.run(args))
     if args.command == "api-key":
         sys.exit(api_keys.run(args))
+    if args.command == "webhooks":
+        sys.exit(webhooks.run(args.action, args.endpoint, args.addr))
     if args.command == "edge":
         from accord.edge.__main__ import main as edge_main
 

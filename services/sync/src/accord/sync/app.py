@@ -1,4 +1,4 @@
-"""Composition: store, bus, gRPC server and metrics, started and stopped as one unit."""
+"""Composition: store, bus, webhooks, gRPC server and metrics, started and stopped as one unit."""
 
 from __future__ import annotations
 
@@ -15,16 +15,20 @@ from accord.common.metrics import metrics_server
 from accord.sync.bus import Bus
 from accord.sync.bus_memory import MemoryBus
 from accord.sync.bus_redis import RedisBus
+from accord.sync.delivery import Deliverer, DeliveryOptions
 from accord.sync.engine import Engine
 from accord.sync.hlc import HybridClock
-from accord.sync.metrics import GRPC_HANDLING
+from accord.sync.metrics import GRPC_HANDLING, WEBHOOK_RELOADS
 from accord.sync.model import Limits, Retention
+from accord.sync.outbox import Outbox
 from accord.sync.recheck import Rechecker
 from accord.sync.servicer import SyncServicer
 from accord.sync.settings import PostgresTarget, Settings
 from accord.sync.store import Store
 from accord.sync.store_postgres import PostgresStore
 from accord.sync.store_sqlite import SqliteStore
+from accord.sync.webhooks import WebhookRouter
+from accord.sync.webhooks_servicer import WebhooksServicer
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +68,32 @@ def retention_of(settings: Settings) -> Retention:
     return Retention(log_changes=settings.log_retention, conflicts=settings.conflict_retention)
 
 
+def delivery_options(settings: Settings) -> DeliveryOptions:
+    return DeliveryOptions(
+        concurrency=settings.webhook_concurrency,
+        backoff_base=settings.webhook_backoff_base,
+        backoff_max=settings.webhook_backoff_max,
+        poll_interval=settings.webhook_poll_interval,
+    )
+
+
+@asynccontextmanager
+async def open_router(settings: Settings) -> AsyncIterator[WebhookRouter]:
+    """The webhook endpoints in force; with ``WEBHOOKS_FILE``, re-read as it changes."""
+    router = WebhookRouter(
+        settings.webhooks,
+        settings.webhooks_file,
+        settings.webhook_defaults,
+        on_reload=lambda ok: WEBHOOK_RELOADS.labels("ok" if ok else "error").inc(),
+    )
+    if settings.webhooks_file is None:
+        yield router
+        return
+    router.replace(settings.webhooks)
+    async with router.watching(settings.webhook_poll_interval):
+        yield router
+
+
 @asynccontextmanager
 async def serve(settings: Settings, *, grace: float = SHUTDOWN_GRACE) -> AsyncIterator[Running]:
     """Run the sync service for the block's duration."""
@@ -71,19 +101,29 @@ async def serve(settings: Settings, *, grace: float = SHUTDOWN_GRACE) -> AsyncIt
         store = await stack.enter_async_context(open_store(settings))
         bus = await stack.enter_async_context(open_bus(settings))
         metrics_port = stack.enter_context(metrics_server(settings.metrics_addr))
+        router = await stack.enter_async_context(open_router(settings))
         engine = Engine(
             store,
             HybridClock(settings.max_clock_skew_us),
             limits_of(settings),
             retention_of(settings),
             memory_bytes=settings.room_memory_bytes,
+            webhooks=router if settings.webhooks_file else None,
         )
+        outbox = Outbox(store.outbox())
+        if settings.webhooks_file and settings.webhook_concurrency > 0:
+            await stack.enter_async_context(
+                Deliverer(outbox, router, delivery_options(settings)).running()
+            )
         rechecker = await stack.enter_async_context(
             Rechecker(bus, settings.recheck_interval).running()
         )
         servicer = SyncServicer(engine, bus, limits_of(settings), rechecker)
         server = create_server([LatencyInterceptor(GRPC_HANDLING)])
         sync_pb2_grpc.add_SyncServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+        sync_pb2_grpc.add_WebhooksServicer_to_server(  # type: ignore[no-untyped-call]
+            WebhooksServicer(outbox, router, on_resume=router.written), server
+        )
         health = add_health(server)
         host, port = settings.sync_addr
         try:

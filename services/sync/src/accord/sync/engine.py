@@ -14,10 +14,10 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
-from accord.sync import merge, metrics, records
+from accord.sync import merge, metrics, outbox, records
 from accord.sync.epoch import Basis, RoomHead
 from accord.sync.errors import BadRequest, OutOfRange, SyncError, TooLarge
 from accord.sync.hlc import HybridClock
@@ -36,6 +36,7 @@ from accord.sync.model import (
     Retention,
     RoomWrite,
 )
+from accord.sync.outbox import Routes
 from accord.sync.patch import diff
 from accord.sync.store import Contended, RoomTransaction, Store
 
@@ -277,8 +278,11 @@ class Engine:
         retention: Retention | None = None,
         *,
         memory_bytes: int = KNOWN_BYTES,
+        webhooks: Routes | None = None,
     ) -> None:
         self._store = store
+        self._webhooks = webhooks
+        """Who wants which room's committed changes (written to the outbox with them)."""
         self._clock = clock
         self._limits = limits
         self._retention = retention or Retention()
@@ -425,7 +429,9 @@ class Engine:
                     outcomes.append(await self._apply(tx, groups[batch.room], batch))
                 except (BadRequest, TooLarge) as error:
                     outcomes.append(error)
-            writes = [group.write(room) for room, group in groups.items() if group.committed]
+            writes = [
+                self._owed(group.write(room)) for room, group in groups.items() if group.committed
+            ]
             if writes:
                 try:
                     await tx.save(writes)
@@ -437,7 +443,16 @@ class Engine:
                     await self._compact(tx, write.room, heads[write.room], groups[write.room].head)
         if self._remember:
             self._memory.remember(groups, heads)
+        if self._webhooks is not None and any(w.outbox for w in writes):
+            self._webhooks.written()
         return groups, outcomes
+
+    def _owed(self, write: RoomWrite) -> RoomWrite:
+        """``write`` with the outbox rows its changes owe webhook endpoints."""
+        if self._webhooks is None:
+            return write
+        owed = outbox.entries(self._webhooks.endpoints(write.room), write.changes)
+        return replace(write, outbox=owed) if owed else write
 
     async def _apply(self, tx: RoomTransaction, group: _Group, batch: PushBatch) -> PushOutcome:
         """One batch of a group: dedupe it by its client's high-water mark, merge the rest."""

@@ -65,3 +65,43 @@ RECHECK_RECOVERED = Counter(
     "Changes sent to subscribers by a re-check: committed, but not delivered by the bus",
 )
 SUBSCRIBERS = Gauge("accord_sync_subscribers", "Rooms subscribed across all open Subscribe streams")
+WEBHOOK_DELIVERIES = Counter(
+    "accord_sync_webhook_deliveries_total",
+    "Webhook requests by endpoint and outcome (delivered: a 2xx; failed: anything else, "
+    "retried after a backoff; parked: the last attempt failed, the endpoint is parked)",
+    ["endpoint", "outcome"],
+)
+WEBHOOK_DELIVERED_CHANGES = Counter(
+    "accord_sync_webhook_delivered_changes_total",
+    "Changes delivered to webhook endpoints (a 2xx), by endpoint",
+    ["endpoint"],
+)
+WEBHOOK_SECONDS = Histogram(
+    "accord_sync_webhook_request_seconds",
+    "One webhook request, sent to answered (or failed), by endpoint",
+    ["endpoint"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+WEBHOOK_BACKLOG = Gauge(
+    "accord_sync_webhook_backlog_changes",
+    "Committed changes not yet delivered to the endpoint, as this replica last read the "
+    "outbox (every replica reports the same database: take the max)",
+    ["endpoint"],
+)
+WEBHOOK_OLDEST = Gauge(
+    "accord_sync_webhook_oldest_seconds",
+    "Age of the endpoint's oldest undelivered change (0: none), as last read",
+    ["endpoint"],
+)
+WEBHOOK_PARKED = Gauge(
+    "accord_sync_webhook_parked",
+    "1 while the endpoint's backlog is parked (after its last attempt failed; "
+    "`accord webhooks resume` resumes it), as last read",
+    ["endpoint"],
+)
+WEBHOOK_RELOADS = Counter(
+    "accord_sync_webhook_config_reloads_total",
+    "WEBHOOKS_FILE re-reads after it changed, by result (ok; error: the previous "
+    "endpoints stay in force)",
+    ["result"],
+)

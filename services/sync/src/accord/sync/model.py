@@ -124,13 +124,25 @@ class ConflictRow:
 
 
 @dataclass(frozen=True)
+class OutboxEntry:
+    """A commit group's changes to one room, owed to one webhook endpoint."""
+
+    endpoint: str
+    first_seq: int
+    last_seq: int
+    changes_json: str
+    """The changes as delivered to clients: a JSON array."""
+
+
+@dataclass(frozen=True)
 class RoomWrite:
     """What a transaction writes for one room: log entries (their seqs continue the
-    room's head), records, raised high-water marks (user_id, client_id, client_seq)
-    and conflicts."""
+    room's head), records, raised high-water marks (user_id, client_id, client_seq),
+    conflicts and what is owed to webhook endpoints (in the same transaction)."""
 
     room: str
     changes: Sequence[LoggedChange]
     records: Sequence[RecordRow]
     marks: Sequence[tuple[str, str, int]]
     conflicts: Sequence[ConflictRow] = ()
+    outbox: Sequence[OutboxEntry] = ()

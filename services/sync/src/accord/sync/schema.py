@@ -83,6 +83,38 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         INSERT INTO incarnation (id, value) VALUES (1, CAST(random() AS TEXT));
         """,
     ),
+    (
+        4,
+        # Webhooks (accord.sync.outbox): one row per (endpoint, room, commit group), written
+        # in the commit's transaction and carrying its changes as delivered (so compaction
+        # never waits on a receiver). The head row of each (endpoint, room) also holds the
+        # delivery state of the batch it starts: its webhook-id, the last first_seq it
+        # takes in, its attempts, when it is due and who leases it until when. Times are
+        # Unix milliseconds. A parked endpoint has a row in webhook_parked.
+        """
+        CREATE TABLE webhook_outbox (
+            endpoint TEXT NOT NULL,
+            room TEXT NOT NULL,
+            first_seq BIGINT NOT NULL,
+            last_seq BIGINT NOT NULL,
+            changes TEXT NOT NULL,
+            created BIGINT NOT NULL,
+            message_id TEXT,
+            batch_until BIGINT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            due BIGINT NOT NULL DEFAULT 0,
+            leased_until BIGINT NOT NULL DEFAULT 0,
+            lease TEXT,
+            last_error TEXT,
+            PRIMARY KEY (endpoint, room, first_seq)
+        );
+        CREATE TABLE webhook_parked (
+            endpoint TEXT PRIMARY KEY,
+            parked_at BIGINT NOT NULL,
+            reason TEXT NOT NULL
+        );
+        """,
+    ),
 )
 
 

@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from accord.common import config, rules
 from accord.common.config import ConfigError
 from accord.common.grpcutil import MAX_GRPC_MESSAGE
+from accord.sync.webhooks import EndpointDefaults, WebhookConfig, load_config
 
 MEMORY = ":memory:"
+NO_WEBHOOKS = WebhookConfig()
 
 
 @dataclass(frozen=True)
@@ -64,12 +66,26 @@ class Settings:
     room_memory_bytes: int = 8 * 1024 * 1024
     recheck_interval: float = 30.0
     """Seconds between re-checks of every Subscribe stream against the log; 0: none."""
+    webhooks_file: str | None = None
+    webhooks: WebhookConfig = NO_WEBHOOKS
+    """The endpoints in ``webhooks_file`` at start-up (re-read while running)."""
+    webhook_concurrency: int = 8
+    """Webhook requests this replica has in flight at most; 0: it delivers none."""
+    webhook_backoff_base: float = 1.0
+    webhook_backoff_max: float = 300.0
+    webhook_timeout: float = 10.0
+    webhook_max_attempts: int = 10
+    webhook_poll_interval: float = 1.0
     log_level: str = "info"
     log_format: str = "text"
 
     @property
     def max_clock_skew_us(self) -> int:
         return int(self.max_clock_skew * 1_000_000)
+
+    @property
+    def webhook_defaults(self) -> EndpointDefaults:
+        return EndpointDefaults(self.webhook_timeout, self.webhook_max_attempts)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -79,6 +95,22 @@ class Settings:
             if metrics_raw is not None and metrics_raw.strip() == ""
             else config.get_addr(env, "METRICS_ADDR", "127.0.0.1:9101")
         )
+        webhook_defaults = EndpointDefaults(
+            timeout=config.get_float(env, "WEBHOOK_TIMEOUT", 10.0, minimum=0.1, maximum=300.0),
+            max_attempts=config.get_int(env, "WEBHOOK_MAX_ATTEMPTS", 10, minimum=1, maximum=1000),
+        )
+        webhooks_file = config.get_optional(env, "WEBHOOKS_FILE")
+        backoff_base = config.get_float(
+            env, "WEBHOOK_BACKOFF_BASE", 1.0, minimum=0.001, maximum=3600.0
+        )
+        backoff_max = config.get_float(
+            env, "WEBHOOK_BACKOFF_MAX", 300.0, minimum=0.001, maximum=86400.0
+        )
+        if backoff_max < backoff_base:
+            raise ConfigError(
+                f"WEBHOOK_BACKOFF_MAX={backoff_max:g} is below "
+                f"WEBHOOK_BACKOFF_BASE={backoff_base:g}"
+            )
         prefix = config.get_str(env, "REDIS_PREFIX", "accord").strip()
         if not prefix or any(ch.isspace() for ch in prefix):
             raise ConfigError(f"REDIS_PREFIX={prefix!r} must be non-empty without spaces")
@@ -108,6 +140,20 @@ class Settings:
             ),
             recheck_interval=config.get_float(
                 env, "RECHECK_INTERVAL", 30.0, minimum=0.0, maximum=86400.0
+            ),
+            webhooks_file=webhooks_file,
+            webhooks=(
+                load_config(webhooks_file, webhook_defaults) if webhooks_file else NO_WEBHOOKS
+            ),
+            webhook_concurrency=config.get_int(
+                env, "WEBHOOK_CONCURRENCY", 8, minimum=0, maximum=1000
+            ),
+            webhook_backoff_base=backoff_base,
+            webhook_backoff_max=backoff_max,
+            webhook_timeout=webhook_defaults.timeout,
+            webhook_max_attempts=webhook_defaults.max_attempts,
+            webhook_poll_interval=config.get_float(
+                env, "WEBHOOK_POLL_INTERVAL", 1.0, minimum=0.01, maximum=60.0
             ),
             log_level=config.get_log_level(env),
             log_format=config.get_log_format(env),

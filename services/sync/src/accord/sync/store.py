@@ -34,6 +34,7 @@ from accord.sync.model import (
     RoomRecord,
     RoomWrite,
 )
+from accord.sync.outbox import OutboxStore
 from accord.sync.records import RecordReader
 
 
@@ -166,4 +167,8 @@ class Store(Protocol):
 
     async def conflicts(self, room: str, before: int, limit: int) -> list[ConflictRow]:
         """The room's recorded conflicts with ``seq < before`` (0: any), newest first."""
+        ...
+
+    def outbox(self) -> OutboxStore:
+        """The webhook outbox's statements on this database (``accord.sync.outbox``)."""
         ...

@@ -27,6 +27,7 @@ half-done.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
@@ -43,6 +44,7 @@ from accord.sync.model import (
     RoomRecord,
     RoomWrite,
 )
+from accord.sync.outbox_postgres import PostgresOutbox, outbox_args, outbox_cte
 from accord.sync.pg_cluster import Cluster
 from accord.sync.records_sql import PostgresReader
 from accord.sync.store import Contended, SnapshotBase
@@ -88,7 +90,7 @@ def _logged(row: Any) -> LoggedChange:
     )
 
 
-def _save_sql(checked: bool, conflicts: bool) -> str:
+def _save_sql(checked: bool, conflicts: bool, outbox: bool = False) -> str:
     """One statement (data-modifying CTEs, each batched with ``unnest``) that appends the
     changes ($1-$10), upserts the records ($11-$16), raises the heads ($17, $18), the
     clients' high-water marks ($19-$22) and, with ``conflicts``, records the conflicts
@@ -101,6 +103,9 @@ def _save_sql(checked: bool, conflicts: bool) -> str:
     is created), checked under the rooms' row locks taken in name order, and the
     database's incarnation is still ``$I`` ($37, or $24; NULL: not checked); the
     statement returns whether it wrote.
+
+    ``outbox``: the group owes webhook endpoints changes; the six parameters after all
+    the others append its outbox rows (``accord.sync.outbox_postgres.outbox_cte``).
     """
     was, incarnation = ("$36", "$37") if conflicts else ("$23", "$24")
     only = "\n    WHERE (SELECT ok FROM ok)" if checked else ""
@@ -163,15 +168,18 @@ def _save_sql(checked: bool, conflicts: bool) -> str:
     ON CONFLICT DO NOTHING
 )"""
         )
+    if outbox:
+        parts.append(outbox_cte((35 if conflicts else 22) + (2 if checked else 0) + 1, only))
     return "WITH " + ",\n".join(parts) + ("\nSELECT ok FROM ok" if checked else "\nSELECT 1")
 
 
 _SAVE = {
-    (checked, conflicts): _save_sql(checked, conflicts)
+    (checked, conflicts, outbox): _save_sql(checked, conflicts, outbox)
     for checked in (False, True)
     for conflicts in (False, True)
+    for outbox in (False, True)
 }
-"""The save statement by (checked, with conflicts)."""
+"""The save statement by (checked, with conflicts, with outbox rows)."""
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
@@ -334,7 +342,8 @@ class _Transaction:
         # One statement (data-modifying CTEs, each batched with unnest): a group
         # of pushes to any number of rooms costs the same few round trips.
         heads, conflicts, args = _save_args(writes)
-        await self._conn.execute(_SAVE[(False, conflicts)], *args)
+        owed = outbox_args(writes, int(time.time() * 1000))
+        await self._conn.execute(_SAVE[(False, conflicts, bool(owed))], *args, *owed)
         for room, head in heads:
             self._heads[room] = head
 
@@ -390,15 +399,17 @@ class _CheckedTransaction(_Transaction):
 
     async def save(self, writes: Sequence[RoomWrite]) -> None:
         heads, conflicts, args = _save_args(writes)
+        owed = outbox_args(writes, int(time.time() * 1000))
         checked = self._checked
         if checked is not None and checked.cluster != self._cluster.value:
             raise Contended("the database's cluster changed since the group's rooms were read")
         try:
             ok = await self._conn.fetchval(
-                _SAVE[(True, conflicts)],
+                _SAVE[(True, conflicts, bool(owed))],
                 *args,
                 [self._read[room] for room, _ in heads],
                 None if checked is None else checked.incarnation,
+                *owed,
             )
         except (asyncpg.UniqueViolationError, asyncpg.DeadlockDetectedError) as error:
             raise Contended(str(error)) from error
@@ -480,6 +491,9 @@ class PostgresStore:
         with _unavailable():
             async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
                 yield conn
+
+    def outbox(self) -> PostgresOutbox:
+        return PostgresOutbox(self._connection)
 
     @asynccontextmanager
     async def transaction(

@@ -27,6 +27,7 @@ from accord.sync.model import (
     RoomRecord,
     RoomWrite,
 )
+from accord.sync.outbox_sqlite import SqliteOutbox, save_outbox
 from accord.sync.records_sql import SqliteReader
 from accord.sync.schema import MIGRATIONS, statements
 from accord.sync.settings import MEMORY
@@ -295,6 +296,7 @@ class _Transaction:
                 for c in w.conflicts
             ],
         )
+        await save_outbox(db, writes)
         self._heads.update(heads)
 
     async def compact(self, room: str, floor: int, keep_conflicts: int) -> None:
@@ -402,6 +404,24 @@ class SqliteStore:
                 raise
             with _unavailable():
                 await self._writer.execute("COMMIT")
+
+    @asynccontextmanager
+    async def _written(self) -> AsyncIterator[aiosqlite.Connection]:
+        """The writer, in a transaction of its own (for the outbox's statements)."""
+        async with self._write_lock:
+            with _unavailable():
+                await self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                with _unavailable():
+                    yield self._writer
+            except BaseException:
+                await self._writer.execute("ROLLBACK")
+                raise
+            with _unavailable():
+                await self._writer.execute("COMMIT")
+
+    def outbox(self) -> SqliteOutbox:
+        return SqliteOutbox(self._written)
 
     @asynccontextmanager
     async def snapshot(self, room: str) -> AsyncIterator[_Snapshot | _Loaded]:

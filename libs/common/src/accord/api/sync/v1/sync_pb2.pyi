@@ -383,3 +383,59 @@ class GetRecordResponse(_message.Message):
     record: Record
     seq: int
     def __init__(self, found: _Optional[bool] = ..., record: _Optional[_Union[Record, _Mapping]] = ..., seq: _Optional[int] = ...) -> None: ...
+
+class ListWebhooksRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class WebhookEndpoint(_message.Message):
+    __slots__ = ("id", "url", "rooms", "events", "configured", "parked", "parked_at", "parked_reason", "backlog_rows", "backlog_changes", "backlog_rooms", "oldest_at", "attempts", "last_error")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    ROOMS_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    CONFIGURED_FIELD_NUMBER: _ClassVar[int]
+    PARKED_FIELD_NUMBER: _ClassVar[int]
+    PARKED_AT_FIELD_NUMBER: _ClassVar[int]
+    PARKED_REASON_FIELD_NUMBER: _ClassVar[int]
+    BACKLOG_ROWS_FIELD_NUMBER: _ClassVar[int]
+    BACKLOG_CHANGES_FIELD_NUMBER: _ClassVar[int]
+    BACKLOG_ROOMS_FIELD_NUMBER: _ClassVar[int]
+    OLDEST_AT_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    url: str
+    rooms: _containers.RepeatedScalarFieldContainer[str]
+    events: _containers.RepeatedScalarFieldContainer[str]
+    configured: bool
+    parked: bool
+    parked_at: int
+    parked_reason: str
+    backlog_rows: int
+    backlog_changes: int
+    backlog_rooms: int
+    oldest_at: int
+    attempts: int
+    last_error: str
+    def __init__(self, id: _Optional[str] = ..., url: _Optional[str] = ..., rooms: _Optional[_Iterable[str]] = ..., events: _Optional[_Iterable[str]] = ..., configured: _Optional[bool] = ..., parked: _Optional[bool] = ..., parked_at: _Optional[int] = ..., parked_reason: _Optional[str] = ..., backlog_rows: _Optional[int] = ..., backlog_changes: _Optional[int] = ..., backlog_rooms: _Optional[int] = ..., oldest_at: _Optional[int] = ..., attempts: _Optional[int] = ..., last_error: _Optional[str] = ...) -> None: ...
+
+class ListWebhooksResponse(_message.Message):
+    __slots__ = ("endpoints",)
+    ENDPOINTS_FIELD_NUMBER: _ClassVar[int]
+    endpoints: _containers.RepeatedCompositeFieldContainer[WebhookEndpoint]
+    def __init__(self, endpoints: _Optional[_Iterable[_Union[WebhookEndpoint, _Mapping]]] = ...) -> None: ...
+
+class ResumeWebhookRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class ResumeWebhookResponse(_message.Message):
+    __slots__ = ("was_parked", "endpoint")
+    WAS_PARKED_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    was_parked: bool
+    endpoint: WebhookEndpoint
+    def __init__(self, was_parked: _Optional[bool] = ..., endpoint: _Optional[_Union[WebhookEndpoint, _Mapping]] = ...) -> None: ...

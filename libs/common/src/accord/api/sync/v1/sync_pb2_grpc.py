@@ -462,3 +462,127 @@ class Sync:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class WebhooksStub:
+    """Operators: the webhook endpoints (WEBHOOKS_FILE) and what they have not been
+    delivered yet (the outbox, in the database every replica shares).
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.ListWebhooks = channel.unary_unary(
+                '/accord.sync.v1.Webhooks/ListWebhooks',
+                request_serializer=accord_dot_sync_dot_v1_dot_sync__pb2.ListWebhooksRequest.SerializeToString,
+                response_deserializer=accord_dot_sync_dot_v1_dot_sync__pb2.ListWebhooksResponse.FromString,
+                _registered_method=True)
+        self.ResumeWebhook = channel.unary_unary(
+                '/accord.sync.v1.Webhooks/ResumeWebhook',
+                request_serializer=accord_dot_sync_dot_v1_dot_sync__pb2.ResumeWebhookRequest.SerializeToString,
+                response_deserializer=accord_dot_sync_dot_v1_dot_sync__pb2.ResumeWebhookResponse.FromString,
+                _registered_method=True)
+
+
+class WebhooksServicer:
+    """Operators: the webhook endpoints (WEBHOOKS_FILE) and what they have not been
+    delivered yet (the outbox, in the database every replica shares).
+    """
+
+    def ListWebhooks(self, request, context):
+        """Every endpoint in the file, and every endpoint with a backlog or parked.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeWebhook(self, request, context):
+        """Unpark an endpoint: its batches are due at once, their attempts counted
+        afresh (also for an endpoint that is not parked, only backing off).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_WebhooksServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'ListWebhooks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWebhooks,
+                    request_deserializer=accord_dot_sync_dot_v1_dot_sync__pb2.ListWebhooksRequest.FromString,
+                    response_serializer=accord_dot_sync_dot_v1_dot_sync__pb2.ListWebhooksResponse.SerializeToString,
+            ),
+            'ResumeWebhook': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeWebhook,
+                    request_deserializer=accord_dot_sync_dot_v1_dot_sync__pb2.ResumeWebhookRequest.FromString,
+                    response_serializer=accord_dot_sync_dot_v1_dot_sync__pb2.ResumeWebhookResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'accord.sync.v1.Webhooks', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('accord.sync.v1.Webhooks', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Webhooks:
+    """Operators: the webhook endpoints (WEBHOOKS_FILE) and what they have not been
+    delivered yet (the outbox, in the database every replica shares).
+    """
+
+    @staticmethod
+    def ListWebhooks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.sync.v1.Webhooks/ListWebhooks',
+            accord_dot_sync_dot_v1_dot_sync__pb2.ListWebhooksRequest.SerializeToString,
+            accord_dot_sync_dot_v1_dot_sync__pb2.ListWebhooksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeWebhook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.sync.v1.Webhooks/ResumeWebhook',
+            accord_dot_sync_dot_v1_dot_sync__pb2.ResumeWebhookRequest.SerializeToString,
+            accord_dot_sync_dot_v1_dot_sync__pb2.ResumeWebhookResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

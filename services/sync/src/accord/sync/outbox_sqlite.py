@@ -1,0 +1,153 @@
+"""The webhook outbox on SQLite (see ``accord.sync.outbox``).
+
+Rows are written by ``store_sqlite``'s save (``save_outbox``, in its transaction);
+the rest run on the store's writer connection, each in a transaction of its own
+under the store's write lock (``SqliteStore.outbox``): SQLite has one writer, so a
+claim never meets another one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+
+import aiosqlite
+from accord.sync.model import RoomWrite
+from accord.sync.outbox import Backlog, Batch, Head, Row, merge_backlog
+
+Write = Callable[[], AbstractAsyncContextManager[aiosqlite.Connection]]
+_IN_LIMIT = 500
+
+
+async def save_outbox(db: aiosqlite.Connection, writes: Sequence[RoomWrite]) -> None:
+    """Append the outbox rows of ``writes`` (no statement when there are none)."""
+    rows = [
+        (e.endpoint, w.room, e.first_seq, e.last_seq, e.changes_json)
+        for w in writes
+        for e in w.outbox
+    ]
+    if rows:
+        now = int(time.time() * 1000)
+        await db.executemany(
+            "INSERT INTO webhook_outbox (endpoint, room, first_seq, last_seq, changes, created) "
+            f"VALUES (?, ?, ?, ?, ?, {now})",
+            rows,
+        )
+
+
+class SqliteOutbox:
+    def __init__(self, write: Write) -> None:
+        self._write = write
+        """The store's: its writer, locked, inside BEGIN IMMEDIATE ... COMMIT."""
+
+    async def lease(
+        self, leases: Mapping[str, int], now: int, limit: int, token: str
+    ) -> list[Head]:
+        names = list(leases)[:_IN_LIMIT]
+        marks = ",".join("?" * len(names))
+        async with self._write() as db:
+            async with db.execute(
+                "SELECT o.endpoint, o.room, o.first_seq, o.attempts, o.message_id, o.batch_until "
+                f"FROM webhook_outbox o WHERE o.endpoint IN ({marks}) "
+                "AND o.due <= ? AND o.leased_until <= ? "
+                "AND o.first_seq = (SELECT min(h.first_seq) FROM webhook_outbox h "
+                "WHERE h.endpoint = o.endpoint AND h.room = o.room) "
+                "AND NOT EXISTS (SELECT 1 FROM webhook_parked p WHERE p.endpoint = o.endpoint) "
+                "ORDER BY o.due LIMIT ?",
+                (*names, now, now, limit),
+            ) as cursor:
+                found = list(await cursor.fetchall())
+            await db.executemany(
+                "UPDATE webhook_outbox SET attempts = attempts + 1, lease = ?, leased_until = ? "
+                "WHERE endpoint = ? AND room = ? AND first_seq = ?",
+                [(token, now + leases[str(r[0])], r[0], r[1], r[2]) for r in found],
+            )
+        return [
+            Head(
+                str(r[0]),
+                str(r[1]),
+                int(r[2]),
+                int(r[3]) + 1,
+                None if r[4] is None else str(r[4]),
+                None if r[5] is None else int(r[5]),
+            )
+            for r in found
+        ]
+
+    async def rows(
+        self, endpoint: str, room: str, first_seq: int, until: int | None, limit: int
+    ) -> list[Row]:
+        async with (
+            self._write() as db,
+            db.execute(
+                "SELECT first_seq, last_seq, changes FROM webhook_outbox "
+                "WHERE endpoint = ? AND room = ? AND first_seq >= ? "
+                "AND (? IS NULL OR first_seq <= ?) ORDER BY first_seq LIMIT ?",
+                (endpoint, room, first_seq, until, until, limit),
+            ) as cursor,
+        ):
+            return [Row(int(r[0]), int(r[1]), str(r[2])) for r in await cursor.fetchall()]
+
+    async def freeze(self, head: Head, token: str, until: int, message_id: str) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "UPDATE webhook_outbox SET batch_until = ?, message_id = ? "
+                "WHERE endpoint = ? AND room = ? AND first_seq = ? AND lease = ?",
+                (until, message_id, head.endpoint, head.room, head.first_seq, token),
+            )
+
+    async def delete(self, batch: Batch) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "DELETE FROM webhook_outbox WHERE endpoint = ? AND room = ? "
+                "AND first_seq >= ? AND first_seq <= ?",
+                (batch.endpoint, batch.room, batch.first_seq, batch.batch_until),
+            )
+
+    async def retry(self, batch: Batch, due: int, error: str) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "UPDATE webhook_outbox SET due = ?, last_error = ?, lease = NULL, "
+                "leased_until = 0 WHERE endpoint = ? AND room = ? AND first_seq = ? AND lease = ?",
+                (due, error, batch.endpoint, batch.room, batch.first_seq, batch.lease),
+            )
+
+    async def park(self, endpoint: str, now: int, reason: str) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "INSERT OR IGNORE INTO webhook_parked (endpoint, parked_at, reason) "
+                "VALUES (?, ?, ?)",
+                (endpoint, now, reason),
+            )
+
+    async def resume(self, endpoint: str) -> bool:
+        async with self._write() as db:
+            async with db.execute(
+                "DELETE FROM webhook_parked WHERE endpoint = ?", (endpoint,)
+            ) as cursor:
+                parked = cursor.rowcount > 0
+            await db.execute(
+                "UPDATE webhook_outbox SET attempts = 0, due = 0 "
+                "WHERE endpoint = ? AND (attempts > 0 OR due > 0)",
+                (endpoint,),
+            )
+        return parked
+
+    async def backlog(self) -> list[Backlog]:
+        async with self._write() as db:
+            async with db.execute(
+                "SELECT endpoint, count(*), sum(last_seq - first_seq + 1), count(DISTINCT room), "
+                "min(created), max(attempts), max(last_error) FROM webhook_outbox "
+                "GROUP BY endpoint"
+            ) as cursor:
+                counted = list(await cursor.fetchall())
+            async with db.execute("SELECT endpoint, parked_at, reason FROM webhook_parked") as cur:
+                parked = list(await cur.fetchall())
+        return merge_backlog(
+            [
+                (str(r[0]), int(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5]), str(r[6] or ""))
+                for r in counted
+            ],
+            [(str(r[0]), int(r[1]), str(r[2])) for r in parked],
+        )
