@@ -235,11 +235,12 @@ async def test_migrate_command_creates_the_schema_and_exits(database_url: str) -
         )
     finally:
         await conn.close()
-    assert [r["version"] for r in versions] == [1, 2, 3]
+    assert [r["version"] for r in versions] == [1, 2, 3, 5]
     assert [r["tablename"] for r in tables] == [
         "changes",
         "clients",
         "conflicts",
+        "extension_cursors",
         "incarnation",
         "records",
         "rooms",

@@ -11,15 +11,19 @@ from accord.api.sync.v1 import sync_pb2_grpc
 from accord.common.config import format_addr
 from accord.common.grpcutil import LatencyInterceptor, add_health, create_server, set_serving
 from accord.common.metrics import metrics_server
+from accord.extensions import load_extensions
 from accord.sync.bus import Bus
 from accord.sync.bus_memory import MemoryBus
 from accord.sync.bus_redis import RedisBus
+from accord.sync.dispatch import Dispatcher
 from accord.sync.engine import Engine
 from accord.sync.errors import Unavailable
+from accord.sync.extensions import Screen
 from accord.sync.hlc import HybridClock
 from accord.sync.metrics import GRPC_HANDLING
 from accord.sync.model import Limits, Retention
 from accord.sync.recheck import Rechecker
+from accord.sync.schemas import SchemaWatcher
 from accord.sync.servicer import SyncServicer
 from accord.sync.settings import PostgresTarget, Settings
 from accord.sync.store import Store
@@ -71,17 +75,31 @@ async def serve(settings: Settings, *, grace: float = SHUTDOWN_GRACE) -> AsyncIt
         store = await stack.enter_async_context(open_store(settings))
         bus = await stack.enter_async_context(open_bus(settings))
         metrics_port = stack.enter_context(metrics_server(settings.metrics_addr))
+        extensions = load_extensions(settings.extensions, "sync", "SYNC_EXTENSIONS")
+        schemas = await stack.enter_async_context(SchemaWatcher(settings.schemas_file).running())
+        screen = Screen(extensions, settings.extension_timeout, limits_of(settings), schemas)
+        dispatcher = await stack.enter_async_context(
+            Dispatcher(store, extensions, settings.extension_timeout).running()
+        )
         engine = Engine(
             store,
             HybridClock(settings.max_clock_skew_us),
             limits_of(settings),
             retention_of(settings),
             memory_bytes=settings.room_memory_bytes,
+            screen=screen if screen.active or settings.schemas_file else None,
+            holds=dispatcher.holds(),
         )
         rechecker = await stack.enter_async_context(
             Rechecker(bus, settings.recheck_interval).running()
         )
-        servicer = SyncServicer(engine, bus, limits_of(settings), rechecker)
+        servicer = SyncServicer(
+            engine,
+            bus,
+            limits_of(settings),
+            rechecker,
+            on_committed=dispatcher.notify if dispatcher.names else None,
+        )
         server = create_server([LatencyInterceptor(GRPC_HANDLING)])
         sync_pb2_grpc.add_SyncServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
         health = add_health(server)

@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x61\x63\x63ord/sync/v1/sync.proto\x12\x0e\x61\x63\x63ord.sync.v1\"\x1c\n\x05SetOp\x12\x13\n\x0b\x66ields_json\x18\x01 \x01(\t\"\n\n\x08\x44\x65leteOp\"#\n\x06IncrOp\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\n\n\x02\x62y\x18\x02 \x01(\x03\"+\n\x05\x41\x64\x64Op\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x13\n\x0bvalues_json\x18\x02 \x01(\t\"J\n\x08RemoveOp\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x13\n\x0bvalues_json\x18\x02 \x01(\t\x12\x11\n\x04seen\x18\x03 \x01(\x04H\x00\x88\x01\x01\x42\x07\n\x05_seen\"=\n\x08InsertOp\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\r\n\x05\x61\x66ter\x18\x02 \x01(\t\x12\x13\n\x0bvalues_json\x18\x03 \x01(\t\"+\n\rRemoveItemsOp\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x0b\n\x03ids\x18\x02 \x03(\t\"\xbb\x02\n\x02Op\x12$\n\x03set\x18\x01 \x01(\x0b\x32\x15.accord.sync.v1.SetOpH\x00\x12*\n\x06\x64\x65lete\x18\x02 \x01(\x0b\x32\x18.accord.sync.v1.DeleteOpH\x00\x12&\n\x04incr\x18\x03 \x01(\x0b\x32\x16.accord.sync.v1.IncrOpH\x00\x12$\n\x03\x61\x64\x64\x18\x04 \x01(\x0b\x32\x15.accord.sync.v1.AddOpH\x00\x12*\n\x06remove\x18\x05 \x01(\x0b\x32\x18.accord.sync.v1.RemoveOpH\x00\x12*\n\x06insert\x18\x06 \x01(\x0b\x32\x18.accord.sync.v1.InsertOpH\x00\x12\x35\n\x0cremove_items\x18\x07 \x01(\x0b\x32\x1d.accord.sync.v1.RemoveItemsOpH\x00\x42\x06\n\x04kind\"i\n\x06\x43hange\x12\x12\n\nclient_seq\x18\x01 \x01(\x04\x12\x12\n\ncollection\x18\x02 \x01(\t\x12\x0b\n\x03key\x18\x03 \x01(\t\x12\n\n\x02ts\x18\x04 \x01(\x03\x12\x1e\n\x02op\x18\x05 \x01(\x0b\x32\x12.accord.sync.v1.Op\"h\n\x0bPushRequest\x12\x0c\n\x04room\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x11\n\tclient_id\x18\x03 \x01(\t\x12\'\n\x07\x63hanges\x18\x04 \x03(\x0b\x32\x16.accord.sync.v1.Change\"F\n\x08\x43onflict\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x11\n\twinner_ts\x18\x02 \x01(\x03\x12\x18\n\x10winner_client_id\x18\x03 \x01(\t\"\xab\x01\n\x0c\x43hangeResult\x12\x12\n\nclient_seq\x18\x01 \x01(\x04\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12,\n\x06status\x18\x03 \x01(\x0e\x32\x1c.accord.sync.v1.ChangeStatus\x12\n\n\x02ts\x18\x04 \x01(\x03\x12\x13\n\x0bts_adjusted\x18\x05 \x01(\x08\x12+\n\tconflicts\x18\x06 \x03(\x0b\x32\x18.accord.sync.v1.Conflict\"Y\n\x0cPushResponse\x12\x0c\n\x04room\x18\x01 \x01(\t\x12-\n\x07results\x18\x02 \x03(\x0b\x32\x1c.accord.sync.v1.ChangeResult\x12\x0c\n\x04head\x18\x03 \x01(\x04\">\n\x0fPushManyRequest\x12+\n\x06pushes\x18\x01 \x03(\x0b\x32\x1b.accord.sync.v1.PushRequest\",\n\tPushError\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"t\n\nPushResult\x12\x30\n\x08response\x18\x01 \x01(\x0b\x32\x1c.accord.sync.v1.PushResponseH\x00\x12*\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x19.accord.sync.v1.PushErrorH\x00\x42\x08\n\x06result\"?\n\x10PushManyResponse\x12+\n\x07results\x18\x01 \x03(\x0b\x32\x1a.accord.sync.v1.PushResult\"\x97\x01\n\x0f\x43ommittedChange\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x12\n\ncollection\x18\x02 \x01(\t\x12\x0b\n\x03key\x18\x03 \x01(\t\x12\x11\n\tclient_id\x18\x04 \x01(\t\x12\x12\n\nclient_seq\x18\x05 \x01(\x04\x12\n\n\x02ts\x18\x06 \x01(\x03\x12\x12\n\npatch_json\x18\x07 \x01(\t\x12\x0f\n\x07user_id\x18\x08 \x01(\t\"\\\n\x0b\x43hangeBatch\x12\x0c\n\x04room\x18\x01 \x01(\t\x12\x30\n\x07\x63hanges\x18\x02 \x03(\x0b\x32\x1f.accord.sync.v1.CommittedChange\x12\r\n\x05\x65poch\x18\x03 \x01(\t\":\n\nBusMessage\x12,\n\x07\x62\x61tches\x18\x01 \x03(\x0b\x32\x1b.accord.sync.v1.ChangeBatch\"q\n\x0bPullRequest\x12\x0c\n\x04room\x18\x01 \x01(\t\x12\r\n\x05since\x18\x02 \x01(\x04\x12\r\n\x05until\x18\x03 \x01(\x04\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x14\n\x0c\x63hanges_only\x18\x05 \x01(\x08\x12\r\n\x05\x65poch\x18\x06 \x01(\t\"=\n\x06Record\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x12\n\nvalue_json\x18\x03 \x01(\t\"S\n\rSnapshotChunk\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\'\n\x07records\x18\x02 \x03(\x0b\x32\x16.accord.sync.v1.Record\x12\x0c\n\x04last\x18\x03 \x01(\x08\"\x98\x01\n\x0cPullResponse\x12\x0e\n\x04head\x18\x01 \x01(\x04H\x00\x12\x31\n\x08snapshot\x18\x02 \x01(\x0b\x32\x1d.accord.sync.v1.SnapshotChunkH\x00\x12.\n\x07\x63hanges\x18\x03 \x01(\x0b\x32\x1b.accord.sync.v1.ChangeBatchH\x00\x12\r\n\x05\x65poch\x18\x04 \x01(\tB\x06\n\x04item\"@\n\x10SubscribeRequest\x12\x0b\n\x03\x61\x64\x64\x18\x01 \x03(\t\x12\x0e\n\x06remove\x18\x02 \x03(\t\x12\x0f\n\x07\x62\x61tched\x18\x03 \x01(\x08\"o\n\x11SubscribeResponse\x12,\n\x07\x63hanges\x18\x01 \x01(\x0b\x32\x1b.accord.sync.v1.ChangeBatch\x12,\n\x07\x62\x61tches\x18\x02 \x03(\x0b\x32\x1b.accord.sync.v1.ChangeBatch\"\x1b\n\x0bHeadRequest\x12\x0c\n\x04room\x18\x01 \x01(\t\"+\n\x0cHeadResponse\x12\x0c\n\x04head\x18\x01 \x01(\x04\x12\r\n\x05\x65poch\x18\x02 \x01(\t\"C\n\x14ListConflictsRequest\x12\x0c\n\x04room\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\x12\x0e\n\x06\x62\x65\x66ore\x18\x03 \x01(\x04\"\xf1\x01\n\x0e\x43onflictRecord\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x12\n\ncollection\x18\x02 \x01(\t\x12\x0b\n\x03key\x18\x03 \x01(\t\x12\r\n\x05\x66ield\x18\x04 \x01(\t\x12\x0f\n\x07user_id\x18\x05 \x01(\t\x12\x11\n\tclient_id\x18\x06 \x01(\t\x12\x12\n\nclient_seq\x18\x07 \x01(\x04\x12\n\n\x02ts\x18\x08 \x01(\x03\x12\x11\n\twinner_ts\x18\t \x01(\x03\x12\x18\n\x10winner_client_id\x18\n \x01(\t\x12\x16\n\x0ewinner_user_id\x18\x0b \x01(\t\x12\x19\n\x11winner_client_seq\x18\x0c \x01(\x04\"J\n\x15ListConflictsResponse\x12\x31\n\tconflicts\x18\x01 \x03(\x0b\x32\x1e.accord.sync.v1.ConflictRecord*e\n\x0c\x43hangeStatus\x12\x1d\n\x19\x43HANGE_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15\x43HANGE_STATUS_APPLIED\x10\x01\x12\x1b\n\x17\x43HANGE_STATUS_DUPLICATE\x10\x02\x32\xa9\x04\n\x04Sync\x12\x41\n\x04Push\x12\x1b.accord.sync.v1.PushRequest\x1a\x1c.accord.sync.v1.PushResponse\x12M\n\x08PushMany\x12\x1f.accord.sync.v1.PushManyRequest\x1a .accord.sync.v1.PushManyResponse\x12S\n\nPushStream\x12\x1f.accord.sync.v1.PushManyRequest\x1a .accord.sync.v1.PushManyResponse(\x01\x30\x01\x12\x43\n\x04Pull\x12\x1b.accord.sync.v1.PullRequest\x1a\x1c.accord.sync.v1.PullResponse0\x01\x12T\n\tSubscribe\x12 .accord.sync.v1.SubscribeRequest\x1a!.accord.sync.v1.SubscribeResponse(\x01\x30\x01\x12\x41\n\x04Head\x12\x1b.accord.sync.v1.HeadRequest\x1a\x1c.accord.sync.v1.HeadResponse\x12\\\n\rListConflicts\x12$.accord.sync.v1.ListConflictsRequest\x1a%.accord.sync.v1.ListConflictsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x61\x63\x63ord/sync/v1/sync.proto\x12\x0e\x61\x63\x63ord.sync.v1\"\x1c\n\x05SetOp\x12\x13\n\x0b\x66ields_json\x18\x01 \x01(\t\"\n\n\x08\x44\x65leteOp\"#\n\x06IncrOp\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\n\n\x02\x62y\x18\x02 \x01(\x03\"+\n\x05\x41\x64\x64Op\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x13\n\x0bvalues_json\x18\x02 \x01(\t\"J\n\x08RemoveOp\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x13\n\x0bvalues_json\x18\x02 \x01(\t\x12\x11\n\x04seen\x18\x03 \x01(\x04H\x00\x88\x01\x01\x42\x07\n\x05_seen\"=\n\x08InsertOp\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\r\n\x05\x61\x66ter\x18\x02 \x01(\t\x12\x13\n\x0bvalues_json\x18\x03 \x01(\t\"+\n\rRemoveItemsOp\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x0b\n\x03ids\x18\x02 \x03(\t\"\xbb\x02\n\x02Op\x12$\n\x03set\x18\x01 \x01(\x0b\x32\x15.accord.sync.v1.SetOpH\x00\x12*\n\x06\x64\x65lete\x18\x02 \x01(\x0b\x32\x18.accord.sync.v1.DeleteOpH\x00\x12&\n\x04incr\x18\x03 \x01(\x0b\x32\x16.accord.sync.v1.IncrOpH\x00\x12$\n\x03\x61\x64\x64\x18\x04 \x01(\x0b\x32\x15.accord.sync.v1.AddOpH\x00\x12*\n\x06remove\x18\x05 \x01(\x0b\x32\x18.accord.sync.v1.RemoveOpH\x00\x12*\n\x06insert\x18\x06 \x01(\x0b\x32\x18.accord.sync.v1.InsertOpH\x00\x12\x35\n\x0cremove_items\x18\x07 \x01(\x0b\x32\x1d.accord.sync.v1.RemoveItemsOpH\x00\x42\x06\n\x04kind\"i\n\x06\x43hange\x12\x12\n\nclient_seq\x18\x01 \x01(\x04\x12\x12\n\ncollection\x18\x02 \x01(\t\x12\x0b\n\x03key\x18\x03 \x01(\t\x12\n\n\x02ts\x18\x04 \x01(\x03\x12\x1e\n\x02op\x18\x05 \x01(\x0b\x32\x12.accord.sync.v1.Op\"h\n\x0bPushRequest\x12\x0c\n\x04room\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x11\n\tclient_id\x18\x03 \x01(\t\x12\'\n\x07\x63hanges\x18\x04 \x03(\x0b\x32\x16.accord.sync.v1.Change\"F\n\x08\x43onflict\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x11\n\twinner_ts\x18\x02 \x01(\x03\x12\x18\n\x10winner_client_id\x18\x03 \x01(\t\"\xd5\x01\n\x0c\x43hangeResult\x12\x12\n\nclient_seq\x18\x01 \x01(\x04\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12,\n\x06status\x18\x03 \x01(\x0e\x32\x1c.accord.sync.v1.ChangeStatus\x12\n\n\x02ts\x18\x04 \x01(\x03\x12\x13\n\x0bts_adjusted\x18\x05 \x01(\x08\x12+\n\tconflicts\x18\x06 \x03(\x0b\x32\x18.accord.sync.v1.Conflict\x12(\n\x05\x65rror\x18\x1e \x01(\x0b\x32\x19.accord.sync.v1.PushError\"Y\n\x0cPushResponse\x12\x0c\n\x04room\x18\x01 \x01(\t\x12-\n\x07results\x18\x02 \x03(\x0b\x32\x1c.accord.sync.v1.ChangeResult\x12\x0c\n\x04head\x18\x03 \x01(\x04\">\n\x0fPushManyRequest\x12+\n\x06pushes\x18\x01 \x03(\x0b\x32\x1b.accord.sync.v1.PushRequest\"?\n\tPushError\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x11\n\tjson_path\x18\x1e \x01(\t\"t\n\nPushResult\x12\x30\n\x08response\x18\x01 \x01(\x0b\x32\x1c.accord.sync.v1.PushResponseH\x00\x12*\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x19.accord.sync.v1.PushErrorH\x00\x42\x08\n\x06result\"?\n\x10PushManyResponse\x12+\n\x07results\x18\x01 \x03(\x0b\x32\x1a.accord.sync.v1.PushResult\"\x97\x01\n\x0f\x43ommittedChange\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x12\n\ncollection\x18\x02 \x01(\t\x12\x0b\n\x03key\x18\x03 \x01(\t\x12\x11\n\tclient_id\x18\x04 \x01(\t\x12\x12\n\nclient_seq\x18\x05 \x01(\x04\x12\n\n\x02ts\x18\x06 \x01(\x03\x12\x12\n\npatch_json\x18\x07 \x01(\t\x12\x0f\n\x07user_id\x18\x08 \x01(\t\"\\\n\x0b\x43hangeBatch\x12\x0c\n\x04room\x18\x01 \x01(\t\x12\x30\n\x07\x63hanges\x18\x02 \x03(\x0b\x32\x1f.accord.sync.v1.CommittedChange\x12\r\n\x05\x65poch\x18\x03 \x01(\t\":\n\nBusMessage\x12,\n\x07\x62\x61tches\x18\x01 \x03(\x0b\x32\x1b.accord.sync.v1.ChangeBatch\"q\n\x0bPullRequest\x12\x0c\n\x04room\x18\x01 \x01(\t\x12\r\n\x05since\x18\x02 \x01(\x04\x12\r\n\x05until\x18\x03 \x01(\x04\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x14\n\x0c\x63hanges_only\x18\x05 \x01(\x08\x12\r\n\x05\x65poch\x18\x06 \x01(\t\"=\n\x06Record\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x12\n\nvalue_json\x18\x03 \x01(\t\"S\n\rSnapshotChunk\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\'\n\x07records\x18\x02 \x03(\x0b\x32\x16.accord.sync.v1.Record\x12\x0c\n\x04last\x18\x03 \x01(\x08\"\x98\x01\n\x0cPullResponse\x12\x0e\n\x04head\x18\x01 \x01(\x04H\x00\x12\x31\n\x08snapshot\x18\x02 \x01(\x0b\x32\x1d.accord.sync.v1.SnapshotChunkH\x00\x12.\n\x07\x63hanges\x18\x03 \x01(\x0b\x32\x1b.accord.sync.v1.ChangeBatchH\x00\x12\r\n\x05\x65poch\x18\x04 \x01(\tB\x06\n\x04item\"@\n\x10SubscribeRequest\x12\x0b\n\x03\x61\x64\x64\x18\x01 \x03(\t\x12\x0e\n\x06remove\x18\x02 \x03(\t\x12\x0f\n\x07\x62\x61tched\x18\x03 \x01(\x08\"o\n\x11SubscribeResponse\x12,\n\x07\x63hanges\x18\x01 \x01(\x0b\x32\x1b.accord.sync.v1.ChangeBatch\x12,\n\x07\x62\x61tches\x18\x02 \x03(\x0b\x32\x1b.accord.sync.v1.ChangeBatch\"\x1b\n\x0bHeadRequest\x12\x0c\n\x04room\x18\x01 \x01(\t\"+\n\x0cHeadResponse\x12\x0c\n\x04head\x18\x01 \x01(\x04\x12\r\n\x05\x65poch\x18\x02 \x01(\t\"C\n\x14ListConflictsRequest\x12\x0c\n\x04room\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\x12\x0e\n\x06\x62\x65\x66ore\x18\x03 \x01(\x04\"\xf1\x01\n\x0e\x43onflictRecord\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x12\n\ncollection\x18\x02 \x01(\t\x12\x0b\n\x03key\x18\x03 \x01(\t\x12\r\n\x05\x66ield\x18\x04 \x01(\t\x12\x0f\n\x07user_id\x18\x05 \x01(\t\x12\x11\n\tclient_id\x18\x06 \x01(\t\x12\x12\n\nclient_seq\x18\x07 \x01(\x04\x12\n\n\x02ts\x18\x08 \x01(\x03\x12\x11\n\twinner_ts\x18\t \x01(\x03\x12\x18\n\x10winner_client_id\x18\n \x01(\t\x12\x16\n\x0ewinner_user_id\x18\x0b \x01(\t\x12\x19\n\x11winner_client_seq\x18\x0c \x01(\x04\"J\n\x15ListConflictsResponse\x12\x31\n\tconflicts\x18\x01 \x03(\x0b\x32\x1e.accord.sync.v1.ConflictRecord*e\n\x0c\x43hangeStatus\x12\x1d\n\x19\x43HANGE_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15\x43HANGE_STATUS_APPLIED\x10\x01\x12\x1b\n\x17\x43HANGE_STATUS_DUPLICATE\x10\x02\x32\xa9\x04\n\x04Sync\x12\x41\n\x04Push\x12\x1b.accord.sync.v1.PushRequest\x1a\x1c.accord.sync.v1.PushResponse\x12M\n\x08PushMany\x12\x1f.accord.sync.v1.PushManyRequest\x1a .accord.sync.v1.PushManyResponse\x12S\n\nPushStream\x12\x1f.accord.sync.v1.PushManyRequest\x1a .accord.sync.v1.PushManyResponse(\x01\x30\x01\x12\x43\n\x04Pull\x12\x1b.accord.sync.v1.PullRequest\x1a\x1c.accord.sync.v1.PullResponse0\x01\x12T\n\tSubscribe\x12 .accord.sync.v1.SubscribeRequest\x1a!.accord.sync.v1.SubscribeResponse(\x01\x30\x01\x12\x41\n\x04Head\x12\x1b.accord.sync.v1.HeadRequest\x1a\x1c.accord.sync.v1.HeadResponse\x12\\\n\rListConflicts\x12$.accord.sync.v1.ListConflictsRequest\x1a%.accord.sync.v1.ListConflictsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'accord.sync.v1.sync_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CHANGESTATUS']._serialized_start=2882
-  _globals['_CHANGESTATUS']._serialized_end=2983
+  _globals['_CHANGESTATUS']._serialized_start=2943
+  _globals['_CHANGESTATUS']._serialized_end=3044
   _globals['_SETOP']._serialized_start=45
   _globals['_SETOP']._serialized_end=73
   _globals['_DELETEOP']._serialized_start=75
@@ -56,45 +56,45 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CONFLICT']._serialized_start=884
   _globals['_CONFLICT']._serialized_end=954
   _globals['_CHANGERESULT']._serialized_start=957
-  _globals['_CHANGERESULT']._serialized_end=1128
-  _globals['_PUSHRESPONSE']._serialized_start=1130
-  _globals['_PUSHRESPONSE']._serialized_end=1219
-  _globals['_PUSHMANYREQUEST']._serialized_start=1221
-  _globals['_PUSHMANYREQUEST']._serialized_end=1283
-  _globals['_PUSHERROR']._serialized_start=1285
-  _globals['_PUSHERROR']._serialized_end=1329
-  _globals['_PUSHRESULT']._serialized_start=1331
-  _globals['_PUSHRESULT']._serialized_end=1447
-  _globals['_PUSHMANYRESPONSE']._serialized_start=1449
-  _globals['_PUSHMANYRESPONSE']._serialized_end=1512
-  _globals['_COMMITTEDCHANGE']._serialized_start=1515
-  _globals['_COMMITTEDCHANGE']._serialized_end=1666
-  _globals['_CHANGEBATCH']._serialized_start=1668
-  _globals['_CHANGEBATCH']._serialized_end=1760
-  _globals['_BUSMESSAGE']._serialized_start=1762
-  _globals['_BUSMESSAGE']._serialized_end=1820
-  _globals['_PULLREQUEST']._serialized_start=1822
-  _globals['_PULLREQUEST']._serialized_end=1935
-  _globals['_RECORD']._serialized_start=1937
-  _globals['_RECORD']._serialized_end=1998
-  _globals['_SNAPSHOTCHUNK']._serialized_start=2000
-  _globals['_SNAPSHOTCHUNK']._serialized_end=2083
-  _globals['_PULLRESPONSE']._serialized_start=2086
-  _globals['_PULLRESPONSE']._serialized_end=2238
-  _globals['_SUBSCRIBEREQUEST']._serialized_start=2240
-  _globals['_SUBSCRIBEREQUEST']._serialized_end=2304
-  _globals['_SUBSCRIBERESPONSE']._serialized_start=2306
-  _globals['_SUBSCRIBERESPONSE']._serialized_end=2417
-  _globals['_HEADREQUEST']._serialized_start=2419
-  _globals['_HEADREQUEST']._serialized_end=2446
-  _globals['_HEADRESPONSE']._serialized_start=2448
-  _globals['_HEADRESPONSE']._serialized_end=2491
-  _globals['_LISTCONFLICTSREQUEST']._serialized_start=2493
-  _globals['_LISTCONFLICTSREQUEST']._serialized_end=2560
-  _globals['_CONFLICTRECORD']._serialized_start=2563
-  _globals['_CONFLICTRECORD']._serialized_end=2804
-  _globals['_LISTCONFLICTSRESPONSE']._serialized_start=2806
-  _globals['_LISTCONFLICTSRESPONSE']._serialized_end=2880
-  _globals['_SYNC']._serialized_start=2986
-  _globals['_SYNC']._serialized_end=3539
+  _globals['_CHANGERESULT']._serialized_end=1170
+  _globals['_PUSHRESPONSE']._serialized_start=1172
+  _globals['_PUSHRESPONSE']._serialized_end=1261
+  _globals['_PUSHMANYREQUEST']._serialized_start=1263
+  _globals['_PUSHMANYREQUEST']._serialized_end=1325
+  _globals['_PUSHERROR']._serialized_start=1327
+  _globals['_PUSHERROR']._serialized_end=1390
+  _globals['_PUSHRESULT']._serialized_start=1392
+  _globals['_PUSHRESULT']._serialized_end=1508
+  _globals['_PUSHMANYRESPONSE']._serialized_start=1510
+  _globals['_PUSHMANYRESPONSE']._serialized_end=1573
+  _globals['_COMMITTEDCHANGE']._serialized_start=1576
+  _globals['_COMMITTEDCHANGE']._serialized_end=1727
+  _globals['_CHANGEBATCH']._serialized_start=1729
+  _globals['_CHANGEBATCH']._serialized_end=1821
+  _globals['_BUSMESSAGE']._serialized_start=1823
+  _globals['_BUSMESSAGE']._serialized_end=1881
+  _globals['_PULLREQUEST']._serialized_start=1883
+  _globals['_PULLREQUEST']._serialized_end=1996
+  _globals['_RECORD']._serialized_start=1998
+  _globals['_RECORD']._serialized_end=2059
+  _globals['_SNAPSHOTCHUNK']._serialized_start=2061
+  _globals['_SNAPSHOTCHUNK']._serialized_end=2144
+  _globals['_PULLRESPONSE']._serialized_start=2147
+  _globals['_PULLRESPONSE']._serialized_end=2299
+  _globals['_SUBSCRIBEREQUEST']._serialized_start=2301
+  _globals['_SUBSCRIBEREQUEST']._serialized_end=2365
+  _globals['_SUBSCRIBERESPONSE']._serialized_start=2367
+  _globals['_SUBSCRIBERESPONSE']._serialized_end=2478
+  _globals['_HEADREQUEST']._serialized_start=2480
+  _globals['_HEADREQUEST']._serialized_end=2507
+  _globals['_HEADRESPONSE']._serialized_start=2509
+  _globals['_HEADRESPONSE']._serialized_end=2552
+  _globals['_LISTCONFLICTSREQUEST']._serialized_start=2554
+  _globals['_LISTCONFLICTSREQUEST']._serialized_end=2621
+  _globals['_CONFLICTRECORD']._serialized_start=2624
+  _globals['_CONFLICTRECORD']._serialized_end=2865
+  _globals['_LISTCONFLICTSRESPONSE']._serialized_start=2867
+  _globals['_LISTCONFLICTSRESPONSE']._serialized_end=2941
+  _globals['_SYNC']._serialized_start=3047
+  _globals['_SYNC']._serialized_end=3600
 # @@protoc_insertion_point(module_scope)
