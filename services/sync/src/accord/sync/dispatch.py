@@ -44,6 +44,8 @@ SCAN_INTERVAL = 30.0
 SCAN_PAGE = 1000
 MAX_CURSORS = 100_000
 """Cursors a feed remembers (beyond: read again from the store)."""
+STOP_GRACE = 1.0
+"""Seconds beyond the hook timeout a stopping dispatcher waits for a delivery under way."""
 FIRST_RETRY = 0.1
 LAST_RETRY = 30.0
 
@@ -95,6 +97,8 @@ class Dispatcher:
     ) -> None:
         self._store = store
         self._scan_interval = scan_interval
+        self._timeout = timeout
+        self._stopping = asyncio.Event()
         self._feeds: list[_Feed] = []
         for extension in extensions:
             runner: HookRunner[AfterCommit] = HookRunner(
@@ -123,6 +127,13 @@ class Dispatcher:
         try:
             yield self
         finally:
+            # Let a delivery under way record its cursor (so a clean stop repeats nothing),
+            # waiting at most as long as one more hook call may take.
+            self._stopping.set()
+            for feed in self._feeds:
+                feed.wake.set()
+            if tasks:
+                await asyncio.wait(tasks, timeout=self._timeout + STOP_GRACE)
             for task in tasks:
                 task.cancel()
             for task in tasks:
@@ -131,7 +142,7 @@ class Dispatcher:
 
     async def _run(self, feed: _Feed) -> None:
         next_scan = 0.0
-        while True:
+        while not self._stopping.is_set():
             now = time.monotonic()
             if now >= next_scan:
                 if await self._scan(feed):
@@ -146,6 +157,8 @@ class Dispatcher:
                     await asyncio.wait_for(feed.wake.wait(), max(0.0, min(due, next_scan) - now))
                 continue
             for room in ready:
+                if self._stopping.is_set():
+                    return
                 del feed.pending[room]
                 if not await self._deliver(feed, room):
                     feed.pending[room] = None
@@ -173,7 +186,7 @@ class Dispatcher:
             if cursor is None:
                 cursor = await self._store.cursor(feed.name, room)
             head = await self._store.head(room)
-            while cursor < head:
+            while cursor < head and not self._stopping.is_set():
                 changes = await self._store.changes(room, cursor, head, PAGE)
                 if not changes:
                     break
