@@ -361,6 +361,15 @@ class Engine:
         lost = sum(len(g.conflicts) for g in groups.values())
         if lost:
             metrics.CONFLICTS.inc(lost)
+        if self._screen is not None:
+            refused = sum(
+                r.error is not None
+                for o in outcomes
+                if isinstance(o, PushOutcome)
+                for r in o.results
+            )
+            if refused:
+                metrics.REFUSED.inc(refused)
         return outcomes
 
     async def _attempt(
