@@ -11,7 +11,7 @@ import pytest
 from accord.common.config import ConfigError
 from accord.extensions import ExtensionContext, load_extensions, parse_specs
 
-MODULE = '''
+MODULE = """
 from accord.extensions import BeforeCommit, ExtensionContext
 
 class Counting:
@@ -47,7 +47,7 @@ class Holder:
     nested = staticmethod(plain)
 
 NOT_CALLABLE = 42
-'''
+"""
 
 
 @pytest.fixture
@@ -113,3 +113,46 @@ def test_each_bad_entry_is_one_config_error_line(module: str, entry: str, messag
     assert "\n" not in text
     assert text.startswith("SYNC_EXTENSIONS: ")
     assert caught.match(message)
+
+
+def test_sync_settings_parse_the_extension_settings() -> None:
+    from accord.sync.settings import Settings
+
+    settings = Settings.from_env(
+        {"SYNC_EXTENSIONS": "examples.moderation:factory, examples.quota:factory"}
+    )
+    assert settings.extensions == ("examples.moderation:factory", "examples.quota:factory")
+    assert settings.extension_timeout == 1.0
+    assert Settings.from_env({"EXTENSION_TIMEOUT": "0.25"}).extension_timeout == 0.25
+    with pytest.raises(ConfigError, match=r"EXTENSION_TIMEOUT=0\.0 is out of range"):
+        Settings.from_env({"EXTENSION_TIMEOUT": "0"})
+    with pytest.raises(ConfigError, match=r"^SYNC_EXTENSIONS: 'examples' is not"):
+        Settings.from_env({"SYNC_EXTENSIONS": "examples"})
+
+
+def test_the_sync_process_stops_with_one_line_for_a_bad_extension(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path}/a.db",
+        "SYNC_ADDR": "127.0.0.1:0",
+        "METRICS_ADDR": "",
+        "SYNC_EXTENSIONS": "examples.quota:factory",
+        "QUOTA_LIMIT": "",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "accord.sync"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[3],
+    )
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "configuration error: SYNC_EXTENSIONS: examples.quota:factory failed to start "
+        "(ValueError: QUOTA_LIMIT='' must be a positive integer)"
+    ]
+    assert not (tmp_path / "a.db").exists()  # stopped before opening anything

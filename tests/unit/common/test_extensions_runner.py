@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -175,3 +177,19 @@ def test_refuse_takes_only_refusal_codes() -> None:
     with pytest.raises(ValueError, match="INTERNAL"):
         Refuse("INTERNAL", "no")
     assert len(Refuse("BAD_REQUEST", "x" * 5000).message) == 1024
+
+
+def docs_example() -> dict[str, Any]:
+    """The Python example of docs/extensions.md, run."""
+    text = (Path(__file__).resolve().parents[3] / "docs" / "extensions.md").read_text()
+    (block,) = [part.split("```", 1)[0] for part in text.split("```python\n")[1:]]
+    namespace: dict[str, Any] = {}
+    exec(compile(block, "docs/extensions.md", "exec"), namespace)
+    return namespace
+
+
+async def test_the_example_in_docs_extensions_md_runs() -> None:
+    extension = docs_example()["factory"]()
+    shouting = dataclasses.replace(PAYLOAD, op={"kind": "set", "fields": {"text": "HEY"}})
+    assert await extension.before_commit(shouting) == Refuse("BAD_REQUEST", "no shouting")
+    assert await extension.before_commit(PAYLOAD) is None

@@ -72,11 +72,12 @@ def retention_of(settings: Settings) -> Retention:
 async def serve(settings: Settings, *, grace: float = SHUTDOWN_GRACE) -> AsyncIterator[Running]:
     """Run the sync service for the block's duration."""
     async with AsyncExitStack() as stack:
+        # First: a bad extension or schema file stops start-up before anything is opened.
+        extensions = load_extensions(settings.extensions, "sync", "SYNC_EXTENSIONS")
+        schemas = await stack.enter_async_context(SchemaWatcher(settings.schemas_file).running())
         store = await stack.enter_async_context(open_store(settings))
         bus = await stack.enter_async_context(open_bus(settings))
         metrics_port = stack.enter_context(metrics_server(settings.metrics_addr))
-        extensions = load_extensions(settings.extensions, "sync", "SYNC_EXTENSIONS")
-        schemas = await stack.enter_async_context(SchemaWatcher(settings.schemas_file).running())
         screen = Screen(extensions, settings.extension_timeout, limits_of(settings), schemas)
         dispatcher = await stack.enter_async_context(
             Dispatcher(store, extensions, settings.extension_timeout).running()
