@@ -91,9 +91,7 @@ class HookRunner(Generic[P]):
                 try:
                     value = self._rewriting.check(reply.value)
                 except ValueError as error:
-                    return self._failed(
-                        name, "INTERNAL", f"rewrote into an invalid value: {error}"
-                    )
+                    return self._failed(name, "INTERNAL", f"gave an invalid rewrite: {error}")
                 payload = dataclasses.replace(  # type: ignore[type-var]
                     payload, **{self._rewriting.field: value}
                 )
