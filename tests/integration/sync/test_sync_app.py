@@ -242,6 +242,7 @@ async def test_migrate_command_creates_the_schema_and_exits(database_url: str) -
         "changes",
         "clients",
         "conflicts",
+        "extension_cursors",
         "incarnation",
         "records",
         "rooms",

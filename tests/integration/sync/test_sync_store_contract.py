@@ -331,3 +331,25 @@ async def test_pull_with_a_foreign_epoch_gets_a_snapshot(store: Store) -> None:
     # An empty room and a foreign since: an empty snapshot (the client drops its records).
     empty = [i async for i in engine.pull("void", 7, 0, 0, False, "0123456789abcdef")]
     assert empty[1:] == [SnapshotPage(0, [], True)]
+
+
+async def test_extension_cursors_advance_only_from_where_they_are(store: Store) -> None:
+    engine = engine_with(store)
+    for room in ("a", "b", "c"):
+        await do_push(engine, push(room, set_change(1, "k"), set_change(2, "j")))
+    assert await store.cursor("ext", "a") == 0
+    assert await store.behind("ext", "", 10) == [("a", 0), ("b", 0), ("c", 0)]
+    assert not await store.advance("ext", "a", 1, 2)  # it is at 0, not 1
+    assert await store.advance("ext", "a", 0, 1)
+    assert not await store.advance("ext", "a", 0, 2)  # another replica moved it first
+    assert await store.advance("ext", "a", 1, 2)
+    assert await store.advance("ext", "b", 0, 1)
+    assert await store.cursor("ext", "a") == 2
+    assert await store.cursor("other", "a") == 0
+    assert await store.behind("ext", "", 10) == [("b", 1), ("c", 0)]
+    assert await store.behind("ext", "b", 10) == [("c", 0)]
+    assert await store.behind("ext", "", 1) == [("b", 1)]
+    async with store.transaction(["a"]) as tx:
+        assert await tx.cursor_floor("a", ["ext"]) == 2
+        assert await tx.cursor_floor("a", ["ext", "other"]) == 0
+        assert await tx.cursor_floor("b", ["ext"]) == 1

@@ -16,6 +16,11 @@ def push_results(response: spb.PushResponse) -> list[dict[str, Any]]:
             "seq": result.seq,
             "status": "duplicate" if result.status == spb.CHANGE_STATUS_DUPLICATE else "applied",
         }
+        if result.HasField("error"):  # refused by an extension or a record schema
+            item["status"] = "error"
+            item["error"] = {"code": result.error.reason, "message": result.error.message}
+            if result.error.json_path:
+                item["error"]["json_path"] = result.error.json_path
         if result.ts_adjusted:
             item["ts"] = result.ts
         if result.conflicts:

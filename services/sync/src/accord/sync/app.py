@@ -12,16 +12,20 @@ from accord.common.config import format_addr
 from accord.common.grpcutil import LatencyInterceptor, add_health, create_server, set_serving
 from accord.common.lifecycle import BindError
 from accord.common.metrics import metrics_server
+from accord.extensions import load_extensions
 from accord.sync.bus import Bus
 from accord.sync.bus_memory import MemoryBus
 from accord.sync.bus_redis import RedisBus
 from accord.sync.delivery import Deliverer, DeliveryOptions
+from accord.sync.dispatch import Dispatcher
 from accord.sync.engine import Engine
+from accord.sync.extensions import Screen
 from accord.sync.hlc import HybridClock
 from accord.sync.metrics import GRPC_HANDLING, WEBHOOK_RELOADS
 from accord.sync.model import Limits, Retention
 from accord.sync.outbox import Outbox
 from accord.sync.recheck import Rechecker
+from accord.sync.schemas import SchemaWatcher
 from accord.sync.servicer import SyncServicer
 from accord.sync.settings import PostgresTarget, Settings
 from accord.sync.store import Store
@@ -98,10 +102,17 @@ async def open_router(settings: Settings) -> AsyncIterator[WebhookRouter]:
 async def serve(settings: Settings, *, grace: float = SHUTDOWN_GRACE) -> AsyncIterator[Running]:
     """Run the sync service for the block's duration."""
     async with AsyncExitStack() as stack:
+        # First: a bad extension or schema file stops start-up before anything is opened.
+        extensions = load_extensions(settings.extensions, "sync", "SYNC_EXTENSIONS")
+        schemas = await stack.enter_async_context(SchemaWatcher(settings.schemas_file).running())
         store = await stack.enter_async_context(open_store(settings))
         bus = await stack.enter_async_context(open_bus(settings))
         metrics_port = stack.enter_context(metrics_server(settings.metrics_addr))
         router = await stack.enter_async_context(open_router(settings))
+        screen = Screen(extensions, settings.extension_timeout, limits_of(settings), schemas)
+        dispatcher = await stack.enter_async_context(
+            Dispatcher(store, extensions, settings.extension_timeout).running()
+        )
         engine = Engine(
             store,
             HybridClock(settings.max_clock_skew_us),
@@ -109,6 +120,8 @@ async def serve(settings: Settings, *, grace: float = SHUTDOWN_GRACE) -> AsyncIt
             retention_of(settings),
             memory_bytes=settings.room_memory_bytes,
             webhooks=router if settings.webhooks_file else None,
+            screen=screen if screen.active or settings.schemas_file else None,
+            holds=dispatcher.holds(),
         )
         outbox = Outbox(store.outbox())
         if settings.webhooks_file and settings.webhook_concurrency > 0:
@@ -118,7 +131,13 @@ async def serve(settings: Settings, *, grace: float = SHUTDOWN_GRACE) -> AsyncIt
         rechecker = await stack.enter_async_context(
             Rechecker(bus, settings.recheck_interval).running()
         )
-        servicer = SyncServicer(engine, bus, limits_of(settings), rechecker)
+        servicer = SyncServicer(
+            engine,
+            bus,
+            limits_of(settings),
+            rechecker,
+            on_committed=dispatcher.notify if dispatcher.names else None,
+        )
         server = create_server([LatencyInterceptor(GRPC_HANDLING)])
         sync_pb2_grpc.add_SyncServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
         sync_pb2_grpc.add_WebhooksServicer_to_server(  # type: ignore[no-untyped-call]

@@ -23,7 +23,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from accord.api.sync.v1 import sync_pb2 as pb
@@ -55,8 +55,10 @@ class Committer:
         max_group_changes: int = MAX_GROUP_CHANGES,
         *,
         on_unpublished: Callable[[], None] = lambda: None,
+        on_committed: Callable[[Iterable[str]], None] | None = None,
     ) -> None:
         self._engine = engine
+        self._on_committed = on_committed
         self._bus = bus
         self._on_unpublished = on_unpublished
         self._max_changes = max_group_changes
@@ -111,6 +113,8 @@ class Committer:
         for outcome in outcomes:
             if isinstance(outcome, PushOutcome) and outcome.committed:
                 by_room.setdefault(outcome.room, []).extend(outcome.committed)
+        if by_room and self._on_committed is not None:
+            self._on_committed(by_room)
         if by_room:
             batches: list[pb.ChangeBatch] = [
                 wire.change_batch(room, changes) for room, changes in by_room.items()

@@ -15,14 +15,15 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from accord.sync import merge, metrics, outbox, records
+from accord.sync.batchmerge import BatchMerge
 from accord.sync.epoch import Basis, RoomHead
 from accord.sync.errors import BadRequest, OutOfRange, SyncError, TooLarge
 from accord.sync.hlc import HybridClock
-from accord.sync.lattice import compact_json
 from accord.sync.model import (
+    ChangeError,
     ChangeOutcome,
     ConflictRow,
     IncomingChange,
@@ -37,8 +38,11 @@ from accord.sync.model import (
     RoomWrite,
 )
 from accord.sync.outbox import Routes
-from accord.sync.patch import diff
 from accord.sync.store import Contended, RoomTransaction, Store
+
+if TYPE_CHECKING:
+    from accord.sync.dispatch import Holds
+    from accord.sync.extensions import Screen
 
 log = logging.getLogger(__name__)
 
@@ -279,7 +283,13 @@ class Engine:
         *,
         memory_bytes: int = KNOWN_BYTES,
         webhooks: Routes | None = None,
+        screen: Screen | None = None,
+        holds: Holds | None = None,
     ) -> None:
+        self._screen = screen
+        """The before_commit extensions and record schemas (None: none, the plain path)."""
+        self._holds = holds
+        """The after_commit cursors compaction may not pass (None: no such extension)."""
         self._store = store
         self._webhooks = webhooks
         """Who wants which room's committed changes (written to the outbox with them)."""
@@ -355,6 +365,15 @@ class Engine:
         lost = sum(len(g.conflicts) for g in groups.values())
         if lost:
             metrics.CONFLICTS.inc(lost)
+        if self._screen is not None:
+            refused = sum(
+                r.error is not None
+                for o in outcomes
+                if isinstance(o, PushOutcome)
+                for r in o.results
+            )
+            if refused:
+                metrics.REFUSED.inc(refused)
         return outcomes
 
     async def _attempt(
@@ -472,10 +491,16 @@ class Engine:
         outcomes: dict[int, ChangeOutcome] = {
             seq: ChangeOutcome(seq, originals.get(seq, 0), True, 0, False) for seq in stale
         }
-        committed = self._merge(group, batch, fresh, outcomes) if fresh else []
+        committed: list[LoggedChange] = []
+        if fresh and self._screen is not None and self._screen.active:
+            committed = await self._screened_merge(self._screen, group, batch, fresh, outcomes)
+        elif fresh:
+            committed = self._merge(group, batch, fresh, outcomes)
         group.duplicates += len(stale)
-        if fresh:
-            group.marks[client] = fresh[-1].client_seq
+        if committed:
+            # A refused change raises no mark by itself (a retry is judged again); one
+            # before a committed change is passed by it, as a client_seq the log lacks.
+            group.marks[client] = committed[-1].client_seq
             group.raised[client] = None
         return PushOutcome(
             room=batch.room,
@@ -492,77 +517,52 @@ class Engine:
         outcomes: dict[int, ChangeOutcome],
     ) -> list[LoggedChange]:
         """Merge ``fresh`` into the group's records; the group changes only if all merge."""
-        keys = list(dict.fromkeys((c.collection, c.key) for c in fresh))
-        states = {k: group.states[k] for k in keys}
-        views = {k: group.views[k] for k in keys}
-        values: dict[RecordKey, str | None] = {}
-        seqs: dict[RecordKey, int] = {}
-        head = group.head
-        committed: list[LoggedChange] = []
-        lost: list[ConflictRow] = []
+        run = self._batch_merge(group, batch, outcomes)
         for change in fresh:
-            record = (change.collection, change.key)
-            unknown = merge.unknown_ids(states[record], change.op)
-            if unknown:
-                raise BadRequest(
-                    f"change client_seq={change.client_seq}: {change.collection}/{change.key} "
-                    f"has no list element {unknown[0]!r}"
-                )
-            ts, adjusted = self._stamp(change.ts)
-            clock = (ts, batch.client_id, batch.user_id, change.client_seq)
-            head += 1
-            before = views[record]
-            states[record], conflicts = merge.merge(states[record], clock, change.op, head)
-            after = views[record] = merge.view(states[record])
-            shown = None if after is None else {name: v for name, (_, v) in after.items()}
-            value_json = None if shown is None else compact_json(shown)
-            if value_json is not None and len(value_json.encode()) > self._limits.max_record_bytes:
-                raise TooLarge(
-                    f"record {change.collection}/{change.key} would exceed "
-                    f"{self._limits.max_record_bytes} bytes"
-                )
-            values[record], seqs[record] = value_json, head
-            lost.extend(
-                ConflictRow(
-                    head,
-                    change.collection,
-                    change.key,
-                    c.field,
-                    batch.user_id,
-                    batch.client_id,
-                    change.client_seq,
-                    ts,
-                    c.winner,
-                )
-                for c in conflicts
-            )
-            committed.append(
-                LoggedChange(
-                    seq=head,
-                    user_id=batch.user_id,
-                    client_id=batch.client_id,
-                    client_seq=change.client_seq,
-                    collection=change.collection,
-                    key=change.key,
-                    ts=ts,
-                    op_json=change.op_json,
-                    patch_json=compact_json(diff(before, after, change.op)),
-                )
-            )
-            outcomes[change.client_seq] = ChangeOutcome(
-                change.client_seq, head, False, ts, adjusted, tuple(conflicts)
-            )
-        group.states.update(states)
-        group.views.update(views)
-        group.values.update(values)
-        group.seqs.update(seqs)
-        group.head = head
-        group.committed.extend(committed)
-        group.conflicts.extend(lost)
-        group.logged.update(
-            ((batch.user_id, batch.client_id, c.client_seq), c.seq) for c in committed
+            run.add(change)
+        return self._absorb(group, batch, run)
+
+    async def _screened_merge(
+        self,
+        screen: Screen,
+        group: _Group,
+        batch: PushBatch,
+        fresh: list[IncomingChange],
+        outcomes: dict[int, ChangeOutcome],
+    ) -> list[LoggedChange]:
+        """``_merge`` with each change judged first by the ``before_commit`` extensions
+        (which may refuse or rewrite it) and its result checked against the record
+        schemas: a refused change takes no seq, and the rest of the batch goes on."""
+        run = self._batch_merge(group, batch, outcomes)
+        check = screen.checker(batch.room)
+        for change in fresh:
+            judged = await screen.judge(batch, change, run.shown((change.collection, change.key)))
+            if isinstance(judged, ChangeError):
+                run.refuse(change, judged)
+            else:
+                run.add(judged, check)
+        return self._absorb(group, batch, run)
+
+    def _batch_merge(
+        self, group: _Group, batch: PushBatch, outcomes: dict[int, ChangeOutcome]
+    ) -> BatchMerge:
+        return BatchMerge(
+            group.states, group.views, group.head, batch, self._stamp, self._limits, outcomes
         )
-        return committed
+
+    def _absorb(self, group: _Group, batch: PushBatch, run: BatchMerge) -> list[LoggedChange]:
+        """A batch merged in full: its records, seqs and log entries join the group."""
+        group.states.update(run.states)
+        group.views.update(run.views)
+        group.values.update(run.values)
+        group.seqs.update(run.seqs)
+        group.head = run.head
+        group.committed.extend(run.committed)
+        group.conflicts.extend(run.lost)
+        group.logged.update(
+            ((batch.user_id, batch.client_id, c.client_seq), c.seq) for c in run.committed
+        )
+        return run.committed
 
     async def _compact(self, tx: RoomTransaction, room: str, before: int, head: int) -> None:
         """Every ``retention.every`` seqs: cut the log to its tail, prune old conflicts."""
@@ -571,6 +571,8 @@ class Engine:
             return
         keep = self._retention.log_changes
         floor = head - keep if keep else 0
+        if self._holds is not None and floor > 0:
+            floor = min(floor, await self._holds.floor(tx, room))
         await tx.compact(room, max(floor, 0), self._retention.conflicts)
         metrics.COMPACTIONS.inc()
 

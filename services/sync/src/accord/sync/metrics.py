@@ -105,3 +105,20 @@ WEBHOOK_RELOADS = Counter(
     "endpoints stay in force)",
     ["result"],
 )
+REFUSED = CHANGES.labels("refused")
+EXTENSION_ERRORS = Counter(
+    "accord_sync_extension_errors_total",
+    "Extension hooks that raised, ran past EXTENSION_TIMEOUT or answered something they may "
+    "not (the change got INTERNAL or UNAVAILABLE; an after_commit delivery is retried)",
+    ["hook", "extension"],
+)
+EXTENSION_DELIVERED = Counter(
+    "accord_sync_extension_delivered_changes_total",
+    "Committed changes an extension's after_commit returned from (its cursor advanced)",
+    ["extension"],
+)
+EXTENSION_BEHIND = Gauge(
+    "accord_sync_extension_behind_rooms",
+    "Rooms with committed changes an extension's after_commit has not yet returned from",
+    ["extension"],
+)

@@ -91,6 +91,15 @@ class RecordValue:
 
 
 @dataclass(frozen=True)
+class ChangeError:
+    """Why one change was refused (by an extension, a record schema or a failed hook)."""
+
+    code: str
+    message: str
+    json_path: str | None = None
+
+
+@dataclass(frozen=True)
 class ChangeOutcome:
     client_seq: int
     seq: int
@@ -98,6 +107,8 @@ class ChangeOutcome:
     ts: int
     ts_adjusted: bool
     conflicts: tuple[Conflict, ...] = ()
+    error: ChangeError | None = None
+    """Set for a refused change: nothing of it was stored (``seq`` 0)."""
 
 
 @dataclass(frozen=True)

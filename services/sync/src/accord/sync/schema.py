@@ -115,6 +115,20 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         );
         """,
     ),
+    (
+        5,
+        # after_commit cursors (accord.sync.dispatch): per extension and room, the last seq
+        # its hook returned from. (Version 4 is the webhooks outbox's.)
+        """
+        CREATE TABLE IF NOT EXISTS extension_cursors (
+            extension TEXT NOT NULL,
+            room TEXT NOT NULL,
+            seq BIGINT NOT NULL,
+            PRIMARY KEY (extension, room)
+        );
+        CREATE INDEX IF NOT EXISTS extension_cursors_room ON extension_cursors (room);
+        """,
+    ),
 )
 
 

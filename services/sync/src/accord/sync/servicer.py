@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterable
 
 import grpc
 from accord.api.sync.v1 import sync_pb2 as pb
@@ -60,12 +60,21 @@ def _push_error(error: BaseException) -> pb.PushError:
 
 
 class SyncServicer(sync_pb2_grpc.SyncServicer):
-    def __init__(self, engine: Engine, bus: Bus, limits: Limits, rechecker: Rechecker) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        bus: Bus,
+        limits: Limits,
+        rechecker: Rechecker,
+        on_committed: Callable[[Iterable[str]], None] | None = None,
+    ) -> None:
         self._engine = engine
         self._bus = bus
         self._limits = limits
         self._rechecker = rechecker
-        self._committer = Committer(engine, bus, on_unpublished=rechecker.ask_every_replica)
+        self._committer = Committer(
+            engine, bus, on_unpublished=rechecker.ask_every_replica, on_committed=on_committed
+        )
         self._closing = asyncio.Event()
 
     def close_streams(self) -> None:

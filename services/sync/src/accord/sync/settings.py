@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from accord.common import config, rules
 from accord.common.config import ConfigError
 from accord.common.grpcutil import MAX_GRPC_MESSAGE
+from accord.extensions import parse_specs
 from accord.sync.webhooks import EndpointDefaults, WebhookConfig, load_config
 
 MEMORY = ":memory:"
@@ -78,6 +79,12 @@ class Settings:
     webhook_poll_interval: float = 1.0
     log_level: str = "info"
     log_format: str = "text"
+    extensions: tuple[str, ...] = ()
+    """``SYNC_EXTENSIONS``: the factories, ``package.module:factory``, in order."""
+    extension_timeout: float = 1.0
+    """Seconds a hook may run (each call) before it counts as failed."""
+    schemas_file: str | None = None
+    """JSON or YAML record schemas (``accord.sync.schemas``)."""
 
     @property
     def max_clock_skew_us(self) -> int:
@@ -157,4 +164,9 @@ class Settings:
             ),
             log_level=config.get_log_level(env),
             log_format=config.get_log_format(env),
+            extensions=parse_specs(env.get("SYNC_EXTENSIONS", ""), "SYNC_EXTENSIONS"),
+            extension_timeout=config.get_float(
+                env, "EXTENSION_TIMEOUT", 1.0, minimum=0.001, maximum=60.0
+            ),
+            schemas_file=config.get_optional(env, "SCHEMAS_FILE"),
         )

@@ -85,6 +85,11 @@ class RoomTransaction(Protocol):
         and all but its newest ``keep_conflicts`` conflicts."""
         ...
 
+    async def cursor_floor(self, room: str, extensions: Sequence[str]) -> int:
+        """The lowest after_commit cursor of ``extensions`` in the room (0 for one that
+        has none there): compaction may not pass it."""
+        ...
+
 
 class Snapshot(Protocol):
     """A consistent read of one room: its head, its floor, its epoch and the records as
@@ -171,4 +176,17 @@ class Store(Protocol):
 
     def outbox(self) -> OutboxStore:
         """The webhook outbox's statements on this database (``accord.sync.outbox``)."""
+
+    async def cursor(self, extension: str, room: str) -> int:
+        """The last seq of the room ``extension``'s after_commit returned from (0: none)."""
+        ...
+
+    async def advance(self, extension: str, room: str, seen: int, seq: int) -> bool:
+        """Move the extension's cursor in the room from ``seen`` to ``seq``; False (and
+        nothing written) when it is no longer at ``seen`` (another replica moved it)."""
+        ...
+
+    async def behind(self, extension: str, after: str, limit: int) -> list[tuple[str, int]]:
+        """Up to ``limit`` rooms named after ``after``, in name order, whose head is past
+        the extension's cursor there, each with that cursor (0: none)."""
         ...

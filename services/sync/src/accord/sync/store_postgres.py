@@ -363,6 +363,9 @@ class _Transaction:
             keep_conflicts,
         )
 
+    async def cursor_floor(self, room: str, extensions: Sequence[str]) -> int:
+        return await _cursor_floor(self._conn, room, extensions)
+
 
 class _CheckedTransaction(_Transaction):
     """Optimistic: no transaction around the group; ``save`` checks the heads ``load``
@@ -455,6 +458,16 @@ class _Snapshot(SnapshotBase):
                 return
             yield [RecordValue(r["collection"], r["key"], r["value"]) for r in rows]
             after = (rows[-1]["collection"], rows[-1]["key"])
+
+
+async def _cursor_floor(conn: asyncpg.Connection, room: str, extensions: Sequence[str]) -> int:
+    rows = await conn.fetch(
+        "SELECT extension, seq FROM extension_cursors WHERE room = $1 AND extension = ANY($2)",
+        room,
+        list(extensions),
+    )
+    found = {r["extension"]: int(r["seq"]) for r in rows}
+    return min((found.get(name, 0) for name in extensions), default=0)
 
 
 class PostgresStore:
@@ -607,3 +620,39 @@ class PostgresStore:
                 limit,
             )
         return [_conflict(r) for r in rows]
+
+    async def cursor(self, extension: str, room: str) -> int:
+        async with self._connection() as conn:
+            value = await conn.fetchval(
+                "SELECT seq FROM extension_cursors WHERE extension = $1 AND room = $2",
+                extension,
+                room,
+            )
+        return int(value or 0)
+
+    async def advance(self, extension: str, room: str, seen: int, seq: int) -> bool:
+        async with self._connection() as conn:
+            moved = await conn.fetchval(
+                "INSERT INTO extension_cursors AS c (extension, room, seq) "
+                "SELECT $1::text, $2::text, $4::bigint WHERE $3::bigint = 0 OR EXISTS "
+                "(SELECT 1 FROM extension_cursors WHERE extension = $1 AND room = $2) "
+                "ON CONFLICT (extension, room) DO UPDATE SET seq = EXCLUDED.seq "
+                "WHERE c.seq = $3::bigint RETURNING seq",
+                extension,
+                room,
+                seen,
+                seq,
+            )
+        return moved is not None
+
+    async def behind(self, extension: str, after: str, limit: int) -> list[tuple[str, int]]:
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                "SELECT r.room, COALESCE(c.seq, 0) AS seq FROM rooms r "
+                "LEFT JOIN extension_cursors c ON c.extension = $1 AND c.room = r.room "
+                "WHERE r.room > $2 AND r.head > COALESCE(c.seq, 0) ORDER BY r.room LIMIT $3",
+                extension,
+                after,
+                limit,
+            )
+        return [(r["room"], int(r["seq"])) for r in rows]

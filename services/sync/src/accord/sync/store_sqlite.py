@@ -312,6 +312,16 @@ class _Transaction:
             (room, room, keep_conflicts),
         )
 
+    async def cursor_floor(self, room: str, extensions: Sequence[str]) -> int:
+        marks = ", ".join("?" * len(extensions))
+        async with self._db.execute(
+            f"SELECT extension, seq FROM extension_cursors WHERE room = ? "
+            f"AND extension IN ({marks})",
+            (room, *extensions),
+        ) as cursor:
+            found = {str(r[0]): int(r[1]) for r in await cursor.fetchall()}
+        return min((found.get(name, 0) for name in extensions), default=0)
+
 
 class _Snapshot(SnapshotBase):
     """Reads records page by page on its own connection inside one read transaction."""
@@ -516,3 +526,44 @@ class SqliteStore:
                 ) as cursor:
                     rows = await cursor.fetchall()
         return [_conflict(r) for r in rows]
+
+    async def cursor(self, extension: str, room: str) -> int:
+        async with self._read_lock:
+            with _unavailable():
+                async with self._reader.execute(
+                    "SELECT seq FROM extension_cursors WHERE extension = ? AND room = ?",
+                    (extension, room),
+                ) as cursor:
+                    row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    async def advance(self, extension: str, room: str, seen: int, seq: int) -> bool:
+        async with self._write_lock:
+            with _unavailable():
+                async with self._writer.execute(
+                    "UPDATE extension_cursors SET seq = ? "
+                    "WHERE extension = ? AND room = ? AND seq = ?",
+                    (seq, extension, room, seen),
+                ) as cursor:
+                    if cursor.rowcount > 0:
+                        return True
+                if seen:
+                    return False
+                async with self._writer.execute(
+                    "INSERT INTO extension_cursors (extension, room, seq) VALUES (?, ?, ?) "
+                    "ON CONFLICT (extension, room) DO NOTHING",
+                    (extension, room, seq),
+                ) as cursor:
+                    return cursor.rowcount > 0
+
+    async def behind(self, extension: str, after: str, limit: int) -> list[tuple[str, int]]:
+        async with self._read_lock:
+            with _unavailable():
+                async with self._reader.execute(
+                    "SELECT r.room, COALESCE(c.seq, 0) FROM rooms r "
+                    "LEFT JOIN extension_cursors c ON c.extension = ? AND c.room = r.room "
+                    "WHERE r.room > ? AND r.head > COALESCE(c.seq, 0) ORDER BY r.room LIMIT ?",
+                    (extension, after, limit),
+                ) as cursor:
+                    rows = await cursor.fetchall()
+        return [(str(r[0]), int(r[1])) for r in rows]

@@ -8,7 +8,8 @@ each of its ``*_json`` texts is parsed once, here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from accord.api.sync.v1 import sync_pb2 as pb
@@ -20,6 +21,8 @@ from accord.sync.engine import SnapshotPage
 from accord.sync.errors import BadRequest, SyncError, TooLarge, Unsupported
 from accord.sync.lattice import compact_json
 from accord.sync.model import (
+    ChangeError,
+    ChangeOutcome,
     ConflictRow,
     IncomingChange,
     Limits,
@@ -137,6 +140,32 @@ def _changes(request: pb.PushRequest, limits: Limits) -> tuple[IncomingChange, .
     return tuple(changes)
 
 
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def checked_op(raw: Any, limits: Limits) -> tuple[merge.Op, dict[str, Any], str]:
+    """An op in the client protocol's shape (an extension's rewrite), checked as a pushed
+    op is: as merged, as a plain checked object, and as stored; ``ValueError`` saying
+    what is wrong with it."""
+    try:
+        text = json.dumps(raw, separators=(",", ":"), ensure_ascii=False, default=_plain)
+        plain = jsontext.loads(text)  # a copy of plain dicts, lists and scalars
+    except (TypeError, ValueError, RecursionError) as error:
+        raise ValueError(f"the op is not JSON: {error}") from None
+    if len(text) * 4 > limits.max_record_bytes and len(text.encode()) > limits.max_record_bytes:
+        raise ValueError(f"the op exceeds {limits.max_record_bytes} bytes")
+    if too_deep(plain, limits.max_json_depth):
+        raise ValueError(f"the op nests deeper than {limits.max_json_depth}")
+    try:
+        op = check_op(plain, 0)
+    except OpError as error:
+        raise ValueError(error.message) from None
+    return _merge_op(op), op, compact_json(op)
+
+
 def push_batch(request: pb.PushRequest, limits: Limits) -> PushBatch:
     check_room(request.room)
     if not is_client_id(request.client_id):
@@ -161,17 +190,28 @@ def push_response(outcome: PushOutcome) -> pb.PushResponse:
             pb.ChangeResult(
                 client_seq=r.client_seq,
                 seq=r.seq,
-                status=pb.CHANGE_STATUS_DUPLICATE if r.duplicate else pb.CHANGE_STATUS_APPLIED,
+                status=_status(r),
                 ts=r.ts,
                 ts_adjusted=r.ts_adjusted,
                 conflicts=[
                     pb.Conflict(field=c.field, winner_ts=c.winner[0], winner_client_id=c.winner[1])
                     for c in r.conflicts
                 ],
+                error=None if r.error is None else change_error(r.error),
             )
             for r in outcome.results
         ],
     )
+
+
+def _status(outcome: ChangeOutcome) -> pb.ChangeStatus:
+    if outcome.duplicate:
+        return pb.CHANGE_STATUS_DUPLICATE
+    return pb.CHANGE_STATUS_UNSPECIFIED if outcome.error else pb.CHANGE_STATUS_APPLIED
+
+
+def change_error(error: ChangeError) -> pb.PushError:
+    return pb.PushError(reason=error.code, message=error.message, json_path=error.json_path or "")
 
 
 def committed_change(change: LoggedChange) -> pb.CommittedChange:

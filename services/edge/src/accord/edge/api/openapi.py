@@ -77,7 +77,15 @@ SCHEMAS: dict[str, Schema] = {
         {
             "client_seq": {"type": "integer", "minimum": 1},
             "seq": _SEQ,
-            "status": {"type": "string", "enum": ["applied", "duplicate"]},
+            "status": {"type": "string", "enum": ["applied", "duplicate", "error"]},
+            "error": _object(
+                ["code", "message"],
+                {
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
+                    "json_path": {"type": "string"},
+                },
+            ),
             "ts": {"type": "integer"},
             "conflicts": {
                 "type": "array",

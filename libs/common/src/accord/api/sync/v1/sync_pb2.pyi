@@ -125,20 +125,22 @@ class Conflict(_message.Message):
     def __init__(self, field: _Optional[str] = ..., winner_ts: _Optional[int] = ..., winner_client_id: _Optional[str] = ...) -> None: ...
 
 class ChangeResult(_message.Message):
-    __slots__ = ("client_seq", "seq", "status", "ts", "ts_adjusted", "conflicts")
+    __slots__ = ("client_seq", "seq", "status", "ts", "ts_adjusted", "conflicts", "error")
     CLIENT_SEQ_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     TS_FIELD_NUMBER: _ClassVar[int]
     TS_ADJUSTED_FIELD_NUMBER: _ClassVar[int]
     CONFLICTS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
     client_seq: int
     seq: int
     status: ChangeStatus
     ts: int
     ts_adjusted: bool
     conflicts: _containers.RepeatedCompositeFieldContainer[Conflict]
-    def __init__(self, client_seq: _Optional[int] = ..., seq: _Optional[int] = ..., status: _Optional[_Union[ChangeStatus, str]] = ..., ts: _Optional[int] = ..., ts_adjusted: _Optional[bool] = ..., conflicts: _Optional[_Iterable[_Union[Conflict, _Mapping]]] = ...) -> None: ...
+    error: PushError
+    def __init__(self, client_seq: _Optional[int] = ..., seq: _Optional[int] = ..., status: _Optional[_Union[ChangeStatus, str]] = ..., ts: _Optional[int] = ..., ts_adjusted: _Optional[bool] = ..., conflicts: _Optional[_Iterable[_Union[Conflict, _Mapping]]] = ..., error: _Optional[_Union[PushError, _Mapping]] = ...) -> None: ...
 
 class PushResponse(_message.Message):
     __slots__ = ("room", "results", "head")
@@ -157,12 +159,14 @@ class PushManyRequest(_message.Message):
     def __init__(self, pushes: _Optional[_Iterable[_Union[PushRequest, _Mapping]]] = ...) -> None: ...
 
 class PushError(_message.Message):
-    __slots__ = ("reason", "message")
+    __slots__ = ("reason", "message", "json_path")
     REASON_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    JSON_PATH_FIELD_NUMBER: _ClassVar[int]
     reason: str
     message: str
-    def __init__(self, reason: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+    json_path: str
+    def __init__(self, reason: _Optional[str] = ..., message: _Optional[str] = ..., json_path: _Optional[str] = ...) -> None: ...
 
 class PushResult(_message.Message):
     __slots__ = ("response", "error")
