@@ -182,7 +182,7 @@ def classify_npm_audit(returncode: int, stdout: str, stderr: str) -> Verdict:
         total = counts.get("total", 0) if isinstance(counts, dict) else 0
         if found or total:
             details = tuple(
-                f"{name}: {entry.get('severity', '?')} ({entry.get('range', '?')})"
+                f"{name}: {entry.get('severity', '?')}: {_npm_advisories(entry)}"
                 for name, entry in sorted(found.items())
                 if isinstance(entry, dict)
             )
@@ -204,6 +204,16 @@ def classify_npm_audit(returncode: int, stdout: str, stderr: str) -> Verdict:
     if returncode != 0 and NPM_NETWORK_MESSAGE.search(stderr):
         return Verdict("unreachable", _last_error_line(stderr))
     return Verdict("error", f"npm audit exited {returncode} without a report", _tail(stderr))
+
+
+def _npm_advisories(entry: dict[str, Any]) -> str:
+    """The advisories behind one vulnerable package (``via``: advisories or other packages)."""
+    via = entry.get("via") or []
+    shown = [
+        f"{v.get('title', '?')} ({v.get('range', '?')})" if isinstance(v, dict) else f"via {v}"
+        for v in via
+    ]
+    return "; ".join(shown) or "?"
 
 
 def npm_audit(directory: Path = JS_SDK, registry: str | None = None) -> Verdict:
