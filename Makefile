@@ -41,6 +41,12 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
+# Security checks (SECURITY.md): ruff's S rules, a secret scan, hadolint, the chart's security
+# context and dependency vulnerability scans (one line each where their database is unreachable).
+.PHONY: audit
+audit: install
+	@bash scripts/audit.sh
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 

@@ -23,7 +23,7 @@ TIMEOUT_SECONDS = 2.0
 
 def local_address(raw: str) -> str:
     host, _, port = raw.rpartition(":")
-    if host in ("", "0.0.0.0", "[::]", "::"):
+    if host in ("", "0.0.0.0", "[::]", "::"):  # noqa: S104 - compares an address, binds nothing
         host = "127.0.0.1"
     return f"{host}:{port}"
 

@@ -107,7 +107,7 @@ def run(env: Mapping[str, str] | None = None) -> int:
     procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
         for name in ("sync", "presence"):
-            procs[name] = subprocess.Popen([sys.executable, "-m", f"accord.{name}"], env=envs[name])
+            procs[name] = subprocess.Popen([sys.executable, "-m", f"accord.{name}"], env=envs[name])  # noqa: S603 - argv is this interpreter and a fixed module
         for name, var, default in (
             ("sync", "SYNC_ADDR", "127.0.0.1:50051"),
             ("presence", "PRESENCE_ADDR", "127.0.0.1:50052"),

@@ -140,5 +140,5 @@ class Feed(Generic[Resp]):
                 self.connected.clear()
                 call.cancel()
             first = False
-            await asyncio.sleep(backoff * (0.5 + random.random()))
+            await asyncio.sleep(backoff * (0.5 + random.random()))  # noqa: S311 - retry jitter, not a secret
             backoff = min(backoff * 2, 2.0)

@@ -14,7 +14,7 @@ from accord.edge.auth import IdentitySettings
 
 @dataclass(frozen=True)
 class Settings:
-    ws_addr: tuple[str, int] = ("0.0.0.0", 8080)
+    ws_addr: tuple[str, int] = ("0.0.0.0", 8080)  # noqa: S104 - a gateway in a container listens on all interfaces
     sync_target: str = "127.0.0.1:50051"
     presence_target: str = "127.0.0.1:50052"
     identity: IdentitySettings = field(default_factory=IdentitySettings)
@@ -134,6 +134,6 @@ def _origins(env: Env) -> tuple[str, ...] | None:
 def _target(host: str, port: int, name: str) -> str:
     if port == 0:
         raise ConfigError(f"{name} needs a real port for the edge to connect to")
-    if host in ("0.0.0.0", "::", ""):
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - compares an address, binds nothing
         host = "127.0.0.1"
     return config.format_addr(host, port)
