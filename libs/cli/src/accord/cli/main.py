@@ -6,6 +6,7 @@ accord sync       the sync service
 accord presence   the presence service
 accord migrate    apply PostgreSQL migrations and exit
 accord epoch      show or renew the database's epoch (renew: after restoring a backup)
+accord --version  print Accord's version
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import argparse
 import sys
 
 from accord.cli import dev, epoch
+from accord.common.version import __version__
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -23,6 +25,7 @@ def main(argv: list[str] | None = None) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Configuration comes from the environment; see docs/operations.md.",
     )
+    parser.add_argument("--version", action="version", version=f"accord {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     commands.add_parser("dev", help="run edge, sync and presence together on this machine")
     commands.add_parser("edge", help="run the WebSocket gateway")
