@@ -3,22 +3,35 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+PIP := $(PY) -m pip install -q --disable-pip-version-check
+# Two stamps, one .venv: `make run` needs only the first (the packages and their own
+# dependencies); `make test` and the tools add the test toolchain on top.
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
 PKGS := libs/common services/sync services/presence services/edge libs/cli clients/python
 PYTEST_ARGS ?=
+DIST := dist
 
-.PHONY: install run test test-embedded services protos lint check-protos bench clean
+.PHONY: install install-run run test test-embedded services protos lint check-protos dist bench clean
 
-install: $(STAMP)
+# What running needs: the packages, editable from this checkout, with their dependencies.
+install-run: $(RUN_STAMP)
 
-$(STAMP): requirements-dev.txt $(addsuffix /pyproject.toml,$(PKGS))
+$(RUN_STAMP): requirements-build.txt $(addsuffix /pyproject.toml,$(PKGS))
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
-	$(PY) -m pip install -q --disable-pip-version-check --no-build-isolation $(addprefix -e ,$(PKGS))
-	@touch $(STAMP)
+	$(PIP) --upgrade pip
+	$(PIP) -r requirements-build.txt
+	$(PIP) --no-build-isolation $(addprefix -e ,$(PKGS))
+	@touch $(RUN_STAMP)
 
-run: install
+# Everything: the above plus the test and lint tools (requirements-dev.txt).
+install: $(DEV_STAMP)
+
+$(DEV_STAMP): $(RUN_STAMP) requirements-dev.txt
+	$(PIP) -r requirements-dev.txt
+	@touch $(DEV_STAMP)
+
+run: install-run
 	$(VENV)/bin/accord dev
 
 # Every test; PostgreSQL and Redis are started (or installed) first.
@@ -36,6 +49,24 @@ services:
 protos: install
 	$(PY) scripts/gen_protos.py
 
+check-protos: install
+	$(PY) scripts/gen_protos.py --check
+
+# Every Python package as an sdist and a wheel built from that sdist (as `python -m build`
+# does), and the JavaScript SDK as an npm tarball, all in dist/.
+dist: install-run
+	rm -rf $(DIST) && mkdir -p $(DIST)
+	@set -e; for pkg in $(PKGS); do \
+	  echo "dist: $$pkg"; \
+	  (cd $$pkg && $(abspath $(VENV))/bin/hatchling build -t sdist -d $(abspath $(DIST)) >/dev/null); \
+	done
+	@set -e; for sdist in $(DIST)/*.tar.gz; do \
+	  $(PY) -m pip wheel -q --disable-pip-version-check --no-deps --no-build-isolation \
+	    -w $(DIST) $$sdist; \
+	done
+	cd clients/js && npm pack --silent --pack-destination $(abspath $(DIST)) >/dev/null
+	@ls -1 $(DIST)
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -48,7 +79,7 @@ audit: install
 	@bash scripts/audit.sh
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DIST) .pytest_cache .mypy_cache .ruff_cache
 
 # Whole-stack benchmark (bench/, docs/benchmarks.md "Whole stack"): every system and scenario,
 # 3 repetitions — long (hours). bench-smoke: a short S1+S2 on Accord and the floor (< 2 min).

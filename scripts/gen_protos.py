@@ -1,6 +1,9 @@
 """Regenerate the Python code for protos/ into libs/common/src/accord/api.
 
-Usage: python scripts/gen_protos.py [--out DIR]
+Usage: python scripts/gen_protos.py [--out DIR | --check]
+
+``--check`` regenerates into a scratch directory and exits 1, naming the files, when the
+committed code differs (the pre-commit hook and CI use it); nothing is written.
 
 The proto packages are ``accord.<svc>.v1``; their generated modules live under
 ``accord.api.<svc>.v1`` so that they never collide with the hand-written
@@ -11,6 +14,7 @@ they are rewritten here.
 from __future__ import annotations
 
 import argparse
+import filecmp
 import re
 import shutil
 import sys
@@ -57,11 +61,39 @@ def generate(out: Path) -> None:
         (out / "py.typed").touch()
 
 
+def stale(committed: Path) -> list[str]:
+    """The files under ``committed`` that differ from freshly generated code (or are missing)."""
+
+    def tree(path: Path) -> dict[str, Path]:
+        files = (p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+        return {p.relative_to(path).as_posix(): p for p in files}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh_dir = Path(tmp) / "api"
+        generate(fresh_dir)
+        fresh, old = tree(fresh_dir), tree(committed) if committed.is_dir() else {}
+        return sorted(
+            name
+            for name in fresh.keys() | old.keys()
+            if name not in fresh
+            or name not in old
+            or not filecmp.cmp(fresh[name], old[name], shallow=False)
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument(
+        "--check", action="store_true", help="exit 1 if the code in --out is stale; write nothing"
+    )
     args = parser.parse_args()
-    generate(args.out)
+    if not args.check:
+        generate(args.out)
+        return
+    names = stale(args.out)
+    if names:
+        sys.exit(f"stale generated code in {args.out} (run `make protos`): {', '.join(names)}")
 
 
 if __name__ == "__main__":

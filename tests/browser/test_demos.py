@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ pytestmark = pytest.mark.browser
 
 SECOND = 1000  # ms: "see each other within a second"
 SETTLE = 15_000  # ms: connecting, reconnecting after offline
+PHONE_WIDTH = 375  # px: the narrowest common phone (iPhone SE/mini class)
 
 
 async def open_demo(context: BrowserContext, accord: DevProcess, path: str, **query: str) -> Page:
@@ -407,7 +409,7 @@ async def test_pages_fit_a_phone(
     browser: Browser, accord: DevProcess, room_name: str, screenshots: Path, demo: str
 ) -> None:
     phone: dict[str, Any] = {
-        "viewport": {"width": 390, "height": 844},
+        "viewport": {"width": PHONE_WIDTH, "height": 812},
         "device_scale_factor": 2,
         "is_mobile": True,
         "has_touch": True,
@@ -429,4 +431,65 @@ async def test_pages_fit_a_phone(
         await expect(page.locator("#status")).to_have_text("synced", timeout=5 * SECOND)
     overflow = await page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"{demo} is {overflow}px wider than the phone's screen"
+    if demo == "chat":
+        # The room field and its button are wholly on screen, not scrolled away in the bar.
+        for selector in ("#new-room-name", "#new-room button"):
+            box = await page.locator(selector).bounding_box()
+            assert box is not None and box["x"] >= 0, selector
+            assert box["x"] + box["width"] <= PHONE_WIDTH, (selector, box)
+        assert (await page.locator("#new-room-name").bounding_box() or {})["width"] >= 80
     await page.screenshot(path=screenshots / f"phone-{demo}.png", full_page=True)
+
+
+async def test_todo_marks_queued_edits_and_the_offline_state_until_confirmed(
+    browser: Browser, accord: DevProcess, room_name: str, screenshots: Path
+) -> None:
+    context = await browser.new_context(viewport={"width": PHONE_WIDTH, "height": 812})
+    page = await open_demo(context, accord, "/demo/todo", room=room_name, name="Ada")
+    banner = page.locator("#offline")
+    await expect(banner).to_be_hidden()
+    await page.fill("#new-title", "Confirmed first")
+    await page.press("#new-title", "Enter")
+    confirmed = page.locator("#todos li", has_text="Confirmed first")
+    await expect(page.locator("#status")).to_have_text("synced", timeout=5 * SECOND)
+    await expect(confirmed).not_to_have_class(re.compile(r"\bpending\b"))
+    await expect(confirmed.locator(".queued")).to_be_hidden()
+
+    await context.set_offline(True)
+    await expect(banner).to_be_visible(timeout=5 * SECOND)
+    await expect(banner).to_contain_text("Offline")
+    await page.fill("#new-title", "Queued offline")
+    await page.press("#new-title", "Enter")
+    queued = page.locator("#todos li", has_text="Queued offline")
+    await expect(queued).to_have_class(re.compile(r"\bpending\b"))
+    await expect(queued.locator(".queued")).to_be_visible()
+    await expect(queued.locator(".queued")).to_have_text("not saved yet")
+    await expect(banner).to_contain_text("1 change(s) wait on this device")
+    await expect(confirmed).not_to_have_class(re.compile(r"\bpending\b"))  # only the queued one
+    await page.screenshot(path=screenshots / "phone-todo-offline.png", full_page=True)
+
+    await context.set_offline(False)
+    await expect(page.locator("#status")).to_have_text("synced", timeout=SETTLE)
+    await expect(banner).to_be_hidden()
+    await expect(queued).not_to_have_class(re.compile(r"\bpending\b"))
+    await expect(queued.locator(".queued")).to_be_hidden()
+    await no_page_errors(page)
+
+
+async def test_chat_marks_a_message_queued_while_offline(
+    browser: Browser, accord: DevProcess, room_name: str
+) -> None:
+    context = await browser.new_context()
+    page = await open_demo(context, accord, "/demo/chat", room=room_name, name="Ada")
+    await context.set_offline(True)
+    await expect(page.locator("#offline")).to_be_visible(timeout=5 * SECOND)
+    await page.fill("#message", "sent while offline")
+    await page.press("#message", "Enter")
+    message = page.locator(".msg", has_text="sent while offline")
+    await expect(message).to_have_class(re.compile(r"\bpending\b"))
+    await expect(message.locator(".queued")).to_have_text("not saved yet")
+    await context.set_offline(False)
+    await expect(page.locator("#status")).to_have_text("synced", timeout=SETTLE)
+    await expect(message.locator(".queued")).to_have_count(0)
+    await expect(message).not_to_have_class(re.compile(r"\bpending\b"))
+    await no_page_errors(page)

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import helm_python as helm
 import kubernetes_validate
 import pytest
 
-from tests.deploy.deploy_support import CHARTS, KNOWN_ENV, Manifest, kinds, one, render
+from tests.deploy.deploy_support import CHARTS, KNOWN_ENV, REPO, Manifest, kinds, one, render
+from tests.support.suite import Suite
+from tests.support.wsclient import SECRET
 
 SERVICE_CHARTS = ("accord-sync", "accord-presence", "accord-edge")
 ALL_CHARTS = (*SERVICE_CHARTS, "accord")
@@ -85,6 +92,26 @@ VALUE_SETS: list[tuple[str, str, dict[str, Any]]] = [
             "serviceMonitor": {"enabled": True},
             "syncAddress": "sync.accord:50051",
         },
+    ),
+    (
+        "accord-edge",
+        "ingress-nginx",
+        {
+            "config": {"ALLOW_ANONYMOUS": True},
+            "image": {"registry": "ghcr.io/example"},
+            "ingress": {
+                "enabled": True,
+                "className": "nginx",
+                "annotations": {"nginx.ingress.kubernetes.io/proxy-read-timeout": "7200"},
+                "hosts": [{"host": "sync.example.com"}],
+                "tls": [{"secretName": "sync-tls", "hosts": ["sync.example.com"]}],
+            },
+        },
+    ),
+    (
+        "accord",
+        "edge-ingress-traefik",
+        {"edge": {"ingress": {"enabled": True, "className": "traefik"}}},
     ),
 ]
 IDS = [f"{chart}-{name}" for chart, name, _ in VALUE_SETS]
@@ -407,3 +434,122 @@ def test_bad_values_are_refused(chart: str, values: dict[str, Any], message: str
     with pytest.raises(helm.HelmError) as raised:
         render(chart, values)
     assert message in str(raised.value)
+
+
+# --- Ingress, helm test, NOTES, READMEs -------------------------------------------------
+
+NGINX = "nginx.ingress.kubernetes.io/"
+
+
+def test_the_edge_ingress_is_off_by_default() -> None:
+    assert not kinds(render("accord-edge"), "Ingress")
+    assert not kinds(render("accord"), "Ingress")
+
+
+def test_the_nginx_ingress_keeps_websockets_open_and_routes_to_the_edge() -> None:
+    values = dict(VALUE_SETS[IDS.index("accord-edge-ingress-nginx")][2])
+    objects = render("accord-edge", values)
+    ingress = one(objects, "Ingress", "rel-edge")
+    annotations = ingress["metadata"]["annotations"]
+    assert annotations[f"{NGINX}proxy-read-timeout"] == "7200"  # the user's annotation wins
+    assert annotations[f"{NGINX}proxy-send-timeout"] == "3600"
+    assert annotations[f"{NGINX}proxy-http-version"] == "1.1"
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    assert ingress["spec"]["tls"] == [{"secretName": "sync-tls", "hosts": ["sync.example.com"]}]
+    (rule,) = ingress["spec"]["rules"]
+    assert rule["host"] == "sync.example.com"
+    (path,) = rule["http"]["paths"]
+    assert path["path"] == "/" and path["pathType"] == "Prefix"
+    service = one(objects, "Service", "rel-edge")
+    assert path["backend"]["service"]["name"] == service["metadata"]["name"]
+    port = path["backend"]["service"]["port"]["name"]
+    assert port in {p["name"] for p in service["spec"]["ports"]}
+    # image.registry prefixes the edge's image and the test Pod's.
+    assert container(deployments(objects)["edge"])["image"] == "ghcr.io/example/accord-edge:0.1.0"
+    (pod,) = kinds(objects, "Pod")
+    assert pod["spec"]["containers"][0]["image"] == "ghcr.io/example/accord-edge:0.1.0"
+
+
+def test_a_traefik_ingress_needs_no_annotations() -> None:
+    values = dict(VALUE_SETS[IDS.index("accord-edge-ingress-traefik")][2])
+    ingress = one(render("accord", values), "Ingress", "rel-edge")
+    assert not [k for k in ingress["metadata"].get("annotations", {}) if k.startswith(NGINX)]
+    assert ingress["spec"]["ingressClassName"] == "traefik"
+
+
+def helm_test_pod(values: dict[str, Any]) -> Manifest:
+    (pod,) = kinds(render("accord-edge", values), "Pod")
+    return pod
+
+
+def test_the_helm_test_pod_is_a_hook_the_service_does_not_select() -> None:
+    objects = render("accord")
+    (pod,) = kinds(objects, "Pod")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    assert pod["spec"]["restartPolicy"] == "Never"
+    service = one(objects, "Service", "rel-edge")
+    labels = pod["metadata"]["labels"]
+    assert not all(labels.get(k) == v for k, v in service["spec"]["selector"].items())
+    (box,) = pod["spec"]["containers"]
+    assert box["command"] == ["python", "-c"]
+    env = {e["name"]: e for e in box["env"]}
+    assert env["ACCORD_TEST_URL"]["value"] == "ws://rel-edge:8080/ws"
+    assert env["JWT_SECRET"]["valueFrom"]["secretKeyRef"]["name"] == "rel-accord"
+    assert box["securityContext"]["readOnlyRootFilesystem"] is True
+    assert not kinds(render("accord-edge", {"tests": {"enabled": False}}), "Pod")
+
+
+def run_test_pod(pod: Manifest, url: str, secret: str | None) -> subprocess.CompletedProcess[str]:
+    """The test Pod's own script, run here against a real edge (as the Pod would run it)."""
+    (box,) = pod["spec"]["containers"]
+    env = {e["name"]: e.get("value", "") for e in box["env"] if "value" in e}
+    env["ACCORD_TEST_URL"] = url
+    if secret is not None:
+        env["JWT_SECRET"] = secret
+    command = [sys.executable, *box["command"][1:], *box["args"]]
+    return subprocess.run(
+        command, env={"PATH": "/usr/bin:/bin", **env}, capture_output=True, text=True, timeout=60
+    )
+
+
+async def test_the_helm_test_pod_passes_on_welcome_and_fails_without(suite: Suite) -> None:
+    pod = helm_test_pod({"secrets": {"JWT_SECRET": SECRET}})
+    passed = await asyncio.to_thread(run_test_pod, pod, suite.ws_url, SECRET)
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert '"type": "welcome"' in passed.stdout
+    refused = await asyncio.to_thread(run_test_pod, pod, suite.ws_url, "another-secret-0123456789")
+    assert refused.returncode == 1 and "welcome" in refused.stderr
+    closed_port = suite.ws_url.rsplit(":", 1)[0] + ":9/ws"
+    unreachable = await asyncio.to_thread(run_test_pod, pod, closed_port, SECRET)
+    assert unreachable.returncode == 1 and "no welcome" in unreachable.stderr
+
+
+def test_notes_name_the_namespace() -> None:
+    for chart in ALL_CHARTS:
+        with helm.Chart.load(CHARTS / chart) as loaded:
+            rendered = loaded.render({}, name="rel", namespace="team-a", is_install=True)
+        notes = rendered[f"{chart}/templates/NOTES.txt"]
+        assert "namespace team-a" in notes or "rel-sync.team-a" in notes, (chart, notes)
+        if chart in ("accord", "accord-edge"):
+            assert "helm test rel -n team-a" in notes and "kubectl -n team-a" in notes
+
+
+def test_the_chart_readmes_are_up_to_date() -> None:
+    script = [sys.executable, str(REPO / "scripts" / "chart_docs.py"), "--check"]
+    result = subprocess.run(script, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    for chart in ALL_CHARTS:
+        readme = (CHARTS / chart / "README.md").read_text()
+        assert "| `image.registry` |" in readme or "| `global.imageRegistry` |" in readme, chart
+
+
+def test_a_stale_readme_is_caught_and_rewritten(tmp_path: Path) -> None:
+    chart = tmp_path / "accord-presence"
+    shutil.copytree(CHARTS / "accord-presence", chart, symlinks=True)
+    values = chart / "values.yaml"
+    values.write_text(values.read_text().replace("replicaCount: 2", "replicaCount: 7"))
+    script = [sys.executable, str(REPO / "scripts" / "chart_docs.py")]
+    stale = subprocess.run([*script, "--check", str(chart)], capture_output=True, text=True)
+    assert stale.returncode == 1 and "accord-presence/README.md" in stale.stderr
+    subprocess.run([*script, str(chart)], check=True)
+    assert "| `replicaCount` | integer (≥ 1) | `7` |" in (chart / "README.md").read_text()

@@ -37,3 +37,19 @@ def test_generated_modules_import_under_accord_api() -> None:
     assert sync_pb2.DESCRIPTOR.package == "accord.sync.v1"
     assert hasattr(sync_pb2_grpc, "SyncStub")
     assert hasattr(presence_pb2_grpc, "PresenceServicer")
+
+
+def test_check_mode_passes_on_committed_code_and_names_a_stale_file(tmp_path: Path) -> None:
+    script = [sys.executable, str(ROOT / "scripts" / "gen_protos.py"), "--check"]
+    clean = subprocess.run(script, capture_output=True, text=True, check=False)
+    assert clean.returncode == 0, clean.stderr
+    copy = tmp_path / "api"
+    subprocess.run([*script[:2], "--out", str(copy)], check=True)
+    (copy / "sync" / "v1" / "sync_pb2.py").write_text("# edited by hand\n")
+    (copy / "sync" / "v1" / "extra.py").write_text("")
+    stale = subprocess.run(
+        [*script, "--out", str(copy)], capture_output=True, text=True, check=False
+    )
+    assert stale.returncode == 1
+    assert "sync/v1/sync_pb2.py" in stale.stderr and "sync/v1/extra.py" in stale.stderr
+    assert (copy / "sync" / "v1" / "extra.py").exists()  # --check writes nothing

@@ -30,7 +30,7 @@ from accord.client.patch import UnknownPatch
 from accord.client.room import Room
 from accord.client.rooms import Rooms
 from accord.client.status import State, Status
-from accord.client.store import MemoryStore, OfflineStore, SqliteStore
+from accord.client.store import OfflineStore, store_for
 from accord.client.tokens import TokenProvider, TokenSource, token_expiry
 
 __all__ = ["Client", "TokenProvider", "connect", "token_expiry"]
@@ -49,8 +49,8 @@ class Client:
       before the current one expires). Neither: anonymous, if the edge allows it.
     - ``client_id`` names this replica (stable across restarts: it scopes
       ``client_seq``). Absent: the offline store's, or a new random one.
-    - ``offline_path``: an SQLite file keeping the offline queue, the
-      ``client_seq`` counter and each room's confirmed state across restarts.
+    - ``offline_path``: an SQLite file (``~`` expanded; unusable: ``OfflineStoreError``) for
+      the offline queue, the ``client_seq`` counter and each room's confirmed state.
       Absent: kept in memory only (``store`` takes any ``OfflineStore``).
     """
 
@@ -85,7 +85,7 @@ class Client:
         self._tokens = TokenSource(token, token_provider)
         self._requested_client_id = client_id
         self._client_id = client_id or ""
-        outbox = Outbox(store or (SqliteStore(offline_path) if offline_path else MemoryStore()))
+        outbox = Outbox(store or store_for(offline_path))
         self._rooms = Rooms(outbox, lambda: self.backoff, self._report, self._update_status)
         self._http = session
         self._own_http = session is None

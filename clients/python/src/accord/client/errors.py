@@ -21,6 +21,7 @@ __all__ = [
     "Forbidden",
     "Internal",
     "NotSubscribed",
+    "OfflineStoreError",
     "RateLimited",
     "RejectedChange",
     "SequenceGap",
@@ -165,6 +166,15 @@ class Disconnected(ClientError):
 
 class ClientClosed(ClientError):
     """The client was closed."""
+
+
+class OfflineStoreError(ClientError, ValueError):
+    """``offline_path`` cannot hold the offline store; ``path`` is the path as expanded."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        super().__init__(f"offline_path {str(path)!r}: {reason}")
+        self.path = path
+        self.reason = reason
 
 
 class SequenceGap(ClientError):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,9 +25,18 @@ from typing import Protocol
 
 import aiosqlite
 from accord.client.changes import PendingChange, RecordKey
+from accord.client.errors import OfflineStoreError
 from accord.client.patch import Record
+from accord.client.paths import offline_file
 
-__all__ = ["MemoryStore", "OfflineStore", "RoomState", "SqliteStore", "first_client_seq"]
+__all__ = [
+    "MemoryStore",
+    "OfflineStore",
+    "RoomState",
+    "SqliteStore",
+    "first_client_seq",
+    "store_for",
+]
 
 
 def first_client_seq() -> int:
@@ -152,10 +162,14 @@ CREATE INDEX IF NOT EXISTS pending_room ON pending (room, client_seq);
 
 
 class SqliteStore:
-    """One SQLite file per client; every write is one transaction."""
+    """One SQLite file per client; every write is one transaction.
+
+    ``path`` may start with ``~``; an unusable one raises ``OfflineStoreError`` here
+    (or, for what only trying shows, from ``open``).
+    """
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+        self.path = offline_file(path)
         self._db: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
 
@@ -166,11 +180,24 @@ class SqliteStore:
         return self._db
 
     async def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = await aiosqlite.connect(self.path, isolation_level=None)
-        await self._db.execute("PRAGMA journal_mode=WAL")
-        await self._db.execute("PRAGMA synchronous=FULL")
-        await self._db.executescript(SCHEMA)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise OfflineStoreError(
+                self.path, f"cannot create {self.path.parent}: {error.strerror or error}"
+            ) from error
+        try:
+            db = await aiosqlite.connect(self.path, isolation_level=None)
+        except sqlite3.Error as error:
+            raise OfflineStoreError(self.path, f"SQLite cannot open it: {error}") from error
+        try:
+            await db.execute("PRAGMA journal_mode=WAL")
+            await db.execute("PRAGMA synchronous=FULL")
+            await db.executescript(SCHEMA)
+        except sqlite3.Error as error:
+            await db.close()
+            raise OfflineStoreError(self.path, f"not usable as an SQLite file: {error}") from error
+        self._db = db
 
     async def close(self) -> None:
         async with self._lock:
@@ -295,3 +322,8 @@ class SqliteStore:
                 await self.db.execute("ROLLBACK")
                 raise
             await self.db.execute("COMMIT")
+
+
+def store_for(path: str | Path | None) -> OfflineStore:
+    """The store for a client's ``offline_path``: memory when None, else that SQLite file."""
+    return MemoryStore() if path is None else SqliteStore(path)

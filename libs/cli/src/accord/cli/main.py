@@ -9,6 +9,7 @@ accord epoch      show or renew the database's epoch (renew: after restoring a b
 accord token      print a development token signed with JWT_SECRET
 accord api-key    create a server API key and its API_KEYS_FILE entry
 accord webhooks   list webhook endpoints and their backlog, or resume a parked one
+accord --version  print Accord's version
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import argparse
 import sys
 
 from accord.cli import api_keys, dev, epoch, token, webhooks
+from accord.common.version import __version__
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -26,6 +28,7 @@ def main(argv: list[str] | None = None) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Configuration comes from the environment; see docs/operations.md.",
     )
+    parser.add_argument("--version", action="version", version=f"accord {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     commands.add_parser("dev", help="run edge, sync and presence together on this machine")
     commands.add_parser("edge", help="run the WebSocket gateway")

@@ -1,3 +1,5 @@
 """Shared plumbing for Accord's services: nothing service-specific lives here."""
 
-__version__ = "0.1.0"
+from accord.common.version import __version__
+
+__all__ = ["__version__"]

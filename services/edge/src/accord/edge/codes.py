@@ -5,8 +5,11 @@ Nothing imports a session or the app to read one of these.
 
 from __future__ import annotations
 
+from accord.common.version import __version__
+
 PROTOCOL_VERSION = 1
-VERSION = "0.1.0"
+VERSION = __version__
+"""The server version ``welcome`` announces (the packages' one version)."""
 FEATURES = (
     "set",
     "delete",

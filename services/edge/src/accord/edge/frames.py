@@ -111,8 +111,10 @@ def _json_field(text: str, what: str) -> Any:
     if text == "":
         return None
     try:
-        return json.loads(text)
-    except ValueError:
+        # As strict as a text frame (no lone surrogates); nesting past Python's own
+        # parser limit is a bad field too, not an internal error.
+        return jsontext.loads(text)
+    except (ValueError, RecursionError):
         raise ProtocolError("BAD_REQUEST", f"{what} is not valid JSON") from None
 
 

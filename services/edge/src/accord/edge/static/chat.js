@@ -1,7 +1,7 @@
 // Multi-user chat. Each chat room is an Accord room "chat.<name>": messages are
 // records {text, name, color, at} (history arrives with the room's snapshot),
 // "who is online" is presence, "who is typing" is broadcast (never stored).
-import { newId, param, peerColor, peerName, showPeers, showStatus, start } from "/static/common.js";
+import { newId, param, peerColor, peerName, queuedLabel, showPeers, showStatus, start } from "/static/common.js";
 
 const { client, me } = await start();
 showStatus(document.getElementById("status"), client);
@@ -106,6 +106,7 @@ function renderMessages() {
       meta.style.setProperty("--c", value.color);
       const when = new Date(value.at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
       meta.append(who, ` · ${when}`);
+      if (pending.has(key)) meta.append(" ", queuedLabel());
       const bubble = document.createElement("div");
       bubble.className = "bubble";
       bubble.textContent = value.text;

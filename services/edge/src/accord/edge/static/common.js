@@ -53,12 +53,18 @@ export async function start() {
   return { client, me };
 }
 
-/** Keep a status pill (`data-state` and text) in step with the client. */
+/** Keep a status pill (`data-state` and text) and the offline banner in step with the client. */
 export function showStatus(element, client) {
+  const banner = offlineBanner();
   const render = (status) => {
     element.dataset.state = status.state;
     element.textContent = status.text;
     element.title = status.pending ? `${status.pending} change(s) not yet confirmed by the server` : status.state;
+    const offline = status.state === "offline";
+    document.body.classList.toggle("is-offline", offline);
+    banner.hidden = !offline;
+    const waiting = status.pending ? ` ${status.pending} change(s) wait on this device.` : "";
+    banner.textContent = `Offline — you can keep working; changes are sent when the connection is back.${waiting}`;
   };
   render(client.status);
   client.on("status", render);
@@ -112,4 +118,27 @@ export function newId(prefix) {
   const bytes = new Uint8Array(6);
   crypto.getRandomValues(bytes);
   return `${prefix}-${Date.now().toString(36)}-${[...bytes].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
+}
+
+/** The page's offline banner (made once, under the top bar). */
+function offlineBanner() {
+  let banner = document.getElementById("offline");
+  if (!banner) {
+    banner = document.createElement("div");
+    banner.id = "offline";
+    banner.className = "offline-banner";
+    banner.setAttribute("role", "status");
+    banner.hidden = true;
+    (document.querySelector(".topbar") ?? document.body.firstElementChild).after(banner);
+  }
+  return banner;
+}
+
+/** A "not saved yet" label for a change the server has not confirmed. */
+export function queuedLabel() {
+  const label = document.createElement("span");
+  label.className = "queued";
+  label.textContent = "not saved yet";
+  label.title = "Queued on this device: not yet confirmed by the server";
+  return label;
 }

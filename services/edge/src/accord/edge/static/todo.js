@@ -1,5 +1,5 @@
 // The real-time todo list: records {title, done, created} in collection "todos".
-import { newId, param, showPeers, showStatus, start } from "/static/common.js";
+import { newId, param, queuedLabel, showPeers, showStatus, start } from "/static/common.js";
 
 const { client, me } = await start();
 const room = await client.join(param("room", "todo-demo"), { presence: me });
@@ -41,7 +41,9 @@ function element(key) {
   remove.title = "Delete";
   remove.textContent = "✕";
   remove.addEventListener("click", () => room.delete("todos", key));
-  li.append(box, title, edit, remove);
+  const queued = queuedLabel();
+  queued.hidden = true;
+  li.append(box, title, queued, edit, remove);
   return li;
 }
 
@@ -80,6 +82,7 @@ function render() {
     .filter(({ value }) => typeof value.title === "string")
     .sort((a, b) => (a.value.created ?? 0) - (b.value.created ?? 0) || (a.key < b.key ? -1 : 1));
   const seen = new Set();
+  const pending = new Set(room.replica.pending.filter((p) => p.collection === "todos").map((p) => p.key));
   todos.forEach(({ key, value }, index) => {
     seen.add(key);
     let li = items.get(key);
@@ -90,6 +93,8 @@ function render() {
     li.classList.toggle("done", Boolean(value.done));
     li.querySelector("input[type=checkbox]").checked = Boolean(value.done);
     li.querySelector(".title").textContent = value.title;
+    li.classList.toggle("pending", pending.has(key));
+    li.querySelector(".queued").hidden = !pending.has(key);
     if (list.children[index] !== li) list.insertBefore(li, list.children[index] ?? null);
   });
   for (const [key, li] of items) {
@@ -105,12 +110,16 @@ function render() {
 }
 
 let queued = false;
-room.on("change", ({ collection }) => {
-  if (collection !== "todos" || queued) return;
+const scheduleRender = () => {
+  if (queued) return;
   queued = true;
   queueMicrotask(() => {
     queued = false;
     render();
   });
+};
+room.on("change", ({ collection }) => {
+  if (collection === "todos") scheduleRender();
 });
+room.on("status", scheduleRender); // a confirmed change loses its "not saved yet" label
 render();
