@@ -179,6 +179,11 @@ async def test_python_and_browser_exchange_encrypted_fields_and_the_server_sees_
             return tapped_seq(frames) >= rp.seq
 
         await until(tapped, "the tap saw every change")
+
+        async def persisted() -> bool:  # the SDK writes confirmed rooms to IndexedDB after acks
+            return '"rooms":[]' not in await page.evaluate(DUMP_INDEXEDDB)
+
+        await until(persisted, "the page stored the room in IndexedDB")
         stored = await page.evaluate(DUMP_INDEXEDDB)
         database = await database_text(database_url)
         for place, text in (

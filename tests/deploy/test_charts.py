@@ -371,7 +371,9 @@ def test_production_values_use_the_existing_secret_and_operator_resources() -> N
         "AccordEdgeErrorRateHigh"
     }
     policies = {p["metadata"]["name"]: p for p in kinds(objects, "NetworkPolicy")}
-    assert set(policies) == {"rel-sync", "rel-presence", "rel-edge"}
+    assert set(policies) == {"rel-sync", "rel-presence", "rel-edge", "rel-edge-test-welcome"}
+    test_pod = policies["rel-edge-test-welcome"]["spec"]
+    assert test_pod["policyTypes"] == ["Ingress"] and "ingress" not in test_pod
     grpc_rule = policies["rel-sync"]["spec"]["ingress"][0]
     assert (
         grpc_rule["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/part-of"] == "accord"

@@ -8,10 +8,10 @@ import json
 import pytest
 from accord.api.sync.v1 import sync_pb2 as pb
 from accord.sync import wire
-from accord.sync.engine import Engine, PullHead, SnapshotPage
+from accord.sync.engine import Engine, PullHead
 from accord.sync.errors import OutOfRange
 from accord.sync.hlc import HybridClock
-from accord.sync.model import Limits, LoggedChange, PushOutcome, Retention
+from accord.sync.model import Limits, LoggedChange, PushOutcome, Retention, SnapshotPage
 from accord.sync.store import Store
 
 from tests.integration.sync.sync_helpers import push, set_change

@@ -14,7 +14,7 @@ import pytest
 from accord.sync import engine as engine_module
 from accord.sync import metrics, wire
 from accord.sync.app import open_store
-from accord.sync.engine import Engine, SnapshotPage
+from accord.sync.engine import Engine
 from accord.sync.hlc import HybridClock
 from accord.sync.model import (
     Limits,
@@ -23,6 +23,7 @@ from accord.sync.model import (
     PushOutcome,
     RecordRow,
     RoomWrite,
+    SnapshotPage,
 )
 from accord.sync.settings import Settings, parse_database_url
 from accord.sync.store import Contended, Store

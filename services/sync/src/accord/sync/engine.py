@@ -36,6 +36,7 @@ from accord.sync.model import (
     RecordValue,
     Retention,
     RoomWrite,
+    SnapshotPage,
 )
 from accord.sync.outbox import Routes
 from accord.sync.store import Contended, RoomTransaction, Store
@@ -82,13 +83,6 @@ def change_bytes(change: LoggedChange) -> int:
 
 def record_bytes(record: RecordValue) -> int:
     return len(record.value_json) + len(record.collection) + len(record.key) + 16
-
-
-@dataclass(frozen=True)
-class SnapshotPage:
-    seq: int
-    records: list[RecordValue]
-    last: bool
 
 
 @dataclass(frozen=True)

@@ -157,3 +157,12 @@ class RoomWrite:
     marks: Sequence[tuple[str, str, int]]
     conflicts: Sequence[ConflictRow] = ()
     outbox: Sequence[OutboxEntry] = ()
+
+
+@dataclass(frozen=True)
+class SnapshotPage:
+    """One page of a room's snapshot, as ``Engine.pull`` yields it."""
+
+    seq: int
+    records: list[RecordValue]
+    last: bool

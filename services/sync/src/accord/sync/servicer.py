@@ -14,7 +14,7 @@ from accord.common.grpcutil import abort
 from accord.sync import records_wire, wire
 from accord.sync.bus import Bus
 from accord.sync.committer import Committer
-from accord.sync.engine import Engine, PullHead, SnapshotPage, split_by_bytes
+from accord.sync.engine import Engine, PullHead, split_by_bytes
 from accord.sync.errors import (
     BadRequest,
     OutOfRange,
@@ -23,7 +23,7 @@ from accord.sync.errors import (
     Unavailable,
     Unsupported,
 )
-from accord.sync.model import Limits, PushOutcome
+from accord.sync.model import Limits, PushOutcome, SnapshotPage
 from accord.sync.recheck import Rechecker
 from accord.sync.subscription import RoomStream
 

@@ -17,7 +17,6 @@ from accord.common import jsontext
 from accord.common.opcheck import OpError, check_header, check_op, check_text
 from accord.common.rules import MAX_CLIENT_ID, MAX_ROOM, NAME_CHARS, is_client_id, is_room, too_deep
 from accord.sync import merge
-from accord.sync.engine import SnapshotPage
 from accord.sync.errors import BadRequest, SyncError, TooLarge, Unsupported
 from accord.sync.lattice import compact_json
 from accord.sync.model import (
@@ -29,6 +28,7 @@ from accord.sync.model import (
     LoggedChange,
     PushBatch,
     PushOutcome,
+    SnapshotPage,
 )
 
 MAX_CONFLICTS = 1000
