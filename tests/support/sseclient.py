@@ -88,6 +88,9 @@ class SseClient(Client):
         client.headers = dict(kwargs.get("headers") or {})
         return client
 
+    async def __aenter__(self) -> SseClient:
+        return self
+
     async def close(self) -> None:
         if self._reader is not None:
             self._reader.cancel()
