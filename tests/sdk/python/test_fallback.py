@@ -157,3 +157,22 @@ async def test_a_buffering_proxy_is_reported_and_the_client_reconnects(
     room = await client.join("buffered")
     await room.set("todos", "t", title="through")
     await within(client.wait_synced())
+
+
+async def test_the_guides_fallback_example_runs() -> None:
+    """docs/sdk-python.md's example, verbatim: the options it shows are what a client takes."""
+    import re
+
+    from tests.support.suite import ROOT
+
+    text = (ROOT / "docs" / "sdk-python.md").read_text()
+    section = text.split("## Transports and the HTTP fallback", 1)[1]
+    match = re.search(r"```python\n(.*?)```", section, re.S)
+    assert match, "docs/sdk-python.md lost its fallback example"
+    scope: dict[str, Any] = {"url": "ws://127.0.0.1:9/ws", "token": "t"}
+    exec(match.group(1), scope)
+    assert scope["client"]._transports.fallback_after == 1
+    assert scope["client"]._transports.websocket_retry == 60
+    assert scope["only_ws"]._transports.choose() == "websocket"
+    with pytest.raises(ValueError):
+        Fallback(transports=["carrier-pigeon"])
