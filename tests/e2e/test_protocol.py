@@ -1,4 +1,10 @@
-"""The client protocol of docs/protocol.md, driven over /ws against the embedded suite."""
+"""The client protocol of docs/protocol.md, driven over /ws against the embedded suite.
+
+``any_suite`` tests run over JSON and binary WebSocket frames and the HTTP fallback
+(SSE, docs/transport.md); ``OVER_BOTH`` / ``MAKE_OVER_BOTH`` run a JSON test over the
+WebSocket and the fallback. The rest is inherently WebSocket: binary frames, control
+frames, the hello timeout after an upgrade (the fallback's hello is in its first
+request); tests/e2e/test_sse.py covers their fallback equivalents."""
 
 from __future__ import annotations
 
@@ -13,7 +19,7 @@ import pytest
 from accord.api.edge.v1 import frames_pb2 as pb
 from accord.edge import metrics as edge_metrics
 
-from tests.support.suite import Suite
+from tests.support.suite import MAKE_OVER_BOTH, OVER_BOTH, Suite
 from tests.support.wsclient import Client, Replica, make_token, sync_until
 
 pytestmark = pytest.mark.e2e
@@ -72,6 +78,7 @@ async def test_hello_welcome_describes_the_server(any_suite: Suite) -> None:
         ),
     ],
 )
+@OVER_BOTH
 async def test_failed_hello_gets_error_then_4001(
     suite: Suite, first: dict[str, Any], code: str
 ) -> None:
@@ -83,6 +90,7 @@ async def test_failed_hello_gets_error_then_4001(
         assert await client.closed() == 4001
 
 
+@OVER_BOTH
 async def test_alg_none_token_is_refused(suite: Suite) -> None:
     token = jwt.encode({"sub": "u-1", "exp": int(time.time()) + 60}, key=None, algorithm="none")
     async with await suite.client() as client:
@@ -91,6 +99,7 @@ async def test_alg_none_token_is_refused(suite: Suite) -> None:
         assert await client.closed() == 4001
 
 
+@OVER_BOTH
 async def test_token_without_exp_is_refused(suite: Suite) -> None:
     from tests.support.wsclient import SECRET
 
@@ -109,6 +118,7 @@ async def test_hello_must_arrive_within_the_timeout(make_suite: Any) -> None:
         assert await client.closed() == 4001
 
 
+@MAKE_OVER_BOTH
 async def test_anonymous_hello_when_allowed(make_suite: Any) -> None:
     suite = await make_suite(edge_env={"ALLOW_ANONYMOUS": "true"})
     async with await suite.client() as client:
@@ -116,6 +126,7 @@ async def test_anonymous_hello_when_allowed(make_suite: Any) -> None:
         assert welcome["user_id"].startswith("anon-")
 
 
+@OVER_BOTH
 async def test_ping_pong_and_session_survives_bad_messages(suite: Suite) -> None:
     async with await connected(suite) as client:
         assert await client.request({"type": "ping"}) == {"type": "pong", "id": 1 + 1}
@@ -142,6 +153,7 @@ async def test_ping_pong_and_session_survives_bad_messages(suite: Suite) -> None
         assert pong["type"] == "pong"
 
 
+@OVER_BOTH
 async def test_deeply_nested_json_is_refused(suite: Suite) -> None:
     async with await connected(suite) as client:
         await client.send_raw('{"type":"ping","id":5,"x":' + "[" * 200 + "]" * 200 + "}")
@@ -149,6 +161,7 @@ async def test_deeply_nested_json_is_refused(suite: Suite) -> None:
         assert (await client.request({"type": "ping"}))["type"] == "pong"
 
 
+@MAKE_OVER_BOTH
 async def test_oversized_frames(make_suite: Any) -> None:
     suite = await make_suite(edge_env={"MAX_MESSAGE_SIZE": "2048"})
     async with await connected(suite) as client:
@@ -363,6 +376,7 @@ async def test_forbidden_rooms_and_read_only_access(any_suite: Suite) -> None:
         ),
     ],
 )
+@OVER_BOTH
 async def test_bad_changes_are_refused_and_store_nothing(
     suite: Suite, change: Any, code: str
 ) -> None:
@@ -381,6 +395,7 @@ async def test_bad_changes_are_refused_and_store_nothing(
         }
 
 
+@OVER_BOTH
 async def test_bad_push_shapes(suite: Suite) -> None:
     async with await connected(suite) as client:
         await client.subscribe("room-x")
@@ -403,6 +418,7 @@ async def test_bad_push_shapes(suite: Suite) -> None:
         assert again["code"] == "BAD_REQUEST"
 
 
+@MAKE_OVER_BOTH
 async def test_rate_limit_then_policy_close(make_suite: Any) -> None:
     suite = await make_suite(edge_env={"RATE_LIMIT": "1", "RATE_BURST": "3"})
     async with await connected(suite) as client:
@@ -620,6 +636,7 @@ async def test_binary_frames_mirror_json(suite: Suite) -> None:
         assert client.binary_replies == before
 
 
+@OVER_BOTH
 async def test_http_endpoints(suite: Suite) -> None:
     async with aiohttp.ClientSession() as http:
         async with http.get(f"{suite.http_url}/health") as response:
@@ -670,6 +687,7 @@ async def test_drain_closes_sockets_with_1012_and_refuses_new_ones(make_suite: A
             await http.ws_connect(suite.ws_url)
 
 
+@MAKE_OVER_BOTH
 async def test_presence_pages_counts_user_events_and_channels(make_suite: Any) -> None:
     suite = await make_suite(edge_env={"PRESENCE_SYNC_LIMIT": "2"})
     clients = [await connected(suite, f"u-{n}", f"c-{n}") for n in range(4)]
@@ -806,6 +824,7 @@ async def test_control_frames_do_not_extend_the_hello_deadline(make_suite: Any) 
         assert time.monotonic() - started < 2.5
 
 
+@OVER_BOTH
 async def test_every_broadcast_and_presence_event_after_subscribed_is_delivered(
     suite: Suite,
 ) -> None:
@@ -859,6 +878,7 @@ LIMIT_BAD = [0, 1001, 2**32, 2**64, -1, 2.0, True, "10"]
 ID_BAD = [2**63, -(2**63) - 1, 2**64]
 
 
+@OVER_BOTH
 async def test_numbers_out_of_range_are_bad_requests_that_echo_the_id(suite: Suite) -> None:
     async with await connected(suite) as client:
         for since in SINCE_BAD:
@@ -928,6 +948,7 @@ async def test_bad_requests_echo_the_id_of_any_parsed_frame(suite: Suite) -> Non
         assert (await client.reply(43))["type"] == "pong"
 
 
+@OVER_BOTH
 async def test_a_failed_hello_echoes_the_id_of_a_parsed_frame(suite: Suite) -> None:
     async with await suite.client() as client:
         await client.send_raw('{"type":"hello","id":3,"client_id":"c","token":"\\udc00"}')

@@ -23,6 +23,7 @@ import aiohttp
 import pytest
 
 from tests.support.ports import free_port
+from tests.support.sseclient import SseClient
 from tests.support.wsclient import SECRET, Client
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,10 +37,24 @@ class Suite:
     extra: dict[str, Any] = field(default_factory=dict)
 
     encoding: str = "json"
+    transport: str = "ws"
+    """``ws``, or ``sse``: the HTTP fallback (docs/transport.md)."""
 
     async def client(self, **kwargs: Any) -> Client:
         kwargs.setdefault("encoding", self.encoding)
+        if self.transport == "sse":
+            return await SseClient.connect(self.ws_url, **kwargs)
         return await Client.connect(self.ws_url, **kwargs)
+
+
+OVER_BOTH = pytest.mark.parametrize("suite", ["ws", "sse"], indirect=True)
+"""Run a test that takes ``suite`` over the WebSocket and over the HTTP fallback."""
+MAKE_OVER_BOTH = pytest.mark.parametrize("make_suite", ["ws", "sse"], indirect=True)
+"""The same for a test that takes ``make_suite``."""
+
+
+def _transport(request: pytest.FixtureRequest) -> str:
+    return str(getattr(request, "param", "ws"))
 
 
 async def start_in_process(
@@ -111,29 +126,38 @@ async def wait_ready(http_url: str, timeout: float = 30.0) -> None:
 
 
 @pytest.fixture
-async def suite(tmp_path: Path) -> AsyncIterator[Suite]:
-    """The embedded suite (SQLite, in-memory presence and bus), in this process."""
-    async with AsyncExitStack() as stack:
-        yield await start_in_process(stack, database_url=f"sqlite:///{tmp_path}/accord.db")
-
-
-@pytest.fixture(params=["json", "binary"])
-async def any_suite(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Suite]:
-    """The embedded suite, with clients speaking JSON text or protobuf binary frames."""
+async def suite(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Suite]:
+    """The embedded suite (SQLite, in-memory presence and bus), in this process; its clients
+    use the WebSocket, or the transport ``OVER_BOTH`` parametrizes."""
     async with AsyncExitStack() as stack:
         suite = await start_in_process(stack, database_url=f"sqlite:///{tmp_path}/accord.db")
-        suite.encoding = request.param
+        suite.transport = _transport(request)
+        yield suite
+
+
+@pytest.fixture(params=["json-ws", "binary-ws", "json-sse"])
+async def any_suite(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Suite]:
+    """The embedded suite, with clients speaking JSON text or protobuf binary frames over
+    the WebSocket, or JSON over the HTTP fallback."""
+    async with AsyncExitStack() as stack:
+        suite = await start_in_process(stack, database_url=f"sqlite:///{tmp_path}/accord.db")
+        suite.encoding, suite.transport = request.param.split("-")
         yield suite
 
 
 @pytest.fixture
-async def make_suite(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
+async def make_suite(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[Callable[..., Any]]:
     """Start a customised in-process suite: ``await make_suite(edge_env={...})``."""
+    transport = _transport(request)
     async with AsyncExitStack() as stack:
 
         async def make(**kwargs: Any) -> Suite:
             kwargs.setdefault("database_url", f"sqlite:///{tmp_path}/accord.db")
-            return await start_in_process(stack, **kwargs)
+            suite = await start_in_process(stack, **kwargs)
+            suite.transport = transport
+            return suite
 
         yield make
 

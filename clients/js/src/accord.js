@@ -18,12 +18,14 @@ import { Emitter } from "./emitter.js";
 import { FieldCipher } from "./fieldcipher.js";
 import { Replica, elementId } from "./replica.js";
 import { MemoryStore, openStore } from "./store.js";
+import { SseSocket, sseUrl } from "./transport.js";
 
 export { Replica, Tombstones, applyOp, applyPatch, canonicalJson, elementId } from "./replica.js";
 export { MemoryStore, IndexedDBStore } from "./store.js";
 export { PositionSource, midpoint } from "./sequence.js";
 export { EncryptedFieldError, EncryptionError, Undecryptable, generateKey } from "./encryption.js";
 export { FieldCipher } from "./fieldcipher.js";
+export { SseSocket, sseUrl } from "./transport.js";
 
 export const VERSION = "0.1.0";
 const MAX_BATCH = 500;
@@ -75,9 +77,25 @@ function defaultUrl() {
  * One connection to an edge, shared by any number of rooms.
  * Events: "status" ({state, pending, text}), "error" ({code, message, room?}),
  * "connected" (welcome), "disconnected" ({code, reason}).
+ * Transports (docs/transport.md): the WebSocket, or after `fallbackAfter` failures in a row
+ * (refused, or closed before welcome) the HTTP fallback (`sse`), retrying the WebSocket every
+ * `websocketRetryMs` and moving back once it works; `status.transport` says which is in use.
  */
 export class Client extends Emitter {
-  constructor({ url, token, user, store, clientId, backoff = {}, WebSocket: WS }) {
+  constructor({
+    url,
+    token,
+    user,
+    store,
+    clientId,
+    backoff = {},
+    WebSocket: WS,
+    transports = ["websocket", "sse"],
+    fallbackAfter = 2,
+    websocketRetryMs = 30_000,
+    streamTimeoutMs = 10_000,
+    fetch: fetchImpl,
+  }) {
     super();
     this.url = url ?? defaultUrl();
     this.token = token;
@@ -86,6 +104,14 @@ export class Client extends Emitter {
     this.clientId = clientId;
     this.backoff = { initial: 250, max: 10_000, ...backoff };
     this.WebSocket = WS ?? globalThis.WebSocket;
+    this.transports = transports;
+    this.fallbackAfter = fallbackAfter;
+    this.websocketRetryMs = websocketRetryMs;
+    this.streamTimeoutMs = streamTimeoutMs;
+    this.fetch = fetchImpl;
+    this.wsFailures = 0;
+    this.fellBackAt = 0;
+    this.probe = null;
     this.clock = new Clock();
     this.rooms = new Map();
     this.ws = null;
@@ -159,7 +185,8 @@ export class Client extends Emitter {
     else if (this.phase === "connecting" || [...this.rooms.values()].some((r) => !r.caughtUp)) state = "connecting";
     else state = pending > 0 ? "pending" : "synced";
     const text = state === "pending" ? `pending ${pending}` : state === "offline" && pending > 0 ? `offline, pending ${pending}` : state;
-    return { state, pending, text, error: this.authFailed };
+    const transport = this.phase === "open" ? this.ws.transport : null;
+    return { state, pending, text, error: this.authFailed, transport };
   }
 
   updateStatus() {
@@ -192,7 +219,8 @@ export class Client extends Emitter {
       return;
     }
     if (this.closed || this.ws) return;
-    const ws = new this.WebSocket(this.url);
+    this.lastToken = token;
+    const ws = this.openTransport(this.chooseTransport());
     this.ws = ws;
     this.lastReceived = Date.now();
     ws.onopen = () => {
@@ -206,10 +234,55 @@ export class Client extends Emitter {
     ws.onerror = () => {}; // onclose follows with the code
   }
 
+  /** The transport for the next connection: the WebSocket unless it has been failing. */
+  chooseTransport() {
+    if (!this.transports.includes("sse")) return "websocket";
+    if (!this.transports.includes("websocket")) return "sse";
+    const fallen = this.wsFailures >= this.fallbackAfter && Date.now() - this.fellBackAt < this.websocketRetryMs;
+    return fallen ? "sse" : "websocket";
+  }
+
+  openTransport(kind) {
+    if (kind === "sse") return new SseSocket(sseUrl(this.url), { fetch: this.fetch, streamTimeoutMs: this.streamTimeoutMs });
+    const ws = new this.WebSocket(this.url);
+    ws.transport = "websocket";
+    return ws;
+  }
+
+  /** On the fallback: try a WebSocket every websocketRetryMs; once one answers a hello, move back. */
+  startProbe() {
+    clearInterval(this.probe);
+    this.probe = setInterval(() => {
+      let probe;
+      try {
+        probe = new this.WebSocket(this.url);
+      } catch {
+        return;
+      }
+      probe.onopen = () => {
+        const hello = { type: "hello", id: 1, client_id: this.clientId };
+        if (this.lastToken) hello.token = this.lastToken;
+        probe.send(JSON.stringify(hello));
+      };
+      probe.onmessage = (event) => {
+        probe.onclose = null;
+        probe.close(1000);
+        const answer = JSON.parse(event.data);
+        if (answer.type !== "welcome" && answer.type !== "error") return;
+        this.wsFailures = 0;
+        if (this.ws?.transport === "sse") this.drop("moving back to the WebSocket");
+      };
+      probe.onerror = () => {};
+    }, this.websocketRetryMs);
+    this.probe.unref?.();
+  }
+
   onHello(ws, reply) {
     if (ws !== this.ws) return;
     if (reply.type === "error") return; // the server closes with 4001; onClose decides
     this.welcome = reply;
+    if (ws.transport === "websocket") this.wsFailures = 0;
+    else if (this.transports.includes("websocket")) this.startProbe();
     this.phase = "open";
     this.attempt = 0;
     this.emit("connected", reply);
@@ -259,6 +332,10 @@ export class Client extends Emitter {
 
   onClose(ws, code, reason) {
     if (ws !== this.ws) return;
+    if (ws.transport === "websocket" && this.phase !== "open" && ++this.wsFailures >= this.fallbackAfter) {
+      this.fellBackAt = Date.now();
+    }
+    if (ws.buffered) this.emit("error", { code: "STREAM_BUFFERED", message: reason });
     this.detach();
     this.emit("disconnected", { code, reason });
     if (code === 4001 && typeof this.token !== "function") {
@@ -273,6 +350,7 @@ export class Client extends Emitter {
 
   /** Forget the socket and everything tied to it (requests, in-flight pushes, presence). */
   detach() {
+    clearInterval(this.probe);
     const ws = this.ws;
     this.ws = null;
     this.welcome = null;

@@ -1,4 +1,5 @@
-"""Python SDK for Accord (accord.client): a local replica of shared rooms, synced over WebSocket.
+"""Python SDK for Accord (accord.client): a local replica of shared rooms, synced over WebSocket
+(or its HTTP fallback).
 
 async with accord.client.connect(url, token=token, client_id="laptop-1") as client:
     room = await client.join("todo-demo", presence={"status": "online"})
@@ -41,8 +42,10 @@ from accord.client.patch import LOCAL_OPS, PATCH_HANDLERS, Record, apply_patch
 from accord.client.replica import PendingChange, RecordChange, Replica
 from accord.client.room import Broadcast, Peer, PresencePage, Room
 from accord.client.server import Gone, ServerClient
+from accord.client.sse import StreamBuffered
 from accord.client.status import State, Status
 from accord.client.store import MemoryStore, OfflineStore, SqliteStore
+from accord.client.transports import Fallback
 
 __all__ = [
     "LOCAL_OPS",
@@ -59,6 +62,7 @@ __all__ = [
     "EncryptedFieldError",
     "Encryption",
     "EncryptionError",
+    "Fallback",
     "Forbidden",
     "Gone",
     "Internal",
@@ -81,6 +85,7 @@ __all__ = [
     "SqliteStore",
     "State",
     "Status",
+    "StreamBuffered",
     "TokenExpired",
     "TokenProvider",
     "TooLarge",

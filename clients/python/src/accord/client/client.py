@@ -1,4 +1,5 @@
-"""The client: one WebSocket to the edge, kept open, and the rooms joined over it."""
+"""The client: one connection to the edge (WebSocket, or the HTTP fallback), kept open, and the
+rooms joined over it."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 
 import aiohttp
 from accord.client.backoff import Backoff
-from accord.client.codes import CLIENT_ID, KICKED, ROOM, THROTTLED, TOO_MANY_CONNECTS, UNAUTHORIZED
+from accord.client.codes import CLIENT_ID, KICKED, ROOM, THROTTLED, UNAUTHORIZED
 from accord.client.connection import Connection
 from accord.client.encryption import Encryption
 from accord.client.errors import (
@@ -32,6 +33,7 @@ from accord.client.rooms import Rooms
 from accord.client.status import State, Status
 from accord.client.store import OfflineStore, store_for
 from accord.client.tokens import TokenProvider, TokenSource, token_expiry
+from accord.client.transports import Fallback, Transports
 
 __all__ = ["Client", "TokenProvider", "connect", "token_expiry"]
 
@@ -52,6 +54,7 @@ class Client:
     - ``offline_path``: an SQLite file (``~`` expanded; unusable: ``OfflineStoreError``) for
       the offline queue, the ``client_seq`` counter and each room's confirmed state.
       Absent: kept in memory only (``store`` takes any ``OfflineStore``).
+    - ``fallback``: when to use the HTTP fallback instead of the WebSocket (``Fallback``).
     """
 
     def __init__(
@@ -70,6 +73,7 @@ class Client:
         on_status: StatusCallback | None = None,
         on_error: ErrorCallback | None = None,
         session: aiohttp.ClientSession | None = None,
+        fallback: Fallback | None = None,
     ) -> None:
         if client_id is not None and not CLIENT_ID.fullmatch(client_id):
             raise ValueError("client_id must be 1-64 characters of [A-Za-z0-9_.:-]")
@@ -103,6 +107,7 @@ class Client:
         self._status_callbacks: Callbacks[[Status]] = Callbacks("status", on_status)
         self._error_callbacks: Callbacks[[Exception]] = Callbacks("error", on_error)
         self._tick = Pulse()
+        self._transports = Transports(url, fallback or Fallback(), heartbeat, self._report)
 
     # Lifecycle
 
@@ -269,7 +274,8 @@ class Client:
         self._error_callbacks(error)
 
     def _update_status(self) -> None:
-        status = Status(self._compute_state(), self._rooms.pending)
+        transport = None if self._conn is None else self._conn.transport
+        status = Status(self._compute_state(), self._rooms.pending, transport)
         self._tick.fire()
         if status == self._status:
             return
@@ -311,12 +317,9 @@ class Client:
             except SequenceGap as error:
                 log.warning("resubscribing: %s", error)
                 continue
-            except aiohttp.WSServerHandshakeError as error:
-                log.info("accord: the upgrade to %s was refused: %r", self.url, error)
-                if error.status == TOO_MANY_CONNECTS:
-                    close_code = THROTTLED[0]
             except (OSError, aiohttp.ClientError, ConnectionLost, TimeoutError) as error:
                 log.info("accord: connection to %s failed: %r", self.url, error)
+                close_code = getattr(error, "close_code", None)
             except Exception:
                 # A bug or a malformed message: drop this session, keep the client alive.
                 log.exception("accord: the session to %s failed", self.url)
@@ -347,17 +350,12 @@ class Client:
     async def _session(self, force_refresh: bool) -> int | None:
         token = await self._tokens.current(force_refresh)
         assert self._http is not None
-        ws = await self._http.ws_connect(self.url, heartbeat=self.heartbeat, max_msg_size=0)
-        conn = Connection(ws, self._on_message, self.request_timeout)
+        conn = await self._transports.open(self._http, self._on_message, self.request_timeout)
         reader = asyncio.create_task(conn.run(), name="accord-reader")
         refresher: asyncio.Task[None] | None = None
         try:
-            hello: dict[str, Any] = {"type": "hello", "client_id": self._client_id}
-            if token is not None:
-                hello["token"] = token
-            if self.user is not None:
-                hello["user"] = self.user
-            self.welcome = await conn.request(hello)
+            hello = dict(type="hello", client_id=self._client_id, token=token, user=self.user)
+            self.welcome = await self._transports.greet(conn, hello, self._http)
             self._auth_error = None
             self._attempt = 0
             self._conn = conn
@@ -373,6 +371,7 @@ class Client:
             return await reader
         finally:
             self._conn = None
+            self._transports.detach()
             if refresher is not None:
                 refresher.cancel()
             await self._rooms.detach()

@@ -1,4 +1,4 @@
-"""One WebSocket session: JSON frames out, replies matched to requests by ``id``."""
+"""One session over a ``Channel`` (WebSocket or HTTP fallback); replies matched by ``id``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import aiohttp
+from accord.client.channel import Channel
 from accord.client.errors import ConnectionLost, error_from_message
 
 __all__ = ["Connection", "MessageHandler"]
@@ -17,12 +17,6 @@ __all__ = ["Connection", "MessageHandler"]
 log = logging.getLogger(__name__)
 
 MessageHandler = Callable[[dict[str, Any]], Awaitable[None]]
-CLOSING = (
-    aiohttp.WSMsgType.CLOSE,
-    aiohttp.WSMsgType.CLOSING,
-    aiohttp.WSMsgType.CLOSED,
-    aiohttp.WSMsgType.ERROR,
-)
 
 
 class Connection:
@@ -31,10 +25,8 @@ class Connection:
     subscription's head) is in place before the messages that follow it are handled.
     """
 
-    def __init__(
-        self, ws: aiohttp.ClientWebSocketResponse, on_message: MessageHandler, timeout: float
-    ) -> None:
-        self.ws = ws
+    def __init__(self, channel: Channel, on_message: MessageHandler, timeout: float) -> None:
+        self.channel = channel
         self.on_message = on_message
         self.timeout = timeout
         self.close_code: int | None = None
@@ -44,15 +36,16 @@ class Connection:
 
     @property
     def closed(self) -> bool:
-        return self._done or self.ws.closed
+        return self._done or self.channel.closed
+
+    @property
+    def transport(self) -> str:
+        return self.channel.name
 
     async def send(self, message: dict[str, Any]) -> None:
         if self.closed:
             raise ConnectionLost(self.close_code)
-        try:
-            await self.ws.send_str(json.dumps(message, separators=(",", ":")))
-        except (ConnectionError, aiohttp.ClientError, RuntimeError) as error:
-            raise ConnectionLost(self.close_code) from error
+        await self.channel.send(json.dumps(message, separators=(",", ":")))
 
     def take_id(self) -> int:
         request_id = self._next_id
@@ -71,16 +64,11 @@ class Connection:
             self._waiters.pop(request_id, None)
 
     async def run(self) -> int | None:
-        """Read until the socket closes; the close code. Waiters then get ``ConnectionLost``."""
+        """Read until the channel closes; the close code. Waiters then get ``ConnectionLost``."""
         try:
-            while True:
-                frame = await self.ws.receive()
-                if frame.type in CLOSING:
-                    break
-                if frame.type != aiohttp.WSMsgType.TEXT:
-                    continue
+            while (text := await self.channel.receive()) is not None:
                 try:
-                    message = json.loads(frame.data)
+                    message = json.loads(text)
                 except ValueError:
                     log.warning("ignoring a frame that is not JSON")
                     continue
@@ -88,10 +76,10 @@ class Connection:
                     await self._dispatch(message)
         finally:
             self._done = True
-            if not self.ws.closed:
+            if not self.channel.closed:
                 with contextlib.suppress(Exception):
-                    await self.ws.close()
-            self.close_code = self.ws.close_code
+                    await self.channel.close()
+            self.close_code = self.channel.close_code
             lost = ConnectionLost(self.close_code)
             for waiter in self._waiters.values():
                 if not waiter.done():
@@ -110,7 +98,7 @@ class Connection:
             else:
                 waiter.set_result(message)
 
-    async def close(self, code: int = aiohttp.WSCloseCode.OK) -> None:
+    async def close(self, code: int = 1000) -> None:
         self._done = True
         with contextlib.suppress(Exception):
-            await self.ws.close(code=code)
+            await self.channel.close(code)

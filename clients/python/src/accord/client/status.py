@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = ["State", "Status"]
 
@@ -24,10 +24,14 @@ class Status:
     ``SYNCING``: connected, catching up or pushing. ``OFFLINE``: waiting to
     reconnect (or ``go_offline()``); changes queue up. ``FAILED``: gave up on
     an error that reconnecting cannot fix (see ``Client.error``).
+
+    ``transport``: ``websocket`` or ``sse`` (the HTTP fallback) while connected,
+    else None; not compared (a status equals one without it).
     """
 
     state: State
     pending: int = 0
+    transport: str | None = field(default=None, compare=False)
 
     def __str__(self) -> str:
         if self.pending and self.state in (State.SYNCING, State.SYNCED):

@@ -28,6 +28,7 @@ from accord.edge.rooms import Hub
 from accord.edge.roster import Roster
 from accord.edge.session import Session
 from accord.edge.settings import Settings
+from accord.edge.sse_routes import SseRoutes
 from accord.edge.static import add_static_routes
 from accord.edge.ws import WebSocketRoute
 from aiohttp import web
@@ -94,6 +95,8 @@ async def serve(settings: Settings) -> AsyncIterator[Running]:
 
         app = web.Application()
         app.router.add_get("/ws", WebSocketRoute(ctx, sessions, connect_limits).handle)
+        sse = await stack.enter_async_context(SseRoutes(ctx, sessions, connect_limits))
+        sse.add_routes(app)
         readiness = http.Readiness(
             lambda: sessions.draining, sync_channel, presence_channel, lambda: auth.ready
         )

@@ -200,22 +200,23 @@ class Session:
             self._fail_hello(error, request_id if error.request_id is None else error.request_id)
             return False
         settings = self.ctx.settings
-        self.reply(
-            {
-                "type": "welcome",
-                "session_id": self.session_id,
-                "user_id": self.user_id,
-                "server": {
-                    "version": VERSION,
-                    "protocol": PROTOCOL_VERSION,
-                    "heartbeat_ms": int(settings.heartbeat_interval * 1000),
-                    "max_message_bytes": settings.max_message_size,
-                    "features": list(FEATURES),
-                    "max_batch": settings.max_batch_changes,
-                },
+        welcome: dict[str, Any] = {
+            "type": "welcome",
+            "session_id": self.session_id,
+            "user_id": self.user_id,
+            "server": {
+                "version": VERSION,
+                "protocol": PROTOCOL_VERSION,
+                "heartbeat_ms": int(settings.heartbeat_interval * 1000),
+                "max_message_bytes": settings.max_message_size,
+                "features": list(FEATURES),
+                "max_batch": settings.max_batch_changes,
             },
-            request_id,
-        )
+        }
+        info = self.transport.info
+        if info is not None:
+            welcome["transport"] = info
+        self.reply(welcome, request_id)
         log.info("session opened", extra={"session_id": self.session_id, "user_id": self.user_id})
         return True
 

@@ -41,6 +41,8 @@ class Settings:
     send_queue_bytes: int = 8 * 1024 * 1024
     edge_queue_bytes: int = 256 * 1024 * 1024
     drain_timeout: float = 20.0
+    sse_inbox_size: int = 64
+    """Messages POSTed to an HTTP-fallback session and not yet handled (``SSE_INBOX_SIZE``)."""
     rpc_timeout: float = 10.0
     edge_id: str = "edge"
     log_level: str = "info"
@@ -109,6 +111,7 @@ class Settings:
             ),
             send_queue_bytes=send_queue_bytes,
             edge_queue_bytes=edge_queue_bytes,
+            sse_inbox_size=config.get_int(env, "SSE_INBOX_SIZE", 64, minimum=1, maximum=100_000),
             drain_timeout=config.get_float(env, "DRAIN_TIMEOUT", 20.0, minimum=0, maximum=3600),
             rpc_timeout=config.get_float(env, "RPC_TIMEOUT", 10.0, minimum=0.1, maximum=600),
             edge_id=config.get_str(env, "EDGE_ID", f"{socket.gethostname()}-{os.getpid()}"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from accord.edge.outbound import Writer
 
@@ -47,3 +47,9 @@ class Transport(Writer, Protocol):
         ...
 
     async def close(self, code: int, reason: str) -> None: ...
+
+    @property
+    def info(self) -> dict[str, Any] | None:
+        """What the client needs to know of this transport, sent as ``welcome.transport``
+        (the HTTP fallback's per-session secret); None for the WebSocket."""
+        ...

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from typing import Any
 
-from accord.edge import metrics
+from accord.edge import door, metrics
 from accord.edge.codes import CLOSE_FULL, FAST_WRITE_LIMIT
 from accord.edge.context import SessionContext
 from accord.edge.limits import SharedBuckets
@@ -95,6 +95,10 @@ class WebSocketTransport:
     async def close(self, code: int, reason: str) -> None:
         await self._ws.close(code=code, message=reason.encode()[:120])
 
+    @property
+    def info(self) -> dict[str, Any] | None:
+        return None
+
 
 class WebSocketRoute:
     """``GET /ws``: checks the door (draining, origin, rate, capacity), then runs a session."""
@@ -108,23 +112,14 @@ class WebSocketRoute:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         settings = self._ctx.settings
-        if self._sessions.draining:
-            return web.json_response({"error": "draining"}, status=503)
-        origin = request.headers.get("Origin")
-        allowed = settings.allowed_origins
-        if origin is not None and allowed is not None and origin.rstrip("/") not in allowed:
-            log.info("refused connection from origin %s", origin)
-            return web.json_response(
-                {"error": "FORBIDDEN", "message": "origin not allowed"}, status=403
-            )
-        wait_ms = self._connect_limits.take(request.remote or "?")
-        if wait_ms:
-            metrics.CONNECTS_REFUSED.inc()
-            return web.json_response(
-                {"error": "RATE_LIMITED", "retry_after_ms": wait_ms},
-                status=429,
-                headers={"Retry-After": str(max(1, wait_ms // 1000))},
-            )
+        refusal = door.check(request, settings, self._sessions.draining, self._connect_limits)
+        if refusal is not None:
+            body: dict[str, object] = {"error": refusal.code}
+            if refusal.code == "FORBIDDEN":
+                body["message"] = refusal.message
+            if refusal.retry_after_ms is not None:
+                body["retry_after_ms"] = refusal.retry_after_ms
+            return web.json_response(body, status=refusal.status, headers=refusal.headers)
         ws = web.WebSocketResponse(
             autoping=False,
             max_msg_size=settings.max_message_size * 4,
