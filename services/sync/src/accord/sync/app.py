@@ -9,15 +9,23 @@ from dataclasses import dataclass
 
 from accord.api.sync.v1 import sync_pb2_grpc
 from accord.common.config import format_addr
-from accord.common.grpcutil import LatencyInterceptor, add_health, create_server, set_serving
+from accord.common.grpc_auth import authenticating
+from accord.common.grpcutil import (
+    LatencyInterceptor,
+    add_health,
+    add_port,
+    create_server,
+    set_serving,
+)
 from accord.common.lifecycle import BindError
 from accord.common.metrics import metrics_server
+from accord.sync import access
 from accord.sync.bus import Bus
 from accord.sync.bus_memory import MemoryBus
 from accord.sync.bus_redis import RedisBus
 from accord.sync.engine import Engine
 from accord.sync.hlc import HybridClock
-from accord.sync.metrics import GRPC_HANDLING
+from accord.sync.metrics import GRPC_AUTH_REFUSED, GRPC_HANDLING
 from accord.sync.model import Limits, Retention
 from accord.sync.recheck import Rechecker
 from accord.sync.servicer import SyncServicer
@@ -28,7 +36,7 @@ from accord.sync.store_sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
 
-SERVICE_NAME = "accord.sync.v1.Sync"
+SERVICE_NAME = access.SERVICE
 SHUTDOWN_GRACE = 10.0
 
 
@@ -67,6 +75,7 @@ def retention_of(settings: Settings) -> Retention:
 @asynccontextmanager
 async def serve(settings: Settings, *, grace: float = SHUTDOWN_GRACE) -> AsyncIterator[Running]:
     """Run the sync service for the block's duration."""
+    settings.grpc.check()
     async with AsyncExitStack() as stack:
         store = await stack.enter_async_context(open_store(settings))
         bus = await stack.enter_async_context(open_bus(settings))
@@ -82,12 +91,13 @@ async def serve(settings: Settings, *, grace: float = SHUTDOWN_GRACE) -> AsyncIt
             Rechecker(bus, settings.recheck_interval).running()
         )
         servicer = SyncServicer(engine, bus, limits_of(settings), rechecker)
-        server = create_server([LatencyInterceptor(GRPC_HANDLING)])
+        guard = authenticating("sync", settings.grpc, access.SCOPES, GRPC_AUTH_REFUSED)
+        server = create_server([*guard, LatencyInterceptor(GRPC_HANDLING)])
         sync_pb2_grpc.add_SyncServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
         health = add_health(server)
         host, port = settings.sync_addr
         try:
-            bound = server.add_insecure_port(format_addr(host, port))
+            bound = add_port(server, format_addr(host, port), settings.grpc)
         except RuntimeError as error:
             raise BindError("SYNC_ADDR", format_addr(host, port), str(error)) from error
         await server.start()
@@ -99,5 +109,6 @@ async def serve(settings: Settings, *, grace: float = SHUTDOWN_GRACE) -> AsyncIt
 
         stack.push_async_callback(shutdown)
         await set_serving(health, [SERVICE_NAME], True)
+        log.info("sync gRPC: %s", settings.grpc.describe())
         log.info("sync listening on %s", format_addr(host, bound))
         yield Running(port=bound, metrics_port=metrics_port)
