@@ -173,6 +173,8 @@ def main() -> None:
         METRICS_ADDR=f"127.0.0.1:{free_port()}",
         DATABASE_URL=PG_URL,
         LOG_LEVEL="warning",
+        GRPC_ALLOW_PLAINTEXT="true",  # the bench measures loopback gRPC without TLS
+        GRPC_ALLOW_UNAUTHENTICATED="true",
     )
     if not args.no_redis:
         env.update(REDIS_URL=REDIS_URL, REDIS_PREFIX=f"bench-rpc-{os.getpid()}")

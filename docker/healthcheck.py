@@ -4,7 +4,11 @@
 sync and presence are asked the standard ``grpc.health.v1`` question on their
 gRPC address; the edge's ``/health`` must answer 200. The address comes from
 the same environment variable the service binds (a wildcard host is checked
-on loopback). Exit status 0 is healthy, 1 is not, as Docker expects.
+on loopback). With ``GRPC_TLS_CERT_FILE`` set the check speaks TLS, presenting
+the service's own certificate (mutual TLS) and verifying the server against
+``GRPC_TLS_CA_FILE`` under the name ``GRPC_TLS_SERVER_NAME`` (default
+``localhost``, which the certificate must then name). Health needs no service
+token. Exit status 0 is healthy, 1 is not, as Docker expects.
 """
 
 from __future__ import annotations
@@ -28,11 +32,34 @@ def local_address(raw: str) -> str:
     return f"{host}:{port}"
 
 
+def _channel(address: str) -> object:
+    import grpc
+
+    cert, key = os.environ.get("GRPC_TLS_CERT_FILE"), os.environ.get("GRPC_TLS_KEY_FILE")
+    if not cert or not key:
+        return grpc.insecure_channel(address)
+    ca = os.environ.get("GRPC_TLS_CA_FILE")
+
+    def read(path: str) -> bytes:
+        with open(path, "rb") as file:
+            return file.read()
+
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=read(ca) if ca else read(cert),
+        private_key=read(key),
+        certificate_chain=read(cert),
+    )
+    name = os.environ.get("GRPC_TLS_SERVER_NAME") or "localhost"
+    return grpc.secure_channel(
+        address, credentials, options=[("grpc.ssl_target_name_override", name)]
+    )
+
+
 def grpc_serving(address: str) -> bool:
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    with grpc.insecure_channel(address) as channel:
+    with _channel(address) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         try:
             reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=TIMEOUT_SECONDS)

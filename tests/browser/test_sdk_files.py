@@ -160,6 +160,8 @@ class BuiltEdge:
             "SYNC_ADDR": dead,
             "PRESENCE_ADDR": dead,
             "ALLOW_ANONYMOUS": "true",
+            "GRPC_ALLOW_PLAINTEXT": "true",
+            "GRPC_ALLOW_UNAUTHENTICATED": "true",
         }
 
     def start(self) -> subprocess.Popen[bytes]:

@@ -40,6 +40,14 @@ KNOWN_ENV = {
     "MAX_JSON_DEPTH",
     "SEND_QUEUE_SIZE",
     "RPC_TIMEOUT",
+    "GRPC_ALLOW_PLAINTEXT",
+    "GRPC_ALLOW_UNAUTHENTICATED",
+    "GRPC_TLS_CERT_FILE",
+    "GRPC_TLS_KEY_FILE",
+    "GRPC_TLS_CA_FILE",
+    "GRPC_TLS_SERVER_NAME",
+    "SERVICE_TOKEN",
+    "SERVICE_TOKENS_FILE",
 }
 
 # Every metric the services export (besides prometheus_client's process_* defaults).

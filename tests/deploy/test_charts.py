@@ -25,6 +25,13 @@ CUSTOM_KINDS = {"ServiceMonitor", "PrometheusRule"}
 DATABASE_URL = "postgresql://accord:pw@db.example:5432/accord"
 REDIS_URL = "redis://:pw@redis.example:6379/0"
 
+GRPC_SERVER = {
+    "tls": {"secretName": "{{ .Release.Name }}-grpc-tls"},
+    "serviceTokens": {"secretName": "accord-service-tokens"},
+}
+# Secrets the grpc-secured values name, which the operator (or cert-manager) provides.
+PROVIDED_SECRETS = {"rel-grpc-tls", "edge-grpc-tls", "accord-service-tokens", "edge-service-token"}
+
 # Realistic value sets for every chart: (chart, name, values).
 VALUE_SETS: list[tuple[str, str, dict[str, Any]]] = [
     *[(chart, "defaults", {}) for chart in ALL_CHARTS],
@@ -47,6 +54,20 @@ VALUE_SETS: list[tuple[str, str, dict[str, Any]]] = [
         {"postgresql": {"enabled": False}, "secrets": {"DATABASE_URL": DATABASE_URL}},
     ),
     ("accord", "five-edges", {"edge": {"autoscaling": {"enabled": False}, "replicaCount": 5}}),
+    (
+        "accord",
+        "grpc-secured",
+        {
+            "sync": {"grpc": GRPC_SERVER},
+            "presence": {"grpc": GRPC_SERVER},
+            "edge": {
+                "grpc": {
+                    "tls": {"secretName": "edge-grpc-tls"},
+                    "serviceToken": {"secretName": "edge-service-token"},
+                }
+            },
+        },
+    ),
     (
         "accord",
         "production",
@@ -208,6 +229,11 @@ def test_probes_are_native_grpc_for_grpc_services_and_http_for_the_edge(
             assert main["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "http"}
             assert main["livenessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
             assert ports == {"http": 8080}
+        elif "GRPC_TLS_CERT_FILE" in env_of(main):
+            # Kubernetes' gRPC probes cannot speak TLS: the image's health check can.
+            for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                assert main[probe]["exec"]["command"] == ["accord-healthcheck", component]
+                assert "grpc" not in main[probe] and main[probe]["timeoutSeconds"] >= 5
         else:
             assert main["readinessProbe"]["grpc"]["port"] == ports["grpc"]
             assert main["livenessProbe"]["grpc"]["port"] == ports["grpc"]
@@ -240,7 +266,7 @@ def test_secret_references_resolve(rendered: tuple[str, dict[str, Any], list[Man
                 ref = entry.get("valueFrom", {}).get("secretKeyRef")
                 if ref is None:
                     continue
-                if ref["name"] == external:
+                if ref["name"] == external or ref["name"] in PROVIDED_SECRETS:
                     continue
                 assert ref["name"] in secrets, ref
                 if not ref.get("optional"):
@@ -375,12 +401,78 @@ def test_production_values_use_the_existing_secret_and_operator_resources() -> N
     test_pod = policies["rel-edge-test-welcome"]["spec"]
     assert test_pod["policyTypes"] == ["Ingress"] and "ingress" not in test_pod
     grpc_rule = policies["rel-sync"]["spec"]["ingress"][0]
-    assert (
-        grpc_rule["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/part-of"] == "accord"
+    assert grpc_rule["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == (
+        "accord-edge"
     )
     edge = container(deployments(objects)["edge"])
     assert env_of(edge)["JWT_PUBLIC_KEY_FILE"]["value"] == "/etc/accord/jwt/public.pem"
     assert configmap_env(objects, edge)["MAX_CONNECTIONS"] == "20000"
+
+
+def test_network_policies_are_on_by_default_and_fence_each_door() -> None:
+    objects = render("accord")
+    policies = {p["metadata"]["name"]: p["spec"] for p in kinds(objects, "NetworkPolicy")}
+    assert set(policies) == {"rel-sync", "rel-presence", "rel-edge", "rel-postgresql", "rel-redis"}
+
+    def callers(name: str, port: int) -> list[str]:
+        (rule,) = [r for r in policies[name]["ingress"] if r["ports"][0]["port"] == port]
+        assert all(
+            peer["podSelector"]["matchLabels"]["app.kubernetes.io/instance"] == "rel"
+            for peer in rule["from"]
+        )
+        return sorted(
+            p["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for p in rule["from"]
+        )
+
+    assert callers("rel-sync", 50051) == ["accord-edge"]
+    assert callers("rel-presence", 50052) == ["accord-edge"]
+    assert callers("rel-postgresql", 5432) == ["accord-sync"]
+    assert callers("rel-redis", 6379) == ["accord-presence", "accord-sync"]
+    assert "from" not in policies["rel-edge"]["ingress"][0]  # clients connect from anywhere
+
+
+def test_grpc_without_tls_secrets_allows_plaintext_explicitly() -> None:
+    objects = render("accord")
+    for component, deployment in deployments(objects).items():
+        env = env_of(container(deployment))
+        assert env["GRPC_ALLOW_PLAINTEXT"]["value"] == "true", component
+        assert env["GRPC_ALLOW_UNAUTHENTICATED"]["value"] == "true", component
+        assert not {"GRPC_TLS_CERT_FILE", "SERVICE_TOKEN", "SERVICE_TOKENS_FILE"} & set(env)
+
+
+def test_grpc_tls_and_service_tokens_come_from_secrets() -> None:
+    objects = render("accord", dict(VALUE_SETS[IDS.index("accord-grpc-secured")][2]))
+    found = deployments(objects)
+    for component, deployment in found.items():
+        pod = deployment["spec"]["template"]["spec"]
+        main = container(deployment)
+        env = env_of(main)
+        assert not {"GRPC_ALLOW_PLAINTEXT", "GRPC_ALLOW_UNAUTHENTICATED"} & set(env), component
+        assert env["GRPC_TLS_CERT_FILE"]["value"] == "/etc/accord/grpc-tls/tls.crt"
+        assert env["GRPC_TLS_KEY_FILE"]["value"] == "/etc/accord/grpc-tls/tls.key"
+        assert env["GRPC_TLS_CA_FILE"]["value"] == "/etc/accord/grpc-tls/ca.crt"
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        mounts = {m["name"]: m for m in main["volumeMounts"]}
+        # A whole-directory mount (no subPath), so renewed certificates reach the pod.
+        assert mounts["grpc-tls"] == {
+            "name": "grpc-tls",
+            "mountPath": "/etc/accord/grpc-tls",
+            "readOnly": True,
+        }
+        tls_secret = "edge-grpc-tls" if component == "edge" else "rel-grpc-tls"
+        assert volumes["grpc-tls"]["secret"]["secretName"] == tls_secret
+        if component == "edge":
+            ref = env["SERVICE_TOKEN"]["valueFrom"]["secretKeyRef"]
+            assert ref == {"name": "edge-service-token", "key": "SERVICE_TOKEN"}
+        else:
+            path = env["SERVICE_TOKENS_FILE"]["value"]
+            assert path == "/etc/accord/service-tokens/service-tokens.json"
+            assert "subPath" not in mounts["service-tokens"]
+            tokens = volumes["service-tokens"]["secret"]
+            assert tokens["secretName"] == "accord-service-tokens"
+            assert tokens["items"] == [
+                {"key": "service-tokens.json", "path": "service-tokens.json"}
+            ]
 
 
 def test_standalone_sync_without_a_database_is_a_single_sqlite_pod() -> None:

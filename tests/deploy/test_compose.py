@@ -135,6 +135,10 @@ def test_environment_wires_the_services_together(services: dict[str, Any]) -> No
         postgres["POSTGRES_DB"],
     ) == ("accord", "accord", "accord")
     assert env["sync"]["REDIS_URL"] == env["presence"]["REDIS_URL"] == "redis://redis:6379/0"
+    # gRPC is plaintext on the project's own network, and says so explicitly.
+    for name in ACCORD:
+        assert env[name]["GRPC_ALLOW_PLAINTEXT"] == "true", name
+        assert env[name]["GRPC_ALLOW_UNAUTHENTICATED"] == "true", name
 
 
 def test_edge_is_stopped_only_after_its_drain(services: dict[str, Any]) -> None:

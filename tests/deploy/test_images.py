@@ -157,6 +157,40 @@ def test_healthcheck_follows_grpc_health(grpc_health: tuple[int, object]) -> Non
     assert "not healthy" in failed.stderr
 
 
+def test_healthcheck_speaks_mutual_tls_with_the_services_own_certificate(
+    tmp_path: Path,
+) -> None:
+    import grpc
+    from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+    from tests.support.pki import Authority
+
+    ca = Authority(tmp_path)
+    leaf = ca.issue("accord-sync")
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    credentials = grpc.ssl_server_credentials(
+        [(Path(leaf.key_file).read_bytes(), Path(leaf.cert_file).read_bytes())],
+        root_certificates=Path(ca.ca_file).read_bytes(),
+        require_client_auth=True,
+    )
+    port = server.add_secure_port("127.0.0.1:0", credentials)
+    server.start()
+    try:
+        servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+        tls = {
+            "GRPC_TLS_CERT_FILE": leaf.cert_file,
+            "GRPC_TLS_KEY_FILE": leaf.key_file,
+            "GRPC_TLS_CA_FILE": ca.ca_file,
+        }
+        assert run_healthcheck("sync", {"SYNC_ADDR": f"0.0.0.0:{port}", **tls}).returncode == 0
+        plaintext = run_healthcheck("sync", {"SYNC_ADDR": f"0.0.0.0:{port}"})
+        assert plaintext.returncode == 1
+    finally:
+        server.stop(None)
+
+
 class _Health(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self.send_response(200 if self.path == "/health" else 404)

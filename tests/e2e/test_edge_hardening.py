@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from tests.support.suite import Suite
+from tests.support.suite import UNPROTECTED_GRPC, Suite
 from tests.support.wsclient import Client, Replica, make_token, sync_until
 
 pytestmark = pytest.mark.e2e
@@ -307,6 +307,7 @@ async def test_drain_then_resume_on_another_edge_loses_nothing(make_suite: Any) 
         "SYNC_ADDR": first.edge.settings.sync_target,
         "PRESENCE_ADDR": first.edge.settings.presence_target,
         "JWT_SECRET": first.edge.settings.identity.secret,
+        **UNPROTECTED_GRPC,
     }
     async with serve(Settings.from_env(env)) as second:
         client = await suite.client()
@@ -445,6 +446,7 @@ async def test_clients_that_never_read_cannot_grow_the_edge(make_suite: Any) -> 
         "JWT_SECRET": settings.identity.secret or "",
         "SEND_QUEUE_BYTES": str(4 * 1024 * 1024),
         "LOG_LEVEL": "warning",
+        **UNPROTECTED_GRPC,
     }
     edge = await asyncio.create_subprocess_exec(sys.executable, "-m", "accord.edge", env=env)
     try:

@@ -27,7 +27,7 @@ from accord.common.grpcutil import check_health, create_channel
 
 from tests.support.ports import free_port
 from tests.support.redis_server import PrivateRedis
-from tests.support.suite import ACCORD, DevProcess, dev_env, wait_ready
+from tests.support.suite import ACCORD, UNPROTECTED_GRPC, DevProcess, dev_env, wait_ready
 from tests.support.wsclient import Client, make_token
 
 pytestmark = pytest.mark.integration
@@ -261,13 +261,14 @@ async def test_a_killed_edge_s_sessions_each_leave_every_room_exactly_once(
     suite.start()
     await wait_ready(suite.http_url, timeout=60)
     presence_2 = f"127.0.0.1:{free_port()}"
-    start_service("presence", {**suite.env, "PRESENCE_ADDR": presence_2, "METRICS_ADDR": ""})
+    direct = {**suite.env, **UNPROTECTED_GRPC}  # what `accord dev` gives its children
+    start_service("presence", {**direct, "PRESENCE_ADDR": presence_2, "METRICS_ADDR": ""})
     await wait_serving(presence_2)
     edge_b_port = free_port()
     edge_b = start_service(
         "edge",
         {
-            **suite.env,
+            **direct,
             "WS_ADDR": f"127.0.0.1:{edge_b_port}",
             "PRESENCE_ADDR": presence_2,
             "EDGE_ID": "edge-b",
@@ -359,7 +360,10 @@ async def test_presence_rebuilds_from_heartbeats_after_a_redis_restart(
     private_redis: PrivateRedis,
 ) -> None:
     # Only presence uses the private Redis, so only presence loses its state.
-    env = dev_env(tmp_path, HEARTBEAT_INTERVAL=str(HEARTBEAT), REDIS_PREFIX="heal")
+    env = {
+        **dev_env(tmp_path, HEARTBEAT_INTERVAL=str(HEARTBEAT), REDIS_PREFIX="heal"),
+        **UNPROTECTED_GRPC,
+    }
     start_service("sync", {**env, "METRICS_ADDR": env["SYNC_METRICS_ADDR"]})
     start_service(
         "presence",

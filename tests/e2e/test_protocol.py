@@ -19,7 +19,7 @@ import pytest
 from accord.api.edge.v1 import frames_pb2 as pb
 from accord.edge import metrics as edge_metrics
 
-from tests.support.suite import MAKE_OVER_BOTH, OVER_BOTH, Suite
+from tests.support.suite import MAKE_OVER_BOTH, OVER_BOTH, UNPROTECTED_GRPC, Suite
 from tests.support.wsclient import Client, Replica, make_token, sync_until
 
 pytestmark = pytest.mark.e2e
@@ -587,6 +587,7 @@ async def test_unavailable_when_sync_is_unreachable(make_suite: Any) -> None:
             "PRESENCE_ADDR": edge_settings.presence_target,
             "JWT_SECRET": edge_settings.identity.secret or "",
             "RPC_TIMEOUT": "0.5",
+            **UNPROTECTED_GRPC,
         }
     )
     async with serve(settings) as running:

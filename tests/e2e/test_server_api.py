@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.support.apiclient import ApiClient
-from tests.support.suite import Suite, start_in_process
+from tests.support.suite import UNPROTECTED_GRPC, Suite, start_in_process
 from tests.support.wsclient import Client, make_token
 
 pytestmark = pytest.mark.e2e
@@ -441,6 +441,7 @@ async def test_sync_unavailable_is_503(tmp_path: Path, unused_port: int) -> None
             "PRESENCE_ADDR": f"127.0.0.1:{unused_port}",
             "JWT_SECRET": SECRET,
             "RPC_TIMEOUT": "1",
+            **UNPROTECTED_GRPC,
         }
     )
     async with serve(settings) as running:

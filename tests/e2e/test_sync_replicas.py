@@ -33,7 +33,7 @@ from accord.api.sync.v1.sync_pb2_grpc import SyncStub
 from accord.common.grpcutil import check_health, create_channel
 
 from tests.support.ports import free_port
-from tests.support.suite import wait_ready
+from tests.support.suite import UNPROTECTED_GRPC, wait_ready
 from tests.support.wsclient import SECRET, Client, Replica, make_token, sync_until
 
 pytestmark = [
@@ -98,7 +98,7 @@ async def healthy(addr: str) -> None:
 
 def base_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_", "JWT_"))}
-    env.update(LOG_LEVEL="info", METRICS_ADDR="", **extra)
+    env.update(UNPROTECTED_GRPC, LOG_LEVEL="info", METRICS_ADDR="", **extra)
     return env
 
 

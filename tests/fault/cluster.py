@@ -28,6 +28,7 @@ from tests.fault.procs import (
     redis_service,
 )
 from tests.support.ports import free_port
+from tests.support.suite import UNPROTECTED_GRPC
 from tests.support.wsclient import SECRET
 
 FAULTS = ("sync", "edge", "presence", "pg-fast", "pg-immediate", "pg-stop", "redis")
@@ -42,7 +43,7 @@ def base_env(**extra: str) -> dict[str, str]:
         for k, v in os.environ.items()
         if not k.startswith(("DATABASE_", "REDIS_", "JWT_", "SYNC_", "PRESENCE_", "WS_"))
     }
-    env.update(LOG_LEVEL="info", METRICS_ADDR="", **extra)
+    env.update(UNPROTECTED_GRPC, LOG_LEVEL="info", METRICS_ADDR="", **extra)
     return env
 
 

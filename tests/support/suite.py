@@ -29,6 +29,10 @@ from tests.support.wsclient import SECRET, Client
 ROOT = Path(__file__).resolve().parents[2]
 ACCORD = str(Path(sys.executable).parent / "accord")
 
+UNPROTECTED_GRPC = {"GRPC_ALLOW_PLAINTEXT": "true", "GRPC_ALLOW_UNAUTHENTICATED": "true"}
+"""Plaintext, unauthenticated gRPC between the services: for suites on loopback. Tests of
+gRPC's own protection pass ``grpc_env={}`` and their TLS files and tokens instead."""
+
 
 @dataclass
 class Suite:
@@ -66,6 +70,7 @@ async def start_in_process(
     edge_env: dict[str, str] | None = None,
     presence_env: dict[str, str] | None = None,
     sync_env: dict[str, str] | None = None,
+    grpc_env: dict[str, str] | None = None,
 ) -> Suite:
     from accord.edge.app import serve as serve_edge
     from accord.edge.settings import Settings as EdgeSettings
@@ -74,7 +79,8 @@ async def start_in_process(
     from accord.sync.app import serve as serve_sync
     from accord.sync.settings import Settings as SyncSettings
 
-    common = {"REDIS_PREFIX": redis_prefix, "METRICS_ADDR": ""}
+    grpc_env = UNPROTECTED_GRPC if grpc_env is None else grpc_env
+    common = {"REDIS_PREFIX": redis_prefix, "METRICS_ADDR": "", **grpc_env}
     if redis_url:
         common["REDIS_URL"] = redis_url
     sync_port, presence_port = free_port(), free_port()
@@ -102,6 +108,7 @@ async def start_in_process(
         "SYNC_ADDR": f"127.0.0.1:{sync.port}",
         "PRESENCE_ADDR": f"127.0.0.1:{presence.port}",
         "JWT_SECRET": SECRET,
+        **grpc_env,
         **(edge_env or {}),
     }
     edge = await stack.enter_async_context(serve_edge(EdgeSettings.from_env(env)))
@@ -211,7 +218,7 @@ def dev_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("DATABASE_", "REDIS_", "JWT_", "ALLOW_"))
+        if not k.startswith(("DATABASE_", "REDIS_", "JWT_", "ALLOW_", "GRPC_", "SERVICE_TOKEN"))
     }
     env.update(
         WS_ADDR=f"127.0.0.1:{free_port()}",

@@ -89,12 +89,12 @@ spec:
                 name: {{ include "accord.fullname" $root }}
           {{- with $v.probes.startup }}
           startupProbe:
-            {{- toYaml . | nindent 12 }}
+            {{- include "accord.probe" (dict "root" $root "probe" .) | nindent 12 }}
           {{- end }}
           readinessProbe:
-            {{- toYaml $v.probes.readiness | nindent 12 }}
+            {{- include "accord.probe" (dict "root" $root "probe" $v.probes.readiness) | nindent 12 }}
           livenessProbe:
-            {{- toYaml $v.probes.liveness | nindent 12 }}
+            {{- include "accord.probe" (dict "root" $root "probe" $v.probes.liveness) | nindent 12 }}
           lifecycle:
             # Keep serving while endpoints and load balancers forget this pod.
             preStop:

@@ -10,6 +10,7 @@ import grpc
 import pytest
 from accord.api.presence.v1 import presence_pb2 as pb
 from accord.api.presence.v1.presence_pb2_grpc import PresenceStub
+from accord.common.grpc_security import ServerSecurity
 from accord.common.grpcutil import create_channel, reason_of
 from accord.presence.app import serve
 from accord.presence.settings import Settings
@@ -28,6 +29,7 @@ def peer(session_id: str) -> pb.Peer:
 def settings(redis_url: str, redis_prefix: str) -> Settings:
     return Settings(
         presence_addr=("127.0.0.1", 0),
+        grpc=ServerSecurity.unprotected(),
         metrics_addr=None,
         redis_url=redis_url,
         redis_prefix=redis_prefix,

@@ -11,6 +11,7 @@ import grpc
 import pytest
 from accord.api.presence.v1 import presence_pb2 as pb
 from accord.api.presence.v1.presence_pb2_grpc import PresenceStub
+from accord.common.grpc_security import ServerSecurity
 from accord.common.grpcutil import check_health, create_channel, reason_of
 from accord.presence.app import Running, serve
 from accord.presence.servicer import SERVICE_NAME
@@ -20,6 +21,7 @@ WAIT = 10.0
 
 BASE = Settings(
     presence_addr=("127.0.0.1", 0),
+    grpc=ServerSecurity.unprotected(),
     metrics_addr=None,
     heartbeat_interval=10.0,
     presence_ttl=30.0,

@@ -16,6 +16,7 @@ import grpc
 import pytest
 from accord.api.sync.v1 import sync_pb2 as pb
 from accord.api.sync.v1.sync_pb2_grpc import SyncStub
+from accord.common.grpc_security import ServerSecurity
 from accord.common.grpcutil import create_channel, reason_of
 from accord.common.lifecycle import BindError
 from accord.sync import wire
@@ -31,6 +32,7 @@ from accord.sync.store_sqlite import SqliteStore
 from accord.sync.subscription import RoomStream
 
 from tests.integration.sync.sync_helpers import push, set_change
+from tests.support.suite import UNPROTECTED_GRPC
 
 DEADLINE = 10.0
 
@@ -42,6 +44,7 @@ def running_channel(running: Running) -> grpc.aio.Channel:
 def pg_settings(url: str, redis: tuple[str, str] | None = None) -> Settings:
     return Settings(
         sync_addr=("127.0.0.1", 0),
+        grpc=ServerSecurity.unprotected(),
         metrics_addr=None,
         database=PostgresTarget(url),
         redis_url=redis[0] if redis else None,
@@ -178,7 +181,7 @@ async def test_a_subscription_fills_gaps_from_the_log(tmp_path: Path) -> None:
 
 def child_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    env.update(extra)
+    env.update(UNPROTECTED_GRPC, **extra)
     return env
 
 
@@ -264,7 +267,10 @@ async def test_an_overflowing_subscription_is_flagged(tmp_path: Path) -> None:
 
 async def test_in_memory_database_and_shutdown_ends_subscriptions() -> None:
     settings = Settings(
-        sync_addr=("127.0.0.1", 0), metrics_addr=None, database=SqliteTarget(":memory:")
+        sync_addr=("127.0.0.1", 0),
+        grpc=ServerSecurity.unprotected(),
+        metrics_addr=None,
+        database=SqliteTarget(":memory:"),
     )
     async with serve(settings, grace=1.0) as running:
         channel = running_channel(running)
@@ -286,7 +292,10 @@ async def test_in_memory_database_and_shutdown_ends_subscriptions() -> None:
 
 async def test_start_fails_clearly_when_the_port_is_taken(tmp_path: Path) -> None:
     settings = Settings(
-        sync_addr=("127.0.0.1", 0), metrics_addr=None, database=SqliteTarget(":memory:")
+        sync_addr=("127.0.0.1", 0),
+        grpc=ServerSecurity.unprotected(),
+        metrics_addr=None,
+        database=SqliteTarget(":memory:"),
     )
     async with serve(settings) as first:
         taken = dataclasses.replace(settings, sync_addr=("127.0.0.1", first.port))

@@ -15,6 +15,7 @@ import grpc
 import pytest
 from accord.api.sync.v1 import sync_pb2 as pb
 from accord.api.sync.v1.sync_pb2_grpc import SyncStub
+from accord.common.grpc_security import ServerSecurity
 from accord.common.grpcutil import check_health, create_channel, reason_of
 from accord.sync.app import SERVICE_NAME, Running, serve
 from accord.sync.settings import Settings, SqliteTarget
@@ -39,6 +40,7 @@ MAX_RECORD = 1024
 def settings(tmp_path: Path) -> Settings:
     return Settings(
         sync_addr=("127.0.0.1", 0),
+        grpc=ServerSecurity.unprotected(),
         metrics_addr=None,
         database=SqliteTarget(str(tmp_path / "sync.db")),
         max_batch_changes=10,

@@ -24,7 +24,7 @@ from accord.client import (
 
 from tests.sdk.python.conftest import FAST, MakeClient, within
 from tests.support.ports import free_port
-from tests.support.suite import Suite
+from tests.support.suite import UNPROTECTED_GRPC, Suite
 from tests.support.wsclient import make_token
 
 
@@ -106,6 +106,7 @@ async def test_unavailable_when_sync_is_down(suite: Suite, make_client: MakeClie
             "PRESENCE_ADDR": edge_settings.presence_target,
             "JWT_SECRET": edge_settings.identity.secret or "",
             "RPC_TIMEOUT": "0.5",
+            **UNPROTECTED_GRPC,
         }
     )
     async with serve(settings) as running:

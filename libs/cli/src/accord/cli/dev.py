@@ -3,11 +3,14 @@
 sync and presence start first; the edge starts once both answer their health
 checks. Ctrl-C or SIGTERM stops the edge first (so it drains its sockets),
 then the others. If any child dies, the rest are stopped and ``accord dev``
-exits non-zero, naming the child.
+exits non-zero, naming the child. On loopback, without TLS files or service
+tokens, gRPC between the three is allowed plaintext and unauthenticated (and
+said so); bound elsewhere, the services' own refusal stands.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import signal
 import subprocess
@@ -15,8 +18,17 @@ import sys
 import time
 from collections.abc import Mapping
 
+import grpc
 from accord.common import config
 from accord.common.config import ConfigError
+from accord.common.grpc_security import (
+    ALLOW_PLAINTEXT,
+    ALLOW_UNAUTHENTICATED,
+    TOKEN,
+    ClientSecurity,
+)
+from accord.common.grpc_tls import CA, CERT, KEY, channel_credentials
+from accord.common.grpc_tokens import SETTING as TOKENS_FILE
 
 SERVICES = ("sync", "presence", "edge")
 STOP_TIMEOUT = 30.0
@@ -24,6 +36,27 @@ STOP_TIMEOUT = 30.0
 
 def _say(message: str) -> None:
     print(f"accord dev: {message}", file=sys.stderr, flush=True)
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _allow_unprotected_grpc(base: dict[str, str], hosts: tuple[str, str]) -> None:
+    """On loopback only: plaintext without TLS files, no tokens without service tokens."""
+    if not all(_loopback(host) for host in hosts):
+        return
+    if not any(base.get(name) for name in (CERT, KEY, CA, ALLOW_PLAINTEXT)):
+        base[ALLOW_PLAINTEXT] = "true"
+        _say("gRPC on loopback without TLS (set GRPC_TLS_* for TLS)")
+    if not any(base.get(name) for name in (TOKENS_FILE, TOKEN, ALLOW_UNAUTHENTICATED)):
+        base[ALLOW_UNAUTHENTICATED] = "true"
+        _say("gRPC on loopback without service tokens (set SERVICE_TOKENS_FILE and SERVICE_TOKEN)")
 
 
 def child_environments(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
@@ -39,6 +72,7 @@ def child_environments(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
     if not any(base.get(name) for name in ("JWT_SECRET", "JWT_PUBLIC_KEY_FILE", "ALLOW_ANONYMOUS")):
         base["ALLOW_ANONYMOUS"] = "true"
         _say("no JWT_SECRET set: anonymous clients are allowed (development only)")
+    _allow_unprotected_grpc(base, (sync_host, presence_host))
     envs = {name: dict(base) for name in SERVICES}
     envs["sync"]["METRICS_ADDR"] = base.get("SYNC_METRICS_ADDR", "127.0.0.1:9101")
     envs["presence"]["METRICS_ADDR"] = base.get("PRESENCE_METRICS_ADDR", "127.0.0.1:9102")
@@ -48,18 +82,31 @@ def child_environments(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
     from accord.presence.settings import Settings as PresenceSettings
     from accord.sync.settings import Settings as SyncSettings
 
-    SyncSettings.from_env(envs["sync"])
-    PresenceSettings.from_env(envs["presence"])
-    EdgeSettings.from_env(envs["edge"])
+    SyncSettings.from_env(envs["sync"]).grpc.check()
+    PresenceSettings.from_env(envs["presence"]).grpc.check()
+    EdgeSettings.from_env(envs["edge"]).grpc.check()
     return envs
 
 
-def _wait_healthy(target: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> bool:
-    import grpc
+def _channel(target: str, security: ClientSecurity) -> grpc.Channel:
+    """A blocking channel for health checks, protected as the edge's will be."""
+    if security.tls is None:
+        return grpc.insecure_channel(target)
+    name = (
+        []
+        if security.server_name is None
+        else [("grpc.ssl_target_name_override", security.server_name)]
+    )
+    return grpc.secure_channel(target, channel_credentials(security.tls), options=name)
+
+
+def _wait_healthy(
+    target: str, security: ClientSecurity, proc: subprocess.Popen[bytes], timeout: float = 60.0
+) -> bool:
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(target) as channel:
+    with _channel(target, security) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -104,6 +151,7 @@ def run(env: Mapping[str, str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
+    security = ClientSecurity.from_env(envs["edge"])
     procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
         for name in ("sync", "presence"):
@@ -116,7 +164,7 @@ def run(env: Mapping[str, str] | None = None) -> int:
             target = config.format_addr(
                 "127.0.0.1" if host in ("0.0.0.0", "::", "") else host, port
             )
-            if not _wait_healthy(target, procs[name]):
+            if not _wait_healthy(target, security, procs[name]):
                 if stopping:
                     return 0
                 code = procs[name].poll()

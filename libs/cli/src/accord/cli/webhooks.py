@@ -15,7 +15,7 @@ import grpc
 from accord.api.sync.v1 import sync_pb2 as pb
 from accord.api.sync.v1.sync_pb2_grpc import WebhooksStub
 from accord.common import config
-from accord.common.config import format_addr
+from accord.common.config import environ, format_addr
 from accord.common.grpcutil import create_channel
 from accord.common.lifecycle import load_settings
 from accord.sync.settings import Settings
@@ -51,7 +51,10 @@ def describe(endpoint: pb.WebhookEndpoint) -> str:
 
 
 async def _call(addr: str, action: str, endpoint: str | None) -> str:
-    async with create_channel(addr) as channel:
+    # The caller's own credentials, as the edge would send them (SERVICE_TOKEN with the
+    # admin scope, GRPC_TLS_* files); none: plaintext without a token.
+    security = ClientSecurity.from_env(environ())
+    async with create_channel(addr, security) as channel:
         stub = WebhooksStub(channel)  # type: ignore[no-untyped-call]
         if action == "list":
             answer = await stub.ListWebhooks(pb.ListWebhooksRequest(), timeout=DEADLINE)

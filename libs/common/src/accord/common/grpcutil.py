@@ -3,7 +3,8 @@
 Servers get a bounded connection age (so scaled-out replicas receive new
 connections), keepalive, message size limits and the standard health service.
 Clients get keepalive and the same message size limits; every call they make
-carries a deadline.
+carries a deadline. Both take their protection (TLS, service tokens) from a
+``grpc_security`` settings object.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
+from accord.common.grpc_channel import open_channel
+from accord.common.grpc_security import ClientSecurity, ServerSecurity
+from accord.common.grpc_tls import server_credentials
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import Histogram
 
@@ -94,6 +98,20 @@ def create_server(interceptors: list[grpc.aio.ServerInterceptor] | None = None) 
     return grpc.aio.server(options=SERVER_OPTIONS, interceptors=interceptors or [])
 
 
+def add_port(server: grpc.aio.Server, address: str, security: ServerSecurity) -> int:
+    """Listen on ``address`` with TLS when ``security`` has its files; the bound port.
+
+    Raises ``RuntimeError`` when the address cannot be bound (0 from some grpcio versions)."""
+    security.check()
+    if security.tls is None:
+        port = server.add_insecure_port(address)
+    else:
+        port = server.add_secure_port(address, server_credentials(security.tls))
+    if port == 0:
+        raise RuntimeError("the port is taken")
+    return int(port)
+
+
 def add_health(server: grpc.aio.Server) -> health.aio.HealthServicer:
     """The standard health service; ``set_serving`` sets its statuses."""
     servicer = health.aio.HealthServicer()
@@ -111,8 +129,14 @@ async def set_serving(servicer: health.aio.HealthServicer, names: list[str], ser
         await servicer.set(name, status)
 
 
-def create_channel(target: str) -> grpc.aio.Channel:
-    return grpc.aio.insecure_channel(target, options=CLIENT_OPTIONS)
+PLAINTEXT = ClientSecurity.unprotected()
+
+
+def create_channel(target: str, security: ClientSecurity = PLAINTEXT) -> grpc.aio.Channel:
+    """A channel to ``target``; plaintext without a token unless ``security`` says otherwise
+    (the services always pass their settings' ``grpc``; tests and tools dialling a
+    loopback server may rely on the default)."""
+    return open_channel(target, security, CLIENT_OPTIONS)
 
 
 async def check_health(channel: grpc.aio.Channel, service: str = "", timeout: float = 1.0) -> bool:

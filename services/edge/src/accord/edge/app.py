@@ -63,12 +63,13 @@ def listen(host: str, port: int) -> socket.socket:
 
 @asynccontextmanager
 async def serve(settings: Settings) -> AsyncIterator[Running]:
+    settings.grpc.check()
     metrics.MAX_CONNECTIONS.set(settings.max_connections)
     async with AsyncExitStack() as stack:
         sock = stack.enter_context(listen(*settings.ws_addr))
-        sync_channel = grpcutil.create_channel(settings.sync_target)
+        sync_channel = grpcutil.create_channel(settings.sync_target, settings.grpc)
         stack.push_async_callback(sync_channel.close)
-        presence_channel = grpcutil.create_channel(settings.presence_target)
+        presence_channel = grpcutil.create_channel(settings.presence_target, settings.grpc)
         stack.push_async_callback(presence_channel.close)
         sync = SyncClient(sync_channel, settings.rpc_timeout)
         presence = PresenceClient(presence_channel, settings.rpc_timeout, settings.edge_id)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from accord.common import config, rules
 from accord.common.config import ConfigError, Env
+from accord.common.grpc_security import ClientSecurity
 from accord.edge.api.settings import ApiSettings
 from accord.edge.auth import IdentitySettings
 
@@ -17,6 +18,8 @@ class Settings:
     ws_addr: tuple[str, int] = ("0.0.0.0", 8080)  # noqa: S104 - a gateway in a container listens on all interfaces
     sync_target: str = "127.0.0.1:50051"
     presence_target: str = "127.0.0.1:50052"
+    grpc: ClientSecurity = field(default_factory=ClientSecurity)
+    """TLS and the service token for calls to sync and presence (default: none, refused)."""
     identity: IdentitySettings = field(default_factory=IdentitySettings)
     api: ApiSettings = field(default_factory=ApiSettings)
     allowed_origins: tuple[str, ...] | None = None
@@ -73,6 +76,7 @@ class Settings:
             ws_addr=(host, port),
             sync_target=_target(sync_host, sync_port, "SYNC_ADDR"),
             presence_target=_target(pres_host, pres_port, "PRESENCE_ADDR"),
+            grpc=ClientSecurity.from_env(env),
             identity=identity,
             api=ApiSettings.from_env(env),
             allowed_origins=_origins(env),

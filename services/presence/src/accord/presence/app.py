@@ -15,10 +15,17 @@ from dataclasses import dataclass
 
 from accord.api.presence.v1 import presence_pb2_grpc
 from accord.common.config import format_addr
-from accord.common.grpcutil import LatencyInterceptor, add_health, create_server, set_serving
+from accord.common.grpc_auth import authenticating
+from accord.common.grpcutil import (
+    LatencyInterceptor,
+    add_health,
+    add_port,
+    create_server,
+    set_serving,
+)
 from accord.common.lifecycle import BindError
 from accord.common.metrics import metrics_server
-from accord.presence import metrics
+from accord.presence import access, metrics
 from accord.presence.broadcaster import broadcasting
 from accord.presence.servicer import SERVICE_NAME, PresenceServicer
 from accord.presence.settings import Settings
@@ -50,6 +57,7 @@ def open_store(settings: Settings) -> AbstractAsyncContextManager[PresenceStore]
 
 @asynccontextmanager
 async def serve(settings: Settings) -> AsyncIterator[Running]:
+    settings.grpc.check()
     async with AsyncExitStack() as stack:
         store = await stack.enter_async_context(open_store(settings))
         metrics_port = stack.enter_context(metrics_server(settings.metrics_addr))
@@ -68,13 +76,15 @@ async def serve(settings: Settings) -> AsyncIterator[Running]:
             max_state_bytes=settings.max_state_bytes,
             watch_queue_size=settings.watch_queue_size,
         )
-        server = create_server([LatencyInterceptor(metrics.GRPC_HANDLING)])
+        guard = authenticating("presence", settings.grpc, access.SCOPES, metrics.GRPC_AUTH_REFUSED)
+        server = create_server([*guard, LatencyInterceptor(metrics.GRPC_HANDLING)])
         presence_pb2_grpc.add_PresenceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
         health = add_health(server)
         host, requested = settings.presence_addr
-        port = server.add_insecure_port(format_addr(host, requested))
-        if port == 0:
-            raise BindError("PRESENCE_ADDR", format_addr(host, requested), "the port is taken")
+        try:
+            port = add_port(server, format_addr(host, requested), settings.grpc)
+        except RuntimeError as error:
+            raise BindError("PRESENCE_ADDR", format_addr(host, requested), str(error)) from error
         await server.start()
 
         async def stop() -> None:
@@ -85,5 +95,6 @@ async def serve(settings: Settings) -> AsyncIterator[Running]:
         stack.push_async_callback(stop)
         await set_serving(health, [SERVICE_NAME], True)
         log.info("presence store: %s", "redis" if settings.redis_url else "in-memory")
+        log.info("presence gRPC: %s", settings.grpc.describe())
         log.info("presence listening on %s", format_addr(host, port))
         yield Running(port=port, metrics_port=metrics_port, store=store)

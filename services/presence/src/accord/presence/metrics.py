@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from accord.common.grpc_auth import refused_counter
 from accord.common.grpcutil import server_latency_histogram
 from prometheus_client import Counter, Gauge, Histogram
 
 GRPC_HANDLING = server_latency_histogram("presence")
+GRPC_AUTH_REFUSED = refused_counter("presence")
 SESSIONS = Gauge("accord_presence_sessions", "Sessions present in at least one room")
 USERS = Gauge(
     "accord_presence_users", "Distinct users with at least one session present in any room"

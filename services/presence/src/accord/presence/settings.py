@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from accord.common.config import (
     ConfigError,
@@ -16,6 +16,7 @@ from accord.common.config import (
     get_str,
     get_url,
 )
+from accord.common.grpc_security import ServerSecurity
 
 _PREFIX = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _DAY = 86400.0
@@ -24,6 +25,8 @@ _DAY = 86400.0
 @dataclass(frozen=True, slots=True)
 class Settings:
     presence_addr: tuple[str, int] = ("127.0.0.1", 50052)
+    # TLS and caller authentication; the default (neither, nor allowed) refuses to serve.
+    grpc: ServerSecurity = field(default_factory=ServerSecurity)
     # None: no metrics endpoint.
     metrics_addr: tuple[str, int] | None = ("127.0.0.1", 9102)
     # None: the in-memory store (one replica only).
@@ -66,6 +69,7 @@ class Settings:
         )
         return cls(
             presence_addr=get_addr(env, "PRESENCE_ADDR", "127.0.0.1:50052"),
+            grpc=ServerSecurity.from_env(env),
             metrics_addr=metrics_addr,
             redis_url=get_url(env, "REDIS_URL", ("redis", "rediss", "unix")),
             redis_prefix=prefix,

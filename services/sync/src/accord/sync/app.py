@@ -9,10 +9,18 @@ from dataclasses import dataclass
 
 from accord.api.sync.v1 import sync_pb2_grpc
 from accord.common.config import format_addr
-from accord.common.grpcutil import LatencyInterceptor, add_health, create_server, set_serving
+from accord.common.grpc_auth import authenticating
+from accord.common.grpcutil import (
+    LatencyInterceptor,
+    add_health,
+    add_port,
+    create_server,
+    set_serving,
+)
 from accord.common.lifecycle import BindError
 from accord.common.metrics import metrics_server
 from accord.extensions import load_extensions
+from accord.sync import access
 from accord.sync.bus import Bus
 from accord.sync.bus_memory import MemoryBus
 from accord.sync.bus_redis import RedisBus
@@ -21,7 +29,7 @@ from accord.sync.dispatch import Dispatcher
 from accord.sync.engine import Engine
 from accord.sync.extensions import Screen
 from accord.sync.hlc import HybridClock
-from accord.sync.metrics import GRPC_HANDLING, WEBHOOK_RELOADS
+from accord.sync.metrics import GRPC_AUTH_REFUSED, GRPC_HANDLING, WEBHOOK_RELOADS
 from accord.sync.model import Limits, Retention
 from accord.sync.outbox import Outbox
 from accord.sync.recheck import Rechecker
@@ -36,7 +44,7 @@ from accord.sync.webhooks_servicer import WebhooksServicer
 
 log = logging.getLogger(__name__)
 
-SERVICE_NAME = "accord.sync.v1.Sync"
+SERVICE_NAME = access.SERVICE
 SHUTDOWN_GRACE = 10.0
 
 
@@ -101,6 +109,7 @@ async def open_router(settings: Settings) -> AsyncIterator[WebhookRouter]:
 @asynccontextmanager
 async def serve(settings: Settings, *, grace: float = SHUTDOWN_GRACE) -> AsyncIterator[Running]:
     """Run the sync service for the block's duration."""
+    settings.grpc.check()
     async with AsyncExitStack() as stack:
         # First: a bad extension or schema file stops start-up before anything is opened.
         extensions = load_extensions(settings.extensions, "sync", "SYNC_EXTENSIONS")
@@ -138,7 +147,8 @@ async def serve(settings: Settings, *, grace: float = SHUTDOWN_GRACE) -> AsyncIt
             rechecker,
             on_committed=dispatcher.notify if dispatcher.names else None,
         )
-        server = create_server([LatencyInterceptor(GRPC_HANDLING)])
+        guard = authenticating("sync", settings.grpc, access.SCOPES, GRPC_AUTH_REFUSED)
+        server = create_server([*guard, LatencyInterceptor(GRPC_HANDLING)])
         sync_pb2_grpc.add_SyncServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
         sync_pb2_grpc.add_WebhooksServicer_to_server(  # type: ignore[no-untyped-call]
             WebhooksServicer(outbox, router, on_resume=router.written), server
@@ -146,7 +156,7 @@ async def serve(settings: Settings, *, grace: float = SHUTDOWN_GRACE) -> AsyncIt
         health = add_health(server)
         host, port = settings.sync_addr
         try:
-            bound = server.add_insecure_port(format_addr(host, port))
+            bound = add_port(server, format_addr(host, port), settings.grpc)
         except RuntimeError as error:
             raise BindError("SYNC_ADDR", format_addr(host, port), str(error)) from error
         await server.start()
@@ -158,5 +168,6 @@ async def serve(settings: Settings, *, grace: float = SHUTDOWN_GRACE) -> AsyncIt
 
         stack.push_async_callback(shutdown)
         await set_serving(health, [SERVICE_NAME], True)
+        log.info("sync gRPC: %s", settings.grpc.describe())
         log.info("sync listening on %s", format_addr(host, bound))
         yield Running(port=bound, metrics_port=metrics_port)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from accord.common.grpc_auth import refused_counter
 from accord.common.grpcutil import server_latency_histogram
 from prometheus_client import Counter, Gauge, Histogram
 
 GRPC_HANDLING = server_latency_histogram("sync")
+GRPC_AUTH_REFUSED = refused_counter("sync")
 
 _SECONDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 PUSH_SECONDS = Histogram(

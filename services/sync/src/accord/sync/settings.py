@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from accord.common import config, rules
 from accord.common.config import ConfigError
+from accord.common.grpc_security import ServerSecurity
 from accord.common.grpcutil import MAX_GRPC_MESSAGE
 from accord.extensions import parse_specs
 from accord.sync.webhooks import EndpointDefaults, WebhookConfig, load_config
@@ -53,6 +54,8 @@ def parse_database_url(url: str, name: str = "DATABASE_URL") -> DatabaseTarget:
 @dataclass(frozen=True)
 class Settings:
     sync_addr: tuple[str, int] = ("127.0.0.1", 50051)
+    grpc: ServerSecurity = field(default_factory=ServerSecurity)
+    """TLS and caller authentication; the default (neither, nor allowed) refuses to serve."""
     metrics_addr: tuple[str, int] | None = ("127.0.0.1", 9101)
     database: DatabaseTarget = SqliteTarget("data/accord.db")
     redis_url: str | None = None
@@ -123,6 +126,7 @@ class Settings:
             raise ConfigError(f"REDIS_PREFIX={prefix!r} must be non-empty without spaces")
         return cls(
             sync_addr=config.get_addr(env, "SYNC_ADDR", "127.0.0.1:50051"),
+            grpc=ServerSecurity.from_env(env),
             metrics_addr=metrics_addr,
             database=parse_database_url(
                 config.get_str(env, "DATABASE_URL", "sqlite:///data/accord.db").strip()
