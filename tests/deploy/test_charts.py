@@ -412,7 +412,14 @@ def test_production_values_use_the_existing_secret_and_operator_resources() -> N
 def test_network_policies_are_on_by_default_and_fence_each_door() -> None:
     objects = render("accord")
     policies = {p["metadata"]["name"]: p["spec"] for p in kinds(objects, "NetworkPolicy")}
-    assert set(policies) == {"rel-sync", "rel-presence", "rel-edge", "rel-postgresql", "rel-redis"}
+    assert set(policies) == {
+        "rel-sync",
+        "rel-presence",
+        "rel-edge",
+        "rel-edge-test-welcome",
+        "rel-postgresql",
+        "rel-redis",
+    }
 
     def callers(name: str, port: int) -> list[str]:
         (rule,) = [r for r in policies[name]["ingress"] if r["ports"][0]["port"] == port]

@@ -19,7 +19,7 @@ from accord.common.grpcutil import check_health, create_channel
 
 from tests.integration.sync.sync_helpers import push, set_change
 from tests.support.ports import free_port
-from tests.support.suite import ACCORD
+from tests.support.suite import ACCORD, UNPROTECTED_GRPC
 from tests.support.webhook_receiver import Receiver, new_secret
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -86,6 +86,7 @@ def sync_process(
         "DATABASE_URL": database_url,
         "SYNC_ADDR": f"127.0.0.1:{free_port()}",
         "METRICS_ADDR": "",
+        **UNPROTECTED_GRPC,
         "WEBHOOKS_FILE": str(hooks),
         "WEBHOOK_TIMEOUT": "1",
         "WEBHOOK_BACKOFF_BASE": "0.05",

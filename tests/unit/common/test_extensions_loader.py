@@ -11,6 +11,8 @@ import pytest
 from accord.common.config import ConfigError
 from accord.extensions import ExtensionContext, load_extensions, parse_specs
 
+from tests.support.suite import UNPROTECTED_GRPC
+
 MODULE = """
 from accord.extensions import BeforeCommit, ExtensionContext
 
@@ -141,6 +143,7 @@ def test_the_sync_process_stops_with_one_line_for_a_bad_extension(tmp_path: Path
         "METRICS_ADDR": "",
         "SYNC_EXTENSIONS": "examples.quota:factory",
         "QUOTA_LIMIT": "",
+        **UNPROTECTED_GRPC,
     }
     done = subprocess.run(
         [sys.executable, "-m", "accord.sync"],

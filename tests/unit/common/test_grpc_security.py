@@ -177,5 +177,8 @@ def test_every_rpc_has_its_scope_decided(scopes: dict[str, Scope], module: str) 
     }
     assert set(scopes) == methods
     for method, scope in scopes.items():
-        verb = method.rsplit("/", 1)[1]
+        service, verb = method.rsplit("/", 1)
+        if service.endswith(".Webhooks"):  # the operators' service
+            assert scope == Scope.ADMIN, method
+            continue
         assert scope == (Scope.WRITE if verb.startswith(WRITE_VERBS) else Scope.READ), method

@@ -16,6 +16,7 @@ from accord.api.sync.v1 import sync_pb2 as pb
 from accord.api.sync.v1.sync_pb2_grpc import WebhooksStub
 from accord.common import config
 from accord.common.config import environ, format_addr
+from accord.common.grpc_security import ClientSecurity
 from accord.common.grpcutil import create_channel
 from accord.common.lifecycle import load_settings
 from accord.sync.settings import Settings
