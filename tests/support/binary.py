@@ -34,6 +34,7 @@ def to_client_frame(message: dict[str, Any]) -> pb.ClientFrame:
         frame.subscribe.users = bool(message.get("users", False))
         if message.get("presence") is not None:
             frame.subscribe.presence_json = _j(message["presence"])
+        frame.subscribe.epoch = message.get("epoch") or ""
     elif kind == "unsubscribe":
         frame.unsubscribe.room = message.get("room", "")
     elif kind == "push":
@@ -104,7 +105,7 @@ def from_server_frame(frame: pb.ServerFrame) -> dict[str, Any]:
             },
         )
     elif kind in ("subscribed",):
-        message.update(room=body.room, head=body.head)
+        message.update(room=body.room, head=body.head, epoch=body.epoch)
     elif kind == "unsubscribed":
         message.update(room=body.room)
     elif kind == "snapshot":
@@ -112,6 +113,7 @@ def from_server_frame(frame: pb.ServerFrame) -> dict[str, Any]:
             room=body.room,
             seq=body.seq,
             last=body.last,
+            epoch=body.epoch,
             records=[
                 {"collection": r.collection, "key": r.key, "value": json.loads(r.value_json)}
                 for r in body.records

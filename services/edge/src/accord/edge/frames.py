@@ -150,6 +150,8 @@ def _binary_message(frame: pb.ClientFrame, max_depth: int) -> dict[str, Any]:
             message["presence"] = _json_field(frame.subscribe.presence_json, "presence_json") or {}
         if frame.subscribe.users:
             message["users"] = True
+        if frame.subscribe.epoch:
+            message["epoch"] = frame.subscribe.epoch
     elif kind == "unsubscribe":
         message["room"] = frame.unsubscribe.room
     elif kind == "push":

@@ -85,7 +85,11 @@ def to_server_frame(message: dict[str, Any]) -> pb.ServerFrame:
     elif kind == "refreshed":
         frame.refreshed.SetInParent()
     elif kind == "subscribed":
-        frame.subscribed.CopyFrom(pb.Subscribed(room=message["room"], head=message["head"]))
+        frame.subscribed.CopyFrom(
+            pb.Subscribed(
+                room=message["room"], head=message["head"], epoch=message.get("epoch", "")
+            )
+        )
     elif kind == "unsubscribed":
         frame.unsubscribed.CopyFrom(pb.Unsubscribed(room=message["room"]))
     elif kind == "snapshot":
@@ -94,6 +98,7 @@ def to_server_frame(message: dict[str, Any]) -> pb.ServerFrame:
                 room=message["room"],
                 seq=message["seq"],
                 last=message["last"],
+                epoch=message.get("epoch", ""),
                 records=[
                     pb.Record(
                         collection=r["collection"], key=r["key"], value_json=_dumps(r["value"])

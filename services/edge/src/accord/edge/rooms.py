@@ -7,6 +7,13 @@ every seq once, in order, with no gap. A new subscriber first catches up
 through Pull while live batches collect in its buffer, then turns live.
 Every batch is encoded once per encoding and the same bytes go to every
 subscriber's socket.
+
+Each room also knows its epoch (the history its seqs belong to), from the
+stream's confirmation of the room. A client resuming with another epoch is
+caught up through Pull, which answers with a snapshot when the epoch is not the
+room's; when a re-confirmation brings a new epoch (``accord epoch renew`` and a
+restart of sync), every subscriber is caught up again from its position under
+the epoch it was last sent, which gets it a snapshot of the new history.
 """
 
 from __future__ import annotations
@@ -15,7 +22,8 @@ import asyncio
 import json
 import logging
 import time
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 import grpc
 from accord.api.sync.v1 import sync_pb2 as spb
@@ -36,12 +44,13 @@ class Subscriber(Protocol):
 
 
 class Subscription:
-    __slots__ = ("buffer", "closed", "live", "position", "room", "session")
+    __slots__ = ("buffer", "closed", "epoch", "live", "position", "room", "session")
 
     def __init__(self, room: Room, session: Subscriber) -> None:
         self.room = room
         self.session = session
         self.position = 0
+        self.epoch = ""  # the epoch the subscriber was last told (subscribed or snapshot)
         self.live = False
         self.closed = False
         self.buffer: list[spb.CommittedChange] = []
@@ -53,6 +62,7 @@ class Room:
         self.name = name
         self.subs: set[Subscription] = set()
         self.position: int | None = None
+        self.epoch = ""  # as the stream last confirmed the room
         self.confirmed = asyncio.Event()
         self.backfilling = False
         self.pending: list[list[spb.CommittedChange]] = []
@@ -81,15 +91,16 @@ class Room:
 
     async def _backfill(self, since: int, until: int) -> None:
         try:
-            changes = await self.hub.sync.pull_changes(self.name, since, until)
+            changes = await self.hub.sync.pull_changes(self.name, since, until, self.epoch)
             if changes:
                 self.dispatch(changes)
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.OUT_OF_RANGE:
-                # The gap fell off the compacted log: every subscriber catches
-                # up again from its position, which gets it a snapshot.
+                # The gap fell off the compacted log (or the room's epoch is no
+                # longer ours): every subscriber catches up again from its
+                # position, which gets it a snapshot.
                 log.warning(
-                    "room %s: (%d, %d] was compacted; resyncing",
+                    "room %s: (%d, %d] was compacted or its epoch changed; resyncing",
                     self.name,
                     since,
                     until,
@@ -177,8 +188,17 @@ class Hub:
         if not batch.changes:
             # The stream confirms each added room with an empty batch: from here
             # on nothing committed to the room can miss this edge.
+            changed = bool(room.epoch) and batch.epoch != room.epoch
+            room.epoch = batch.epoch
             room.confirmed.set()
-            if room.position is not None:
+            if room.position is None:
+                return
+            if changed:
+                # Another history (a restore and `accord epoch renew`): what was
+                # dispatched belongs to the old one.
+                log.warning("room %s has a new epoch; resyncing its subscribers", room.name)
+                room.resync_all()
+            else:
                 room.start_backfill(0)
             return
         room.accept(list(batch.changes))
@@ -208,23 +228,32 @@ class Hub:
 
     async def resync(self, sub: Subscription) -> None:
         try:
-            await self.catch_up(sub, sub.position, lambda head: None)
+            await self.catch_up(sub, sub.position, sub.epoch, lambda head, epoch: None)
         except Exception:
             log.exception("resync of a subscriber of %s failed", sub.room.name)
 
-    async def catch_up(self, sub: Subscription, since: int, on_head: Any) -> None:
-        """Send ``sub`` what it missed since ``since``, then turn it live.
+    async def catch_up(
+        self, sub: Subscription, since: int, epoch: str, on_head: Callable[[int, str], None]
+    ) -> None:
+        """Send ``sub`` what it missed since ``since`` (read under ``epoch``; "": not
+        checked), then turn it live.
 
-        ``on_head(head)`` is called once the head is known (to send
-        ``subscribed``) before any snapshot or change is sent.
+        ``on_head(head, epoch)`` is called once the head and the room's epoch are
+        known (to send ``subscribed``) before any snapshot or change is sent.
         """
         room = sub.room
         await asyncio.wait_for(room.confirmed.wait(), self.confirm_timeout)
-        if since == room.position and not room.backfilling and not room.pending:
+        if (
+            since == room.position
+            and epoch in ("", room.epoch)
+            and not room.backfilling
+            and not room.pending
+        ):
             # Live here and the client has everything dispatched so far (an empty
             # room and a new client, or a reconnect with nothing missed): no Pull.
             # Every later change reaches it from the stream, in order.
-            on_head(since)
+            sub.epoch = room.epoch
+            on_head(since, room.epoch)
             sub.buffer.clear()
             sub.position = since
             sub.live = True
@@ -232,13 +261,14 @@ class Hub:
             return
         head = 0
         position = since
-        async for item in self.sync.pull(room.name, since):
+        async for item in self.sync.pull(room.name, since, epoch=epoch):
             if sub.closed:
                 return
             kind = item.WhichOneof("item")
             if kind == "head":
                 head = item.head
-                on_head(head)
+                sub.epoch = item.epoch
+                on_head(head, item.epoch)
                 if room.position is None:
                     room.position = head
             elif kind == "snapshot":
@@ -255,6 +285,7 @@ class Hub:
                             "seq": chunk.seq,
                             "last": chunk.last,
                             "records": records,
+                            "epoch": sub.epoch,
                         }
                     )
                 )
@@ -270,7 +301,9 @@ class Hub:
             if not fresh:
                 continue
             if fresh[0].seq > sub.position + 1:
-                missing = await self.sync.pull_changes(room.name, sub.position, fresh[0].seq - 1)
+                missing = await self.sync.pull_changes(
+                    room.name, sub.position, fresh[0].seq - 1, sub.epoch
+                )
                 if missing:
                     sub.session.send(ChangesOut(room.name, missing))
             sub.session.send(ChangesOut(room.name, fresh))
