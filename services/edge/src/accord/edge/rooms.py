@@ -100,7 +100,7 @@ class Room:
                 # longer ours): every subscriber catches up again from its
                 # position, which gets it a snapshot.
                 log.warning(
-                    "room %s: (%d, %d] was compacted or its epoch changed; resyncing",
+                    "room %s: (%d, %d] was compacted; resyncing (or the room's epoch changed)",
                     self.name,
                     since,
                     until,
