@@ -22,18 +22,52 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Protocol
 
 import grpc
 from accord.api.sync.v1 import sync_pb2 as spb
 from accord.common.tasks import spawn
 from accord.edge import metrics
-from accord.edge.backends import SyncClient
 from accord.edge.feed import Feed
 from accord.edge.protocol import ChangesOut, Out
 
 log = logging.getLogger(__name__)
+
+
+def after(
+    position: int, changes: list[spb.CommittedChange]
+) -> tuple[list[spb.CommittedChange], int]:
+    """What of ``changes`` (in seq order) is news at ``position``: the changes after it,
+    and the seq up to which the log must fill a gap before them (0: no gap).
+
+    The one rule of the room's stream (``Room.accept``), of a subscriber that read
+    ahead of it (``Room.dispatch``) and of a catch-up's buffer (``Hub.catch_up``).
+    Sync's own stream (``RoomStream._ordered``) applies the same rule but awaits its
+    backfill inline, one room message at a time, where these queue behind it.
+    """
+    fresh = (
+        changes
+        if changes and changes[0].seq > position
+        else [c for c in changes if c.seq > position]
+    )
+    if not fresh:
+        return fresh, 0
+    return fresh, fresh[0].seq - 1 if fresh[0].seq > position + 1 else 0
+
+
+class SyncSource(Protocol):
+    """What the hub needs of sync (``backends.SyncClient``; a fake in unit tests)."""
+
+    def subscribe(self, requests: Any) -> Any: ...
+
+    def pull(
+        self, room: str, since: int, until: int = 0, changes_only: bool = False, epoch: str = ""
+    ) -> AsyncIterator[spb.PullResponse]: ...
+
+    async def pull_changes(
+        self, room: str, since: int, until: int = 0, epoch: str = ""
+    ) -> list[spb.CommittedChange]: ...
 
 
 class Subscriber(Protocol):
@@ -72,13 +106,12 @@ class Room:
             self.pending.append(changes)
             return
         if self.position is not None:
-            if changes[-1].seq <= self.position:
+            changes, gap = after(self.position, changes)
+            if not changes:
                 return
-            if changes[0].seq <= self.position:
-                changes = [c for c in changes if c.seq > self.position]
-            if changes[0].seq > self.position + 1:
+            if gap:
                 self.pending.append(changes)
-                self.start_backfill(changes[0].seq - 1)
+                self.start_backfill(gap)
                 return
         self.dispatch(changes)
 
@@ -141,8 +174,8 @@ class Room:
                 sub.position = last
             elif sub.position < last:
                 # A subscriber whose catch-up read further than the stream has reached.
-                rest = [c for c in changes if c.seq > sub.position]
-                if rest[0].seq == sub.position + 1:
+                rest, gap = after(sub.position, changes)
+                if not gap:
                     sub.session.send(ChangesOut(self.name, rest))
                     sub.position = last
                 else:
@@ -156,7 +189,7 @@ class Room:
 
 
 class Hub:
-    def __init__(self, sync: SyncClient, confirm_timeout: float) -> None:
+    def __init__(self, sync: SyncSource, confirm_timeout: float) -> None:
         self.sync = sync
         self.confirm_timeout = confirm_timeout
         self.rooms: dict[str, Room] = {}
@@ -297,13 +330,11 @@ class Hub:
         sub.position = position
         while sub.buffer and not sub.closed:
             buffered, sub.buffer = sub.buffer, []
-            fresh = [c for c in buffered if c.seq > sub.position]
+            fresh, gap = after(sub.position, buffered)
             if not fresh:
                 continue
-            if fresh[0].seq > sub.position + 1:
-                missing = await self.sync.pull_changes(
-                    room.name, sub.position, fresh[0].seq - 1, sub.epoch
-                )
+            if gap:
+                missing = await self.sync.pull_changes(room.name, sub.position, gap, sub.epoch)
                 if missing:
                     sub.session.send(ChangesOut(room.name, missing))
             sub.session.send(ChangesOut(room.name, fresh))
