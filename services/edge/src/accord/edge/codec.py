@@ -18,7 +18,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 from accord.api.edge.v1 import frames_pb2 as pb
 from accord.common import jsontext
@@ -344,9 +344,10 @@ SERVER: dict[str, Spec] = {
 }
 
 
-def _to_frame(
-    specs: dict[str, Spec], frame: pb.ClientFrame | pb.ServerFrame, message: Mapping[str, Any]
-) -> None:
+_Frame = TypeVar("_Frame", pb.ClientFrame, pb.ServerFrame)
+
+
+def _to_frame(specs: dict[str, Spec], frame: _Frame, message: Mapping[str, Any]) -> _Frame:
     kind = message.get("type")
     spec = specs.get(kind) if isinstance(kind, str) else None
     if spec is None:
@@ -356,6 +357,7 @@ def _to_frame(
     body = getattr(frame, kind)  # type: ignore[arg-type]
     body.SetInParent()
     encode(spec, message, body)
+    return frame
 
 
 def _from_frame(specs: dict[str, Spec], frame: pb.ClientFrame | pb.ServerFrame) -> dict[str, Any]:
@@ -370,9 +372,7 @@ def _from_frame(specs: dict[str, Spec], frame: pb.ClientFrame | pb.ServerFrame) 
 
 
 def to_server_frame(message: Mapping[str, Any]) -> pb.ServerFrame:
-    frame = pb.ServerFrame()
-    _to_frame(SERVER, frame, message)
-    return frame
+    return _to_frame(SERVER, pb.ServerFrame(), message)
 
 
 def from_server_frame(frame: pb.ServerFrame) -> dict[str, Any]:
@@ -380,9 +380,7 @@ def from_server_frame(frame: pb.ServerFrame) -> dict[str, Any]:
 
 
 def to_client_frame(message: Mapping[str, Any]) -> pb.ClientFrame:
-    frame = pb.ClientFrame()
-    _to_frame(CLIENT, frame, message)
-    return frame
+    return _to_frame(CLIENT, pb.ClientFrame(), message)
 
 
 def from_client_frame(frame: pb.ClientFrame) -> dict[str, Any]:
