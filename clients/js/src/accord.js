@@ -469,7 +469,7 @@ export class Room extends Emitter {
     const saved = await this.client.store.loadRoom(this.client.clientId, this.name);
     await this.cipher?.prepareRecords(saved.records);
     await this.cipher?.prepareChanges(saved.pending.filter((p) => p.op.kind === "set"));
-    this.replica.loadConfirmed(saved.seq, saved.records);
+    this.replica.loadConfirmed(saved.seq, saved.records, saved.epoch ?? "");
     this.replica.pending = saved.pending;
     this.storedSeqs = new Set(saved.pending.map((p) => p.client_seq));
     this.loaded = true;
@@ -719,6 +719,7 @@ export class Room extends Emitter {
     const message = { type: "subscribe", room: this.name, since };
     if (this.presenceState) message.presence = this.presenceState;
     if (this.wantUsers) message.users = true;
+    if (this.replica.epoch) message.epoch = this.replica.epoch;
     // The catch-up follows the reply at once: handle the reply before the next frame.
     this.client.request(message, (reply) => this.onSubscribed(since, reply)).catch(() => {
       // disconnected: subscribing again is part of reconnecting
@@ -739,6 +740,7 @@ export class Room extends Emitter {
     this.error = null;
     this.subscribed = true;
     this.head = reply.head;
+    if (this.replica.subscribed(since, reply.head, reply.epoch)) this.saveSoon();
     // Ahead of the server (its data was reset): what we hold is void until the snapshot replaces it.
     this.expectSnapshot = since > reply.head;
     if (reply.head === 0 && since > 0) {
@@ -790,6 +792,7 @@ export class Room extends Emitter {
       this.expectSnapshot = false;
       this.afterServerUpdate();
       this.checkCaughtUp();
+      this.flush(); // changes whose acks belonged to another history go again
     }
   }
 
@@ -946,6 +949,7 @@ export class Room extends Emitter {
   saveNow() {
     clearTimeout(this.saveTimer);
     this.saveTimer = null;
-    this.client.store.saveRoom(this.client.clientId, this.name, { seq: this.replica.seq, records: this.replica.confirmedRecords() });
+    const { seq, epoch } = this.replica;
+    this.client.store.saveRoom(this.client.clientId, this.name, { seq, epoch, records: this.replica.confirmedRecords() });
   }
 }

@@ -192,6 +192,11 @@ export class Replica {
     this.onChange = onChange;
     this.clientId = clientId; // names the element ids of our own inserts
     this.seq = 0; // last seq applied from the server
+    // The room's history `seq` belongs to (sent back on resume). A subscribe reply's
+    // epoch is taken with the state sent under it (the snapshot, or the changes that
+    // follow the resume), so the stored seq is never paired with another history's epoch.
+    this.epoch = "";
+    this.announced = ""; // the epoch of the last `subscribed` or snapshot
     this.confirmed = new Map(); // id -> {collection, key, value}
     this.pending = []; // [{client_seq, collection, key, ts, op, ackSeq?}] in client_seq order
     this.view = new Map(); // id -> {collection, key, value}: confirmed + pending
@@ -264,6 +269,7 @@ export class Replica {
       }
       touched.set(id, change);
     }
+    if (touched.size > 0) this.adopt(this.announced);
     this.dropConfirmedPending(touched);
     for (const change of touched.values()) this.refresh(change.collection, change.key);
     return inOrder;
@@ -297,6 +303,25 @@ export class Replica {
     for (const p of gone) this.refresh(p.collection, p.key);
   }
 
+  /**
+   * The subscribe reply for a subscribe that sent `since` (and our epoch). Its epoch
+   * is taken at once only when no state is at stake: the room is empty, or we had no
+   * epoch (the server took `since` unchecked). Otherwise another epoch is either a later
+   * name of the same history (changes follow) or another one (a snapshot follows).
+   * Returns whether the epoch changed (to be stored).
+   */
+  subscribed(since, head, epoch) {
+    this.announced = epoch ?? "";
+    if (since === 0 ? head === 0 : since <= head && !this.epoch) return this.adopt(this.announced);
+    return false;
+  }
+
+  adopt(epoch) {
+    if (!epoch || epoch === this.epoch) return false;
+    this.epoch = epoch;
+    return true;
+  }
+
   /** One chunk of a snapshot; the chunks together replace every confirmed record. */
   applySnapshotChunk(message) {
     this.snapshotChunks ??= [];
@@ -304,6 +329,13 @@ export class Replica {
     if (!message.last) return;
     const records = this.snapshotChunks;
     this.snapshotChunks = null;
+    const epoch = (this.announced = message.epoch || this.announced);
+    if (epoch && this.epoch && epoch !== this.epoch) {
+      // Another history: the seqs of earlier acks name other changes; send those again
+      // (the server answers "duplicate" for the ones it holds).
+      for (const p of this.pending) delete p.ackSeq;
+    }
+    this.adopt(epoch);
     this.loadConfirmed(message.seq, records);
     this.dropConfirmedPending();
     const ids = new Set([...this.view.keys(), ...this.confirmed.keys()]);
@@ -315,8 +347,9 @@ export class Replica {
   }
 
   /** Replace the confirmed state (from a snapshot or from local storage) without notifying. */
-  loadConfirmed(seq, records) {
+  loadConfirmed(seq, records, epoch = this.epoch) {
     this.seq = seq;
+    this.epoch = epoch;
     this.confirmed = new Map(records.map((r) => [recordId(r.collection, r.key), { collection: r.collection, key: r.key, value: r.value }]));
   }
 

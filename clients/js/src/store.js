@@ -2,7 +2,9 @@
 //
 // IndexedDBStore layout (database `name`, version 1):
 //   clients  key clientId                 {clientId, created}
-//   rooms    key [clientId, room]         {seq, records: [{collection, key, value}]}
+//   rooms    key [clientId, room]         {seq, epoch, records: [{collection, key, value}]}
+//            (epoch: the history seq belongs to; absent in rooms stored before epochs,
+//            which resume unchecked until the server tells it)
 //   pending  key [clientId, room, cseq]   the queued change, written before it is sent
 //   counters key [clientId, room]         the highest client_seq ever used
 // One client id belongs to one tab at a time (a Web Lock held for the page's
@@ -30,7 +32,7 @@ export class MemoryStore {
   async loadRoom(clientId, room) {
     const saved = this.rooms.get(room) ?? { seq: 0, records: [] };
     const pending = [...(this.pending.get(room)?.values() ?? [])].sort((a, b) => a.client_seq - b.client_seq);
-    return { ...saved, pending, lastClientSeq: this.counters.get(room) ?? 0 };
+    return { ...saved, epoch: saved.epoch ?? "", pending, lastClientSeq: this.counters.get(room) ?? 0 };
   }
   saveRoom(clientId, room, state) {
     this.rooms.set(room, structuredClone(state));
@@ -101,6 +103,7 @@ export class IndexedDBStore {
     ]);
     return {
       seq: saved?.seq ?? 0,
+      epoch: saved?.epoch ?? "",
       records: saved?.records ?? [],
       pending: pending.sort((a, b) => a.client_seq - b.client_seq),
       lastClientSeq: counter ?? 0,

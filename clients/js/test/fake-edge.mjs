@@ -9,6 +9,10 @@ export class FakeEdge {
     this.sockets = new Set();
     this.dropNextAck = false;
     this.received = []; // every pushed change, as sent
+    this.epochs = new Map(); // room -> its epoch (default "e1")
+    this.aliases = new Map(); // room -> earlier names of its history, still accepted
+    this.snapshots = 0; // snapshot frames sent
+    this.subscribes = []; // every subscribe message, as sent
     const edge = this;
     this.WebSocket = class {
       constructor() {
@@ -46,19 +50,16 @@ export class FakeEdge {
       case "ping":
         return reply({ type: "pong" });
       case "subscribe": {
+        this.subscribes.push(m);
         const log = this.log.get(m.room) ?? [];
+        const epoch = this.epochOf(m.room);
         ws.rooms.add(m.room);
-        reply({ type: "subscribed", room: m.room, head: log.length });
+        reply({ type: "subscribed", room: m.room, head: log.length, epoch });
         const since = m.since ?? 0;
-        if (log.length > 0 && (since === 0 || since > log.length)) {
-          const records = new Map();
-          for (const c of log) {
-            const id = `${c.collection}/${c.key}`;
-            const value = applyPatch(records.get(id)?.value, c.patch);
-            if (value === undefined) records.delete(id);
-            else records.set(id, { collection: c.collection, key: c.key, value });
-          }
-          ws.deliver({ type: "snapshot", room: m.room, seq: log.length, records: [...records.values()], last: true });
+        const known = m.epoch === epoch || (this.aliases.get(m.room) ?? []).includes(m.epoch);
+        const foreign = since > 0 && m.epoch && !known; // another history: a snapshot
+        if ((log.length > 0 && (since === 0 || since > log.length)) || foreign) {
+          ws.deliver(this.snapshot(m.room));
         } else if (since < log.length) {
           ws.deliver({ type: "changes", room: m.room, changes: log.slice(since) });
         }
@@ -120,6 +121,31 @@ export class FakeEdge {
     }
     if (op.kind === "insert") return { list: { [op.field]: [{ insert: ids.map((id, i) => ({ id, value: op.values[i] })), after: op.after }] } };
     return { list: { [op.field]: op.ids.map((id) => ({ delete: id })) } };
+  }
+
+  epochOf(room) {
+    return this.epochs.get(room) ?? "e1";
+  }
+
+  /** The room's records at its head, as one snapshot frame. */
+  snapshot(room) {
+    const log = this.log.get(room) ?? [];
+    const records = new Map();
+    for (const c of log) {
+      const id = `${c.collection}/${c.key}`;
+      const value = applyPatch(records.get(id)?.value, c.patch);
+      if (value === undefined) records.delete(id);
+      else records.set(id, { collection: c.collection, key: c.key, value });
+    }
+    this.snapshots += 1;
+    return { type: "snapshot", room, seq: log.length, records: [...records.values()], last: true, epoch: this.epochOf(room) };
+  }
+
+  /** A restore: the room's log becomes `log` (another history) under a new `epoch`. */
+  restore(room, log, epoch) {
+    this.log.set(room, log);
+    this.epochs.set(room, epoch);
+    this.marks.clear();
   }
 
   /** Cut every connection, as a network failure would. */

@@ -51,6 +51,7 @@ class RoomHost(Protocol):
         dropped: Sequence[int],
         *,
         replace: bool,
+        epoch: str,
     ) -> None:
         """Persist confirmed state (see ``OfflineStore.save``)."""
         ...

@@ -134,13 +134,20 @@ class RoomLink:
         if kind == "subscribed":
             self.subscribed = True
             await self._commit(
-                self.replica.subscribed(self._since_sent, int(message.get("head", 0)))
+                self.replica.subscribed(
+                    self._since_sent, int(message.get("head", 0)), str(message.get("epoch") or "")
+                )
             )
         elif kind == "snapshot":
             chunk = self.replica.snapshot_chunk(
-                message.get("records") or [], int(message.get("seq", 0)), bool(message.get("last"))
+                message.get("records") or [],
+                int(message.get("seq", 0)),
+                bool(message.get("last")),
+                str(message.get("epoch") or ""),
             )
             await self._commit(chunk)
+            if chunk.replaced:
+                self.want_push()  # changes whose acks belonged to the old history go again
         elif kind == "changes":
             changes = message.get("changes") or []
             for change in changes:
@@ -172,6 +179,8 @@ class RoomLink:
                 message["presence"] = self.presence_state
             if self.users:
                 message["users"] = True
+            if self.replica.epoch:
+                message["epoch"] = self.replica.epoch
             self._since_sent = self.replica.seq
             try:
                 await conn.request(message)
@@ -247,10 +256,15 @@ class RoomLink:
             records: dict[tuple[str, str], Record | None] = dict(self.replica.confirmed_items())
         else:
             records = {key: self.replica.confirmed_record(key) for key in applied.changed}
-        if records or applied.dropped or applied.replaced:
+        if records or applied.dropped or applied.replaced or applied.epoch_changed:
             await asyncio.shield(
                 self.host.save(
-                    self.name, self.replica.seq, records, applied.dropped, replace=applied.replaced
+                    self.name,
+                    self.replica.seq,
+                    records,
+                    applied.dropped,
+                    replace=applied.replaced,
+                    epoch=self.replica.epoch,
                 )
             )
         if applied.dropped or applied.events:

@@ -1,7 +1,13 @@
 """A room's local replica: confirmed server state plus pending local changes.
 
 Pure logic, no I/O. ``confirmed`` is exactly the server's records as of
-``seq``: the snapshot and then every change's patch in seq order. ``pending``
+``seq``, within the room's history named ``epoch``: the snapshot and then
+every change's patch in seq order. The epoch a ``subscribed`` announces is
+taken only with state the server sent under it (a snapshot, or the changes
+that follow the resume) or when no state is at stake (the server took our
+``since`` with no epoch to check, or the room is empty): when the server
+answers a resume in another history with a snapshot, what is persisted never
+pairs the old ``since`` with the new epoch. ``pending``
 are local changes the server has not confirmed yet, in ``client_seq`` order;
 the visible view re-applies them, as approximations, on top of ``confirmed``
 after every server change (rebase). A pending change is dropped when the
@@ -31,6 +37,7 @@ class Applied:
     changed: set[RecordKey] = field(default_factory=set)
     dropped: list[int] = field(default_factory=list)
     replaced: bool = False
+    epoch_changed: bool = False
 
 
 class Replica:
@@ -40,12 +47,15 @@ class Replica:
         client_id: str,
         *,
         seq: int = 0,
+        epoch: str = "",
         records: Mapping[RecordKey, Record] | None = None,
         pending: Iterable[PendingChange] = (),
     ) -> None:
         self.room = room
         self.client_id = client_id
         self.seq = seq
+        self.epoch = epoch
+        self._announced = ""  # the epoch of the last ``subscribed``
         self.head = 0
         self.confirmed: dict[str, dict[str, Record]] = {}
         for (collection, key), value in (records or {}).items():
@@ -127,26 +137,35 @@ class Replica:
 
     # Server messages
 
-    def subscribed(self, since: int, head: int) -> Applied:
-        """The subscribe reply; ``since`` is the seq the subscribe sent."""
+    def subscribed(self, since: int, head: int, epoch: str = "") -> Applied:
+        """The subscribe reply; ``since`` is the seq the subscribe sent (with ``self.epoch``)."""
         self.head = head
         self._snapshot = None
+        self._announced = epoch
         if since == 0:
             self.expecting_snapshot = head > 0
-            return Applied()
+            return Applied() if head > 0 else self._adopt(epoch)
         if since <= head:
+            # Another epoch than ours is either a later name of the same history
+            # (changes follow) or another history (a snapshot follows): taken with them.
             self.expecting_snapshot = False
-            return Applied()
+            return self._adopt(epoch) if not self.epoch else Applied()
         # The server is behind us: its data was reset or replaced.
-        for change in self.pending:
-            change.acked_seq = None
+        self._forget_acks()
         if head > 0:
             self.expecting_snapshot = True
             return Applied()
         self.expecting_snapshot = False
-        return self._replace({}, 0)
+        applied = self._replace({}, 0)
+        applied.epoch_changed = self._set_epoch(epoch)
+        return applied
 
-    def snapshot_chunk(self, records: Iterable[Mapping[str, Any]], seq: int, last: bool) -> Applied:
+    def snapshot_chunk(
+        self, records: Iterable[Mapping[str, Any]], seq: int, last: bool, epoch: str = ""
+    ) -> Applied:
+        """A chunk of a snapshot of the room at ``seq`` in ``epoch`` (the last one replaces
+        the confirmed state); also one the server sends unasked, when the room's
+        history changed."""
         if self._snapshot is None:
             self._snapshot = {}
         for item in records:
@@ -155,7 +174,12 @@ class Replica:
             return Applied()
         snapshot, self._snapshot = self._snapshot, None
         self.expecting_snapshot = False
-        return self._replace(snapshot, seq)
+        epoch = self._announced = epoch or self._announced
+        if epoch and self.epoch and epoch != self.epoch:
+            self._forget_acks()
+        applied = self._replace(snapshot, seq)
+        applied.epoch_changed = self._set_epoch(epoch)
+        return applied
 
     def apply_changes(self, changes: Sequence[Mapping[str, Any]]) -> Applied:
         """Apply server changes in seq order; a seq already applied is skipped."""
@@ -187,9 +211,26 @@ class Replica:
                 if p.client_seq in mine or (p.acked_seq is not None and p.acked_seq <= self.seq)
             ]
             applied.dropped = self._remove_pending(done)
+        applied.epoch_changed = self._set_epoch(self._announced)
         return applied
 
     # Internals
+
+    def _forget_acks(self) -> None:
+        """The seqs of earlier acks no longer name these changes: send them again
+        (the server answers ``duplicate`` for those it holds)."""
+        for change in self.pending:
+            change.acked_seq = None
+
+    def _set_epoch(self, epoch: str) -> bool:
+        if not epoch or epoch == self.epoch:
+            return False
+        self.epoch = epoch
+        return True
+
+    def _adopt(self, epoch: str) -> Applied:
+        """``epoch`` names the confirmed state as it is (no snapshot needed)."""
+        return Applied(epoch_changed=self._set_epoch(epoch))
 
     def _replace(self, records: dict[RecordKey, Record], seq: int) -> Applied:
         keys = [k for k, _ in self.confirmed_items()] + list(records)

@@ -79,7 +79,12 @@ class Rooms:
         if name in self._rooms:
             raise ValueError(f"already joined {name}")
         replica = Replica(
-            name, self._client_id, seq=state.seq, records=state.records, pending=state.pending
+            name,
+            self._client_id,
+            seq=state.seq,
+            epoch=state.epoch,
+            records=state.records,
+            pending=state.pending,
         )
         link = RoomLink(self, name, replica, presence, users, encryption)
         room = Room(link)
@@ -152,8 +157,9 @@ class Rooms:
         dropped: Sequence[int],
         *,
         replace: bool,
+        epoch: str,
     ) -> None:
-        await self.outbox.store.save(room, seq, records, dropped, replace=replace)
+        await self.outbox.store.save(room, seq, records, dropped, replace=replace, epoch=epoch)
 
     def report(self, error: Exception) -> None:
         self._report(error)

@@ -1,8 +1,8 @@
 """Where a client keeps what must survive a restart.
 
-Per client: its ``client_id`` and the next ``client_seq``. Per room: the seq
-and records of the confirmed state (so a restarted client resumes with
-``since`` instead of a full snapshot) and the pending changes, in
+Per client: its ``client_id`` and the next ``client_seq``. Per room: the seq,
+epoch and records of the confirmed state (so a restarted client resumes with
+``since`` and ``epoch`` instead of a full snapshot) and the pending changes, in
 ``client_seq`` order, until the server confirms them.
 
 ``MemoryStore`` keeps all of it for the life of the process; ``SqliteStore``
@@ -46,6 +46,7 @@ def first_client_seq() -> int:
 @dataclass
 class RoomState:
     seq: int = 0
+    epoch: str = ""  # the history ``seq`` belongs to ("": not known, resumes unchecked)
     records: dict[RecordKey, Record] = field(default_factory=dict)
     pending: list[PendingChange] = field(default_factory=list)
 
@@ -76,10 +77,12 @@ class OfflineStore(Protocol):
         dropped: Sequence[int],
         *,
         replace: bool = False,
+        epoch: str | None = None,
     ) -> None:
         """Record the room's new seq, upsert (``None``: delete) records, forget ``dropped`` pending.
 
         ``replace``: ``records`` is the room's whole confirmed state (a snapshot).
+        ``epoch``: the room's epoch the new seq belongs to (``None``: unchanged).
         """
         ...
 
@@ -110,6 +113,7 @@ class MemoryStore:
         state = self.rooms.get(room, RoomState())
         return RoomState(
             state.seq,
+            state.epoch,
             {k: dict(v) for k, v in state.records.items()},
             [
                 PendingChange(c.client_seq, c.collection, c.key, dict(c.op), c.ts)
@@ -132,9 +136,12 @@ class MemoryStore:
         dropped: Sequence[int],
         *,
         replace: bool = False,
+        epoch: str | None = None,
     ) -> None:
         state = self.rooms.setdefault(room, RoomState())
         state.seq = seq
+        if epoch is not None:
+            state.epoch = epoch
         if replace:
             state.records = {}
         for key, value in records.items():
@@ -148,7 +155,9 @@ class MemoryStore:
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS rooms (room TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS rooms (
+    room TEXT PRIMARY KEY, seq INTEGER NOT NULL, epoch TEXT NOT NULL DEFAULT ''
+);
 CREATE TABLE IF NOT EXISTS records (
     room TEXT NOT NULL, collection TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
     PRIMARY KEY (room, collection, key)
@@ -159,6 +168,12 @@ CREATE TABLE IF NOT EXISTS pending (
 );
 CREATE INDEX IF NOT EXISTS pending_room ON pending (room, client_seq);
 """
+
+MIGRATIONS = (
+    # Stores from before epochs: their rooms resume unchecked until the next
+    # subscribe tells the epoch.
+    ("rooms", "epoch", "ALTER TABLE rooms ADD COLUMN epoch TEXT NOT NULL DEFAULT ''"),
+)
 
 
 class SqliteStore:
@@ -194,6 +209,11 @@ class SqliteStore:
             await db.execute("PRAGMA journal_mode=WAL")
             await db.execute("PRAGMA synchronous=FULL")
             await db.executescript(SCHEMA)
+            for table, column, statement in MIGRATIONS:
+                async with db.execute(f"PRAGMA table_info({table})") as cursor:
+                    columns = {row[1] async for row in cursor}
+                if column not in columns:
+                    await db.execute(statement)
         except sqlite3.Error as error:
             await db.close()
             raise OfflineStoreError(self.path, f"not usable as an SQLite file: {error}") from error
@@ -232,9 +252,12 @@ class SqliteStore:
     async def load_room(self, room: str) -> RoomState:
         async with self._lock:
             state = RoomState()
-            async with self.db.execute("SELECT seq FROM rooms WHERE room = ?", (room,)) as cursor:
+            async with self.db.execute(
+                "SELECT seq, epoch FROM rooms WHERE room = ?", (room,)
+            ) as cursor:
                 row = await cursor.fetchone()
-            state.seq = 0 if row is None else int(row[0])
+            if row is not None:
+                state.seq, state.epoch = int(row[0]), str(row[1])
             async with self.db.execute(
                 "SELECT collection, key, value FROM records WHERE room = ?", (room,)
             ) as cursor:
@@ -286,6 +309,7 @@ class SqliteStore:
         dropped: Sequence[int],
         *,
         replace: bool = False,
+        epoch: str | None = None,
     ) -> None:
         async with self._lock:
             if self._db is None:
@@ -294,9 +318,10 @@ class SqliteStore:
             await self.db.execute("BEGIN IMMEDIATE")
             try:
                 await self.db.execute(
-                    "INSERT INTO rooms (room, seq) VALUES (?, ?) "
-                    "ON CONFLICT (room) DO UPDATE SET seq = excluded.seq",
-                    (room, seq),
+                    "INSERT INTO rooms (room, seq, epoch) VALUES (?, ?, coalesce(?, '')) "
+                    "ON CONFLICT (room) DO UPDATE SET seq = excluded.seq, "
+                    "epoch = coalesce(?, rooms.epoch)",
+                    (room, seq, epoch, epoch),
                 )
                 if replace:
                     await self.db.execute("DELETE FROM records WHERE room = ?", (room,))

@@ -126,11 +126,14 @@ class AdminApi:
             return _bad("access must be read or write")
         return user_id, room, access
 
-    async def revoke(self, request: web.Request) -> web.Response:
+    async def _authorized_rule(self, request: web.Request) -> tuple[str, str, str] | web.Response:
         denied = _authorized(self.settings, request, loopback_ok=False)
         if denied is not None:
             return denied
-        rule = self._rule(await _body(request))
+        return self._rule(await _body(request))
+
+    async def revoke(self, request: web.Request) -> web.Response:
+        rule = await self._authorized_rule(request)
         if isinstance(rule, web.Response):
             return rule
         user_id, room, access = rule
@@ -143,10 +146,7 @@ class AdminApi:
         return web.json_response({"revoked": True, "subscriptions_ended": ended})
 
     async def unrevoke(self, request: web.Request) -> web.Response:
-        denied = _authorized(self.settings, request, loopback_ok=False)
-        if denied is not None:
-            return denied
-        rule = self._rule(await _body(request))
+        rule = await self._authorized_rule(request)
         if isinstance(rule, web.Response):
             return rule
         return web.json_response({"removed": self.revocations.remove(*rule)})

@@ -248,19 +248,28 @@ class SyncClient:
         return await self._pushes.submit(request)
 
     def pull(
-        self, room: str, since: int, until: int = 0, changes_only: bool = False
+        self,
+        room: str,
+        since: int,
+        until: int = 0,
+        changes_only: bool = False,
+        epoch: str = "",
     ) -> AsyncIterator[spb.PullResponse]:
         call: AsyncIterator[spb.PullResponse] = self.stub.Pull(
-            spb.PullRequest(room=room, since=since, until=until, changes_only=changes_only),
+            spb.PullRequest(
+                room=room, since=since, until=until, changes_only=changes_only, epoch=epoch
+            ),
             timeout=self.timeout * 6,
         )
         return call
 
     async def pull_changes(
-        self, room: str, since: int, until: int = 0
+        self, room: str, since: int, until: int = 0, epoch: str = ""
     ) -> list[spb.CommittedChange]:
+        """(since, until] from the log; OUT_OF_RANGE when the log no longer holds it
+        or ``epoch`` (when set) is not the room's."""
         changes: list[spb.CommittedChange] = []
-        async for item in self.pull(room, since, until, changes_only=True):
+        async for item in self.pull(room, since, until, changes_only=True, epoch=epoch):
             if item.WhichOneof("item") == "changes":
                 changes.extend(item.changes.changes)
         return changes

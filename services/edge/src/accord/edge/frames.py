@@ -13,6 +13,7 @@ from typing import Any
 from accord.api.edge.v1 import frames_pb2 as pb
 from accord.common import jsontext
 from accord.common.rules import too_deep
+from accord.edge.codec import BadJson, from_client_frame
 from accord.edge.codes import INT64_MAX, INT64_MIN
 from accord.edge.protocol import ProtocolError
 from google.protobuf.message import DecodeError
@@ -107,17 +108,6 @@ def parse_json(data: bytes | str, max_depth: int) -> dict[str, Any]:
     return message
 
 
-def _json_field(text: str, what: str) -> Any:
-    if text == "":
-        return None
-    try:
-        # As strict as a text frame (no lone surrogates); nesting past Python's own
-        # parser limit is a bad field too, not an internal error.
-        return jsontext.loads(text)
-    except (ValueError, RecursionError):
-        raise ProtocolError("BAD_REQUEST", f"{what} is not valid JSON") from None
-
-
 def parse_binary(data: bytes, max_depth: int) -> dict[str, Any]:
     """A protobuf ``ClientFrame`` as the equivalent JSON message."""
     frame = pb.ClientFrame()
@@ -125,66 +115,19 @@ def parse_binary(data: bytes, max_depth: int) -> dict[str, Any]:
         frame.ParseFromString(data)
     except DecodeError:
         raise ProtocolError("BAD_REQUEST", "binary frame is not a valid ClientFrame") from None
+    request_id = frame.id if frame.HasField("id") else None
     try:
-        return _binary_message(frame, max_depth)
-    except ProtocolError as error:
-        if frame.HasField("id"):
-            error.request_id = frame.id
-        raise
-
-
-def _binary_message(frame: pb.ClientFrame, max_depth: int) -> dict[str, Any]:
-    kind = frame.WhichOneof("msg")
-    message: dict[str, Any] = {"type": kind or ""}
-    if frame.HasField("id"):
-        message["id"] = frame.id
-    if kind == "hello":
-        message["token"] = frame.hello.token or None
-        message["client_id"] = frame.hello.client_id
-        if frame.hello.user_json:
-            message["user"] = _json_field(frame.hello.user_json, "user_json")
-    elif kind == "refresh":
-        message["token"] = frame.refresh.token
-    elif kind == "subscribe":
-        message["room"] = frame.subscribe.room
-        message["since"] = frame.subscribe.since
-        if frame.subscribe.HasField("presence_json"):
-            message["presence"] = _json_field(frame.subscribe.presence_json, "presence_json") or {}
-        if frame.subscribe.users:
-            message["users"] = True
-    elif kind == "unsubscribe":
-        message["room"] = frame.unsubscribe.room
-    elif kind == "push":
-        changes = []
-        for change in frame.push.changes:
-            item: dict[str, Any] = {
-                "client_seq": change.client_seq,
-                "collection": change.collection,
-                "key": change.key,
-                "op": _json_field(change.op_json, "op_json"),
-            }
-            if change.ts:
-                item["ts"] = change.ts
-            changes.append(item)
-        message["room"] = frame.push.room
-        message["changes"] = changes
-    elif kind == "presence":
-        message["room"] = frame.presence.room
-        message["state"] = _json_field(frame.presence.state_json, "state_json") or {}
-    elif kind == "broadcast":
-        message["room"] = frame.broadcast.room
-        message["data"] = _json_field(frame.broadcast.data_json, "data_json")
-        if frame.broadcast.channel:
-            message["channel"] = frame.broadcast.channel
-    elif kind == "presence_list":
-        message["room"] = frame.presence_list.room
-        if frame.presence_list.cursor:
-            message["cursor"] = frame.presence_list.cursor
-        if frame.presence_list.limit:
-            message["limit"] = frame.presence_list.limit
-        message["counts_only"] = frame.presence_list.counts_only
-    elif kind is None:
-        raise ProtocolError("UNSUPPORTED", "binary frame carries no known message")
+        message = from_client_frame(frame)
+    except BadJson as error:
+        raise ProtocolError(
+            "BAD_REQUEST", f"{error} is not valid JSON", request_id=request_id
+        ) from None
+    if not message["type"]:
+        raise ProtocolError(
+            "UNSUPPORTED", "binary frame carries no known message", request_id=request_id
+        )
     if too_deep(message, max_depth):
-        raise ProtocolError("BAD_REQUEST", f"JSON nests deeper than {max_depth} levels")
+        raise ProtocolError(
+            "BAD_REQUEST", f"JSON nests deeper than {max_depth} levels", request_id=request_id
+        )
     return message

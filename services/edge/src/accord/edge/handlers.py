@@ -55,7 +55,7 @@ async def on_subscribe(session: Session, message: dict[str, Any], request_id: in
         raise ProtocolError(
             "BAD_REQUEST", f"subscribed to too many rooms (limit {limit})", room=room
         )
-    subscriptions.open(room, request.since, request.presence, request.users, request_id)
+    subscriptions.open(request, request_id)
 
 
 async def on_unsubscribe(session: Session, message: dict[str, Any], request_id: int | None) -> None:

@@ -1,8 +1,9 @@
 """The client protocol's outgoing side and its error type.
 
 Outgoing messages are ``Out`` objects that encode lazily and at most once per
-encoding (JSON text or protobuf), so a fan-out message is encoded once and the
-same bytes go to every socket. Incoming frames are decoded in ``frames``.
+encoding (JSON text or protobuf, through the mapping in ``codec``), so a
+fan-out message is encoded once and the same bytes go to every socket.
+Incoming frames are decoded in ``frames``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from accord.api.edge.v1 import frames_pb2 as pb
 from accord.api.sync.v1 import sync_pb2
 from accord.common import jsontext
+from accord.edge.codec import to_server_frame
 
 
 class ProtocolError(Exception):
@@ -47,124 +49,6 @@ _PLAIN = re.compile(r'[^"\\\x00-\x1f]*').fullmatch
 def _quote(text: str) -> str:
     """``text`` as a JSON string, as ``_dumps`` writes it; fast for the usual plain names."""
     return f'"{text}"' if _PLAIN(text) else _dumps(text)
-
-
-def _peer_pb(peer: dict[str, Any]) -> pb.Peer:
-    return pb.Peer(
-        session_id=peer["session_id"],
-        user_id=peer["user_id"],
-        client_id=peer["client_id"],
-        user_json=_dumps(peer.get("user") or {}),
-        state_json=_dumps(peer.get("state") or {}),
-    )
-
-
-def to_server_frame(message: dict[str, Any]) -> pb.ServerFrame:
-    """The protobuf form of a JSON-shaped server message."""
-    frame = pb.ServerFrame()
-    if "id" in message:
-        frame.id = message["id"]
-    kind = message["type"]
-    if kind == "welcome":
-        server = message["server"]
-        frame.welcome.CopyFrom(
-            pb.Welcome(
-                session_id=message["session_id"],
-                user_id=message["user_id"],
-                server=pb.ServerInfo(
-                    version=server["version"],
-                    protocol=server["protocol"],
-                    heartbeat_ms=server["heartbeat_ms"],
-                    max_message_bytes=server["max_message_bytes"],
-                    features=server["features"],
-                ),
-            )
-        )
-    elif kind == "pong":
-        frame.pong.SetInParent()
-    elif kind == "refreshed":
-        frame.refreshed.SetInParent()
-    elif kind == "subscribed":
-        frame.subscribed.CopyFrom(pb.Subscribed(room=message["room"], head=message["head"]))
-    elif kind == "unsubscribed":
-        frame.unsubscribed.CopyFrom(pb.Unsubscribed(room=message["room"]))
-    elif kind == "snapshot":
-        frame.snapshot.CopyFrom(
-            pb.Snapshot(
-                room=message["room"],
-                seq=message["seq"],
-                last=message["last"],
-                records=[
-                    pb.Record(
-                        collection=r["collection"], key=r["key"], value_json=_dumps(r["value"])
-                    )
-                    for r in message["records"]
-                ],
-            )
-        )
-    elif kind == "ack":
-        results = []
-        for result in message["results"]:
-            item = pb.AckResult(
-                client_seq=result["client_seq"],
-                seq=result["seq"],
-                status=result["status"],
-                conflicts=[
-                    pb.Conflict(
-                        field=c["field"],
-                        winner_ts=c["winner"]["ts"],
-                        winner_client_id=c["winner"]["client_id"],
-                    )
-                    for c in result.get("conflicts", ())
-                ],
-            )
-            if "ts" in result:
-                item.ts = result["ts"]
-            results.append(item)
-        frame.ack.CopyFrom(pb.Ack(room=message["room"], results=results))
-    elif kind == "presence":
-        event = pb.PresenceEvent(room=message["room"], event=message["event"])
-        if "peers" in message:
-            event.peers.extend(_peer_pb(p) for p in message["peers"])
-        if "peer" in message:
-            event.peer.CopyFrom(_peer_pb(message["peer"]))
-        if "reason" in message:
-            event.reason = message["reason"]
-        if "count" in message:
-            event.count = message["count"]
-        if "users" in message:
-            event.users = message["users"]
-        event.next_cursor = message.get("next_cursor", "")
-        frame.presence.CopyFrom(event)
-    elif kind == "presence_page":
-        frame.presence_page.CopyFrom(
-            pb.PresencePage(
-                room=message["room"],
-                peers=[_peer_pb(p) for p in message.get("peers", ())],
-                count=message["count"],
-                users=message["users"],
-                next_cursor=message.get("next_cursor", ""),
-            )
-        )
-    elif kind == "broadcast":
-        frame.broadcast.CopyFrom(
-            pb.BroadcastRecv(
-                room=message["room"],
-                data_json=_dumps(message["data"]),
-                channel=message.get("channel", ""),
-                **{"from": message["from"]},
-            )
-        )
-    elif kind == "error":
-        error = pb.Error(
-            code=message["code"], message=message["message"], room=message.get("room", "")
-        )
-        if "retry_after_ms" in message:
-            error.retry_after_ms = message["retry_after_ms"]
-        frame.error.CopyFrom(error)
-    else:
-        raise ValueError(f"no binary form for server message type {kind!r}")
-    return frame
 
 
 def ws_frame(payload: bytes, binary: bool) -> bytes:

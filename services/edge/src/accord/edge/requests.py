@@ -21,6 +21,7 @@ from accord.edge.frames import is_int
 from accord.edge.protocol import ProtocolError
 
 CHANNEL_RE = CLIENT_ID_RE  # broadcast channels: 1-64 of [A-Za-z0-9_.:-]
+EPOCH_RE = CLIENT_ID_RE  # room epochs: 1-64 of [A-Za-z0-9_.:-] (sync sends 16 hex digits)
 
 
 def _json_size(value: Any) -> int:
@@ -79,6 +80,7 @@ class Subscribe:
     since: int
     presence: dict[str, Any] | None
     users: bool
+    epoch: str  # the epoch the client's `since` belongs to; "": not checked
 
 
 def subscribe(message: dict[str, Any]) -> Subscribe:
@@ -96,7 +98,14 @@ def subscribe(message: dict[str, Any]) -> Subscribe:
         if not isinstance(presence, dict):
             raise ProtocolError("BAD_REQUEST", "presence must be an object", room=room)
         presence = _state(presence, "presence state", room)
-    return Subscribe(room, since, presence, users)
+    epoch = message.get("epoch")
+    if epoch is None:
+        epoch = ""
+    if not isinstance(epoch, str) or (epoch and not EPOCH_RE.match(epoch)):
+        raise ProtocolError(
+            "BAD_REQUEST", "epoch must be a string of 0-64 characters of [A-Za-z0-9_.:-]", room=room
+        )
+    return Subscribe(room, since, presence, users, epoch)
 
 
 def push_changes(message: dict[str, Any], room: str, max_batch: int) -> list[Any]:

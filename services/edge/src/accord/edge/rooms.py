@@ -7,6 +7,13 @@ every seq once, in order, with no gap. A new subscriber first catches up
 through Pull while live batches collect in its buffer, then turns live.
 Every batch is encoded once per encoding and the same bytes go to every
 subscriber's socket.
+
+Each room also knows its epoch (the history its seqs belong to), from the
+stream's confirmation of the room. A client resuming with another epoch is
+caught up through Pull, which answers with a snapshot when the epoch is not the
+room's; when a re-confirmation brings a new epoch (``accord epoch renew`` and a
+restart of sync), every subscriber is caught up again from its position under
+the epoch it was last sent, which gets it a snapshot of the new history.
 """
 
 from __future__ import annotations
@@ -15,17 +22,52 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 import grpc
 from accord.api.sync.v1 import sync_pb2 as spb
 from accord.common.tasks import spawn
 from accord.edge import metrics
-from accord.edge.backends import SyncClient
 from accord.edge.feed import Feed
 from accord.edge.protocol import ChangesOut, Out
 
 log = logging.getLogger(__name__)
+
+
+def after(
+    position: int, changes: list[spb.CommittedChange]
+) -> tuple[list[spb.CommittedChange], int]:
+    """What of ``changes`` (in seq order) is news at ``position``: the changes after it,
+    and the seq up to which the log must fill a gap before them (0: no gap).
+
+    The one rule of the room's stream (``Room.accept``), of a subscriber that read
+    ahead of it (``Room.dispatch``) and of a catch-up's buffer (``Hub.catch_up``).
+    Sync's own stream (``RoomStream._ordered``) applies the same rule but awaits its
+    backfill inline, one room message at a time, where these queue behind it.
+    """
+    fresh = (
+        changes
+        if changes and changes[0].seq > position
+        else [c for c in changes if c.seq > position]
+    )
+    if not fresh:
+        return fresh, 0
+    return fresh, fresh[0].seq - 1 if fresh[0].seq > position + 1 else 0
+
+
+class SyncSource(Protocol):
+    """What the hub needs of sync (``backends.SyncClient``; a fake in unit tests)."""
+
+    def subscribe(self, requests: Any) -> Any: ...
+
+    def pull(
+        self, room: str, since: int, until: int = 0, changes_only: bool = False, epoch: str = ""
+    ) -> AsyncIterator[spb.PullResponse]: ...
+
+    async def pull_changes(
+        self, room: str, since: int, until: int = 0, epoch: str = ""
+    ) -> list[spb.CommittedChange]: ...
 
 
 class Subscriber(Protocol):
@@ -36,12 +78,13 @@ class Subscriber(Protocol):
 
 
 class Subscription:
-    __slots__ = ("buffer", "closed", "live", "position", "room", "session")
+    __slots__ = ("buffer", "closed", "epoch", "live", "position", "room", "session")
 
     def __init__(self, room: Room, session: Subscriber) -> None:
         self.room = room
         self.session = session
         self.position = 0
+        self.epoch = ""  # the epoch the subscriber was last told (subscribed or snapshot)
         self.live = False
         self.closed = False
         self.buffer: list[spb.CommittedChange] = []
@@ -53,6 +96,7 @@ class Room:
         self.name = name
         self.subs: set[Subscription] = set()
         self.position: int | None = None
+        self.epoch = ""  # as the stream last confirmed the room
         self.confirmed = asyncio.Event()
         self.backfilling = False
         self.pending: list[list[spb.CommittedChange]] = []
@@ -62,13 +106,12 @@ class Room:
             self.pending.append(changes)
             return
         if self.position is not None:
-            if changes[-1].seq <= self.position:
+            changes, gap = after(self.position, changes)
+            if not changes:
                 return
-            if changes[0].seq <= self.position:
-                changes = [c for c in changes if c.seq > self.position]
-            if changes[0].seq > self.position + 1:
+            if gap:
                 self.pending.append(changes)
-                self.start_backfill(changes[0].seq - 1)
+                self.start_backfill(gap)
                 return
         self.dispatch(changes)
 
@@ -81,15 +124,16 @@ class Room:
 
     async def _backfill(self, since: int, until: int) -> None:
         try:
-            changes = await self.hub.sync.pull_changes(self.name, since, until)
+            changes = await self.hub.sync.pull_changes(self.name, since, until, self.epoch)
             if changes:
                 self.dispatch(changes)
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.OUT_OF_RANGE:
-                # The gap fell off the compacted log: every subscriber catches
-                # up again from its position, which gets it a snapshot.
+                # The gap fell off the compacted log (or the room's epoch is no
+                # longer ours): every subscriber catches up again from its
+                # position, which gets it a snapshot.
                 log.warning(
-                    "room %s: (%d, %d] was compacted; resyncing",
+                    "room %s: (%d, %d] was compacted; resyncing (or the room's epoch changed)",
                     self.name,
                     since,
                     until,
@@ -130,8 +174,8 @@ class Room:
                 sub.position = last
             elif sub.position < last:
                 # A subscriber whose catch-up read further than the stream has reached.
-                rest = [c for c in changes if c.seq > sub.position]
-                if rest[0].seq == sub.position + 1:
+                rest, gap = after(sub.position, changes)
+                if not gap:
                     sub.session.send(ChangesOut(self.name, rest))
                     sub.position = last
                 else:
@@ -145,7 +189,7 @@ class Room:
 
 
 class Hub:
-    def __init__(self, sync: SyncClient, confirm_timeout: float) -> None:
+    def __init__(self, sync: SyncSource, confirm_timeout: float) -> None:
         self.sync = sync
         self.confirm_timeout = confirm_timeout
         self.rooms: dict[str, Room] = {}
@@ -177,8 +221,17 @@ class Hub:
         if not batch.changes:
             # The stream confirms each added room with an empty batch: from here
             # on nothing committed to the room can miss this edge.
+            changed = bool(room.epoch) and batch.epoch != room.epoch
+            room.epoch = batch.epoch
             room.confirmed.set()
-            if room.position is not None:
+            if room.position is None:
+                return
+            if changed:
+                # Another history (a restore and `accord epoch renew`): what was
+                # dispatched belongs to the old one.
+                log.warning("room %s has a new epoch; resyncing its subscribers", room.name)
+                room.resync_all()
+            else:
                 room.start_backfill(0)
             return
         room.accept(list(batch.changes))
@@ -208,23 +261,32 @@ class Hub:
 
     async def resync(self, sub: Subscription) -> None:
         try:
-            await self.catch_up(sub, sub.position, lambda head: None)
+            await self.catch_up(sub, sub.position, sub.epoch, lambda head, epoch: None)
         except Exception:
             log.exception("resync of a subscriber of %s failed", sub.room.name)
 
-    async def catch_up(self, sub: Subscription, since: int, on_head: Any) -> None:
-        """Send ``sub`` what it missed since ``since``, then turn it live.
+    async def catch_up(
+        self, sub: Subscription, since: int, epoch: str, on_head: Callable[[int, str], None]
+    ) -> None:
+        """Send ``sub`` what it missed since ``since`` (read under ``epoch``; "": not
+        checked), then turn it live.
 
-        ``on_head(head)`` is called once the head is known (to send
-        ``subscribed``) before any snapshot or change is sent.
+        ``on_head(head, epoch)`` is called once the head and the room's epoch are
+        known (to send ``subscribed``) before any snapshot or change is sent.
         """
         room = sub.room
         await asyncio.wait_for(room.confirmed.wait(), self.confirm_timeout)
-        if since == room.position and not room.backfilling and not room.pending:
+        if (
+            since == room.position
+            and epoch in ("", room.epoch)
+            and not room.backfilling
+            and not room.pending
+        ):
             # Live here and the client has everything dispatched so far (an empty
             # room and a new client, or a reconnect with nothing missed): no Pull.
             # Every later change reaches it from the stream, in order.
-            on_head(since)
+            sub.epoch = room.epoch
+            on_head(since, room.epoch)
             sub.buffer.clear()
             sub.position = since
             sub.live = True
@@ -232,13 +294,14 @@ class Hub:
             return
         head = 0
         position = since
-        async for item in self.sync.pull(room.name, since):
+        async for item in self.sync.pull(room.name, since, epoch=epoch):
             if sub.closed:
                 return
             kind = item.WhichOneof("item")
             if kind == "head":
                 head = item.head
-                on_head(head)
+                sub.epoch = item.epoch
+                on_head(head, item.epoch)
                 if room.position is None:
                     room.position = head
             elif kind == "snapshot":
@@ -255,6 +318,7 @@ class Hub:
                             "seq": chunk.seq,
                             "last": chunk.last,
                             "records": records,
+                            "epoch": sub.epoch,
                         }
                     )
                 )
@@ -266,11 +330,11 @@ class Hub:
         sub.position = position
         while sub.buffer and not sub.closed:
             buffered, sub.buffer = sub.buffer, []
-            fresh = [c for c in buffered if c.seq > sub.position]
+            fresh, gap = after(sub.position, buffered)
             if not fresh:
                 continue
-            if fresh[0].seq > sub.position + 1:
-                missing = await self.sync.pull_changes(room.name, sub.position, fresh[0].seq - 1)
+            if gap:
+                missing = await self.sync.pull_changes(room.name, sub.position, gap, sub.epoch)
                 if missing:
                     sub.session.send(ChangesOut(room.name, missing))
             sub.session.send(ChangesOut(room.name, fresh))

@@ -44,6 +44,19 @@ def sync_message(room: str, page: dict[str, Any]) -> dict[str, Any]:
     return {"type": "presence", "room": room, "event": "sync", **page}
 
 
+def _peer_event(event: ppb.PresenceEvent, name: str, left: bool) -> dict[str, Any]:
+    """A ``presence`` message about one peer (with the reason when it left)."""
+    message: dict[str, Any] = {
+        "type": "presence",
+        "room": event.room,
+        "event": name,
+        "peer": peer_dict(event.peer),
+    }
+    if left:
+        message["reason"] = REASON_NAMES.get(event.reason, "disconnect")
+    return message
+
+
 class Held:
     """A watcher whose events wait until ``release``, then pass straight through.
 
@@ -154,14 +167,9 @@ class Roster:
         message: dict[str, Any]
         key: tuple[str, ...]
         if event.kind in USER_EVENTS:
-            message = {
-                "type": "presence",
-                "room": event.room,
-                "event": USER_EVENTS[event.kind],
-                "peer": peer_dict(event.peer),
-            }
-            if event.kind == ppb.EVENT_KIND_USER_OFFLINE:
-                message["reason"] = REASON_NAMES.get(event.reason, "disconnect")
+            message = _peer_event(
+                event, USER_EVENTS[event.kind], event.kind == ppb.EVENT_KIND_USER_OFFLINE
+            )
             out = Out(message)
             for session_id in watched.user_watchers:
                 if session_id != event.peer.session_id:
@@ -180,14 +188,9 @@ class Roster:
             skip = event.from_session_id
             key = ("broadcast", event.room, skip, event.channel)
         elif event.kind in EVENT_NAMES:
-            message = {
-                "type": "presence",
-                "room": event.room,
-                "event": EVENT_NAMES[event.kind],
-                "peer": peer_dict(event.peer),
-            }
-            if event.kind == ppb.EVENT_KIND_LEAVE:
-                message["reason"] = REASON_NAMES.get(event.reason, "disconnect")
+            message = _peer_event(
+                event, EVENT_NAMES[event.kind], event.kind == ppb.EVENT_KIND_LEAVE
+            )
             skip = event.peer.session_id
             key = ("presence", event.room, skip)
         else:

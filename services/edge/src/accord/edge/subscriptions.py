@@ -1,6 +1,6 @@
 """A session's room subscriptions: catch-up, presence join and watch, and their end.
 
-Subscribing sends ``subscribed`` (with the head), then the catch-up (missed
+Subscribing sends ``subscribed`` (with the head and the room's epoch), then the catch-up (missed
 changes or a snapshot), then the presence ``sync``; the session is watched
 before ``subscribed`` is sent, so every broadcast and presence event after it
 reaches the client, and those that arrive before the ``sync`` follow it.
@@ -20,6 +20,7 @@ from accord.api.presence.v1 import presence_pb2 as ppb
 from accord.edge.backends import to_protocol_error
 from accord.edge.context import SessionContext
 from accord.edge.protocol import Out, ProtocolError
+from accord.edge.requests import Subscribe
 from accord.edge.rooms import Subscription
 from accord.edge.roster import Held
 from accord.edge.signal import Signal
@@ -95,43 +96,29 @@ class Subscriptions:
             raise ProtocolError("NOT_SUBSCRIBED", f"not subscribed to room {room}", room=room)
         return entry
 
-    def open(
-        self,
-        room: str,
-        since: int,
-        presence: dict[str, Any] | None,
-        users: bool,
-        request_id: int | None,
-    ) -> None:
+    def open(self, request: Subscribe, request_id: int | None) -> None:
         """Start subscribing (the request is valid and allowed); answers come later."""
-        entry = RoomEntry(self._ctx.hub.open(room, self._owner))
-        self.rooms[room] = entry
-        entry.task = asyncio.create_task(
-            self._start(room, entry, since, presence, users, request_id)
-        )
+        entry = RoomEntry(self._ctx.hub.open(request.room, self._owner))
+        self.rooms[request.room] = entry
+        entry.task = asyncio.create_task(self._start(request, entry, request_id))
 
-    async def _start(
-        self,
-        room: str,
-        entry: RoomEntry,
-        since: int,
-        presence: dict[str, Any] | None,
-        users: bool,
-        request_id: int | None,
-    ) -> None:
+    async def _start(self, request: Subscribe, entry: RoomEntry, request_id: int | None) -> None:
         owner, ctx = self._owner, self._ctx
+        room, presence = request.room, request.presence
         roster = ctx.roster
         answered = False
         # Watched before `subscribed` is sent, so every event after it reaches the
         # client; held back until the `sync` is sent, so it comes after both.
         watcher = Held(owner)
-        roster.watch(room, watcher, users)
+        roster.watch(room, watcher, request.users)
         entry.watching = True
 
-        def on_head(head: int) -> None:
+        def on_head(head: int, epoch: str) -> None:
             nonlocal answered
             answered = True
-            owner.reply({"type": "subscribed", "room": room, "head": head}, request_id)
+            owner.reply(
+                {"type": "subscribed", "room": room, "head": head, "epoch": epoch}, request_id
+            )
             entry.answered.set()
 
         try:
@@ -139,7 +126,7 @@ class Subscriptions:
                 # Presence is up: from its confirmation on, every event reaches this edge.
                 with contextlib.suppress(TimeoutError):
                     await roster.confirmed(room)
-            await ctx.hub.catch_up(entry.sub, since, on_head)
+            await ctx.hub.catch_up(entry.sub, request.since, request.epoch, on_head)
             if presence is not None:
                 entry.joining = True
                 await ctx.presence.join(room, owner.peer(presence))

@@ -1,0 +1,271 @@
+"""The PostgreSQL store's SQL text and row helpers (moved from ``store_postgres``, unchanged)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import asyncpg
+from accord.sync.errors import Unavailable
+from accord.sync.model import (
+    ConflictRow,
+    LoggedChange,
+    RoomClient,
+    RoomRecord,
+    RoomWrite,
+)
+from accord.sync.outbox_postgres import outbox_cte
+
+ACQUIRE_TIMEOUT = 5.0
+COMMAND_TIMEOUT = 30.0
+_CHANGE_COLUMNS = "seq, user_id, client_id, client_seq, collection, key, ts, op, patch"
+_CONFLICT_COLUMNS = (
+    "seq, field, collection, key, user_id, client_id, client_seq, ts, "
+    "winner_ts, winner_client_id, winner_user_id, winner_client_seq"
+)
+_LOST = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+)
+
+
+@contextmanager
+def _unavailable() -> Iterator[None]:
+    try:
+        yield
+    except _LOST as error:
+        raise Unavailable(f"database unavailable: {error}") from error
+
+
+def _logged(row: Any) -> LoggedChange:
+    return LoggedChange(
+        seq=row["seq"],
+        user_id=row["user_id"],
+        client_id=row["client_id"],
+        client_seq=row["client_seq"],
+        collection=row["collection"],
+        key=row["key"],
+        ts=row["ts"],
+        op_json=row["op"],
+        patch_json=row["patch"],
+    )
+
+
+def _save_sql(checked: bool, conflicts: bool, outbox: bool = False) -> str:
+    """One statement (data-modifying CTEs, each batched with ``unnest``) that appends the
+    changes ($1-$10), upserts the records ($11-$16), raises the heads ($17, $18), the
+    clients' high-water marks ($19-$22) and, with ``conflicts``, records the conflicts
+    ($23-$35). A group without conflicts (the usual one) leaves those 13 arrays out:
+    asyncpg encodes every array parameter in Python, and for a small group that is most
+    of what the statement costs the client.
+
+    ``checked`` (the optimistic save): each write happens only if every written room's
+    head is still ``$W`` ($36, or $23 without conflicts; -1: the room did not exist, and
+    is created), checked under the rooms' row locks taken in name order, and the
+    database's incarnation is still ``$I`` ($37, or $24; NULL: not checked); the
+    statement returns whether it wrote.
+
+    ``outbox``: the group owes webhook endpoints changes; the six parameters after all
+    the others append its outbox rows (``accord.sync.outbox_postgres.outbox_cte``).
+    """
+    was, incarnation = ("$36", "$37") if conflicts else ("$23", "$24")
+    only = "\n    WHERE (SELECT ok FROM ok)" if checked else ""
+    also = " AND (SELECT ok FROM ok)" if checked else ""
+    parts = []
+    if checked:
+        parts += [
+            """locked AS (
+    SELECT room, head FROM rooms WHERE room = ANY($17::text[]) ORDER BY room FOR UPDATE
+)""",
+            f"""ok AS (
+    SELECT count(*) = cardinality($17::text[]) AND ({incarnation}::text IS NULL
+        OR {incarnation}::text = (SELECT value FROM incarnation WHERE id = 1)) AS ok
+    FROM unnest($17::text[], {was}::bigint[]) AS w(room, was) LEFT JOIN locked l USING (room)
+    WHERE l.head = w.was OR (w.was = -1 AND l.room IS NULL)
+)""",
+        ]
+    parts += [
+        f"""logged AS (
+    INSERT INTO changes (room, {_CHANGE_COLUMNS}) SELECT * FROM unnest(
+        $1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[],
+        $8::bigint[], $9::text[], $10::text[]){only}
+)""",
+        f"""stored AS (
+    INSERT INTO records (room, collection, key, state, value, seq)
+    SELECT * FROM unnest(
+        $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::bigint[]){only}
+    ON CONFLICT (room, collection, key) DO UPDATE SET
+        state = EXCLUDED.state, value = EXCLUDED.value, seq = EXCLUDED.seq
+)""",
+        f"""headed AS (
+    UPDATE rooms SET head = h.head
+    FROM unnest($17::text[], $18::bigint[]) AS h(room, head) WHERE rooms.room = h.room{also}
+)""",
+    ]
+    if checked:
+        parts.append(
+            f"""created AS (
+    INSERT INTO rooms (room, head, epoch)
+    SELECT h.room, h.head, random()::text
+    FROM unnest($17::text[], $18::bigint[], {was}::bigint[]) AS h(room, head, was)
+    WHERE h.was = -1 AND (SELECT ok FROM ok)
+)"""
+        )
+    parts.append(
+        f"""marked AS (
+    INSERT INTO clients (room, user_id, client_id, high_water)
+    SELECT * FROM unnest($19::text[], $20::text[], $21::text[], $22::bigint[]){only}
+    ON CONFLICT (room, user_id, client_id) DO UPDATE SET
+        high_water = GREATEST(clients.high_water, EXCLUDED.high_water)
+)"""
+    )
+    if conflicts:
+        parts.append(
+            f"""noted AS (
+    INSERT INTO conflicts (room, {_CONFLICT_COLUMNS}) SELECT * FROM unnest(
+        $23::text[], $24::bigint[], $25::text[], $26::text[], $27::text[], $28::text[],
+        $29::text[], $30::bigint[], $31::bigint[], $32::bigint[], $33::text[], $34::text[],
+        $35::bigint[]){only}
+    ON CONFLICT DO NOTHING
+)"""
+        )
+    if outbox:
+        parts.append(outbox_cte((35 if conflicts else 22) + (2 if checked else 0) + 1, only))
+    return "WITH " + ",\n".join(parts) + ("\nSELECT ok FROM ok" if checked else "\nSELECT 1")
+
+
+_SAVE = {
+    (checked, conflicts, outbox): _save_sql(checked, conflicts, outbox)
+    for checked in (False, True)
+    for conflicts in (False, True)
+    for outbox in (False, True)
+}
+"""The save statement by (checked, with conflicts, with outbox rows)."""
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Released connections are handed on as they are: the store leaves no session state
+    behind (no LISTEN, cursors or settings; the migrations' advisory lock is released
+    explicitly), so asyncpg's reset query would be a round trip per transaction for nothing."""
+
+
+def _conflict(row: Any) -> ConflictRow:
+    return ConflictRow(
+        seq=row["seq"],
+        collection=row["collection"],
+        key=row["key"],
+        field=row["field"],
+        user_id=row["user_id"],
+        client_id=row["client_id"],
+        client_seq=row["client_seq"],
+        ts=row["ts"],
+        winner=(
+            row["winner_ts"],
+            row["winner_client_id"],
+            row["winner_user_id"],
+            row["winner_client_seq"],
+        ),
+    )
+
+
+_LOAD = """
+SELECT 'm' AS kind, c.room, c.user_id AS a, c.client_id AS b, c.high_water AS mark,
+       NULL::text AS state
+FROM clients c JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(room, user_id, client_id)
+  ON c.room = k.room AND c.user_id = k.user_id AND c.client_id = k.client_id
+UNION ALL
+SELECT 's', r.room, r.collection, r.key, NULL, r.state
+FROM records r JOIN unnest($4::text[], $5::text[], $6::text[]) AS k(room, collection, key)
+  ON r.room = k.room AND r.collection = k.collection AND r.key = k.key
+"""
+
+# The optimistic load: the rooms' heads too (kind 'h') and the database's incarnation
+# ('i'), all as of one snapshot.
+_LOAD_WITH_HEADS = (
+    _LOAD
+    + """UNION ALL
+SELECT 'h', room, NULL, NULL, head, NULL FROM rooms WHERE room = ANY($7::text[])
+UNION ALL
+SELECT 'i', NULL, NULL, NULL, NULL, value FROM incarnation WHERE id = 1
+"""
+)
+
+_INCARNATION = "(SELECT value FROM incarnation WHERE id = 1)"
+
+_ROOM_HEADS = f"""
+SELECT room, head, epoch FROM rooms WHERE room = ANY($1::text[])
+UNION ALL
+SELECT NULL, NULL, {_INCARNATION}
+"""
+
+
+def _columns(rows: Sequence[tuple[str, str, str]], width: int) -> list[list[str]]:
+    return [[row[i] for row in rows] for i in range(width)]
+
+
+def _save_args(writes: Sequence[RoomWrite]) -> tuple[list[tuple[str, int]], bool, list[Any]]:
+    """The rooms' new heads, whether there are conflicts, and the column arrays of the
+    save statement ($1-$22, and $23-$35 when there are conflicts)."""
+    changes = [(w.room, c) for w in writes for c in w.changes]
+    records = [(w.room, r) for w in writes for r in w.records]
+    marks = [(w.room, *m) for w in writes for m in w.marks]
+    conflicts = [(w.room, c) for w in writes for c in w.conflicts]
+    heads = [(w.room, w.changes[-1].seq) for w in writes if w.changes]
+    columns: list[Any] = [
+        [room for room, _ in changes],
+        [c.seq for _, c in changes],
+        [c.user_id for _, c in changes],
+        [c.client_id for _, c in changes],
+        [c.client_seq for _, c in changes],
+        [c.collection for _, c in changes],
+        [c.key for _, c in changes],
+        [c.ts for _, c in changes],
+        [c.op_json for _, c in changes],
+        [c.patch_json for _, c in changes],
+        [room for room, _ in records],
+        [r.collection for _, r in records],
+        [r.key for _, r in records],
+        [r.state_json for _, r in records],
+        [r.value_json for _, r in records],
+        [r.seq for _, r in records],
+        [room for room, _ in heads],
+        [head for _, head in heads],
+        [m[0] for m in marks],
+        [m[1] for m in marks],
+        [m[2] for m in marks],
+        [m[3] for m in marks],
+    ]
+    if not conflicts:
+        return heads, False, columns
+    columns += [
+        [room for room, _ in conflicts],
+        [c.seq for _, c in conflicts],
+        [c.field for _, c in conflicts],
+        [c.collection for _, c in conflicts],
+        [c.key for _, c in conflicts],
+        [c.user_id for _, c in conflicts],
+        [c.client_id for _, c in conflicts],
+        [c.client_seq for _, c in conflicts],
+        [c.ts for _, c in conflicts],
+        [c.winner[0] for _, c in conflicts],
+        [c.winner[1] for _, c in conflicts],
+        [c.winner[2] for _, c in conflicts],
+        [c.winner[3] for _, c in conflicts],
+    ]
+    return heads, True, columns
+
+
+def _load_rows(rows: Sequence[Any]) -> tuple[dict[RoomClient, int], dict[RoomRecord, str]]:
+    marks: dict[RoomClient, int] = {}
+    states: dict[RoomRecord, str] = {}
+    for r in rows:
+        if r["kind"] == "m":
+            marks[(r["room"], r["a"], r["b"])] = int(r["mark"])
+        elif r["kind"] == "s":
+            states[(r["room"], r["a"], r["b"])] = r["state"]
+    return marks, states
