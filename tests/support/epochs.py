@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.ports import free_port
-from tests.support.suite import Suite, wait_ready
+from tests.support.suite import UNPROTECTED_GRPC, Suite, wait_ready
 from tests.support.wsclient import SECRET
 
 ACCORD = str(Path(sys.executable).parent / "accord")
@@ -45,7 +45,11 @@ class EpochSuite:
         presence = await self._stack.enter_async_context(
             serve_presence(
                 PresenceSettings.from_env(
-                    {"PRESENCE_ADDR": f"127.0.0.1:{free_port()}", "METRICS_ADDR": ""}
+                    {
+                        "PRESENCE_ADDR": f"127.0.0.1:{free_port()}",
+                        "METRICS_ADDR": "",
+                        **UNPROTECTED_GRPC,
+                    }
                 )
             )
         )
@@ -54,6 +58,7 @@ class EpochSuite:
             "SYNC_ADDR": f"127.0.0.1:{self.sync_port}",
             "PRESENCE_ADDR": f"127.0.0.1:{presence.port}",
             "JWT_SECRET": SECRET,
+            **UNPROTECTED_GRPC,
         }
         edge = await self._stack.enter_async_context(serve_edge(EdgeSettings.from_env(env)))
         self.suite = Suite(f"ws://127.0.0.1:{edge.port}/ws", f"http://127.0.0.1:{edge.port}")
@@ -74,6 +79,7 @@ class EpochSuite:
                 "SYNC_ADDR": f"127.0.0.1:{self.sync_port}",
                 "DATABASE_URL": self.database_url,
                 "METRICS_ADDR": "",
+                **UNPROTECTED_GRPC,
             }
         )
         self._sync = AsyncExitStack()

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from accord.api.sync.v1 import sync_pb2 as pb
 from accord.api.sync.v1.sync_pb2_grpc import SyncStub
+from accord.common.grpc_security import ServerSecurity
 from accord.common.grpcutil import create_channel
 from accord.extensions import (
     AfterCommit,
@@ -285,6 +286,7 @@ async def settings(sync_database_url: str) -> AsyncIterator[Settings]:
         metrics_addr=None,
         database=parse_database_url(sync_database_url),
         extensions=(f"{__name__}:file_recorder",),
+        grpc=ServerSecurity.unprotected(),
     )
 
 
@@ -317,6 +319,7 @@ async def test_a_refusal_over_grpc_is_in_that_changes_result(
         metrics_addr=None,
         database=parse_database_url(sync_database_url),
         extensions=("examples.moderation:factory",),
+        grpc=ServerSecurity.unprotected(),
     )
     async with serve(settings) as running, create_channel(f"127.0.0.1:{running.port}") as channel:
         request = push("room-b", set_change(1, "m1", text="fine"), set_change(2, "m2", text="darn"))

@@ -23,6 +23,7 @@ from accord.sync.settings import Settings
 from prometheus_client import REGISTRY
 
 from tests.integration.sync.sync_helpers import push, set_change
+from tests.support.suite import UNPROTECTED_GRPC
 from tests.support.webhook_receiver import Receiver, new_secret
 
 DEADLINE = 10.0
@@ -65,6 +66,7 @@ class Hooks:
                 "METRICS_ADDR": "",
                 "DATABASE_URL": self.database_url,
                 "WEBHOOKS_FILE": str(self.file),
+                **UNPROTECTED_GRPC,
                 **FAST,
                 **env,
             }
