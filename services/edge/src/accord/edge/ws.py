@@ -9,7 +9,7 @@ from typing import Any
 from accord.edge import metrics
 from accord.edge.codes import CLOSE_FULL, FAST_WRITE_LIMIT
 from accord.edge.context import SessionContext
-from accord.edge.limits import SharedBuckets
+from accord.edge.gate import EntryGate
 from accord.edge.protocol import Out
 from accord.edge.registry import Sessions
 from accord.edge.session import Session
@@ -99,32 +99,18 @@ class WebSocketTransport:
 class WebSocketRoute:
     """``GET /ws``: checks the door (draining, origin, rate, capacity), then runs a session."""
 
-    def __init__(
-        self, ctx: SessionContext, sessions: Sessions[Session], connect_limits: SharedBuckets
-    ) -> None:
+    def __init__(self, ctx: SessionContext, sessions: Sessions[Session], gate: EntryGate) -> None:
         self._ctx = ctx
         self._sessions = sessions
-        self._connect_limits = connect_limits
+        self._gate = gate
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         settings = self._ctx.settings
         if self._sessions.draining:
             return web.json_response({"error": "draining"}, status=503)
-        origin = request.headers.get("Origin")
-        allowed = settings.allowed_origins
-        if origin is not None and allowed is not None and origin.rstrip("/") not in allowed:
-            log.info("refused connection from origin %s", origin)
-            return web.json_response(
-                {"error": "FORBIDDEN", "message": "origin not allowed"}, status=403
-            )
-        wait_ms = self._connect_limits.take(request.remote or "?")
-        if wait_ms:
-            metrics.CONNECTS_REFUSED.inc()
-            return web.json_response(
-                {"error": "RATE_LIMITED", "retry_after_ms": wait_ms},
-                status=429,
-                headers={"Retry-After": str(max(1, wait_ms // 1000))},
-            )
+        refusal = self._gate.admit(request)
+        if refusal is not None:
+            return refusal.response()
         ws = web.WebSocketResponse(
             autoping=False,
             max_msg_size=settings.max_message_size * 4,
