@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 
 LOOPBACK = "loopback"
+_RESULTS = {400: "bad_request", 401: "unauthenticated", 403: "forbidden", 503: "unavailable"}
 MAX_TTL = 10 * 365 * 86400.0
 
 
@@ -142,11 +143,7 @@ class AdminApi:
     def _audit(
         self, request: web.Request, action: str, actor: str | None, status: int, **fields: Any
     ) -> None:
-        result = (
-            "ok"
-            if status < 400
-            else {401: "unauthenticated", 403: "forbidden"}.get(status, "error")
-        )
+        result = "ok" if status < 400 else _RESULTS.get(status, "error")
         self.audit.emit(
             "admin.call",
             actor=actor,
