@@ -189,3 +189,31 @@ async def test_expiry_and_validation_on_a_single_edge(make_suite: Any) -> None:
 
         await eventually(gone)
         await carol.subscribe("r-1")
+
+
+async def test_a_redis_that_lost_its_data_gets_the_revocations_back(
+    make_suite: Any, private_redis: PrivateRedis
+) -> None:
+    suite = await make_suite()
+    env = {"ADMIN_TOKEN": ADMIN, "REDIS_URL": private_redis.url}
+    rule = {"user_id": "u-dave", "room": "vault", "access": "read"}
+    async with AsyncExitStack() as stack:
+        edge_a = await start_edge(stack, suite, env)
+        edge_b = await start_edge(stack, suite, env)
+        assert (await call(edge_a, "POST", "/admin/revoke", rule))[0] == 200
+        expected = [{**rule, "expires_at": None}]
+        # A restart of a Redis without persistence: it comes back empty.
+        private_redis.stop()
+        private_redis.start()
+        await private_redis.ready()
+        edge_c = await start_edge(stack, suite, env)
+
+        async def listed_everywhere() -> bool:
+            return all([await listing(edge) == expected for edge in (edge_a, edge_b, edge_c)])
+
+        await eventually(listed_everywhere, timeout=20)
+        async with await Client.connect(urls(edge_c)[0]) as dave:
+            await dave.hello(make_token("u-dave"))
+            assert (await dave.request({"type": "subscribe", "room": "vault"}))["code"] == (
+                "FORBIDDEN"
+            )

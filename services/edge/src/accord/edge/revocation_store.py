@@ -12,7 +12,11 @@ disconnect sessions.
   ``{prefix}:edge:revocations:changes``. Each edge loads the hash at start (so a
   restarted edge enforces what was revoked before) and again whenever its
   subscription is restored after a lost connection, and applies the published
-  changes as they come; an admin disconnect is published there too.
+  changes as they come; an admin disconnect is published there too. The key
+  ``{prefix}:edge:revocations:epoch`` names the hash's lifetime: when an edge finds
+  it gone or changed on reconnecting (Redis restarted without persistence), it
+  writes back (``HSETNX``, and publishes) the rules it enforces before reloading,
+  so a Redis that lost its data does not silently lift revocations.
 
 Expired rules are lifted by a sweep every ``SWEEP_SECONDS``: with Redis, the edge
 whose ``HDEL`` removed the field publishes the lift (once, whichever edge).
@@ -171,6 +175,8 @@ class RedisStore(_Base):
         self._client = client
         self._hash = f"{prefix}:edge:revocations"
         self._channel = f"{prefix}:edge:revocations:changes"
+        self._epoch_key = f"{prefix}:edge:revocations:epoch"
+        self._epoch: bytes | str | None = None
         self._origin = uuid.uuid4().hex
         self._pubsub = client.pubsub()
 
@@ -201,18 +207,33 @@ class RedisStore(_Base):
             await client.aclose()
 
     async def _load(self) -> None:
-        raw = await self._client.hgetall(self._hash)
+        client = self._client
+        await client.set(self._epoch_key, uuid.uuid4().hex, nx=True)
+        epoch = await client.get(self._epoch_key)
+        if self._epoch is not None and epoch != self._epoch:
+            held = self._revocations.rules()
+            log.warning("revocations: Redis lost them; writing back the %d held here", len(held))
+            for rule, expires in held.items():
+                value = json.dumps({"expires_at": expires})
+                if await client.hsetnx(self._hash, _field(rule), value):
+                    await self._publish(self._rule_message("add", rule, expires_at=expires))
+        self._epoch = epoch
+        raw = await client.hgetall(self._hash)
         changed = self._revocations.replace(_parse_rules(raw))
         await self._revoked(changed)
 
     async def _read(self) -> None:
         backoff = 0.1
+        reload = False
         while True:
             try:
+                if reload:
+                    await self._load()
+                    reload = False
                 message = await self._pubsub.get_message(timeout=POLL_SECONDS)
                 if message is not None and message["type"] == "subscribe":
                     # (Re)subscribed: what was published while away reached nobody here.
-                    await self._load()
+                    reload = True
                 elif message is not None and message["type"] == "message":
                     await self._apply(message["data"])
             except (RedisError, OSError) as error:

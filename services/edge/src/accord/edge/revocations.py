@@ -38,13 +38,16 @@ class Revocations:
             del self._rules[user_id]
         return True
 
-    def replace(self, rules: dict[Rule, float | None]) -> set[str]:
-        """Hold exactly ``rules``; the users whose rules changed."""
-        before = {
+    def rules(self) -> dict[Rule, float | None]:
+        return {
             (user, pattern, access): expires
             for user, held in self._rules.items()
             for (pattern, access), expires in held.items()
         }
+
+    def replace(self, rules: dict[Rule, float | None]) -> set[str]:
+        """Hold exactly ``rules``; the users whose rules changed."""
+        before = self.rules()
         self._rules = {}
         for (user, pattern, access), expires in rules.items():
             self.add(user, pattern, access, expires)
