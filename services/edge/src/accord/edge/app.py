@@ -5,25 +5,28 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 from accord.common import grpcutil
+from accord.common.audit import AuditLog
 from accord.common.config import format_addr
 from accord.common.lifecycle import BindError
-from accord.edge import http, metrics
+from accord.edge import http, metrics, tls
 from accord.edge.admin import AdminApi
 from accord.edge.api.routes import ServerApi
 from accord.edge.auth import Authenticator
 from accord.edge.backends import PresenceClient, SyncClient
 from accord.edge.context import SessionContext
+from accord.edge.gate import EntryGate
 from accord.edge.handlers import HANDLERS
 from accord.edge.heartbeat import heartbeat_loop
 from accord.edge.limits import SharedBuckets
 from accord.edge.outbound import Budget, QueueLimits
 from accord.edge.registry import Sessions
-from accord.edge.revocations import Revocations
+from accord.edge.revocation_store import open_store
 from accord.edge.rooms import Hub
 from accord.edge.roster import Roster
 from accord.edge.session import Session
@@ -61,12 +64,25 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+async def _tls(stack: AsyncExitStack, settings: Settings) -> ssl.SSLContext | None:
+    """The TLS context of ``TLS_CERT_FILE``/``TLS_KEY_FILE``, reloaded as they change."""
+    if settings.tls is None:
+        return None
+    reloader = tls.CertReloader(tls.server_context(settings.tls), settings.tls)
+    await stack.enter_async_context(reloader.watching())
+    return reloader.context
+
+
 @asynccontextmanager
 async def serve(settings: Settings) -> AsyncIterator[Running]:
     settings.grpc.check()
     metrics.MAX_CONNECTIONS.set(settings.max_connections)
     async with AsyncExitStack() as stack:
         sock = stack.enter_context(listen(*settings.ws_addr))
+        audit = stack.enter_context(AuditLog.from_settings(settings.audit, "edge"))
+        store = await stack.enter_async_context(
+            open_store(settings.redis_url, settings.redis_prefix)
+        )
         sync_channel = grpcutil.create_channel(settings.sync_target, settings.grpc)
         stack.push_async_callback(sync_channel.close)
         presence_channel = grpcutil.create_channel(settings.presence_target, settings.grpc)
@@ -86,24 +102,26 @@ async def serve(settings: Settings) -> AsyncIterator[Running]:
             sync=sync,
             presence=presence,
             user_limits=SharedBuckets(settings.user_rate_limit, settings.user_rate_burst),
-            revocations=Revocations(),
+            revocations=store.revocations,
             budget=Budget(settings.edge_queue_bytes),
             queue_limits=QueueLimits(settings.send_queue_size, settings.send_queue_bytes),
             handlers=HANDLERS,
+            audit=audit,
         )
         sessions: Sessions[Session] = Sessions()
         connect_limits = SharedBuckets(settings.connect_rate, settings.connect_burst)
 
         app = web.Application()
-        app.router.add_get("/ws", WebSocketRoute(ctx, sessions, connect_limits).handle)
-        sse = await stack.enter_async_context(SseRoutes(ctx, sessions, connect_limits))
+        gate = EntryGate(settings.allowed_origins, connect_limits, audit)
+        app.router.add_get("/ws", WebSocketRoute(ctx, sessions, gate).handle)
+        sse = await stack.enter_async_context(SseRoutes(ctx, sessions, gate))
         sse.add_routes(app)
         readiness = http.Readiness(
             lambda: sessions.draining, sync_channel, presence_channel, lambda: auth.ready
         )
         http.add_routes(app, readiness)
-        AdminApi(settings, sessions, ctx.revocations).routes(app)
-        ServerApi(settings, auth, sync, presence).add_routes(app)
+        AdminApi(settings, sessions, store, audit).routes(app)
+        ServerApi(settings, auth, sync, presence, store.revocations, audit).add_routes(app)
         add_static_routes(app)
 
         heartbeat = asyncio.create_task(heartbeat_loop(ctx, sessions, connect_limits))
@@ -121,9 +139,14 @@ async def serve(settings: Settings) -> AsyncIterator[Running]:
         )
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
-        await web.SockSite(runner, sock).start()
+        ssl_context = await _tls(stack, settings)
+        await web.SockSite(runner, sock, ssl_context=ssl_context).start()
         port = int(sock.getsockname()[1])
-        log.info("edge listening on %s", format_addr(settings.ws_addr[0], port))
+        log.info(
+            "edge listening on %s%s",
+            format_addr(settings.ws_addr[0], port),
+            " (TLS)" if ssl_context is not None else "",
+        )
         running = Running(ctx, sessions, port)
         stack.push_async_callback(running.drain)
         yield running

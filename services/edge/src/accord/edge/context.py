@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from accord.common.audit import NULL, AuditLog
 from accord.edge.auth import Authenticator
 from accord.edge.backends import PresenceClient, SyncClient
 from accord.edge.limits import SharedBuckets
@@ -37,3 +38,4 @@ class SessionContext:
     budget: Budget
     queue_limits: QueueLimits
     handlers: Mapping[str, Handler]
+    audit: AuditLog = NULL

@@ -31,9 +31,13 @@ async def on_ping(session: Session, message: dict[str, Any], request_id: int | N
 
 
 async def on_refresh(session: Session, message: dict[str, Any], request_id: int | None) -> None:
-    identity = await session.authenticate(requests.refresh_token(message))
+    identity = await session.authenticate(requests.refresh_token(message), via="refresh")
     if identity.user_id != session.user_id:
+        session.audit("auth.failed", via="refresh", code="FORBIDDEN", reason="a different user")
         raise ProtocolError("FORBIDDEN", "the new token is for a different user")
+    old = session.identity
+    if old is not None and (old.read, old.write) != (identity.read, identity.write):
+        session.audit("token.refreshed", read=identity.read, write=identity.write)
     session.identity = identity
     session.schedule_expiry()
     session.reply({"type": "refreshed"}, request_id)

@@ -46,6 +46,8 @@ from accord.edge.transport import Incoming, Kind, Transport
 
 log = logging.getLogger(__name__)
 
+_AUDITED_CLOSES = {CLOSE_SLOW_CONSUMER: "session.slow_consumer", CLOSE_POLICY: "session.abuse"}
+
 
 class Session:
     # Slots: one of these per connection (memory per idle connection).
@@ -113,6 +115,16 @@ class Session:
         metrics.ERRORS.labels(error.code).inc()
         self.send(Out(error_message(error, request_id)))
 
+    def audit(self, event: str, **fields: Any) -> None:
+        """An audit event about this session (its user, id and client IP filled in)."""
+        self.ctx.audit.emit(
+            event,
+            actor=self.identity.user_id if self.identity is not None else None,
+            session_id=self.session_id,
+            ip=self.remote,
+            **fields,
+        )
+
     def _cut(self, reason: str) -> None:
         log.warning("closing slow consumer: %s", reason, extra={"session_id": self.session_id})
         self.close_soon(CLOSE_SLOW_CONSUMER, reason, flush=False)
@@ -121,6 +133,8 @@ class Session:
         if self.close_code is not None:
             return
         self.close_code = code
+        if code in _AUDITED_CLOSES:
+            self.audit(_AUDITED_CLOSES[code], code=code, reason=reason)
         self._closer = spawn(self._close(code, reason, flush))
 
     async def _close(self, code: int, reason: str, flush: bool) -> None:
@@ -232,10 +246,13 @@ class Session:
         self.user = hello.user
         self.schedule_expiry()
 
-    async def authenticate(self, token: str | None, client_id: str | None = None) -> Identity:
+    async def authenticate(
+        self, token: str | None, client_id: str | None = None, *, via: str = "hello"
+    ) -> Identity:
         try:
             return await self.ctx.auth.authenticate(token, client_id)
         except AuthError as error:
+            self.audit("auth.failed", via=via, code=error.code, reason=error.message)
             raise ProtocolError(error.code, error.message) from None
 
     @property
@@ -297,6 +314,7 @@ class Session:
 
     async def _handle_frame(self, msg: Incoming) -> None:
         request_id: int | None = None
+        kind: object = None
         try:
             # Every frame costs a token, malformed ones included; the id is read
             # first so that a RATE_LIMITED reply can echo it.
@@ -324,6 +342,8 @@ class Session:
                 raise ProtocolError("UNSUPPORTED", f"unsupported message type {kind!r}")
             await handler(self, message, request_id)
         except ProtocolError as error:
+            if error.code == "FORBIDDEN" and error.room is not None:
+                self.audit("access.denied", room=error.room, via=str(kind), reason=error.message)
             self.send_error(error, request_id)
             if error.close is not None:
                 self.close_soon(error.close, error.message)

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 from dataclasses import dataclass, field
 
 from accord.common import config, rules
+from accord.common.audit import AuditSettings
 from accord.common.config import ConfigError, Env
 from accord.common.grpc_security import ClientSecurity
 from accord.edge.api.settings import ApiSettings
 from accord.edge.auth import IdentitySettings
+from accord.edge.tls import TlsSettings
+
+_PREFIX = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,12 @@ class Settings:
     edge_id: str = "edge"
     log_level: str = "info"
     log_format: str = "text"
+    tls: TlsSettings | None = None
+    """``TLS_CERT_FILE``/``TLS_KEY_FILE``: serve wss:// and https:// on ``WS_ADDR``."""
+    redis_url: str | None = None
+    """Revocations and admin disconnects shared by every edge (None: this edge's memory)."""
+    redis_prefix: str = "accord"
+    audit: AuditSettings = field(default_factory=AuditSettings)
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> Settings:
@@ -121,7 +132,18 @@ class Settings:
             edge_id=config.get_str(env, "EDGE_ID", f"{socket.gethostname()}-{os.getpid()}"),
             log_level=config.get_log_level(env),
             log_format=config.get_log_format(env),
+            tls=TlsSettings.from_env(env),
+            redis_url=config.get_url(env, "REDIS_URL", ("redis", "rediss", "unix")),
+            redis_prefix=_redis_prefix(env),
+            audit=AuditSettings.from_env(env),
         )
+
+
+def _redis_prefix(env: Env) -> str:
+    prefix = config.get_str(env, "REDIS_PREFIX", "accord").strip()
+    if not _PREFIX.fullmatch(prefix):
+        raise ConfigError(f"REDIS_PREFIX={prefix!r} must be 1-64 chars of A-Z a-z 0-9 _ . : -")
+    return prefix
 
 
 def _origins(env: Env) -> tuple[str, ...] | None:

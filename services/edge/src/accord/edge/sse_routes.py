@@ -9,10 +9,10 @@ import hmac
 import logging
 from typing import Any
 
-from accord.edge import door, metrics
+from accord.edge import metrics
 from accord.edge.codes import CLOSE_FULL
 from accord.edge.context import SessionContext
-from accord.edge.limits import SharedBuckets
+from accord.edge.gate import EntryGate
 from accord.edge.registry import Sessions
 from accord.edge.session import Session
 from accord.edge.sse import STREAM_HEADERS, SseTransport, hello_of, split_body
@@ -55,12 +55,10 @@ async def _read_body(request: web.Request, limit: int) -> bytes | None:
 class SseRoutes:
     """The HTTP fallback's routes and the streams open on this edge (by session id)."""
 
-    def __init__(
-        self, ctx: SessionContext, sessions: Sessions[Session], connect_limits: SharedBuckets
-    ) -> None:
+    def __init__(self, ctx: SessionContext, sessions: Sessions[Session], gate: EntryGate) -> None:
         self._ctx = ctx
         self._sessions = sessions
-        self._connect_limits = connect_limits
+        self._gate = gate
         self._streams: dict[str, SseTransport] = {}
         self._watcher: asyncio.Task[None] | None = None
 
@@ -87,7 +85,7 @@ class SseRoutes:
 
     def _cors(self, request: web.Request) -> dict[str, str]:
         origin = request.headers.get("Origin")
-        if origin is None or not door.origin_allowed(self._ctx.settings, origin):
+        if origin is None or not self._gate.allows_origin(origin):
             return {}
         return {
             "Access-Control-Allow-Origin": origin,
@@ -104,7 +102,9 @@ class SseRoutes:
     async def open(self, request: web.Request) -> web.StreamResponse:
         settings = self._ctx.settings
         cors = self._cors(request)
-        refusal = door.check(request, settings, self._sessions.draining, self._connect_limits)
+        if self._sessions.draining:
+            return _error(503, "draining", "the edge is shutting down", cors)
+        refusal = self._gate.admit(request)
         if refusal is not None:
             extra = (
                 {} if refusal.retry_after_ms is None else {"retry_after_ms": refusal.retry_after_ms}
@@ -141,8 +141,9 @@ class SseRoutes:
 
     async def post(self, request: web.Request) -> web.Response:
         cors = self._cors(request)
-        if not door.origin_allowed(self._ctx.settings, request.headers.get("Origin")):
-            return _error(403, "FORBIDDEN", "origin not allowed", cors)
+        refused = self._gate.refuse_origin(request)
+        if refused is not None:
+            return _error(refused.status, refused.code, refused.message, cors)
         transport = self._streams.get(request.match_info["session_id"])
         if transport is None or transport.closed:
             return _error(

@@ -6,10 +6,10 @@ import asyncio
 import logging
 from typing import Any
 
-from accord.edge import door, metrics
+from accord.edge import metrics
 from accord.edge.codes import CLOSE_FULL, FAST_WRITE_LIMIT
 from accord.edge.context import SessionContext
-from accord.edge.limits import SharedBuckets
+from accord.edge.gate import EntryGate
 from accord.edge.protocol import Out
 from accord.edge.registry import Sessions
 from accord.edge.session import Session
@@ -103,23 +103,18 @@ class WebSocketTransport:
 class WebSocketRoute:
     """``GET /ws``: checks the door (draining, origin, rate, capacity), then runs a session."""
 
-    def __init__(
-        self, ctx: SessionContext, sessions: Sessions[Session], connect_limits: SharedBuckets
-    ) -> None:
+    def __init__(self, ctx: SessionContext, sessions: Sessions[Session], gate: EntryGate) -> None:
         self._ctx = ctx
         self._sessions = sessions
-        self._connect_limits = connect_limits
+        self._gate = gate
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         settings = self._ctx.settings
-        refusal = door.check(request, settings, self._sessions.draining, self._connect_limits)
+        if self._sessions.draining:
+            return web.json_response({"error": "draining"}, status=503)
+        refusal = self._gate.admit(request)
         if refusal is not None:
-            body: dict[str, object] = {"error": refusal.code}
-            if refusal.code == "FORBIDDEN":
-                body["message"] = refusal.message
-            if refusal.retry_after_ms is not None:
-                body["retry_after_ms"] = refusal.retry_after_ms
-            return web.json_response(body, status=refusal.status, headers=refusal.headers)
+            return refusal.response()
         ws = web.WebSocketResponse(
             autoping=False,
             max_msg_size=settings.max_message_size * 4,

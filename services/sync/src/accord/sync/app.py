@@ -8,6 +8,7 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 from dataclasses import dataclass
 
 from accord.api.sync.v1 import sync_pb2_grpc
+from accord.common.audit import AuditLog
 from accord.common.config import format_addr
 from accord.common.grpc_auth import authenticating
 from accord.common.grpcutil import (
@@ -90,13 +91,14 @@ def delivery_options(settings: Settings) -> DeliveryOptions:
 
 
 @asynccontextmanager
-async def open_router(settings: Settings) -> AsyncIterator[WebhookRouter]:
+async def open_router(settings: Settings, audit: AuditLog) -> AsyncIterator[WebhookRouter]:
     """The webhook endpoints in force; with ``WEBHOOKS_FILE``, re-read as it changes."""
     router = WebhookRouter(
         settings.webhooks,
         settings.webhooks_file,
         settings.webhook_defaults,
         on_reload=lambda ok: WEBHOOK_RELOADS.labels("ok" if ok else "error").inc(),
+        audit=audit,
     )
     if settings.webhooks_file is None:
         yield router
@@ -117,7 +119,8 @@ async def serve(settings: Settings, *, grace: float = SHUTDOWN_GRACE) -> AsyncIt
         store = await stack.enter_async_context(open_store(settings))
         bus = await stack.enter_async_context(open_bus(settings))
         metrics_port = stack.enter_context(metrics_server(settings.metrics_addr))
-        router = await stack.enter_async_context(open_router(settings))
+        audit = stack.enter_context(AuditLog.from_settings(settings.audit, "sync"))
+        router = await stack.enter_async_context(open_router(settings, audit))
         screen = Screen(extensions, settings.extension_timeout, limits_of(settings), schemas)
         dispatcher = await stack.enter_async_context(
             Dispatcher(store, extensions, settings.extension_timeout).running()

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from accord.common import config, rules
+from accord.common.audit import AuditSettings
 from accord.common.config import ConfigError
 from accord.common.grpc_security import ServerSecurity
 from accord.common.grpcutil import MAX_GRPC_MESSAGE
@@ -82,6 +83,7 @@ class Settings:
     webhook_poll_interval: float = 1.0
     log_level: str = "info"
     log_format: str = "text"
+    audit: AuditSettings = field(default_factory=AuditSettings)
     extensions: tuple[str, ...] = ()
     """``SYNC_EXTENSIONS``: the factories, ``package.module:factory``, in order."""
     extension_timeout: float = 1.0
@@ -168,6 +170,7 @@ class Settings:
             ),
             log_level=config.get_log_level(env),
             log_format=config.get_log_format(env),
+            audit=AuditSettings.from_env(env),
             extensions=parse_specs(env.get("SYNC_EXTENSIONS", ""), "SYNC_EXTENSIONS"),
             extension_timeout=config.get_float(
                 env, "EXTENSION_TIMEOUT", 1.0, minimum=0.001, maximum=60.0

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from accord.common.audit import NULL, AuditLog
 from accord.common.config import ConfigError
 from accord.common.rules import NAME_CHARS, is_room
 from accord.common.tasks import spawn
@@ -204,6 +205,7 @@ class WebhookRouter:
         path: str | None = None,
         defaults: EndpointDefaults | None = None,
         on_reload: Callable[[bool], None] = lambda ok: None,
+        audit: AuditLog = NULL,
     ) -> None:
         self._config = config
         self._path = path
@@ -212,6 +214,7 @@ class WebhookRouter:
         self._routes: dict[str, tuple[str, ...]] = {}
         self._listeners: list[Callable[[], None]] = []
         self._on_reload = on_reload
+        self._audit = audit
 
     @property
     def config(self) -> WebhookConfig:
@@ -251,12 +254,15 @@ class WebhookRouter:
             config = load_config(self._path, self._defaults)
         except ConfigError as error:
             log.error("webhook endpoints not reloaded (the previous ones stay): %s", error)
+            self._audit.emit("webhooks.reloaded", actor="sync", result="error", error=str(error))
             self._on_reload(False)
             return False
         self._on_reload(True)
         if config == self._config:
             return False
         self.replace(config)
+        ids = [e.id for e in config.endpoints]
+        self._audit.emit("webhooks.reloaded", actor="sync", result="ok", endpoints=ids)
         return True
 
     @asynccontextmanager

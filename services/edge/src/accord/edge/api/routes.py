@@ -9,6 +9,7 @@ from typing import Any
 import grpc
 from accord.api.sync.v1 import sync_pb2 as spb
 from accord.common import jsontext
+from accord.common.audit import NULL, AuditLog
 from accord.edge.api import openapi
 from accord.edge.api.access import Gate
 from accord.edge.api.errors import ApiError, error_middleware
@@ -26,6 +27,7 @@ from accord.edge.limits import SharedBuckets
 from accord.edge.ops import parse_change
 from accord.edge.protocol import ChangesOut
 from accord.edge.results import push_results
+from accord.edge.revocations import Revocations
 from accord.edge.settings import Settings
 from aiohttp import web
 
@@ -56,6 +58,8 @@ class ServerApi:
         auth: Authenticator,
         sync: SyncClient,
         presence: PresenceClient,
+        revocations: Revocations | None = None,
+        audit: AuditLog = NULL,
     ) -> None:
         api = settings.api
         self._settings = settings
@@ -66,6 +70,8 @@ class ServerApi:
             KeyRing(api.keys_file, api.keys, api.keys_reload_interval),
             SharedBuckets(api.rate_limit, api.rate_burst),
             settings.allowed_origins,
+            Revocations() if revocations is None else revocations,
+            audit,
         )
         self._document = jsontext.dumps(openapi.document())
 
@@ -86,10 +92,7 @@ class ServerApi:
         room = request.match_info["room"]
         if not NAME_RE.match(room):
             raise ApiError("BAD_REQUEST", "room must be 1-128 characters of [A-Za-z0-9_.:-]")
-        if not identity.can_read(room):
-            raise ApiError("FORBIDDEN", f"no read access to room {room}")
-        if write and not identity.can_write(room):
-            raise ApiError("FORBIDDEN", f"no write access to room {room}")
+        self._gate.room(request, identity, room, write=write)
         return room, identity
 
     async def _body(self, request: web.Request) -> dict[str, Any]:
