@@ -13,13 +13,14 @@ from accord.common import grpcutil
 from accord.common.config import format_addr
 from accord.common.lifecycle import BindError
 from accord.edge import http, metrics
-from accord.edge.admin import AdminApi
+from accord.edge.admin import AdminApi, WebhooksAdmin
 from accord.edge.api.routes import ServerApi
 from accord.edge.auth import Authenticator
 from accord.edge.backends import PresenceClient, SyncClient
 from accord.edge.context import SessionContext
 from accord.edge.handlers import HANDLERS
 from accord.edge.heartbeat import heartbeat_loop
+from accord.edge.hooks import EdgeHooks
 from accord.edge.limits import SharedBuckets
 from accord.edge.outbound import Budget, QueueLimits
 from accord.edge.registry import Sessions
@@ -30,6 +31,7 @@ from accord.edge.session import Session
 from accord.edge.settings import Settings
 from accord.edge.static import add_static_routes
 from accord.edge.ws import WebSocketRoute
+from accord.extensions import load_extensions
 from aiohttp import web
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,9 @@ def listen(host: str, port: int) -> socket.socket:
 async def serve(settings: Settings) -> AsyncIterator[Running]:
     metrics.MAX_CONNECTIONS.set(settings.max_connections)
     async with AsyncExitStack() as stack:
+        # First: a bad extension stops start-up before anything is opened.
+        extensions = load_extensions(settings.extensions, "edge", "EDGE_EXTENSIONS")
+        hooks = EdgeHooks(extensions, settings.extension_timeout)
         sock = stack.enter_context(listen(*settings.ws_addr))
         sync_channel = grpcutil.create_channel(settings.sync_target)
         stack.push_async_callback(sync_channel.close)
@@ -75,7 +80,9 @@ async def serve(settings: Settings) -> AsyncIterator[Running]:
         roster = await stack.enter_async_context(
             Roster(presence, settings.rpc_timeout, settings.presence_sync_limit)
         )
-        auth = await stack.enter_async_context(Authenticator(settings.identity))
+        auth = await stack.enter_async_context(
+            Authenticator(settings.identity, keep_claims=hooks.active)
+        )
         ctx = SessionContext(
             settings=settings,
             auth=auth,
@@ -88,6 +95,7 @@ async def serve(settings: Settings) -> AsyncIterator[Running]:
             budget=Budget(settings.edge_queue_bytes),
             queue_limits=QueueLimits(settings.send_queue_size, settings.send_queue_bytes),
             handlers=HANDLERS,
+            extensions=hooks,
         )
         sessions: Sessions[Session] = Sessions()
         connect_limits = SharedBuckets(settings.connect_rate, settings.connect_burst)
@@ -99,7 +107,8 @@ async def serve(settings: Settings) -> AsyncIterator[Running]:
         )
         http.add_routes(app, readiness)
         AdminApi(settings, sessions, ctx.revocations).routes(app)
-        ServerApi(settings, auth, sync, presence).add_routes(app)
+        WebhooksAdmin(settings, sync_channel).routes(app)
+        ServerApi(settings, auth, sync, presence, hooks).add_routes(app)
         add_static_routes(app)
 
         heartbeat = asyncio.create_task(heartbeat_loop(ctx, sessions, connect_limits))

@@ -9,6 +9,7 @@ from typing import Any
 from accord.edge import metrics
 from accord.edge.codes import CLOSE_FULL, FAST_WRITE_LIMIT
 from accord.edge.context import SessionContext
+from accord.edge.hooks import connection_of, session_of
 from accord.edge.limits import SharedBuckets
 from accord.edge.protocol import Out
 from accord.edge.registry import Sessions
@@ -97,7 +98,8 @@ class WebSocketTransport:
 
 
 class WebSocketRoute:
-    """``GET /ws``: checks the door (draining, origin, rate, capacity), then runs a session."""
+    """``GET /ws``: checks the door (draining, origin, rate, ``on_connect``, capacity), then
+    runs a session (and tells ``on_disconnect`` when it ended)."""
 
     def __init__(
         self, ctx: SessionContext, sessions: Sessions[Session], connect_limits: SharedBuckets
@@ -125,6 +127,12 @@ class WebSocketRoute:
                 status=429,
                 headers={"Retry-After": str(max(1, wait_ms // 1000))},
             )
+        hooks = self._ctx.extensions
+        connection = connection_of(request) if hooks.active else None
+        if connection is not None and hooks.on_connect.active:
+            refusal = await hooks.refusal(connection)
+            if refusal is not None:
+                return refusal
         ws = web.WebSocketResponse(
             autoping=False,
             max_msg_size=settings.max_message_size * 4,
@@ -137,7 +145,8 @@ class WebSocketRoute:
             await ws.close(code=CLOSE_FULL, message=b"server full, retry later")
             metrics.CLOSED.labels(str(CLOSE_FULL)).inc()
             return ws
-        session = Session(self._ctx, WebSocketTransport(ws, request.transport, request.remote))
+        transport = WebSocketTransport(ws, request.transport, request.remote)
+        session = Session(self._ctx, transport, connection)
         self._sessions.add(session)
         try:
             await session.run()
@@ -147,4 +156,9 @@ class WebSocketRoute:
             metrics.CLOSED.labels(str(code)).inc()
             if not ws.closed:
                 await ws.close()
+            if connection is not None and hooks.on_disconnect_active:
+                who = session_of(session) if session.identity is not None else None
+                await hooks.disconnected(
+                    who, connection, code, session.close_reason, session.ended_rooms
+                )
         return ws
