@@ -76,11 +76,11 @@ class Connection:
     """Where a session comes from, as the edge saw its upgrade request."""
 
     remote: str
-    """The peer address (``X-Forwarded-For``'s first hop when the edge trusts proxies)."""
+    """The TCP peer's address (a proxy's ``X-Forwarded-For`` is in ``headers``)."""
     origin: str | None
     headers: Mapping[str, str] = field(default_factory=dict)
-    """A subset of the request headers (``User-Agent``, ``Accept-Language``,
-    ``X-Forwarded-*``); never ``Authorization`` or ``Cookie``."""
+    """A subset of the request headers by lower-case name (``user-agent``,
+    ``accept-language``, ``x-forwarded-*``); never ``Authorization`` or ``Cookie``."""
     transport: Literal["websocket", "sse", "api"] = "websocket"
     """``api``: a call of the server API (``POST /api/v1/rooms/{room}/changes``)."""
 
@@ -111,16 +111,16 @@ class Session:
 
 @dataclass(frozen=True)
 class OnConnect:
-    """A connection was opened, before its ``hello``: refusing closes it (4001, the
-    refusal's message as the reason) after sending the error."""
+    """A connection is being opened, before the WebSocket upgrade: refusing answers the
+    upgrade request with an HTTP error (403 for ``FORBIDDEN`` …, body ``{"code","message"}``)."""
 
     connection: Connection
 
 
 @dataclass(frozen=True)
 class OnAuthenticate:
-    """A ``hello``'s token was verified: refuse it, or rewrite the identity (enrich the
-    claims, narrow the grants)."""
+    """A ``hello``'s (or a ``refresh``'s) token was verified: refuse it, or rewrite the
+    identity (another user id, extra claims, other grants)."""
 
     connection: Connection
     client_id: str
