@@ -221,7 +221,10 @@ async def test_before_push_refuses_or_rewrites_each_change_the_rest_go_on(
     assert stored.body["value"] == {"text": "SHOUT THIS"}
 
 
-@pytest.mark.parametrize(("marker", "code"), [("boom", "INTERNAL"), ("slow", "UNAVAILABLE")])
+@pytest.mark.parametrize(
+    ("marker", "code"),
+    [("boom", "INTERNAL"), ("slow", "UNAVAILABLE"), ("bad rewrite", "INTERNAL")],
+)
 async def test_a_failing_before_push_fails_that_change_and_the_session_goes_on(
     make_suite: Any, marker: str, code: str
 ) -> None:

@@ -10,7 +10,8 @@ What it does is keyed by markers in the request, so one suite shows each reply:
   claim replaces the user id; user ``boom`` raises, user ``slow`` sleeps;
 - ``on_subscribe``: room ``vault`` is refused (FORBIDDEN), ``boom`` raises, ``slow`` sleeps;
 - ``before_push``: a ``text`` of ``refuse`` is refused (BAD_REQUEST, ``$.text``), one
-  with ``shout`` is rewritten upper-case, ``boom`` raises, ``slow`` sleeps;
+  with ``shout`` is rewritten upper-case, ``bad rewrite`` is rewritten to an invalid op,
+  ``boom`` raises, ``slow`` sleeps;
 - ``on_disconnect``: every payload is put on ``LAST.disconnects``.
 
 Every payload it sees is kept in ``LAST.seen`` (hook name, payload).
@@ -94,6 +95,8 @@ class EdgeHooks:
         await self._act(text)
         if text == "refuse":
             return Refuse("BAD_REQUEST", "not this text", json_path="$.text")
+        if text == "bad rewrite":
+            return Rewrite({**push.change, "op": {"kind": "explode"}})
         if isinstance(text, str) and "shout" in text:
             op = {"kind": "set", "fields": {"text": text.upper()}}
             return Rewrite({**push.change, "op": op})
