@@ -5,15 +5,17 @@
 site asks ``runner.active`` first, so a hook no extension implements costs
 nothing: no payload is built and nothing more is awaited (``bench/edge_hooks.py``).
 
-- ``refusal``: ``on_connect``, before the WebSocket upgrade; a refusal is an
-  HTTP error ``{"code","message"}`` (403 for ``FORBIDDEN``, 429, 500, 503 …).
+- ``door``: ``on_connect``, before the WebSocket upgrade (or any transport's
+  first response); a refusal is an HTTP error ``{"code","message"}`` (403 for
+  ``FORBIDDEN``, 429, 500, 503 …).
 - ``authenticated``: ``on_authenticate``, after a ``hello``'s or ``refresh``'s
   token verified; raises ``ProtocolError`` or gives the (rewritten) identity.
 - ``subscribing``: ``on_subscribe``, after the grants allowed it.
 - ``push``: ``before_push`` for each change, then sync for the changes let
   through; the refused ones get their error result in place. The WebSocket
   ``push`` and the server API's ``POST …/changes`` both go through it.
-- ``disconnected``: ``on_disconnect``, each extension told in turn.
+- ``ended``: ``on_disconnect`` once a transport's session ended, each
+  extension told in turn.
 """
 
 from __future__ import annotations
@@ -74,6 +76,8 @@ class Sessionlike(Protocol):
     client_id: str
     identity: auth.Identity | None
     connection: Connection | None
+    close_reason: str
+    ended_rooms: tuple[str, ...]
 
     @property
     def remote(self) -> str | None: ...
@@ -166,6 +170,18 @@ class EdgeHooks:
     def on_disconnect_active(self) -> bool:
         return bool(self._on_disconnect)
 
+    async def door(
+        self, request: web.Request, transport: Literal["websocket", "sse"]
+    ) -> tuple[Connection | None, web.Response | None]:
+        """A transport's door: the ``Connection`` its session keeps (None without
+        extensions), and ``on_connect``'s refusal (an HTTP answer) or None to go on."""
+        if not self.active:
+            return None, None
+        connection = connection_of(request, transport)
+        if not self.on_connect.active:
+            return connection, None
+        return connection, await self.refusal(connection)
+
     async def refusal(self, connection: Connection) -> web.Response | None:
         """``on_connect``: None to go on, or the HTTP answer refusing the connection."""
         result = await self.on_connect.run(OnConnect(connection))
@@ -236,16 +252,15 @@ class EdgeHooks:
         applied = iter(results)
         return [refused[i] if i in refused else next(applied) for i in range(len(raw))]
 
-    async def disconnected(
-        self,
-        session: Session | None,
-        connection: Connection,
-        code: int,
-        reason: str,
-        rooms: tuple[str, ...],
-    ) -> None:
-        """``on_disconnect``: every extension told; a failure is only logged and counted."""
-        payload = OnDisconnect(session, connection, code, reason, rooms)
+    async def ended(self, session: Sessionlike, code: int) -> None:
+        """``on_disconnect`` for a session that ended with close ``code``: every extension
+        told; a failure is only logged and counted."""
+        connection = session.connection
+        if connection is None or not self._on_disconnect:
+            return
+        who = session_of(session) if session.identity is not None else None
+        rooms = session.ended_rooms
+        payload = OnDisconnect(who, connection, code, session.close_reason, rooms)
         for runner in self._on_disconnect:
             await runner.run(payload)
 

@@ -9,7 +9,6 @@ from typing import Any
 from accord.edge import metrics
 from accord.edge.codes import CLOSE_FULL, FAST_WRITE_LIMIT
 from accord.edge.context import SessionContext
-from accord.edge.hooks import connection_of, session_of
 from accord.edge.limits import SharedBuckets
 from accord.edge.protocol import Out
 from accord.edge.registry import Sessions
@@ -128,11 +127,9 @@ class WebSocketRoute:
                 headers={"Retry-After": str(max(1, wait_ms // 1000))},
             )
         hooks = self._ctx.extensions
-        connection = connection_of(request) if hooks.active else None
-        if connection is not None and hooks.on_connect.active:
-            refusal = await hooks.refusal(connection)
-            if refusal is not None:
-                return refusal
+        connection, refusal = await hooks.door(request, "websocket")
+        if refusal is not None:
+            return refusal
         ws = web.WebSocketResponse(
             autoping=False,
             max_msg_size=settings.max_message_size * 4,
@@ -156,9 +153,5 @@ class WebSocketRoute:
             metrics.CLOSED.labels(str(code)).inc()
             if not ws.closed:
                 await ws.close()
-            if connection is not None and hooks.on_disconnect_active:
-                who = session_of(session) if session.identity is not None else None
-                await hooks.disconnected(
-                    who, connection, code, session.close_reason, session.ended_rooms
-                )
+            await hooks.ended(session, code)
         return ws
