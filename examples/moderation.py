@@ -1,6 +1,6 @@
 """Chat moderation: refuse, or mask, messages that contain a blocked word.
 
-    SYNC_EXTENSIONS=examples.moderation:factory
+    SYNC_EXTENSIONS=examples.moderation:factory    # or EDGE_EXTENSIONS=…, or both
     MODERATION_WORDS=darn,heck             # or MODERATION_WORDS_FILE=/etc/accord/words.txt
     MODERATION_MODE=mask                   # or refuse (the default)
     MODERATION_COLLECTIONS=messages        # comma-separated (default: messages)
@@ -9,6 +9,11 @@ Every string a ``set`` writes (any field) and every string an ``insert`` adds
 to a list is checked, whole words, ignoring case. ``refuse`` answers that
 change ``BAD_REQUEST``; ``mask`` rewrites each blocked word to asterisks and
 lets the change through. A pure judgement of the change: no state.
+
+It implements both ``before_commit`` (sync: after the merge checks, on every
+change that reaches the log, whoever sent it) and ``before_push`` (edge: each
+pushed change as the client sent it, before it leaves the edge); each service
+calls only its own hook, so one factory serves in either setting.
 """
 
 from __future__ import annotations
@@ -19,7 +24,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from accord.extensions import BeforeCommit, BeforeCommitReply, ExtensionContext, Refuse, Rewrite
+from accord.extensions import (
+    BeforeCommit,
+    BeforeCommitReply,
+    BeforePush,
+    BeforePushReply,
+    ExtensionContext,
+    Refuse,
+    Rewrite,
+)
 
 
 class Moderation:
@@ -43,9 +56,21 @@ class Moderation:
         return isinstance(value, str) and self._pattern.search(value) is not None
 
     async def before_commit(self, change: BeforeCommit) -> BeforeCommitReply:
-        if change.collection not in self._collections:
+        return self._judge(change.collection, change.key, change.user_id, change.op)
+
+    async def before_push(self, push: BeforePush) -> BeforePushReply:
+        change = push.change
+        user_id = push.session.identity.user_id
+        reply = self._judge(change["collection"], change["key"], user_id, change["op"])
+        if isinstance(reply, Rewrite):
+            return Rewrite({**change, "op": reply.value})
+        return reply
+
+    def _judge(
+        self, collection: str, key: str, user_id: str, op: Mapping[str, Any]
+    ) -> Refuse | Rewrite[Mapping[str, Any]] | None:
+        if collection not in self._collections:
             return None
-        op = change.op
         if op["kind"] == "set":
             values: Mapping[str, Any] = op["fields"]
             texts = list(values.values())
@@ -56,7 +81,7 @@ class Moderation:
         if not any(self._blocked(t) for t in texts):
             return None
         if not self._mask:
-            self._log.info("refused %s/%s from %s", change.collection, change.key, change.user_id)
+            self._log.info("refused %s/%s from %s", collection, key, user_id)
             return Refuse("BAD_REQUEST", "the message contains a blocked word")
         if op["kind"] == "set":
             fields = {name: self._clean(v) for name, v in op["fields"].items()}

@@ -10,7 +10,7 @@ from typing import Any
 
 import aiohttp
 
-from tests.support.suite import Suite
+from tests.support.suite import UNPROTECTED_GRPC, Suite
 from tests.support.wsclient import SECRET
 
 
@@ -32,6 +32,7 @@ async def start_edge(
             "SYNC_ADDR": f"127.0.0.1:{suite.extra['sync'].port}",
             "PRESENCE_ADDR": f"127.0.0.1:{suite.extra['presence'].port}",
             "JWT_SECRET": SECRET,
+            **UNPROTECTED_GRPC,
             **env,
         }
     )

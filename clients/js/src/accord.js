@@ -901,7 +901,8 @@ export class Room extends Emitter {
     if (reply.type === "ack") {
       for (const result of reply.results) {
         this.client.clock.observe(result.ts);
-        this.replica.acknowledge(result);
+        if (result.status === "error") this.refused(result);
+        else this.replica.acknowledge(result);
       }
       if (this.isolate > 0) this.isolate -= batch.length;
       this.forgetConfirmed();
@@ -924,6 +925,15 @@ export class Room extends Emitter {
     }
     // UNAVAILABLE, RATE_LIMITED, NOT_SUBSCRIBED: try again shortly.
     this.retryTimer = setTimeout(() => this.flush(), reply.retry_after_ms ?? 1000);
+  }
+
+  /** An ack result with status "error" (an extension or a record schema refused the change,
+   * or its hook failed): final, like a refused push — dropped, reported as an "error". */
+  refused(result) {
+    const change = this.replica.pending.find((p) => p.client_seq === result.client_seq);
+    if (change === undefined) return;
+    this.replica.reject([change.client_seq]);
+    this.emit("error", { ...result.error, room: this.name, change });
   }
 
   /** Remove the changes that left the queue (confirmed or rejected) from storage. */

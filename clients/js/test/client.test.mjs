@@ -102,3 +102,28 @@ test("list and set ops: ids known before the ack, pushed as the protocol says, s
   a.close();
   b.close();
 });
+
+test("a change refused in its ack result is dropped, rolled back and reported; the others apply", async () => {
+  const edge = new FakeEdge();
+  edge.refuse = (c) => (c.op.fields?.text === "heck" ? { code: "BAD_REQUEST", message: "blocked word", json_path: "$.text" } : null);
+  const a = await connect(options(edge, "a"));
+  const ra = await a.join("r");
+  await ra.synced();
+  const errors = [];
+  ra.on("error", (e) => errors.push(e));
+  ra.set("messages", "m1", { text: "hello" });
+  ra.set("messages", "m2", { text: "heck" });
+  ra.set("messages", "m3", { text: "bye" });
+  assert.deepEqual(ra.get("messages", "m2"), { text: "heck" }, "shown optimistically");
+  await until(() => a.status.state === "synced" && ra.seq === 2, "acks");
+  assert.equal(ra.get("messages", "m2"), undefined, "rolled back");
+  assert.deepEqual(ra.get("messages", "m3"), { text: "bye" });
+  assert.equal(ra.pendingCount, 0);
+  assert.equal(errors.length, 1);
+  assert.deepEqual(
+    { code: errors[0].code, message: errors[0].message, json_path: errors[0].json_path, room: errors[0].room, key: errors[0].change.key },
+    { code: "BAD_REQUEST", message: "blocked word", json_path: "$.text", room: "r", key: "m2" },
+  );
+  assert.equal(edge.received.filter((c) => c.key === "m2").length, 1, "not sent again");
+  a.close();
+});

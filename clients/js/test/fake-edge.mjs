@@ -13,6 +13,7 @@ export class FakeEdge {
     this.aliases = new Map(); // room -> earlier names of its history, still accepted
     this.snapshots = 0; // snapshot frames sent
     this.subscribes = []; // every subscribe message, as sent
+    this.refuse = null; // (change) => {code, message} to refuse it in the ack ("status":"error"), or null
     const edge = this;
     this.WebSocket = class {
       constructor() {
@@ -76,6 +77,11 @@ export class FakeEdge {
           this.received.push(c);
           if (mark[c.client_seq]) {
             results.push({ client_seq: c.client_seq, seq: mark[c.client_seq], status: "duplicate" });
+            continue;
+          }
+          const refusal = this.refuse?.(c);
+          if (refusal) {
+            results.push({ client_seq: c.client_seq, seq: 0, status: "error", error: refusal });
             continue;
           }
           const patch = this.patchOf(log, c, ws.clientId);

@@ -242,7 +242,18 @@ class RoomLink:
                 results = ack.get("results") or []
                 for result in results:
                     self._observe(result)
+                await self._refused([r for r in results if r.get("status") == "error"])
                 await self._commit(self.replica.ack(results))
+
+    async def _refused(self, results: list[dict[str, Any]]) -> None:
+        """Changes of an ack with ``"status":"error"`` (refused by an extension or a record
+        schema, or their hook failed): final, like a refused push."""
+        by_seq = {change.client_seq: change for change in self.replica.pending}
+        for result in results:
+            change = by_seq.get(int(result.get("client_seq", 0)))
+            if change is not None:
+                error = result.get("error") or {}
+                await self._reject(change, error_from_message({**error, "room": self.name}))
 
     async def _reject(self, change: PendingChange, error: AccordError) -> None:
         applied = self.replica.reject([change.client_seq])

@@ -76,12 +76,13 @@ class Connection:
     """Where a session comes from, as the edge saw its upgrade request."""
 
     remote: str
-    """The peer address (``X-Forwarded-For``'s first hop when the edge trusts proxies)."""
+    """The TCP peer's address (a proxy's ``X-Forwarded-For`` is in ``headers``)."""
     origin: str | None
     headers: Mapping[str, str] = field(default_factory=dict)
-    """A subset of the request headers (``User-Agent``, ``Accept-Language``,
-    ``X-Forwarded-*``); never ``Authorization`` or ``Cookie``."""
-    transport: Literal["websocket", "sse"] = "websocket"
+    """A subset of the request headers by lower-case name (``user-agent``,
+    ``accept-language``, ``x-forwarded-*``); never ``Authorization`` or ``Cookie``."""
+    transport: Literal["websocket", "sse", "api"] = "websocket"
+    """``api``: a call of the server API (``POST /api/v1/rooms/{room}/changes``)."""
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,9 @@ class Identity:
 
 @dataclass(frozen=True)
 class Session:
-    """An authenticated session, as the edge hooks after ``hello`` see it."""
+    """An authenticated session, as the edge hooks after ``hello`` see it. A server API
+    call is seen as a session too: ``session_id`` ``""``, the body's ``client_id``, the
+    caller's identity (a token's, or an API key's with no claims), transport ``api``."""
 
     session_id: str
     client_id: str
@@ -108,16 +111,16 @@ class Session:
 
 @dataclass(frozen=True)
 class OnConnect:
-    """A connection was opened, before its ``hello``: refusing closes it (4001, the
-    refusal's message as the reason) after sending the error."""
+    """A connection is being opened, before the WebSocket upgrade: refusing answers the
+    upgrade request with an HTTP error (403 for ``FORBIDDEN`` …, body ``{"code","message"}``)."""
 
     connection: Connection
 
 
 @dataclass(frozen=True)
 class OnAuthenticate:
-    """A ``hello``'s token was verified: refuse it, or rewrite the identity (enrich the
-    claims, narrow the grants)."""
+    """A ``hello``'s (or a ``refresh``'s) token was verified: refuse it, or rewrite the
+    identity (another user id, extra claims, other grants)."""
 
     connection: Connection
     client_id: str
@@ -139,9 +142,10 @@ class OnSubscribe:
 
 @dataclass(frozen=True)
 class BeforePush:
-    """One change of a ``push``, as the client sent it (``client_seq``, ``collection``,
-    ``key``, ``ts``, ``op``): refusing gives that change an error in the ``ack`` (the
-    others go on); rewriting replaces it (same ``client_seq``)."""
+    """One change of a ``push`` (or of a server API ``POST …/changes``), as the client sent
+    it (``client_seq``, ``collection``, ``key``, ``ts``, ``op``), already checked like any
+    pushed change: refusing gives that change an error in the ``ack`` (the others go on);
+    rewriting replaces it (checked again; it keeps the original's ``client_seq``)."""
 
     session: Session
     room: str
@@ -151,13 +155,15 @@ class BeforePush:
 @dataclass(frozen=True)
 class OnDisconnect:
     """A session ended: the WebSocket close code and reason (1006: the connection was
-    lost without a close)."""
+    lost without a close) and the rooms it was subscribed to."""
 
     session: Session | None
     """None when it ended before its ``hello`` was accepted."""
     connection: Connection
     code: int
     reason: str
+    rooms: tuple[str, ...] = ()
+    """The rooms it was subscribed to when it ended, sorted."""
 
 
 # --- sync ---------------------------------------------------------------------------------

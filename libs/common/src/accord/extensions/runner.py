@@ -102,7 +102,9 @@ class HookRunner(Generic[P]):
     async def call(self, name: str, method: Method, payload: object) -> Any:
         """One extension's hook: its reply, or a ``Failed``."""
         try:
-            return await asyncio.wait_for(method(payload), self._timeout)
+            # A timeout scope, not wait_for: no task per call (half the cost of a no-op hook).
+            async with asyncio.timeout(self._timeout):
+                return await method(payload)
         except TimeoutError:
             return self._failed(name, "UNAVAILABLE", f"ran past its {self._timeout:g}s timeout")
         except Exception as error:

@@ -15,7 +15,7 @@ from accord.common.audit import AuditLog
 from accord.common.config import format_addr
 from accord.common.lifecycle import BindError
 from accord.edge import http, metrics, tls
-from accord.edge.admin import AdminApi
+from accord.edge.admin import AdminApi, WebhooksAdmin
 from accord.edge.api.routes import ServerApi
 from accord.edge.auth import Authenticator
 from accord.edge.backends import PresenceClient, SyncClient
@@ -23,6 +23,7 @@ from accord.edge.context import SessionContext
 from accord.edge.gate import EntryGate
 from accord.edge.handlers import HANDLERS
 from accord.edge.heartbeat import heartbeat_loop
+from accord.edge.hooks import EdgeHooks
 from accord.edge.limits import SharedBuckets
 from accord.edge.outbound import Budget, QueueLimits
 from accord.edge.registry import Sessions
@@ -34,6 +35,7 @@ from accord.edge.settings import Settings
 from accord.edge.sse_routes import SseRoutes
 from accord.edge.static import add_static_routes
 from accord.edge.ws import WebSocketRoute
+from accord.extensions import load_extensions
 from aiohttp import web
 
 log = logging.getLogger(__name__)
@@ -78,6 +80,9 @@ async def serve(settings: Settings) -> AsyncIterator[Running]:
     settings.grpc.check()
     metrics.MAX_CONNECTIONS.set(settings.max_connections)
     async with AsyncExitStack() as stack:
+        # First: a bad extension stops start-up before anything is opened.
+        extensions = load_extensions(settings.extensions, "edge", "EDGE_EXTENSIONS")
+        hooks = EdgeHooks(extensions, settings.extension_timeout)
         sock = stack.enter_context(listen(*settings.ws_addr))
         audit = stack.enter_context(AuditLog.from_settings(settings.audit, "edge"))
         store = await stack.enter_async_context(
@@ -93,7 +98,9 @@ async def serve(settings: Settings) -> AsyncIterator[Running]:
         roster = await stack.enter_async_context(
             Roster(presence, settings.rpc_timeout, settings.presence_sync_limit)
         )
-        auth = await stack.enter_async_context(Authenticator(settings.identity))
+        auth = await stack.enter_async_context(
+            Authenticator(settings.identity, keep_claims=hooks.active)
+        )
         ctx = SessionContext(
             settings=settings,
             auth=auth,
@@ -107,6 +114,7 @@ async def serve(settings: Settings) -> AsyncIterator[Running]:
             queue_limits=QueueLimits(settings.send_queue_size, settings.send_queue_bytes),
             handlers=HANDLERS,
             audit=audit,
+            extensions=hooks,
         )
         sessions: Sessions[Session] = Sessions()
         connect_limits = SharedBuckets(settings.connect_rate, settings.connect_burst)
@@ -121,7 +129,10 @@ async def serve(settings: Settings) -> AsyncIterator[Running]:
         )
         http.add_routes(app, readiness)
         AdminApi(settings, sessions, store, audit).routes(app)
-        ServerApi(settings, auth, sync, presence, store.revocations, audit).add_routes(app)
+        WebhooksAdmin(settings, sync_channel).routes(app)
+        ServerApi(settings, auth, sync, presence, store.revocations, audit, hooks=hooks).add_routes(
+            app
+        )
         add_static_routes(app)
 
         heartbeat = asyncio.create_task(heartbeat_loop(ctx, sessions, connect_limits))

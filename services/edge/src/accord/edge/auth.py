@@ -19,8 +19,9 @@ import logging
 import uuid
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import jwt
@@ -43,6 +44,7 @@ NAME_RE = ROOM_RE
 """Room names (the protocol's rules live in ``accord.common.rules``)."""
 MIN_SECRET_BYTES = 32
 MAX_SUB = 256
+NO_CLAIMS: Mapping[str, Any] = MappingProxyType({})
 
 
 class AuthError(Exception):
@@ -176,6 +178,8 @@ class Identity:
     """When the session's token runs out (``exp`` plus the leeway); None: never."""
     read: tuple[str, ...] | None  # None: every room
     write: tuple[str, ...] | None  # None: every room
+    claims: Mapping[str, Any] = field(default_factory=lambda: NO_CLAIMS, compare=False, repr=False)
+    """The token's claims, kept only when edge extensions are installed (they see them)."""
 
     def can_read(self, room: str) -> bool:
         return self.read is None or _matches(room, self.read)
@@ -225,8 +229,9 @@ class Authenticator:
     """Verifies client tokens against every configured key (an async context manager:
     with ``JWKS_URL`` it keeps the provider's key set fresh while open)."""
 
-    def __init__(self, settings: IdentitySettings) -> None:
+    def __init__(self, settings: IdentitySettings, *, keep_claims: bool = False) -> None:
         self._settings = settings
+        self._keep_claims = keep_claims
         self._secret = settings.secret
         self._public_key = settings.public_key
         self._file_keys = parse_key_set(settings.key_set) if settings.key_set else {}
@@ -292,7 +297,8 @@ class Authenticator:
         exp = claims["exp"]
         if not isinstance(exp, (int, float)) or isinstance(exp, bool):
             raise AuthError("UNAUTHENTICATED", "token 'exp' claim must be a number")
-        return Identity(sub, float(exp) + settings.leeway, read, write)
+        kept = claims if self._keep_claims else NO_CLAIMS
+        return Identity(sub, float(exp) + settings.leeway, read, write, kept)
 
     async def _key_for(self, token: str) -> tuple[str, Any]:
         """The algorithm and key that may verify ``token``."""

@@ -1,19 +1,21 @@
 """What a session may use: a narrow, frozen view of the edge's shared parts.
 
 The app module builds one of these; sessions, handlers and transports depend
-on it, never on the app. ``handlers`` is the table of message handlers, the
-place where extension hooks will plug in.
+on it, never on the app. ``handlers`` is the table of message handlers;
+``extensions`` the ``EDGE_EXTENSIONS`` hooks that handlers and transports call
+(``hooks.py``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from accord.common.audit import NULL, AuditLog
 from accord.edge.auth import Authenticator
 from accord.edge.backends import PresenceClient, SyncClient
+from accord.edge.hooks import NO_HOOKS, EdgeHooks
 from accord.edge.limits import SharedBuckets
 from accord.edge.outbound import Budget, QueueLimits
 from accord.edge.revocations import Revocations
@@ -39,3 +41,4 @@ class SessionContext:
     queue_limits: QueueLimits
     handlers: Mapping[str, Handler]
     audit: AuditLog = NULL
+    extensions: EdgeHooks = field(default=NO_HOOKS)

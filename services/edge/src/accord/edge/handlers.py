@@ -2,7 +2,8 @@
 
 Each takes the session, the decoded message and its request id. The table is
 built here, outside the session, and handed to sessions through their
-context: the place where extension hooks will wrap or add handlers.
+context. The extension hooks run where they belong (``on_subscribe`` before a
+subscription starts, ``before_push`` per change) when any is installed.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from accord.api.sync.v1 import sync_pb2 as spb
 from accord.edge import requests
 from accord.edge.backends import to_protocol_error
 from accord.edge.context import Handler
+from accord.edge.hooks import session_of
 from accord.edge.ops import parse_change
 from accord.edge.protocol import ProtocolError
 from accord.edge.results import push_results
@@ -59,6 +61,9 @@ async def on_subscribe(session: Session, message: dict[str, Any], request_id: in
         raise ProtocolError(
             "BAD_REQUEST", f"subscribed to too many rooms (limit {limit})", room=room
         )
+    hooks = session.ctx.extensions
+    if hooks.on_subscribe.active:
+        await hooks.subscribing(session_of(session), room, request.since, request.presence)
     subscriptions.open(request, request_id)
 
 
@@ -81,8 +86,12 @@ async def on_push(session: Session, message: dict[str, Any], request_id: int | N
         client_id=session.client_id,
         changes=[parse_change(c, room, i) for i, c in enumerate(changes)],
     )
-    response = await session.ctx.sync.push(request)
-    session.reply({"type": "ack", "room": room, "results": push_results(response)}, request_id)
+    hooks = session.ctx.extensions
+    if hooks.before_push.active:
+        results = await hooks.push(session.ctx.sync, session_of(session), request, changes)
+    else:
+        results = push_results(await session.ctx.sync.push(request))
+    session.reply({"type": "ack", "room": room, "results": results}, request_id)
 
 
 async def on_presence(session: Session, message: dict[str, Any], request_id: int | None) -> None:

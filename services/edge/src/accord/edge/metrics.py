@@ -58,6 +58,12 @@ SEND_QUEUE = Histogram(
 COALESCED = Counter(
     "accord_edge_coalesced_total", "Queued presence/broadcast messages replaced by a newer one"
 )
+EXTENSION_ERRORS = Counter(
+    "accord_edge_extension_errors_total",
+    "Extension hooks that raised, ran past EXTENSION_TIMEOUT or answered something they may "
+    "not, by hook and extension",
+    ["hook", "extension"],
+)
 
 
 _messages_out: dict[str, Counter] = {}

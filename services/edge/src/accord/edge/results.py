@@ -8,6 +8,16 @@ from typing import Any
 from accord.api.sync.v1 import sync_pb2 as spb
 
 
+def error_result(
+    client_seq: int, code: str, message: str, json_path: str | None = None
+) -> dict[str, Any]:
+    """A change refused (by an extension, a record schema) or whose hook failed: no seq."""
+    error = {"code": code, "message": message}
+    if json_path:
+        error["json_path"] = json_path
+    return {"client_seq": client_seq, "seq": 0, "status": "error", "error": error}
+
+
 def push_results(response: spb.PushResponse) -> list[dict[str, Any]]:
     results = []
     for result in response.results:
@@ -17,10 +27,9 @@ def push_results(response: spb.PushResponse) -> list[dict[str, Any]]:
             "status": "duplicate" if result.status == spb.CHANGE_STATUS_DUPLICATE else "applied",
         }
         if result.HasField("error"):  # refused by an extension or a record schema
-            item["status"] = "error"
-            item["error"] = {"code": result.error.reason, "message": result.error.message}
-            if result.error.json_path:
-                item["error"]["json_path"] = result.error.json_path
+            error = result.error
+            item = error_result(result.client_seq, error.reason, error.message, error.json_path)
+            item["seq"] = result.seq
         if result.ts_adjusted:
             item["ts"] = result.ts
         if result.conflicts:

@@ -37,12 +37,14 @@ from accord.edge.codes import (
 )
 from accord.edge.context import SessionContext
 from accord.edge.frames import check_id, parse_binary, parse_json, request_id_of
+from accord.edge.hooks import connection_of_session
 from accord.edge.limits import TokenBucket
 from accord.edge.outbound import Outbound
 from accord.edge.protocol import Out, ProtocolError, error_message
 from accord.edge.signal import Signal
 from accord.edge.subscriptions import Subscriptions
 from accord.edge.transport import Incoming, Kind, Transport
+from accord.extensions import Connection
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +60,11 @@ class Session:
         "bucket",
         "client_id",
         "close_code",
+        "close_reason",
         "closing",
+        "connection",
         "ctx",
+        "ended_rooms",
         "identity",
         "last_seen",
         "outbound",
@@ -70,9 +75,13 @@ class Session:
         "violations",
     )
 
-    def __init__(self, ctx: SessionContext, transport: Transport) -> None:
+    def __init__(
+        self, ctx: SessionContext, transport: Transport, connection: Connection | None = None
+    ) -> None:
         self.ctx = ctx
         self.transport = transport
+        self.connection = connection  # as extensions see it: kept only when some are installed
+        self.ended_rooms: tuple[str, ...] = ()
         self.session_id = f"s-{uuid.uuid4().hex[:16]}"
         self.identity: Identity | None = None
         self.client_id = ""
@@ -85,6 +94,7 @@ class Session:
         self.violations = 0
         self.closing = False
         self.close_code: int | None = None
+        self.close_reason = ""
         self._expiry: asyncio.TimerHandle | None = None
         self._closer: asyncio.Task[None] | None = None
         self._idle = Signal(True)
@@ -132,7 +142,7 @@ class Session:
     def close_soon(self, code: int, reason: str, *, flush: bool = True) -> None:
         if self.close_code is not None:
             return
-        self.close_code = code
+        self.close_code, self.close_reason = code, reason
         if code in _AUDITED_CLOSES:
             self.audit(_AUDITED_CLOSES[code], code=code, reason=reason)
         self._closer = spawn(self._close(code, reason, flush))
@@ -168,6 +178,8 @@ class Session:
             if self._closer is not None:
                 await asyncio.shield(self._closer)
             self.closing = True
+            if self.ctx.extensions.on_disconnect_active:
+                self.ended_rooms = tuple(sorted(self.subscriptions))
             await self._cleanup()
             self.outbound.cancel()
 
@@ -240,20 +252,31 @@ class Session:
 
     async def _accept_hello(self, message: dict[str, Any]) -> None:
         hello = requests.hello(message)
-        self.identity = await self.authenticate(hello.token, hello.client_id)
+        self.identity = await self.authenticate(hello.token, hello.client_id, hello.user)
         self.ctx.user_limits.hold(self.identity.user_id)
         self.client_id = hello.client_id
         self.user = hello.user
         self.schedule_expiry()
 
     async def authenticate(
-        self, token: str | None, client_id: str | None = None, *, via: str = "hello"
+        self,
+        token: str | None,
+        client_id: str | None = None,
+        user: dict[str, Any] | None = None,
+        *,
+        via: str = "hello",
     ) -> Identity:
         try:
-            return await self.ctx.auth.authenticate(token, client_id)
+            identity = await self.ctx.auth.authenticate(token, client_id)
         except AuthError as error:
             self.audit("auth.failed", via=via, code=error.code, reason=error.message)
             raise ProtocolError(error.code, error.message) from None
+        hooks = self.ctx.extensions
+        if hooks.on_authenticate.active:
+            connection = connection_of_session(self)
+            client_id = client_id or self.client_id
+            identity = await hooks.authenticated(identity, connection, client_id, user or self.user)
+        return identity
 
     @property
     def user_id(self) -> str:

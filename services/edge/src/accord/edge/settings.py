@@ -14,6 +14,7 @@ from accord.common.grpc_security import ClientSecurity
 from accord.edge.api.settings import ApiSettings
 from accord.edge.auth import IdentitySettings
 from accord.edge.tls import TlsSettings
+from accord.extensions import parse_specs
 
 _PREFIX = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
@@ -53,6 +54,10 @@ class Settings:
     """Messages POSTed to an HTTP-fallback session and not yet handled (``SSE_INBOX_SIZE``)."""
     rpc_timeout: float = 10.0
     edge_id: str = "edge"
+    extensions: tuple[str, ...] = ()
+    """``EDGE_EXTENSIONS``: the factories, ``package.module:factory``, in order."""
+    extension_timeout: float = 1.0
+    """``EXTENSION_TIMEOUT``: seconds each hook call may take."""
     log_level: str = "info"
     log_format: str = "text"
     tls: TlsSettings | None = None
@@ -130,6 +135,10 @@ class Settings:
             drain_timeout=config.get_float(env, "DRAIN_TIMEOUT", 20.0, minimum=0, maximum=3600),
             rpc_timeout=config.get_float(env, "RPC_TIMEOUT", 10.0, minimum=0.1, maximum=600),
             edge_id=config.get_str(env, "EDGE_ID", f"{socket.gethostname()}-{os.getpid()}"),
+            extensions=parse_specs(env.get("EDGE_EXTENSIONS", ""), "EDGE_EXTENSIONS"),
+            extension_timeout=config.get_float(
+                env, "EXTENSION_TIMEOUT", 1.0, minimum=0.001, maximum=60.0
+            ),
             log_level=config.get_log_level(env),
             log_format=config.get_log_format(env),
             tls=TlsSettings.from_env(env),

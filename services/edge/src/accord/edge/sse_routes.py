@@ -110,6 +110,10 @@ class SseRoutes:
                 {} if refusal.retry_after_ms is None else {"retry_after_ms": refusal.retry_after_ms}
             )
             return _error(refusal.status, refusal.code, refusal.message, cors, **extra)
+        hooks = self._ctx.extensions
+        connection, refused = await hooks.door(request, "sse")
+        if refused is not None:
+            return refused
         body = await _read_body(request, self._limit)
         if body is None:
             return _error(413, "TOO_LARGE", f"the body is over {self._limit} bytes", cors)
@@ -124,7 +128,7 @@ class SseRoutes:
             await transport.close(CLOSE_FULL, "server full, retry later")
             metrics.CLOSED.labels(str(CLOSE_FULL)).inc()
             return response
-        session = Session(self._ctx, transport)
+        session = Session(self._ctx, transport, connection)
         transport.session_id = session.session_id
         transport.offer([hello])
         self._streams[session.session_id] = transport
@@ -134,9 +138,11 @@ class SseRoutes:
         finally:
             self._sessions.remove(session)
             self._streams.pop(session.session_id, None)
-            metrics.CLOSED.labels(str(session.close_code or 1006)).inc()
+            code = session.close_code or 1006
+            metrics.CLOSED.labels(str(code)).inc()
             if not transport.closed:
                 await transport.close(session.close_code or 1000, "")
+            await hooks.ended(session, code)
         return response
 
     async def post(self, request: web.Request) -> web.Response:

@@ -101,7 +101,8 @@ class WebSocketTransport:
 
 
 class WebSocketRoute:
-    """``GET /ws``: checks the door (draining, origin, rate, capacity), then runs a session."""
+    """``GET /ws``: checks the door (draining, origin, rate, ``on_connect``, capacity), then
+    runs a session (and tells ``on_disconnect`` when it ended)."""
 
     def __init__(self, ctx: SessionContext, sessions: Sessions[Session], gate: EntryGate) -> None:
         self._ctx = ctx
@@ -115,6 +116,10 @@ class WebSocketRoute:
         refusal = self._gate.admit(request)
         if refusal is not None:
             return refusal.response()
+        hooks = self._ctx.extensions
+        connection, refused = await hooks.door(request, "websocket")
+        if refused is not None:
+            return refused
         ws = web.WebSocketResponse(
             autoping=False,
             max_msg_size=settings.max_message_size * 4,
@@ -127,7 +132,8 @@ class WebSocketRoute:
             await ws.close(code=CLOSE_FULL, message=b"server full, retry later")
             metrics.CLOSED.labels(str(CLOSE_FULL)).inc()
             return ws
-        session = Session(self._ctx, WebSocketTransport(ws, request.transport, request.remote))
+        transport = WebSocketTransport(ws, request.transport, request.remote)
+        session = Session(self._ctx, transport, connection)
         self._sessions.add(session)
         try:
             await session.run()
@@ -137,4 +143,5 @@ class WebSocketRoute:
             metrics.CLOSED.labels(str(code)).inc()
             if not ws.closed:
                 await ws.close()
+            await hooks.ended(session, code)
         return ws

@@ -23,12 +23,14 @@ from accord.edge.api.params import (
 )
 from accord.edge.auth import CLIENT_ID_RE, NAME_RE, Authenticator, Identity
 from accord.edge.backends import PresenceClient, SyncClient
+from accord.edge.hooks import NO_HOOKS, EdgeHooks, connection_of, public_identity
 from accord.edge.limits import SharedBuckets
 from accord.edge.ops import parse_change
 from accord.edge.protocol import ChangesOut
 from accord.edge.results import push_results
 from accord.edge.revocations import Revocations
 from accord.edge.settings import Settings
+from accord.extensions import Session
 from aiohttp import web
 
 BASE = "/api/v1"
@@ -60,9 +62,11 @@ class ServerApi:
         presence: PresenceClient,
         revocations: Revocations | None = None,
         audit: AuditLog = NULL,
+        hooks: EdgeHooks = NO_HOOKS,
     ) -> None:
         api = settings.api
         self._settings = settings
+        self._hooks = hooks
         self._sync = sync
         self._presence = presence
         self._gate = Gate(
@@ -120,10 +124,14 @@ class ServerApi:
             client_id=client_id,
             changes=[parse_change(c, room, i) for i, c in enumerate(changes)],
         )
-        response = await self._sync.push(push)
-        return web.json_response(
-            {"room": room, "results": push_results(response)}, dumps=jsontext.dumps
-        )
+        hooks = self._hooks
+        if hooks.before_push.active:
+            connection = connection_of(request, "api")
+            caller = Session("", client_id, public_identity(identity), connection)
+            results = await hooks.push(self._sync, caller, push, changes)
+        else:
+            results = push_results(await self._sync.push(push))
+        return web.json_response({"room": room, "results": results}, dumps=jsontext.dumps)
 
     async def _head(self, room: str) -> int:
         response: spb.HeadResponse = await self._sync.stub.Head(
