@@ -20,7 +20,7 @@ from accord.extensions import BeforePush, OnAuthenticate, OnConnect, OnDisconnec
 
 from tests.support import edge_hooks
 from tests.support.apiclient import ApiClient
-from tests.support.suite import ROOT, Suite
+from tests.support.suite import ROOT, UNPROTECTED_GRPC, Suite
 from tests.support.wsclient import SECRET, Client, make_token
 
 pytestmark = pytest.mark.e2e
@@ -316,6 +316,7 @@ def test_a_bad_edge_extension_stops_start_up_with_one_line(tmp_path: Any) -> Non
         "WS_ADDR": "127.0.0.1:0",
         "METRICS_ADDR": "",
         "EDGE_EXTENSIONS": "tests.support.no_such_module:factory",
+        **UNPROTECTED_GRPC,
     }
     done = subprocess.run(
         [sys.executable, "-m", "accord.edge"],

@@ -52,8 +52,8 @@ def test_revocations_match_globs_and_read_also_revokes_write() -> None:
         "u-1", "other", "write"
     )
     assert revoked.listing() == [
-        {"user_id": "u-1", "room": "secret", "access": "read"},
-        {"user_id": "u-1", "room": "team-*", "access": "write"},
+        {"user_id": "u-1", "room": "secret", "access": "read", "expires_at": None},
+        {"user_id": "u-1", "room": "team-*", "access": "write", "expires_at": None},
     ]
     assert revoked.remove("u-1", "secret", "read") and not revoked.remove("u-1", "secret", "read")
     assert revoked.remove("u-1", "team-*", "write")
