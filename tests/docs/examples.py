@@ -1,13 +1,18 @@
-"""The runnable code blocks of the docs: fences whose info string ends in ``run``.
+"""The runnable code blocks of the docs: fences whose info string has ``run``.
 
 A block is marked by its info string — ```` ```python run ````, ```` ```js run ````,
-```` ```sh run ```` — which renders like any other block of that language. Conventions
-for a block (CONTRIBUTING.md): it runs as it is written, against a server with anonymous
-access; it may read ``ACCORD_URL`` (the WebSocket URL) and ``ACCORD_HTTP_URL`` (the
-edge's HTTP root) and ``ACCORD_TOKEN`` (empty: anonymous), defaulting to
-``ws://localhost:8080/ws`` / ``http://localhost:8080``; it ends by itself within a
-minute; a failure is an exception, an assertion or a non-zero exit. JS blocks run as a
-module script on a page the edge serves, so ``/sdk/accord.js`` and ``/ws`` resolve.
+```` ```sh run ```` — which renders like any other block of that language. Words after
+``run`` say what the block needs (``NEEDS``): ```` ```sh run secret ```` runs against a
+suite with ``JWT_SECRET`` (``DOCS_SECRET``, exported to the block too) and no anonymous
+access, with ``ACCORD_TOKEN`` minted by ``accord token``; ```` ```python run extension ````
+is an extension module, loaded by a real ``accord dev`` through ``SYNC_EXTENSIONS``.
+Conventions for a block (CONTRIBUTING.md): it runs as it is written, against a server
+with anonymous access; it may read ``ACCORD_URL`` (the WebSocket URL) and
+``ACCORD_HTTP_URL`` (the edge's HTTP root) and ``ACCORD_TOKEN`` (empty: anonymous),
+defaulting to ``ws://localhost:8080/ws`` / ``http://localhost:8080``; it ends by itself
+within a minute; a failure is an exception, an assertion or a non-zero exit. JS blocks
+run as a module script on a page the edge serves, so ``/sdk/accord.js`` and ``/ws``
+resolve.
 """
 
 from __future__ import annotations
@@ -17,7 +22,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-LANGUAGES = {"python": "python", "py": "python", "js": "js", "javascript": "js", "sh": "sh"}
+LANGUAGES = {
+    "python": "python",
+    "py": "python",
+    "js": "js",
+    "javascript": "js",
+    "sh": "sh",
+    "bash": "sh",
+}
+NEEDS = {
+    "secret": ("python", "sh"),  # a suite with JWT_SECRET, and ACCORD_TOKEN
+    "extension": ("python",),  # the block is an extension module (SYNC_EXTENSIONS)
+}
+"""What a block may ask for after ``run``, and the languages that may ask."""
+DOCS_SECRET = "dev-secret-0123456789-0123456789-0123"
+"""The ``JWT_SECRET`` of the suite ``secret`` blocks run against (the docs' example secret)."""
 FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
 
 
@@ -27,6 +46,7 @@ class Example:
     line: int  # of the opening fence, 1-based
     language: str  # python, js or sh
     code: str
+    needs: frozenset[str] = frozenset()  # of NEEDS
 
     @property
     def where(self) -> str:
@@ -47,11 +67,19 @@ def examples(path: Path) -> list[Example]:
         end = index + 1
         while end < len(lines) and not lines[end].strip().startswith(fence):
             end += 1
-        if len(words) == 2 and words[1] == "run":
+        if len(words) >= 2 and words[1] == "run":
+            where = f"{path}:{index + 1}"
             if words[0] not in LANGUAGES:
-                raise ValueError(f"{path}:{index + 1}: cannot run a {words[0]!r} block")
+                raise ValueError(f"{where}: cannot run a {words[0]!r} block")
+            language = LANGUAGES[words[0]]
+            for need in words[2:]:
+                if need not in NEEDS:
+                    known = ", ".join(sorted(NEEDS))
+                    raise ValueError(f"{where}: unknown need {need!r} (known: {known})")
+                if language not in NEEDS[need]:
+                    raise ValueError(f"{where}: a {language} block cannot need {need!r}")
             code = "\n".join(lines[index + 1 : end]) + "\n"
-            found.append(Example(path, index + 1, LANGUAGES[words[0]], code))
+            found.append(Example(path, index + 1, language, code, frozenset(words[2:])))
         index = end + 1
     return found
 

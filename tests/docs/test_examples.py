@@ -4,6 +4,12 @@ Python blocks with this venv's interpreter, shell blocks with bash (from the rep
 root, the venv's bin first on PATH), JavaScript blocks in Chromium as a module script on
 a page of the edge's own origin. Each runs with HOME set to a scratch directory, so an
 ``offline_path="~/…"`` lands there. A failing block fails with its file and line.
+
+``secret`` blocks run against a second `accord dev` with ``JWT_SECRET=DOCS_SECRET`` (no
+anonymous access), with ``JWT_SECRET`` and ``ACCORD_TOKEN`` (``accord token --sub docs``)
+in their environment. An ``extension`` block is written to a module and loaded by an
+`accord dev` of its own (``SYNC_EXTENSIONS=<module>:factory``): it must start, become
+ready and still commit a plain change.
 """
 
 from __future__ import annotations
@@ -19,8 +25,9 @@ from typing import Any
 import pytest
 
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, HAVE_CHROMIUM, wait_http_ready
-from tests.docs.examples import ROOT, Example, all_examples, examples
-from tests.support.suite import DevProcess, dev_env
+from tests.docs.examples import DOCS_SECRET, ROOT, Example, all_examples, examples
+from tests.support.suite import ACCORD, DevProcess, dev_env
+from tests.support.wsclient import Client, make_token
 
 pytestmark = pytest.mark.e2e
 
@@ -45,15 +52,47 @@ def accord(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevProcess]:
             process.kill_group()
 
 
-def block_env(accord: DevProcess, home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ACCORD_")}
+@pytest.fixture(scope="module")
+def accord_secret(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevProcess]:
+    """`accord dev` with JWT_SECRET=DOCS_SECRET and no anonymous access (``secret`` blocks)."""
+    tmp = tmp_path_factory.mktemp("docs-dev-secret")
+    process = DevProcess(dev_env(tmp, JWT_SECRET=DOCS_SECRET), tmp / "dev.log")
+    process.start()
+    try:
+        wait_http_ready(process.http_url, process)
+        yield process
+    finally:
+        try:
+            process.stop(timeout=15)
+        finally:
+            process.kill_group()
+
+
+def minted_token() -> str:
+    """A token for ``secret`` blocks, from the CLI the docs tell users to run."""
+    result = subprocess.run(
+        [ACCORD, "token", "--sub", "docs"],
+        env={**os.environ, "JWT_SECRET": DOCS_SECRET},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def block_env(accord: DevProcess, home: Path, *, secret: bool = False) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ACCORD_", "JWT_"))}
     env.update(
         ACCORD_URL=accord.ws_url,
         ACCORD_HTTP_URL=accord.http_url,
-        ACCORD_TOKEN="",
+        ACCORD_TOKEN=minted_token() if secret else "",
         HOME=str(home),
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
     )
+    if secret:
+        env["JWT_SECRET"] = DOCS_SECRET
     return env
 
 
@@ -62,6 +101,16 @@ def test_the_quick_starts_are_marked_runnable() -> None:
     assert {("README.md", "python"), ("README.md", "sh")} <= languages
     assert ("sdk-python.md", "python") in languages
     assert ("sdk-js.md", "js") in languages
+    pages = {example.path.name for example in EXAMPLES}
+    assert {
+        "server-api.md",
+        "identity.md",
+        "extensions.md",
+        "webhooks.md",
+        "encryption.md",
+        "sdk-python.md",
+        "sdk-js.md",
+    } <= pages
 
 
 def test_the_marker_is_found_and_unknown_languages_are_refused(tmp_path: Path) -> None:
@@ -79,14 +128,31 @@ def test_the_marker_is_found_and_unknown_languages_are_refused(tmp_path: Path) -
         examples(page)
 
 
+def test_a_block_names_what_it_needs_and_unknown_needs_are_refused(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text("```bash run secret\ntrue\n```\n\n```python run extension\nx = 1\n```\n")
+    assert [(e.language, e.needs) for e in examples(page)] == [
+        ("sh", frozenset({"secret"})),
+        ("python", frozenset({"extension"})),
+    ]
+    page.write_text("```sh run sudo\ntrue\n```\n")
+    with pytest.raises(ValueError, match=r"page.md:1: unknown need 'sudo'"):
+        examples(page)
+    page.write_text("```js run secret\n1;\n```\n")
+    with pytest.raises(ValueError, match=r"page.md:1: a js block cannot need 'secret'"):
+        examples(page)
+
+
 @pytest.mark.parametrize(
     "example",
-    [e for e in EXAMPLES if e.language in ("python", "sh")],
+    [e for e in EXAMPLES if e.language in ("python", "sh") and "extension" not in e.needs],
     ids=lambda e: e.where,
 )
 def test_python_and_shell_examples_run(
-    example: Example, accord: DevProcess, tmp_path: Path
+    example: Example, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
+    secret = "secret" in example.needs
+    accord: DevProcess = request.getfixturevalue("accord_secret" if secret else "accord")
     script = tmp_path / ("example.py" if example.language == "python" else "example.sh")
     script.write_text(example.code)
     command = (
@@ -98,7 +164,7 @@ def test_python_and_shell_examples_run(
         result = subprocess.run(
             command,
             cwd=ROOT,
-            env=block_env(accord, tmp_path),
+            env=block_env(accord, tmp_path, secret=secret),
             capture_output=True,
             text=True,
             timeout=TIMEOUT,
@@ -109,6 +175,42 @@ def test_python_and_shell_examples_run(
     assert result.returncode == 0, (
         f"{example.where} exited with {result.returncode}:\n{result.stdout}\n{result.stderr}"
     )
+
+
+@pytest.mark.parametrize(
+    "example", [e for e in EXAMPLES if "extension" in e.needs], ids=lambda e: e.where
+)
+async def test_extension_examples_load_into_accord_dev(example: Example, tmp_path: Path) -> None:
+    module = f"docs_extension_{example.line}"
+    (tmp_path / f"{module}.py").write_text(example.code)
+    env = dev_env(
+        tmp_path,
+        ALLOW_ANONYMOUS="true",
+        SYNC_EXTENSIONS=f"{module}:factory",
+        PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
+    )
+    process = DevProcess(env, tmp_path / "dev.log")
+    process.start()
+    try:
+        await asyncio.to_thread(wait_http_ready, process.http_url, process)
+        async with await Client.connect(process.ws_url) as client:
+            await client.hello(make_token(), client_id="c-docs")
+            await client.subscribe("docs-extension")
+            ack = await client.push(
+                "docs-extension",
+                [
+                    {
+                        "client_seq": 1,
+                        "collection": "notes",
+                        "key": "n-1",
+                        "op": {"kind": "set", "fields": {"text": "a plain note"}},
+                    }
+                ],
+            )
+        assert ack["results"][0]["status"] == "applied", (example.where, ack, process.log())
+        assert process.stop(timeout=15) == 0
+    finally:
+        process.kill_group()
 
 
 def console_error(message: Any) -> list[str]:

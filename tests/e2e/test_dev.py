@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
+from accord.cli import dev as dev_command
+from accord.cli.supervise import Child
 
+from tests.support.ports import free_port
 from tests.support.suite import ACCORD, DevProcess, dev_env, wait_ready
 from tests.support.wsclient import Client, Replica, make_token, sync_until
 
@@ -115,6 +122,7 @@ async def test_dev_on_postgres_and_redis_end_to_end(
 
 async def test_dev_stops_everything_when_a_child_dies(dev: Callable[..., DevProcess]) -> None:
     process = await started(dev())
+    assert process.proc is not None
     children = subprocess.run(
         ["pgrep", "-f", "-P", str(process.proc.pid), "accord.sync"], capture_output=True, text=True
     )
@@ -202,6 +210,7 @@ async def test_dev_is_usable_while_idle(dev: Callable[..., DevProcess]) -> None:
 
 async def test_sigterm_drains_clients_with_1012(dev: Callable[..., DevProcess]) -> None:
     process = await started(dev())
+    assert process.proc is not None
     async with await Client.connect(process.ws_url) as client:
         await client.hello(make_token(), client_id="c-drain")
         await client.subscribe("drain")
@@ -211,3 +220,171 @@ async def test_sigterm_drains_clients_with_1012(dev: Callable[..., DevProcess]) 
         assert await client.closed(timeout=30) == 1012
     assert process.proc.wait(30) == 0
     assert "draining 1 sessions" in process.log()
+
+
+RUNNING = "accord dev: running: "
+
+
+async def wait_for_line(process: DevProcess, marker: str, timeout: float = 60.0) -> None:
+    assert process.proc is not None
+    deadline = time.monotonic() + timeout
+    while marker not in process.log():
+        assert process.proc.poll() is None, f"accord dev exited:\n{process.log()}"
+        assert time.monotonic() < deadline, f"no {marker!r} in:\n{process.log()}"
+        await asyncio.sleep(0.02)
+
+
+async def test_the_address_is_printed_once_the_edge_is_ready(
+    dev: Callable[..., DevProcess],
+) -> None:
+    process = dev()
+    process.start()
+    await wait_for_line(process, RUNNING)
+    # The very first request after the line, without a retry, finds the edge ready.
+    async with aiohttp.ClientSession() as http, http.get(f"{process.http_url}/ready") as response:
+        assert response.status == 200, await response.text()
+    log = process.log()
+    assert log.index("edge listening on") < log.index(RUNNING)
+    assert log.count(RUNNING) == 1
+    assert process.stop(signal.SIGINT) == 0
+
+
+async def test_a_second_dev_on_the_same_ports_is_one_line_and_exit_2(
+    dev: Callable[..., DevProcess],
+) -> None:
+    first = await started(dev())
+    for moved in (
+        [],
+        ["WS_ADDR"],
+        ["WS_ADDR", "SYNC_ADDR"],
+        ["WS_ADDR", "SYNC_ADDR", "PRESENCE_ADDR"],
+    ):
+        env = {**first.env, **{name: f"127.0.0.1:{free_port()}" for name in moved}}
+        second = subprocess.run(
+            [ACCORD, "dev"], env=env, capture_output=True, text=True, timeout=60
+        )
+        lines = second.stderr.splitlines()
+        taken = next(
+            name
+            for name in ("WS_ADDR", "SYNC_ADDR", "PRESENCE_ADDR", "SYNC_METRICS_ADDR")
+            if name not in moved
+        )
+        assert second.returncode == 2, second.stderr
+        assert len(lines) == 1, second.stderr
+        assert f"{taken}={first.env[taken]}" in lines[0]
+        assert f"set {taken} to a free port" in lines[0]
+    # The first one still serves.
+    async with await Client.connect(first.ws_url) as client:
+        await client.hello(make_token("u-first"), client_id="c-first")
+        assert (await client.request({"type": "ping"}))["type"] == "pong"
+    assert first.stop() == 0
+
+
+def test_a_child_that_cannot_bind_is_reported_in_one_line(tmp_path: Path) -> None:
+    """The path for a port taken after accord dev looked: the child's BindError, renamed."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        env = dev_env(tmp_path, METRICS_ADDR=f"127.0.0.1:{port}")
+        child = Child("sync", env)
+        assert child.proc.wait(60) == 2
+        code, message = child.failure()
+    assert code == 2
+    assert message == (
+        f"sync: cannot listen on SYNC_METRICS_ADDR=127.0.0.1:{port} (Address already in use);"
+        " set SYNC_METRICS_ADDR to a free port"
+    )
+
+
+def run_dev_until_ready(process: DevProcess) -> None:
+    process.start()
+    deadline = time.monotonic() + 60
+    while RUNNING not in process.log():
+        assert process.proc is not None and process.proc.poll() is None, process.log()
+        assert time.monotonic() < deadline, process.log()
+        time.sleep(0.05)
+
+
+async def test_repeated_interrupts_each_stop_within_5_seconds(
+    dev: Callable[..., DevProcess],
+) -> None:
+    """Ctrl-C as a terminal sends it (to the whole process group) and to accord dev alone.
+
+    Each cycle has a subscribed client, so the edge holds sync and presence streams
+    while it drains. A bounded-time check, not a benchmark: the times are printed.
+    """
+    times: list[float] = []
+    for cycle in range(5):
+        process = dev()
+        await asyncio.to_thread(run_dev_until_ready, process)
+        assert process.proc is not None
+        async with await Client.connect(process.ws_url) as client:
+            await client.hello(make_token(f"u-{cycle}"), client_id=f"c-{cycle}")
+            await client.subscribe("stop-room", presence={"n": cycle})
+            began = time.monotonic()
+            if cycle % 2:
+                os.killpg(process.proc.pid, signal.SIGINT)  # a terminal's Ctrl-C
+            else:
+                process.proc.send_signal(signal.SIGINT)
+            code = await asyncio.to_thread(process.stop, signal.SIGINT, 30.0)
+            times.append(time.monotonic() - began)
+        assert code == 0, process.log()
+        leftovers = subprocess.run(
+            ["pgrep", "-f", f"accord.cli.child {process.proc.pid} "], capture_output=True, text=True
+        )
+        assert leftovers.stdout.strip() == "", process.log()
+    print("accord dev stop times (s):", ", ".join(f"{t:.2f}" for t in times))
+    assert max(times) < 5.0, f"stop times {times}"
+
+
+async def test_a_killed_dev_takes_its_children_along(dev: Callable[..., DevProcess]) -> None:
+    process = await started(dev())
+    assert process.proc is not None
+    pattern = f"accord.cli.child {process.proc.pid} "
+    assert len(subprocess.run(["pgrep", "-f", pattern], capture_output=True).stdout.split()) == 3
+    process.proc.kill()
+    process.proc.wait()
+    deadline = time.monotonic() + 30
+    while subprocess.run(["pgrep", "-f", pattern], capture_output=True).stdout.strip():
+        assert time.monotonic() < deadline, "children outlived a SIGKILLed accord dev"
+        await asyncio.sleep(0.1)
+
+
+def test_a_misspelt_setting_is_named_with_the_intended_one(tmp_path: Path) -> None:
+    # An invalid LOG_FORMAT makes accord dev stop right after the warnings.
+    env = dev_env(tmp_path, HEARTBEAT_INTERVL="1", LOG_FORMAT="xml")
+    result = subprocess.run([ACCORD, "dev"], env=env, capture_output=True, text=True, timeout=60)
+    warnings = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert warnings == [
+        "accord dev: warning: HEARTBEAT_INTERVL is not a setting Accord reads;"
+        " did you mean HEARTBEAT_INTERVAL?"
+    ]
+    assert result.returncode == 2
+
+
+def test_settings_warnings_know_every_setting_and_only_warn_on_lookalikes() -> None:
+    documented = {
+        line.split("`")[1]
+        for line in (Path(__file__).parents[2] / "docs" / "operations.md").read_text().splitlines()
+        if line.startswith("| `") and line.split("`")[1].isupper()
+    }
+    assert len(documented) > 40
+    assert dev_command.settings_warnings(dict.fromkeys(documented, "1")) == []
+    assert dev_command.settings_warnings(
+        {
+            "ACCORD_SYNC_ADDR": "127.0.0.1:1",
+            "ACCORD_SHINY": "1",
+            "ACCORD_TOKEN": "t",
+            "JWT_SECRT": "x",
+            "REDIS_URL": "redis://localhost",
+            "HEARTBEAT_INTERVL": "",  # empty: as good as unset
+            "PATH": "/bin",
+            "TEST_DATABASE_URL": "postgresql://x",
+        }
+    ) == [
+        "ACCORD_SHINY is not a setting Accord reads (settings have no prefix)",
+        "ACCORD_SYNC_ADDR is not a setting Accord reads (settings have no prefix);"
+        " did you mean SYNC_ADDR?",
+        "JWT_SECRT is not a setting Accord reads; did you mean JWT_SECRET?",
+    ]

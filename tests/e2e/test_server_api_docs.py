@@ -18,7 +18,7 @@ pytestmark = pytest.mark.e2e
 
 def walk_through() -> tuple[str, str]:
     text = (ROOT / "docs" / "server-api.md").read_text()
-    match = re.search(r"<!-- example: curl[^>]*-->\n```bash\n(.*?)```", text, re.S)
+    match = re.search(r"<!-- example: curl[^>]*-->\n```bash run secret\n(.*?)```", text, re.S)
     assert match, "docs/server-api.md lost its curl example"
     script = match.group(1)
     secret = re.search(r"export JWT_SECRET=(\S+)", script)
@@ -35,7 +35,7 @@ async def test_the_curl_example_works_against_accord_dev(
     await wait_ready(process.http_url)
     env = {
         **os.environ,
-        "ACCORD_URL": process.http_url,
+        "ACCORD_HTTP_URL": process.http_url,
         "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
     }
     run = await asyncio.create_subprocess_exec(

@@ -170,7 +170,9 @@ async def test_a_gone_page_raises_gone(make_suite: Any) -> None:
 
 def example() -> str:
     text = (ROOT / "docs" / "sdk-python.md").read_text()
-    match = re.search(r"<!-- example: server-client[^>]*-->\n```python\n(.*?)```", text, re.S)
+    match = re.search(
+        r"<!-- example: server-client[^>]*-->\n```python run secret\n(.*?)```", text, re.S
+    )
     assert match, "docs/sdk-python.md lost its server-client example"
     return match.group(1)
 
@@ -178,7 +180,7 @@ def example() -> str:
 async def test_the_documented_example_runs_verbatim(suite: Suite, tmp_path: Path) -> None:
     script = tmp_path / "example.py"
     script.write_text(example())
-    env = {**os.environ, "ACCORD_URL": suite.http_url, "ACCORD_TOKEN": TOKEN}
+    env = {**os.environ, "ACCORD_HTTP_URL": suite.http_url, "ACCORD_TOKEN": TOKEN}
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         str(script),

@@ -7,7 +7,7 @@
 //   room.set("todos", "t-1", { title: "milk", done: false });
 //
 //   room.add("todos", "t-1", "tags", ["red"]);                 // add-wins set
-//   const [id] = room.insert("docs", "main", "text", null, ["h"]); // ordered list (RGA)
+//   const [id] = room.insert("docs", "main", "text", ["h"]);       // ordered list (RGA)
 //
 //   // end-to-end encrypted fields (docs/encryption.md): the server sees only ciphertext
 //   await client.join("diary", { encryption: { keys: { k1: keyBytes }, current: "k1", fields: { notes: ["body"] } } });
@@ -484,7 +484,19 @@ export class Room extends Emitter {
     return this.present(collection, key, this.replica.get(collection, key));
   }
 
-  /** Every record of a collection: [{key, value}], in key order. */
+  /**
+   * The visible records of a collection by key, in key order: confirmed state,
+   * pending writes on top (the Python SDK's `room.records(collection)`).
+   */
+  records(collection) {
+    return Object.fromEntries(this.replica.entries(collection).map(([key, value]) => [key, this.present(collection, key, value)]));
+  }
+
+  /**
+   * Every record of a collection as [{key, value}], in key order.
+   * @deprecated Use `records(collection)` (an object by key, as in the Python SDK);
+   * `list` stays for existing code.
+   */
   list(collection) {
     return this.replica.entries(collection).map(([key, value]) => ({ key, value: this.present(collection, key, value) }));
   }
@@ -594,11 +606,17 @@ export class Room extends Emitter {
   }
 
   /**
-   * Insert `values` into the list field after the element `after` (null: at the
-   * start). Returns the new elements' ids — known at once, so the app can insert
-   * after them or remove them before the server has acknowledged anything.
+   * Insert `values` into the list field after the element `options.after` (null or
+   * absent: at the start) — `insert(collection, key, field, values, {after})`, the
+   * Python SDK's order. Returns the new elements' ids — known at once, so the app can
+   * insert after them or remove them before the server has acknowledged anything.
+   * The old order `insert(collection, key, field, after, values)` (after: an id or
+   * null) still works and is deprecated.
    */
-  insert(collection, key, field, after, values) {
+  insert(collection, key, field, values, options) {
+    let after;
+    if (Array.isArray(values)) after = options?.after; // insert(c, k, f, values, {after}): the Python SDK's order
+    else [after, values] = [values, options]; // the deprecated insert(c, k, f, after, values)
     if (!Array.isArray(values) || values.length === 0) throw new TypeError("insert needs a non-empty array of values");
     if (after !== null && after !== undefined && (typeof after !== "string" || after.length === 0)) throw new TypeError("after must be an element id or null");
     const clientSeq = this.write(collection, key, { kind: "insert", field, after: after ?? null, values });
@@ -681,14 +699,22 @@ export class Room extends Emitter {
     return this.client.send(message);
   }
 
-  /** One page of the room's presence (big rooms list only the first 100 peers in `peers`). */
-  async presencePage({ cursor, limit = 100, countsOnly = false } = {}) {
+  /**
+   * One page of the room's presence (big rooms list only the first 100 peers in
+   * `peers`): {peers, count, users, nextCursor} — the Python SDK's `list_presence`.
+   */
+  async listPresence({ cursor, limit = 100, countsOnly = false } = {}) {
     const message = { type: "presence_list", room: this.name, limit };
     if (cursor) message.cursor = cursor;
     if (countsOnly) message.counts_only = true;
     const reply = await this.client.request(message);
     if (reply.type === "error") throw Object.assign(new Error(reply.message), reply);
     return { peers: reply.peers ?? [], count: reply.count, users: reply.users, nextCursor: reply.next_cursor ?? null };
+  }
+
+  /** @deprecated The old name of `listPresence` (same options, same result). */
+  presencePage(options) {
+    return this.listPresence(options);
   }
 
   /** The peers present in the room (this session included once it has joined presence). */

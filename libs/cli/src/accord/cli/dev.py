@@ -1,10 +1,13 @@
 """``accord dev``: the whole suite as three child processes on one machine.
 
 sync and presence start first; the edge starts once both answer their health
-checks. Ctrl-C or SIGTERM stops the edge first (so it drains its sockets),
-then the others. If any child dies, the rest are stopped and ``accord dev``
-exits non-zero, naming the child. On loopback, without TLS files or service
-tokens, gRPC between the three is allowed plaintext and unauthenticated (and
+checks, and the address is printed once the edge's ``/ready`` answers 200. A child
+that dies while the suite starts is reported alone: a port in use is one line
+naming the setting to change, exit code 2. Ctrl-C or SIGTERM stops the edge first
+(so it drains its sockets while sync and presence still answer), then the others;
+a second Ctrl-C kills them. If a child dies later, the rest are stopped and
+``accord dev`` exits non-zero, naming the child. On loopback, without TLS files or
+service tokens, gRPC between the three is allowed plaintext and unauthenticated (and
 said so); bound elsewhere, the services' own refusal stands.
 """
 
@@ -12,13 +15,20 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import signal
-import subprocess
 import sys
 import time
-from collections.abc import Mapping
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 
-import grpc
+from accord.cli.supervise import (
+    Child,
+    StopRequest,
+    stop_in_order,
+    unavailable_listener,
+    wait_for,
+)
 from accord.common import config
 from accord.common.config import ConfigError
 from accord.common.grpc_security import (
@@ -31,7 +41,9 @@ from accord.common.grpc_tls import CA, CERT, KEY, channel_credentials
 from accord.common.grpc_tokens import SETTING as TOKENS_FILE
 
 SERVICES = ("sync", "presence", "edge")
-STOP_TIMEOUT = 30.0
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 10.0
+"""Seconds sync and presence get to stop; the edge gets its DRAIN_TIMEOUT and this."""
 
 
 def _say(message: str) -> None:
@@ -57,6 +69,20 @@ def _allow_unprotected_grpc(base: dict[str, str], hosts: tuple[str, str]) -> Non
     if not any(base.get(name) for name in (TOKENS_FILE, TOKEN, ALLOW_UNAUTHENTICATED)):
         base[ALLOW_UNAUTHENTICATED] = "true"
         _say("gRPC on loopback without service tokens (set SERVICE_TOKENS_FILE and SERVICE_TOKEN)")
+
+
+def _readers() -> list[Callable[[Mapping[str, str]], object]]:
+    from accord.edge.settings import Settings as EdgeSettings
+    from accord.presence.settings import Settings as PresenceSettings
+    from accord.sync.settings import Settings as SyncSettings
+
+    return [SyncSettings.from_env, PresenceSettings.from_env, EdgeSettings.from_env]
+
+
+def settings_warnings(env: Mapping[str, str]) -> list[str]:
+    """A line for each variable of ``env`` that looks like a misspelt setting."""
+    defaults = {"ALLOW_ANONYMOUS": "true"}  # what accord dev runs with when nothing is set
+    return config.misspelt_settings(env, config.settings_read(_readers(), [env, defaults]))
 
 
 def child_environments(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
@@ -88,102 +114,149 @@ def child_environments(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
     return envs
 
 
-def _channel(target: str, security: ClientSecurity) -> grpc.Channel:
-    """A blocking channel for health checks, protected as the edge's will be."""
-    if security.tls is None:
-        return grpc.insecure_channel(target)
-    name = (
-        []
-        if security.server_name is None
-        else [("grpc.ssl_target_name_override", security.server_name)]
-    )
-    return grpc.secure_channel(target, channel_credentials(security.tls), options=name)
+def listeners(envs: Mapping[str, Mapping[str, str]]) -> list[tuple[str, tuple[str, int]]]:
+    """Every address the children will listen on, by the setting that names it."""
+    found = [
+        ("WS_ADDR", config.get_addr(envs["edge"], "WS_ADDR", "0.0.0.0:8080")),
+        ("SYNC_ADDR", config.get_addr(envs["sync"], "SYNC_ADDR", "127.0.0.1:50051")),
+        ("PRESENCE_ADDR", config.get_addr(envs["presence"], "PRESENCE_ADDR", "127.0.0.1:50052")),
+    ]
+    for name, setting in (("sync", "SYNC_METRICS_ADDR"), ("presence", "PRESENCE_METRICS_ADDR")):
+        if envs[name]["METRICS_ADDR"].strip():
+            found.append((setting, config.get_addr(envs[name], "METRICS_ADDR", "")))
+    return found
 
 
-def _wait_healthy(
-    target: str, security: ClientSecurity, proc: subprocess.Popen[bytes], timeout: float = 60.0
-) -> bool:
+def _local(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 - compares
+
+
+@contextmanager
+def _grpc_serving(target: str, security: ClientSecurity) -> Iterator[Callable[[], bool]]:
+    """A check: does the gRPC server at ``target`` report SERVING? (Over TLS when the edge's
+    calls will be: the health service needs no token.)"""
+    import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    deadline = time.monotonic() + timeout
-    with _channel(target, security) as channel:
+    if security.tls is None:
+        opened = grpc.insecure_channel(target)
+    else:
+        name = (
+            []
+            if security.server_name is None
+            else [("grpc.ssl_target_name_override", security.server_name)]
+        )
+        opened = grpc.secure_channel(target, channel_credentials(security.tls), options=name)
+    with opened as channel:
         stub = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                return False
+
+        def serving() -> bool:
             try:
                 reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1.0)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return True
             except grpc.RpcError:
-                pass
-            time.sleep(0.1)
-    return False
+                return False
+            return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+        yield serving
 
 
-def _stop(procs: dict[str, subprocess.Popen[bytes]]) -> None:
-    for name in ("edge", "presence", "sync"):
-        proc = procs.get(name)
-        if proc is None or proc.poll() is not None:
-            continue
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            _say(f"{name} did not stop in {STOP_TIMEOUT:.0f}s; killing it")
-            proc.kill()
-            proc.wait()
+def _http_ready(url: str) -> bool:
+    """Does ``url`` (the edge's ``/ready``) answer 200?"""
+    try:
+        with urllib.request.urlopen(url, timeout=1.0) as response:  # noqa: S310 - our own http:// URL
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _grpc_target(env: Mapping[str, str], setting: str, default: str) -> str:
+    host, port = config.get_addr(env, setting, default)
+    return config.format_addr(_local(host), port)
 
 
 def run(env: Mapping[str, str] | None = None) -> int:
+    source = os.environ if env is None else env
+    for warning in settings_warnings(source):
+        _say(f"warning: {warning}")
     try:
-        envs = child_environments(os.environ if env is None else env)
+        envs = child_environments(source)
     except ConfigError as error:
         _say(f"configuration error: {error}")
         return 2
 
-    stopping = False
+    busy = unavailable_listener(listeners(envs))
+    if busy is not None:
+        _say(busy)
+        return 2
 
-    def on_signal(signum: int, frame: object) -> None:
-        nonlocal stopping
-        stopping = True
+    from accord.edge.settings import Settings as EdgeSettings
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-
-    security = ClientSecurity.from_env(envs["edge"])
-    procs: dict[str, subprocess.Popen[bytes]] = {}
+    edge_stop = EdgeSettings.from_env(envs["edge"]).drain_timeout + STOP_TIMEOUT
+    stop = StopRequest()
+    stop.install()
+    children: dict[str, Child] = {}
     try:
-        for name in ("sync", "presence"):
-            procs[name] = subprocess.Popen([sys.executable, "-m", f"accord.{name}"], env=envs[name])  # noqa: S603 - argv is this interpreter and a fixed module
-        for name, var, default in (
-            ("sync", "SYNC_ADDR", "127.0.0.1:50051"),
-            ("presence", "PRESENCE_ADDR", "127.0.0.1:50052"),
-        ):
-            host, port = config.get_addr(envs[name], var, default)
-            target = config.format_addr(
-                "127.0.0.1" if host in ("0.0.0.0", "::", "") else host, port
-            )
-            if not _wait_healthy(target, security, procs[name]):
-                if stopping:
-                    return 0
-                code = procs[name].poll()
-                _say(
-                    f"{name} failed to start" + (f" (exit code {code})" if code is not None else "")
-                )
-                return 1
-        procs["edge"] = subprocess.Popen([sys.executable, "-m", "accord.edge"], env=envs["edge"])
-        host, port = config.get_addr(envs["edge"], "WS_ADDR", "0.0.0.0:8080")
-        shown = "localhost" if host in ("0.0.0.0", "::", "") else host
-        _say(f"running: ws://{shown}:{port}/ws  (Ctrl-C stops all three)")
-        while not stopping:
-            for name, proc in procs.items():
-                code = proc.poll()
-                if code is not None:
-                    _say(f"{name} exited with code {code}; stopping the others")
-                    return code if code > 0 else 1
-            time.sleep(0.2)
-        _say("stopping")
-        return 0
+        return _serve(envs, children, stop)
     finally:
-        _stop(procs)
+        stop_in_order(
+            [
+                ([children[name] for name in ("edge",) if name in children], edge_stop),
+                (
+                    [children[name] for name in ("sync", "presence") if name in children],
+                    STOP_TIMEOUT,
+                ),
+            ],
+            stop,
+            _say,
+        )
+
+
+def _serve(envs: dict[str, dict[str, str]], children: dict[str, Child], stop: StopRequest) -> int:
+    for name in ("sync", "presence"):
+        children[name] = Child(name, envs[name])
+    security = ClientSecurity.from_env(envs["edge"])
+    with (
+        _grpc_serving(
+            _grpc_target(envs["sync"], "SYNC_ADDR", "127.0.0.1:50051"), security
+        ) as sync_ok,
+        _grpc_serving(
+            _grpc_target(envs["presence"], "PRESENCE_ADDR", "127.0.0.1:50052"), security
+        ) as presence_ok,
+    ):
+        outcome = wait_for(
+            lambda: sync_ok() and presence_ok(), children.values(), stop, START_TIMEOUT
+        )
+    host, port = config.get_addr(envs["edge"], "WS_ADDR", "0.0.0.0:8080")
+    if outcome is True:
+        children["edge"] = Child("edge", envs["edge"])
+        ready = f"http://{config.format_addr(_local(host), port)}/ready"
+        outcome = wait_for(lambda: _http_ready(ready), children.values(), stop, START_TIMEOUT)
+    if isinstance(outcome, Child):
+        for child in children.values():
+            if child is not outcome:
+                child.mute()
+        code, message = outcome.failure()
+        _say(message)
+        return code
+    if not outcome:
+        for child in children.values():
+            child.go_live()
+        if stop.requested:
+            _say("stopping")
+            return 0
+        _say(f"the suite did not become ready in {START_TIMEOUT:.0f} s")
+        return 1
+
+    for child in children.values():
+        child.go_live()
+    shown = "localhost" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 - compares
+    _say(f"running: ws://{config.format_addr(shown, port)}/ws  (Ctrl-C stops all three)")
+    while not stop.requested:
+        for name, child in children.items():
+            exited = child.exit_code
+            if exited is not None:
+                _say(f"{name} exited with code {exited}; stopping the others")
+                return exited if exited > 0 else 1
+        time.sleep(0.1)
+    _say("stopping")
+    return 0

@@ -7,8 +7,10 @@ variable, the value and what was expected.
 
 from __future__ import annotations
 
+import contextlib
+import difflib
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import TypeVar
 
 from accord.common.logs import LOG_FORMATS, LOG_LEVELS
@@ -125,3 +127,84 @@ def get_log_level(env: Env) -> str:
 
 def get_log_format(env: Env) -> str:
     return get_choice(env, "LOG_FORMAT", "text", LOG_FORMATS)
+
+
+# The known-settings registry: which environment variables Accord reads, so that
+# a misspelt one can be named instead of being silently ignored.
+
+OTHER_SETTINGS = frozenset(
+    {
+        "SYNC_METRICS_ADDR",  # accord dev: sync's METRICS_ADDR
+        "PRESENCE_METRICS_ADDR",  # accord dev: presence's METRICS_ADDR
+        "ACCORD_URL",  # the SDKs' examples and tools: the WebSocket URL
+        "ACCORD_HTTP_URL",  # ... the edge's HTTP root
+        "ACCORD_TOKEN",  # ... a token (accord token)
+        "ACCORD_PORT",  # docker-compose.yml: the published port
+    }
+)
+"""Names read outside the services' ``Settings.from_env`` (which ``settings_read`` finds)."""
+
+SIMILARITY = 0.85
+"""How close (difflib's ratio) an unknown name must be to a setting to be called a misspelling."""
+
+
+class RecordingEnv(Mapping[str, str]):
+    """An environment that remembers every name looked up in it."""
+
+    def __init__(self, env: Env) -> None:
+        self._env = env
+        self.names: set[str] = set()
+
+    def __getitem__(self, name: str) -> str:
+        self.names.add(name)
+        return self._env[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._env)
+
+    def __len__(self) -> int:
+        return len(self._env)
+
+
+def settings_read(
+    readers: Iterable[Callable[[Env], object]], envs: Iterable[Env]
+) -> frozenset[str]:
+    """Every name ``readers`` (``Settings.from_env``) look up in any of ``envs``, and ours.
+
+    Reading with the actual environment and with one that takes the defaults
+    covers a setting read only when another is set (or unset). A reader that
+    fails counts what it read up to the failure.
+    """
+    names: set[str] = set(OTHER_SETTINGS)
+    sources = list(envs)
+    for reader in readers:
+        for source in sources:
+            recorder = RecordingEnv(source)
+            with contextlib.suppress(ConfigError):
+                reader(recorder)
+            names |= recorder.names
+    return frozenset(names)
+
+
+def misspelt_settings(env: Env, known: Collection[str]) -> list[str]:
+    """One warning line per variable that looks like a setting but is not one.
+
+    An ``ACCORD_*`` name Accord does not read, or a name within ``SIMILARITY`` of
+    a known one (``HEARTBEAT_INTERVL``), named with the likely intended setting.
+    Empty variables are skipped: every setting treats empty as unset.
+    """
+    warnings: list[str] = []
+    candidates = sorted(known)
+    for name in sorted(env):
+        if name in known or not env[name].strip():
+            continue  # empty: as good as unset
+        if name.startswith("ACCORD_"):
+            bare = name.removeprefix("ACCORD_")
+            guess = difflib.get_close_matches(bare, candidates, n=1, cutoff=SIMILARITY)
+            hint = f"; did you mean {guess[0]}?" if guess else ""
+            warnings.append(f"{name} is not a setting Accord reads (settings have no prefix){hint}")
+            continue
+        guess = difflib.get_close_matches(name, candidates, n=1, cutoff=SIMILARITY)
+        if guess:
+            warnings.append(f"{name} is not a setting Accord reads; did you mean {guess[0]}?")
+    return warnings

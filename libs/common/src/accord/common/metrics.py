@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from wsgiref.simple_server import WSGIServer
 
+from accord.common.config import format_addr
+from accord.common.lifecycle import BindError
 from prometheus_client import start_http_server
 
 log = logging.getLogger(__name__)
@@ -15,14 +17,21 @@ log = logging.getLogger(__name__)
 
 @contextmanager
 def metrics_server(addr: tuple[str, int] | None) -> Iterator[int | None]:
-    """Serve ``/metrics`` on ``addr`` for the block's duration; yields the bound port."""
+    """Serve ``/metrics`` on ``addr`` for the block's duration; yields the bound port.
+
+    An address it cannot listen on is a ``BindError`` naming ``METRICS_ADDR``.
+    """
     if addr is None:
         yield None
         return
     host, port = addr
     server: WSGIServer
     thread: threading.Thread
-    server, thread = start_http_server(port, addr=host)
+    try:
+        server, thread = start_http_server(port, addr=host)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise BindError("METRICS_ADDR", format_addr(host, port), reason) from None
     bound = int(server.server_port)
     log.info("metrics on %s:%d/metrics", host, bound)
     try:
