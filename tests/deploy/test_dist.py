@@ -86,7 +86,10 @@ def test_every_package_has_its_metadata_license_and_readme() -> None:
         assert "Programming Language :: Python :: 3.11" in project["classifiers"], directory
     package = json.loads((ROOT / "clients/js/package.json").read_text())
     assert package["name"] == NPM_NAME and package["type"] == "module"
-    assert package["license"] == "Apache-2.0" and package["exports"]["."] == "./src/accord.js"
+    assert (
+        package["license"] == "Apache-2.0"
+        and package["exports"]["."]["default"] == "./src/accord.js"
+    )
     assert (ROOT / "clients/js/LICENSE").read_text() == license_text
 
 

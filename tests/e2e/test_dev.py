@@ -19,7 +19,7 @@ from accord.cli import dev as dev_command
 from accord.cli.supervise import Child
 
 from tests.support.ports import free_port
-from tests.support.suite import ACCORD, DevProcess, dev_env, wait_ready
+from tests.support.suite import ACCORD, UNPROTECTED_GRPC, DevProcess, dev_env, wait_ready
 from tests.support.wsclient import Client, Replica, make_token, sync_until
 
 pytestmark = pytest.mark.e2e
@@ -286,7 +286,7 @@ def test_a_child_that_cannot_bind_is_reported_in_one_line(tmp_path: Path) -> Non
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        env = dev_env(tmp_path, METRICS_ADDR=f"127.0.0.1:{port}")
+        env = dev_env(tmp_path, METRICS_ADDR=f"127.0.0.1:{port}", **UNPROTECTED_GRPC)
         child = Child("sync", env)
         assert child.proc.wait(60) == 2
         code, message = child.failure()

@@ -59,16 +59,18 @@ def _loopback(host: str) -> bool:
         return False
 
 
-def _allow_unprotected_grpc(base: dict[str, str], hosts: tuple[str, str]) -> None:
+def _allow_unprotected_grpc(base: dict[str, str], hosts: tuple[str, str], notes: list[str]) -> None:
     """On loopback only: plaintext without TLS files, no tokens without service tokens."""
     if not all(_loopback(host) for host in hosts):
         return
     if not any(base.get(name) for name in (CERT, KEY, CA, ALLOW_PLAINTEXT)):
         base[ALLOW_PLAINTEXT] = "true"
-        _say("gRPC on loopback without TLS (set GRPC_TLS_* for TLS)")
+        notes.append("gRPC on loopback without TLS (set GRPC_TLS_* for TLS)")
     if not any(base.get(name) for name in (TOKENS_FILE, TOKEN, ALLOW_UNAUTHENTICATED)):
         base[ALLOW_UNAUTHENTICATED] = "true"
-        _say("gRPC on loopback without service tokens (set SERVICE_TOKENS_FILE and SERVICE_TOKEN)")
+        notes.append(
+            "gRPC on loopback without service tokens (set SERVICE_TOKENS_FILE and SERVICE_TOKEN)"
+        )
 
 
 def _readers() -> list[Callable[[Mapping[str, str]], object]]:
@@ -85,8 +87,12 @@ def settings_warnings(env: Mapping[str, str]) -> list[str]:
     return config.misspelt_settings(env, config.settings_read(_readers(), [env, defaults]))
 
 
-def child_environments(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
-    """The environment of each child, validated up front."""
+def child_environments(
+    env: Mapping[str, str], notes: list[str] | None = None
+) -> dict[str, dict[str, str]]:
+    """The environment of each child, validated up front; what it chose for the user is
+    added to ``notes`` (said once the ports are known to be free)."""
+    notes = [] if notes is None else notes
     base = dict(env)
     config.get_addr(base, "WS_ADDR", "0.0.0.0:8080")
     sync_host, sync_port = config.get_addr(base, "SYNC_ADDR", "127.0.0.1:50051")
@@ -97,8 +103,8 @@ def child_environments(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
         raise ConfigError("SYNC_ADDR and PRESENCE_ADDR must differ")
     if not any(base.get(name) for name in ("JWT_SECRET", "JWT_PUBLIC_KEY_FILE", "ALLOW_ANONYMOUS")):
         base["ALLOW_ANONYMOUS"] = "true"
-        _say("no JWT_SECRET set: anonymous clients are allowed (development only)")
-    _allow_unprotected_grpc(base, (sync_host, presence_host))
+        notes.append("no JWT_SECRET set: anonymous clients are allowed (development only)")
+    _allow_unprotected_grpc(base, (sync_host, presence_host), notes)
     envs = {name: dict(base) for name in SERVICES}
     envs["sync"]["METRICS_ADDR"] = base.get("SYNC_METRICS_ADDR", "127.0.0.1:9101")
     envs["presence"]["METRICS_ADDR"] = base.get("PRESENCE_METRICS_ADDR", "127.0.0.1:9102")
@@ -178,8 +184,9 @@ def run(env: Mapping[str, str] | None = None) -> int:
     source = os.environ if env is None else env
     for warning in settings_warnings(source):
         _say(f"warning: {warning}")
+    notes: list[str] = []
     try:
-        envs = child_environments(source)
+        envs = child_environments(source, notes)
     except ConfigError as error:
         _say(f"configuration error: {error}")
         return 2
@@ -188,6 +195,8 @@ def run(env: Mapping[str, str] | None = None) -> int:
     if busy is not None:
         _say(busy)
         return 2
+    for note in notes:
+        _say(note)
 
     from accord.edge.settings import Settings as EdgeSettings
 
