@@ -46,6 +46,7 @@ class Secured:
     server: Leaf
     client: Leaf
     tokens_file: Path
+    audit_file: Path
 
     @property
     def sync_target(self) -> str:
@@ -86,7 +87,12 @@ async def secured(make_suite: Any, tmp_path: Path) -> AsyncIterator[Secured]:
         "GRPC_TLS_KEY_FILE": server.key_file,
         "GRPC_TLS_CA_FILE": ca.ca_file,
     }
-    servers = {**tls, "SERVICE_TOKENS_FILE": str(tokens), "SERVICE_TOKENS_RELOAD_INTERVAL": "0"}
+    servers = {
+        **tls,
+        "SERVICE_TOKENS_FILE": str(tokens),
+        "SERVICE_TOKENS_RELOAD_INTERVAL": "0",
+        "AUDIT_LOG": f"file:{tmp_path / 'audit.jsonl'}",
+    }
     edge = {
         "GRPC_TLS_CERT_FILE": client.cert_file,
         "GRPC_TLS_KEY_FILE": client.key_file,
@@ -94,7 +100,7 @@ async def secured(make_suite: Any, tmp_path: Path) -> AsyncIterator[Secured]:
         "SERVICE_TOKEN": EDGE_TOKEN,
     }
     suite = await make_suite(grpc_env={}, sync_env=servers, presence_env=servers, edge_env=edge)
-    yield Secured(suite, ca, server, client, tokens)
+    yield Secured(suite, ca, server, client, tokens, tmp_path / "audit.jsonl")
 
 
 def refused(service: str, reason: str, method: str) -> float:
@@ -161,6 +167,15 @@ async def test_a_call_without_a_token_is_unauthenticated_counted_and_logged(
         ("sync", "/accord.sync.v1.Sync/Head", "missing_token"),
         ("presence", "/accord.presence.v1.Presence/List", "missing_token"),
     }
+    audited = [json.loads(line) for line in secured.audit_file.read_text().splitlines()]
+    refusals = {
+        (e["service"], e["method"], e["reason"]) for e in audited if e["event"] == "caller.refused"
+    }
+    assert refusals >= {
+        ("sync", "/accord.sync.v1.Sync/Head", "missing_token"),
+        ("presence", "/accord.presence.v1.Presence/List", "missing_token"),
+    }
+    assert all(e["ip"] and e["time"] for e in audited if e["event"] == "caller.refused")
 
 
 async def test_an_unknown_token_is_unauthenticated_and_never_logged(
@@ -178,6 +193,10 @@ async def test_an_unknown_token_is_unauthenticated_and_never_logged(
     for record in caplog.records:
         assert forged not in record.getMessage()
         assert forged not in json.dumps(record.__dict__, default=str)
+    audit = secured.audit_file.read_text()
+    reasons = [json.loads(line).get("reason") for line in audit.splitlines()]
+    assert "invalid_token" in reasons
+    assert forged not in audit
 
 
 async def test_a_token_without_the_scope_is_permission_denied(secured: Secured) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -182,7 +183,7 @@ def test_refuse_takes_only_refusal_codes() -> None:
 def docs_example() -> dict[str, Any]:
     """The Python example of docs/extensions.md, run."""
     text = (Path(__file__).resolve().parents[3] / "docs" / "extensions.md").read_text()
-    (block,) = [part.split("```", 1)[0] for part in text.split("```python\n")[1:]]
+    (block,) = re.findall(r"```python[^\n]*\n(.*?)```", text, flags=re.S)
     namespace: dict[str, Any] = {}
     exec(compile(block, "docs/extensions.md", "exec"), namespace)
     return namespace

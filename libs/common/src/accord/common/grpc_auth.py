@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import grpc
+from accord.common.audit import NULL, AuditLog
 from accord.common.grpc_security import ServerSecurity
 from accord.common.grpc_tokens import Scope, TokenRing
 from accord.common.grpcutil import REASON_KEY
@@ -82,12 +83,18 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Lets a call through when its token is in ``ring`` with the scope its method needs."""
 
     def __init__(
-        self, service: str, ring: TokenRing, scopes: Mapping[str, Scope], refused: Counter
+        self,
+        service: str,
+        ring: TokenRing,
+        scopes: Mapping[str, Scope],
+        refused: Counter,
+        audit: AuditLog = NULL,
     ) -> None:
         self._service = service
         self._ring = ring
         self._scopes = scopes
         self._refused = refused
+        self._audit = audit
 
     async def intercept_service(
         self,
@@ -128,15 +135,28 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                     "peer": peer,
                 },
             )
+            self._audit.emit(
+                "caller.refused",
+                actor=caller,
+                ip=peer,
+                method=method,
+                reason=reason,
+                scope=str(needed),
+            )
 
         return _refusing(handler, code, reason, log_refusal)
 
 
 def authenticating(
-    service: str, security: ServerSecurity, scopes: Mapping[str, Scope], refused: Counter
+    service: str,
+    security: ServerSecurity,
+    scopes: Mapping[str, Scope],
+    refused: Counter,
+    audit: AuditLog = NULL,
 ) -> list[grpc.aio.ServerInterceptor]:
-    """The interceptors that check callers' tokens (none when unauthenticated calls are allowed)."""
+    """The interceptors that check callers' tokens (none when unauthenticated calls are allowed);
+    each refusal is counted, logged and written to ``audit`` (``caller.refused``)."""
     if security.tokens_file is None:
         return []
     ring = TokenRing(security.tokens_file, security.tokens, security.tokens_reload_interval)
-    return [AuthInterceptor(service, ring, scopes, refused)]
+    return [AuthInterceptor(service, ring, scopes, refused, audit)]

@@ -14,6 +14,7 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 from dataclasses import dataclass
 
 from accord.api.presence.v1 import presence_pb2_grpc
+from accord.common.audit import AuditLog
 from accord.common.config import format_addr
 from accord.common.grpc_auth import authenticating
 from accord.common.grpcutil import (
@@ -76,7 +77,10 @@ async def serve(settings: Settings) -> AsyncIterator[Running]:
             max_state_bytes=settings.max_state_bytes,
             watch_queue_size=settings.watch_queue_size,
         )
-        guard = authenticating("presence", settings.grpc, access.SCOPES, metrics.GRPC_AUTH_REFUSED)
+        audit = stack.enter_context(AuditLog.from_settings(settings.audit, "presence"))
+        guard = authenticating(
+            "presence", settings.grpc, access.SCOPES, metrics.GRPC_AUTH_REFUSED, audit
+        )
         server = create_server([*guard, LatencyInterceptor(metrics.GRPC_HANDLING)])
         presence_pb2_grpc.add_PresenceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
         health = add_health(server)

@@ -6,6 +6,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from accord.common.audit import AuditSettings
 from accord.common.config import (
     ConfigError,
     get_addr,
@@ -27,6 +28,7 @@ class Settings:
     presence_addr: tuple[str, int] = ("127.0.0.1", 50052)
     # TLS and caller authentication; the default (neither, nor allowed) refuses to serve.
     grpc: ServerSecurity = field(default_factory=ServerSecurity)
+    audit: AuditSettings = field(default_factory=AuditSettings)
     # None: no metrics endpoint.
     metrics_addr: tuple[str, int] | None = ("127.0.0.1", 9102)
     # None: the in-memory store (one replica only).
@@ -70,6 +72,7 @@ class Settings:
         return cls(
             presence_addr=get_addr(env, "PRESENCE_ADDR", "127.0.0.1:50052"),
             grpc=ServerSecurity.from_env(env),
+            audit=AuditSettings.from_env(env),
             metrics_addr=metrics_addr,
             redis_url=get_url(env, "REDIS_URL", ("redis", "rediss", "unix")),
             redis_prefix=prefix,

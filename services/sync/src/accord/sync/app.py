@@ -150,7 +150,7 @@ async def serve(settings: Settings, *, grace: float = SHUTDOWN_GRACE) -> AsyncIt
             rechecker,
             on_committed=dispatcher.notify if dispatcher.names else None,
         )
-        guard = authenticating("sync", settings.grpc, access.SCOPES, GRPC_AUTH_REFUSED)
+        guard = authenticating("sync", settings.grpc, access.SCOPES, GRPC_AUTH_REFUSED, audit)
         server = create_server([*guard, LatencyInterceptor(GRPC_HANDLING)])
         sync_pb2_grpc.add_SyncServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
         sync_pb2_grpc.add_WebhooksServicer_to_server(  # type: ignore[no-untyped-call]
