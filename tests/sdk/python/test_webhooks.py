@@ -4,6 +4,7 @@ published test vector (standard-webhooks/standard-webhooks, libraries' test suit
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -120,7 +121,7 @@ DOCS = Path(__file__).resolve().parents[3] / "docs" / "webhooks.md"
 def docs_receiver() -> dict[str, Any]:
     """The receiver example of docs/webhooks.md, run as written."""
     text = DOCS.read_text()
-    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    code = re.findall(r"```python[^\n]*\n(.*?)```", text, flags=re.S)[0]
     namespace: dict[str, Any] = {}
     exec(compile(code, str(DOCS), "exec"), namespace)
     return namespace

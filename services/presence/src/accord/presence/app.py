@@ -1,9 +1,9 @@
 """The presence process: store, sweeper, gRPC server and metrics, composed.
 
-Start-up order is store → metrics → sweeper → broadcaster → gRPC; teardown
-mirrors it: health NOT_SERVING → Watch streams ended → ``server.stop(grace)``
-→ held-back broadcasts dropped → sweeper stopped → metrics stopped → store
-closed.
+Start-up order is webhooks (with ``WEBHOOKS_FILE``) → store → metrics →
+sweeper → broadcaster → gRPC; teardown mirrors it: health NOT_SERVING → Watch
+streams ended → ``server.stop(grace)`` → held-back broadcasts dropped → sweeper
+stopped → metrics stopped → store closed → queued webhook events dropped.
 """
 
 from __future__ import annotations
@@ -26,15 +26,17 @@ from accord.common.grpcutil import (
 )
 from accord.common.lifecycle import BindError
 from accord.common.metrics import metrics_server
+from accord.common.webhooks import PRESENCE, WebhookRouter
 from accord.presence import access, metrics
 from accord.presence.broadcaster import broadcasting
 from accord.presence.servicer import SERVICE_NAME, PresenceServicer
 from accord.presence.settings import Settings
-from accord.presence.store import PresenceStore
+from accord.presence.store import Changed, PresenceStore, ignore_changes
 from accord.presence.store_memory import open_memory_store
 from accord.presence.store_redis import open_redis_store
 from accord.presence.sweeper import sweeping
 from accord.presence.throttle import Throttle
+from accord.presence.webhooks import HookOptions, delivering
 
 log = logging.getLogger(__name__)
 
@@ -49,18 +51,42 @@ class Running:
     store: PresenceStore
 
 
-def open_store(settings: Settings) -> AbstractAsyncContextManager[PresenceStore]:
+def open_store(
+    settings: Settings, changed: Changed = ignore_changes
+) -> AbstractAsyncContextManager[PresenceStore]:
     ttl, max_rooms = settings.presence_ttl, settings.max_rooms_per_session
     if settings.redis_url is None:
-        return open_memory_store(ttl, max_rooms)
-    return open_redis_store(settings.redis_url, settings.redis_prefix, ttl, max_rooms)
+        return open_memory_store(ttl, max_rooms, changed)
+    return open_redis_store(settings.redis_url, settings.redis_prefix, ttl, max_rooms, changed)
+
+
+@asynccontextmanager
+async def open_webhooks(settings: Settings) -> AsyncIterator[Changed]:
+    """Where this replica's presence changes go: the webhooks, with ``WEBHOOKS_FILE``."""
+    hooks = settings.webhooks
+    if hooks.file is None:
+        yield ignore_changes
+        return
+    router = WebhookRouter(
+        hooks.config,
+        hooks.file,
+        hooks.defaults,
+        on_reload=lambda ok: metrics.WEBHOOK_RELOADS.labels("ok" if ok else "error").inc(),
+        event=PRESENCE,
+        actor="presence",
+    )
+    router.replace(hooks.config)
+    options = HookOptions(hooks.backoff_base, hooks.backoff_max, settings.webhook_queue_size)
+    async with delivering(router, options, hooks.poll_interval) as sender:
+        yield sender.changed
 
 
 @asynccontextmanager
 async def serve(settings: Settings) -> AsyncIterator[Running]:
     settings.grpc.check()
     async with AsyncExitStack() as stack:
-        store = await stack.enter_async_context(open_store(settings))
+        changed = await stack.enter_async_context(open_webhooks(settings))
+        store = await stack.enter_async_context(open_store(settings, changed))
         metrics_port = stack.enter_context(metrics_server(settings.metrics_addr))
         await stack.enter_async_context(sweeping(store, settings.sweep_interval))
         throttle = Throttle(

@@ -33,3 +33,27 @@ BROADCASTS_REFUSED = Counter(
     "accord_presence_broadcasts_rate_limited_total",
     "Broadcasts refused because their sender was over its rate",
 )
+WEBHOOK_DELIVERIES = Counter(
+    "accord_presence_webhook_deliveries_total",
+    "Presence webhook requests by endpoint and outcome (delivered: 2xx; failed: retried; "
+    "abandoned: the event's last attempt failed and it was dropped)",
+    ["endpoint", "outcome"],
+)
+WEBHOOK_OVERFLOWS = Counter(
+    "accord_presence_webhook_overflow_total",
+    "Presence events dropped unsent because their endpoint's queue was full (the oldest go)",
+    ["endpoint"],
+)
+WEBHOOK_QUEUED = Gauge(
+    "accord_presence_webhook_queued", "Presence events waiting for their endpoint", ["endpoint"]
+)
+WEBHOOK_SECONDS = Histogram(
+    "accord_presence_webhook_request_seconds",
+    "One presence webhook request, sent to answered (or failed), by endpoint",
+    ["endpoint"],
+)
+WEBHOOK_RELOADS = Counter(
+    "accord_presence_webhook_config_reloads_total",
+    "WEBHOOKS_FILE re-reads after it changed, by result (ok; error: the previous endpoints stay)",
+    ["result"],
+)

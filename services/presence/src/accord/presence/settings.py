@@ -18,6 +18,7 @@ from accord.common.config import (
     get_url,
 )
 from accord.common.grpc_security import ServerSecurity
+from accord.common.webhooks import WebhookSettings
 
 _PREFIX = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _DAY = 86400.0
@@ -47,6 +48,11 @@ class Settings:
     # At most one broadcast per (room, session, channel) per window.
     broadcast_window: float = 0.05
     shutdown_grace: float = 5.0
+    # WEBHOOKS_FILE and the WEBHOOK_* settings sync reads too (presence sends the
+    # endpoints' ``presence`` events).
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
+    # Presence events waiting per webhook endpoint; beyond, the oldest are dropped.
+    webhook_queue_size: int = 10000
     log_level: str = "info"
     log_format: str = "text"
 
@@ -88,6 +94,10 @@ class Settings:
             broadcast_burst=get_int(env, "BROADCAST_BURST", 60, minimum=1, maximum=1_000_000),
             broadcast_window=get_float(env, "BROADCAST_WINDOW", 0.05, minimum=0.0, maximum=60.0),
             shutdown_grace=get_float(env, "SHUTDOWN_GRACE", 5.0, minimum=0.0, maximum=3600.0),
+            webhooks=WebhookSettings.from_env(env),
+            webhook_queue_size=get_int(
+                env, "WEBHOOK_QUEUE_SIZE", 10000, minimum=1, maximum=10_000_000
+            ),
             log_level=get_log_level(env),
             log_format=get_log_format(env),
         )

@@ -6,12 +6,22 @@ ephemeral broadcasts) to the watchers on every replica that shares it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 from accord.presence.hub import Subscription
 from accord.presence.model import Counts, Event, LeaveReason, NotPresent, Page, Peer
+
+Changed = Callable[[Sequence[Event]], None]
+"""Told, in order, the events a change made by THIS replica caused (its own calls,
+and the timeout leaves of the sweeps it won), as opposed to the events its
+watchers receive from every replica. Presence webhooks are sent from here, so
+each event is sent by exactly one replica."""
+
+
+def ignore_changes(events: Sequence[Event]) -> None:
+    return None
 
 
 class StoreUnavailable(Exception):

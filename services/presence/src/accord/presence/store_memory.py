@@ -18,25 +18,30 @@ from accord.presence.model import (
     Presence,
     broadcast_event,
 )
+from accord.presence.store import Changed, ignore_changes
 
 
 class MemoryStore:
     def __init__(
-        self, ttl: float, max_rooms: int, clock: Callable[[], float] = time.monotonic
+        self,
+        ttl: float,
+        max_rooms: int,
+        clock: Callable[[], float] = time.monotonic,
+        changed: Changed = ignore_changes,
     ) -> None:
         self._presence = Presence(ttl, max_rooms)
+        self._changed = changed
         self._clock = clock
         self._hub = Hub(NoUpstream())
 
     async def join(self, room: str, peer: Peer, edge_id: str) -> Event:
         events = self._presence.join(room, peer, edge_id, self._clock())
-        for event in events:
-            self._hub.deliver(event)
+        self._emit(events)
         return events[0]
 
     async def update(self, room: str, session_id: str, state_json: str) -> Event:
         event = self._presence.update(room, session_id, state_json, self._clock())
-        self._hub.deliver(event)
+        self._emit([event])
         return event
 
     async def update_many(
@@ -52,9 +57,13 @@ class MemoryStore:
 
     async def leave(self, session_id: str, room: str | None, reason: LeaveReason) -> list[str]:
         events = self._presence.leave(session_id, room, reason)
+        self._emit(events)
+        return [event.room for event in events if event.kind is EventKind.LEAVE]
+
+    def _emit(self, events: Sequence[Event]) -> None:
         for event in events:
             self._hub.deliver(event)
-        return [event.room for event in events if event.kind is EventKind.LEAVE]
+        self._changed(events)
 
     async def heartbeat(self, edge_id: str, session_ids: Sequence[str]) -> list[str]:
         return self._presence.heartbeat(edge_id, session_ids, self._clock())
@@ -72,8 +81,7 @@ class MemoryStore:
 
     async def sweep(self) -> tuple[int, int]:
         swept = self._presence.expire(self._clock())
-        for event in swept.events:
-            self._hub.deliver(event)
+        self._emit(swept.events)
         return swept.sessions, sum(1 for e in swept.events if e.kind is EventKind.LEAVE)
 
     async def count_sessions(self) -> int:
@@ -87,5 +95,7 @@ class MemoryStore:
 
 
 @asynccontextmanager
-async def open_memory_store(ttl: float, max_rooms: int) -> AsyncIterator[MemoryStore]:
-    yield MemoryStore(ttl, max_rooms)
+async def open_memory_store(
+    ttl: float, max_rooms: int, changed: Changed = ignore_changes
+) -> AsyncIterator[MemoryStore]:
+    yield MemoryStore(ttl, max_rooms, changed=changed)

@@ -47,7 +47,7 @@ from accord.presence.model import (
     join_event,
     user_key,
 )
-from accord.presence.store import StoreUnavailable
+from accord.presence.store import Changed, StoreUnavailable, ignore_changes
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -76,14 +76,16 @@ local function remove(p, sid, room, reason)
   redis.call('HDEL', room_key, sid)
   redis.call('ZREM', p .. 'members:' .. room, sid)
   redis.call('SREM', p .. 'session:' .. sid, room)
-  if not peer then return end
-  redis.call('PUBLISH', p .. room, event(room, 'leave', peer, reason))
+  if not peer then return nil end
+  local left = event(room, 'leave', peer, reason)
+  redis.call('PUBLISH', p .. room, left)
   local user = redis.call('HGET', p .. 'session_users', sid)
   local users_key = p .. 'users:' .. room
   if user and redis.call('HINCRBY', users_key, user, -1) <= 0 then
     redis.call('HDEL', users_key, user)
     redis.call('PUBLISH', p .. room, event(room, 'user_offline', peer, reason))
   end
+  return left
 end
 local function forget(p, sid)
   local user = redis.call('HGET', p .. 'session_users', sid)
@@ -143,7 +145,8 @@ redis.call('PUBLISH', p .. room, event(room, 'update', text, nil))
 return text
 """
 
-# ARGV: prefix, session id, room ('' for every room), reason. Returns the rooms left.
+# ARGV: prefix, session id, room ('' for every room), reason.
+# Returns {the rooms left, their leave events}.
 _LEAVE = """
 local p, sid, room, reason = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local session_key = p .. 'session:' .. sid
@@ -154,9 +157,13 @@ if room == '' then
 elseif redis.call('SISMEMBER', session_key, room) == 1 then
   rooms = {room}
 end
-for _, r in ipairs(rooms) do remove(p, sid, r, reason) end
+local left = {}
+for _, r in ipairs(rooms) do
+  local e = remove(p, sid, r, reason)
+  if e then left[#left + 1] = e end
+end
 if #rooms > 0 and redis.call('SCARD', session_key) == 0 then forget(p, sid) end
-return rooms
+return {rooms, left}
 """
 
 # ARGV: prefix, edge id, ttl ms, session ids... Returns the unknown session ids.
@@ -177,21 +184,23 @@ end
 return unknown
 """
 
-# ARGV: prefix, batch size. Returns {sessions expired, leave events published}.
+# ARGV: prefix, batch size. Returns {sessions expired, leave events published, those events}.
 _SWEEP = """
 local p, limit = ARGV[1], tonumber(ARGV[2])
 local expired = redis.call('ZRANGEBYSCORE', p .. 'deadlines', '-inf', now_ms(), 'LIMIT', 0, limit)
 local leaves = 0
+local left = {}
 for _, sid in ipairs(expired) do
   local rooms = redis.call('SMEMBERS', p .. 'session:' .. sid)
   table.sort(rooms)
   for _, room in ipairs(rooms) do
-    remove(p, sid, room, 'timeout')
+    local e = remove(p, sid, room, 'timeout')
+    if e then left[#left + 1] = e end
     leaves = leaves + 1
   end
   forget(p, sid)
 end
-return {#expired, leaves}
+return {#expired, leaves, left}
 """
 
 # ARGV: prefix, room, cursor, limit (0: all).
@@ -226,6 +235,17 @@ _COUNTS = """
 local p, room = ARGV[1], ARGV[2]
 return {redis.call('ZCARD', p .. 'members:' .. room), redis.call('HLEN', p .. 'users:' .. room)}
 """
+
+
+def _decoded(texts: Sequence[str]) -> list[Event]:
+    """The events a script returned (as it published them); malformed ones skipped."""
+    events = []
+    for text in texts:
+        try:
+            events.append(decode_event(text))
+        except CodecError:
+            log.warning("ignoring a malformed presence event a script returned")
+    return events
 
 
 @contextmanager
@@ -323,8 +343,16 @@ class _Channels:
 
 
 class RedisStore:
-    def __init__(self, client: aioredis.Redis, prefix: str, ttl: float, max_rooms: int) -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        prefix: str,
+        ttl: float,
+        max_rooms: int,
+        changed: Changed = ignore_changes,
+    ) -> None:
         self._client = client
+        self._changed = changed
         self._p = f"{prefix}:presence:"
         self._ttl_ms = max(1, round(ttl * 1000))
         self._max_rooms = max_rooms
@@ -351,14 +379,18 @@ class RedisStore:
             raise TooManyRooms(f"session {peer.session_id} is already in {self._max_rooms} rooms")
         if outcome == -1:
             raise UserMismatch(f"session {peer.session_id} is present as another user")
-        return join_event(room, peer, rejoined=outcome == 2)
+        event = join_event(room, peer, rejoined=outcome == 2)
+        self._changed([event])
+        return event
 
     async def update(self, room: str, session_id: str, state_json: str) -> Event:
         with _unavailable():
             text = await self._update(args=[self._p, room, session_id, state_json, self._ttl_ms])
         if text is None:
             raise NotPresent(f"session {session_id} is not in room {room}")
-        return Event(room, EventKind.UPDATE, decode_peer(text))
+        event = Event(room, EventKind.UPDATE, decode_peer(text))
+        self._changed([event])
+        return event
 
     async def update_many(
         self, updates: Sequence[tuple[str, str, str]]
@@ -378,11 +410,13 @@ class RedisStore:
                 results.append(NotPresent(f"session {session_id} is not in room {room}"))
             else:
                 results.append(Event(room, EventKind.UPDATE, decode_peer(text)))
+        self._changed([r for r in results if isinstance(r, Event)])
         return results
 
     async def leave(self, session_id: str, room: str | None, reason: LeaveReason) -> list[str]:
         with _unavailable():
-            rooms = await self._leave(args=[self._p, session_id, room or "", reason.value])
+            rooms, left = await self._leave(args=[self._p, session_id, room or "", reason.value])
+        self._changed(_decoded(left))
         return [str(r) for r in rooms]
 
     async def heartbeat(self, edge_id: str, session_ids: Sequence[str]) -> list[str]:
@@ -416,9 +450,10 @@ class RedisStore:
         sessions = leaves = 0
         while True:
             with _unavailable():
-                expired, left = await self._sweep(args=[self._p, SWEEP_BATCH])
+                expired, count, left = await self._sweep(args=[self._p, SWEEP_BATCH])
+            self._changed(_decoded(left))
             sessions += int(expired)
-            leaves += int(left)
+            leaves += int(count)
             if int(expired) < SWEEP_BATCH:
                 return sessions, leaves
 
@@ -436,12 +471,12 @@ class RedisStore:
 
 @asynccontextmanager
 async def open_redis_store(
-    url: str, prefix: str, ttl: float, max_rooms: int
+    url: str, prefix: str, ttl: float, max_rooms: int, changed: Changed = ignore_changes
 ) -> AsyncIterator[RedisStore]:
     client = aioredis.from_url(
         url, decode_responses=True, socket_connect_timeout=2.0, socket_timeout=5.0
     )
-    store = RedisStore(client, prefix, ttl, max_rooms)
+    store = RedisStore(client, prefix, ttl, max_rooms, changed)
     store.start()
     try:
         yield store

@@ -7,9 +7,8 @@ runs beside the pushes and never in their way: a commit only wakes it, its
 requests run in tasks of their own (at most ``concurrency`` at once, each with
 its endpoint's timeout), and while that many are in flight it issues no claim.
 
-Requests follow Standard Webhooks: ``webhook-id`` (the batch's, the same on
-every retry), ``webhook-timestamp`` (Unix seconds, of this attempt) and
-``webhook-signature`` (``v1,`` + base64 HMAC-SHA256 of ``{id}.{timestamp}.{body}``).
+Requests follow Standard Webhooks (``accord.common.webhook_http``): ``webhook-id``
+is the batch's, the same on every retry.
 A failed attempt is retried after an exponential backoff with jitter; a
 ``Retry-After`` (seconds) longer than that is honoured, up to the backoff's
 maximum. After the endpoint's ``max_attempts`` the endpoint is parked.
@@ -18,10 +17,7 @@ maximum. After the endpoint's ``max_attempts`` the endpoint is parked.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
-import hmac
 import logging
 import random
 import time
@@ -31,6 +27,7 @@ from dataclasses import dataclass
 
 import aiohttp
 from accord.common.tasks import spawn
+from accord.common.webhook_http import backoff, next_delay, post, sign
 from accord.sync import metrics
 from accord.sync.errors import Unavailable
 from accord.sync.outbox import LEASE_MARGIN_MS, Batch, Outbox
@@ -42,9 +39,7 @@ STATS_INTERVAL = 10.0
 """Seconds between reads of the outbox's backlog for the gauges."""
 MIN_CLAIM_INTERVAL = 0.02
 """Claims are at least this far apart, however often commits wake the loop."""
-RESPONSE_BYTES = 64 * 1024
-"""At most this much of a response body is read (and thrown away)."""
-USER_AGENT = "accord-webhooks/1"
+__all__ = ["Deliverer", "DeliveryOptions", "backoff", "sign"]
 
 
 @dataclass(frozen=True)
@@ -53,37 +48,6 @@ class DeliveryOptions:
     backoff_base: float = 1.0
     backoff_max: float = 300.0
     poll_interval: float = 1.0
-
-
-def sign(secret: bytes, message_id: str, timestamp: int, body: bytes) -> str:
-    """The ``webhook-signature`` of one request (one ``v1`` signature)."""
-    signed = f"{message_id}.{timestamp}.".encode() + body
-    digest = hmac.new(secret, signed, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(digest).decode()
-
-
-def backoff(attempts: int, base: float, maximum: float, rand: Callable[[], float]) -> float:
-    """Seconds before the next attempt after ``attempts`` failed ones: base * 2^(n-1),
-    at most ``maximum``, then drawn from its upper half (jitter spreads the retries of
-    batches that failed together)."""
-    delay = min(maximum, base * 2.0 ** min(attempts - 1, 60))
-    return delay / 2 + rand() * delay / 2
-
-
-def _retry_after(value: str | None, maximum: float) -> float:
-    if value is None or not value.strip().isdigit():
-        return 0.0
-    return min(float(value.strip()), maximum)
-
-
-def headers(endpoint: Endpoint, batch: Batch, body: bytes, timestamp: int) -> dict[str, str]:
-    return {
-        "content-type": "application/json",
-        "user-agent": USER_AGENT,
-        "webhook-id": batch.message_id,
-        "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(endpoint.secret, batch.message_id, timestamp, body),
-    }
 
 
 def _now_ms() -> int:
@@ -171,7 +135,7 @@ class Deliverer:
                 metrics.WEBHOOK_DELIVERIES.labels(endpoint.id, "delivered").inc()
                 metrics.WEBHOOK_DELIVERED_CHANGES.labels(endpoint.id).inc(batch.count)
                 return
-            message, retry_after = error
+            message = error[0]
             if batch.attempts >= endpoint.max_attempts:
                 await self._outbox.park(batch, _now_ms(), message)
                 metrics.WEBHOOK_DELIVERIES.labels(endpoint.id, "parked").inc()
@@ -184,8 +148,9 @@ class Deliverer:
                 )
                 return
             options = self._options
-            delay = backoff(batch.attempts, options.backoff_base, options.backoff_max, self._rand)
-            delay = max(delay, _retry_after(retry_after, options.backoff_max))
+            delay = next_delay(
+                batch.attempts, error, options.backoff_base, options.backoff_max, self._rand
+            )
             await self._outbox.failed(batch, _now_ms() + int(delay * 1000), message)
             metrics.WEBHOOK_DELIVERIES.labels(endpoint.id, "failed").inc()
             log.info(
@@ -202,26 +167,11 @@ class Deliverer:
     async def _post(self, endpoint: Endpoint, batch: Batch) -> tuple[str, str | None] | None:
         """None when the endpoint answered 2xx, else what went wrong and its Retry-After."""
         assert self._http is not None
-        body = batch.body()
-        sent = headers(endpoint, batch, body, int(time.time()))
         started = time.perf_counter()
         try:
-            async with self._http.post(
-                endpoint.url,
-                data=body,
-                headers=sent,
-                timeout=aiohttp.ClientTimeout(total=endpoint.timeout),
-                allow_redirects=False,
-            ) as response:
-                await response.content.read(RESPONSE_BYTES)
-                status, retry_after = response.status, response.headers.get("Retry-After")
-        except (aiohttp.ClientError, TimeoutError, OSError) as error:
-            return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__, None
+            return await post(self._http, endpoint, batch.message_id, batch.body())
         finally:
             metrics.WEBHOOK_SECONDS.labels(endpoint.id).observe(time.perf_counter() - started)
-        if 200 <= status < 300:
-            return None
-        return f"HTTP {status}", retry_after
 
     async def _refresh_gauges(self) -> None:
         now = _now_ms()

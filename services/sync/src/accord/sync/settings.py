@@ -11,7 +11,7 @@ from accord.common.config import ConfigError
 from accord.common.grpc_security import ServerSecurity
 from accord.common.grpcutil import MAX_GRPC_MESSAGE
 from accord.extensions import parse_specs
-from accord.sync.webhooks import EndpointDefaults, WebhookConfig, load_config
+from accord.sync.webhooks import EndpointDefaults, WebhookConfig, WebhookSettings
 
 MEMORY = ":memory:"
 NO_WEBHOOKS = WebhookConfig()
@@ -107,22 +107,7 @@ class Settings:
             if metrics_raw is not None and metrics_raw.strip() == ""
             else config.get_addr(env, "METRICS_ADDR", "127.0.0.1:9101")
         )
-        webhook_defaults = EndpointDefaults(
-            timeout=config.get_float(env, "WEBHOOK_TIMEOUT", 10.0, minimum=0.1, maximum=300.0),
-            max_attempts=config.get_int(env, "WEBHOOK_MAX_ATTEMPTS", 10, minimum=1, maximum=1000),
-        )
-        webhooks_file = config.get_optional(env, "WEBHOOKS_FILE")
-        backoff_base = config.get_float(
-            env, "WEBHOOK_BACKOFF_BASE", 1.0, minimum=0.001, maximum=3600.0
-        )
-        backoff_max = config.get_float(
-            env, "WEBHOOK_BACKOFF_MAX", 300.0, minimum=0.001, maximum=86400.0
-        )
-        if backoff_max < backoff_base:
-            raise ConfigError(
-                f"WEBHOOK_BACKOFF_MAX={backoff_max:g} is below "
-                f"WEBHOOK_BACKOFF_BASE={backoff_base:g}"
-            )
+        hooks = WebhookSettings.from_env(env)
         prefix = config.get_str(env, "REDIS_PREFIX", "accord").strip()
         if not prefix or any(ch.isspace() for ch in prefix):
             raise ConfigError(f"REDIS_PREFIX={prefix!r} must be non-empty without spaces")
@@ -154,20 +139,16 @@ class Settings:
             recheck_interval=config.get_float(
                 env, "RECHECK_INTERVAL", 30.0, minimum=0.0, maximum=86400.0
             ),
-            webhooks_file=webhooks_file,
-            webhooks=(
-                load_config(webhooks_file, webhook_defaults) if webhooks_file else NO_WEBHOOKS
-            ),
+            webhooks_file=hooks.file,
+            webhooks=hooks.config,
             webhook_concurrency=config.get_int(
                 env, "WEBHOOK_CONCURRENCY", 8, minimum=0, maximum=1000
             ),
-            webhook_backoff_base=backoff_base,
-            webhook_backoff_max=backoff_max,
-            webhook_timeout=webhook_defaults.timeout,
-            webhook_max_attempts=webhook_defaults.max_attempts,
-            webhook_poll_interval=config.get_float(
-                env, "WEBHOOK_POLL_INTERVAL", 1.0, minimum=0.01, maximum=60.0
-            ),
+            webhook_backoff_base=hooks.backoff_base,
+            webhook_backoff_max=hooks.backoff_max,
+            webhook_timeout=hooks.timeout,
+            webhook_max_attempts=hooks.max_attempts,
+            webhook_poll_interval=hooks.poll_interval,
             log_level=config.get_log_level(env),
             log_format=config.get_log_format(env),
             audit=AuditSettings.from_env(env),
