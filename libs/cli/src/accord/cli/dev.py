@@ -134,7 +134,7 @@ def listeners(envs: Mapping[str, Mapping[str, str]]) -> list[tuple[str, tuple[st
 
 
 def _local(host: str) -> str:
-    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 - compares
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
 
 
 @contextmanager
@@ -258,7 +258,7 @@ def _serve(envs: dict[str, dict[str, str]], children: dict[str, Child], stop: St
 
     for child in children.values():
         child.go_live()
-    shown = "localhost" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 - compares
+    shown = "localhost" if host in ("0.0.0.0", "::", "") else host
     _say(f"running: ws://{config.format_addr(shown, port)}/ws  (Ctrl-C stops all three)")
     while not stop.requested:
         for name, child in children.items():
