@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiosqlite
-from accord.sync.epoch import Basis, RoomEpoch, RoomHead, new_incarnation
+from accord.sync.epoch import Basis, RoomHead, new_incarnation
 from accord.sync.model import (
     ConflictRow,
     LoggedChange,
@@ -27,7 +27,7 @@ from accord.sync.model import (
 from accord.sync.outbox_sqlite import SqliteOutbox, save_outbox
 from accord.sync.records_sql import SqliteReader
 from accord.sync.settings import MEMORY
-from accord.sync.store import SnapshotBase
+from accord.sync.snapshot_sqlite import LoadedSnapshot, SqliteSnapshot
 from accord.sync.store_sqlite_sql import (
     _CHANGE_COLUMNS,
     _CONFLICT_COLUMNS,
@@ -194,51 +194,6 @@ class _Transaction:
         return min((found.get(name, 0) for name in extensions), default=0)
 
 
-class _Snapshot(SnapshotBase):
-    """Reads records page by page on its own connection inside one read transaction."""
-
-    def __init__(
-        self, db: aiosqlite.Connection, room: str, head: int, floor: int, epoch: RoomEpoch
-    ) -> None:
-        super().__init__(head, floor, epoch)
-        self._db = db
-        self._room = room
-
-    async def records(self, page_size: int) -> AsyncIterator[list[RecordValue]]:
-        # Keyset paging on the primary key: each page is an index range scan.
-        query = (
-            "SELECT collection, key, value FROM records WHERE room = ? "
-            "AND value IS NOT NULL{after} ORDER BY collection, key LIMIT ?"
-        )
-        after: tuple[str, str] | None = None
-        args: tuple[str | int, ...]
-        while True:
-            if after is None:
-                sql, args = query.format(after=""), (self._room, page_size)
-            else:
-                sql = query.format(after=" AND (collection, key) > (?, ?)")
-                args = (self._room, *after, page_size)
-            with _unavailable():
-                async with self._db.execute(sql, args) as cursor:
-                    rows = list(await cursor.fetchall())
-            if not rows:
-                return
-            yield [RecordValue(str(r[0]), str(r[1]), str(r[2])) for r in rows]
-            after = (str(rows[-1][0]), str(rows[-1][1]))
-
-
-class _Loaded(SnapshotBase):
-    """An in-memory database's snapshot, read at once (the data is in memory anyway)."""
-
-    def __init__(self, head: int, floor: int, epoch: RoomEpoch, records: list[RecordValue]) -> None:
-        super().__init__(head, floor, epoch)
-        self._records = records
-
-    async def records(self, page_size: int) -> AsyncIterator[list[RecordValue]]:
-        for start in range(0, len(self._records), page_size):
-            yield self._records[start : start + page_size]
-
-
 class SqliteStore:
     def __init__(
         self, writer: aiosqlite.Connection, reader: aiosqlite.Connection, path: str = MEMORY
@@ -305,7 +260,7 @@ class SqliteStore:
         return SqliteOutbox(self._written)
 
     @asynccontextmanager
-    async def snapshot(self, room: str) -> AsyncIterator[_Snapshot | _Loaded]:
+    async def snapshot(self, room: str) -> AsyncIterator[SqliteSnapshot | LoadedSnapshot]:
         if self._path == MEMORY:
             async with self._read_lock:
                 with _unavailable():
@@ -317,7 +272,7 @@ class SqliteStore:
                     ) as cursor:
                         rows = await cursor.fetchall()
             records = [RecordValue(str(r[0]), str(r[1]), str(r[2])) for r in rows]
-            yield _Loaded(head, floor, epoch, records)
+            yield LoadedSnapshot(head, floor, epoch, records)
             return
         # Its own connection: a long snapshot read holds no lock other reads wait on,
         # and WAL keeps its view fixed while pushes go on.
@@ -327,7 +282,7 @@ class SqliteStore:
             with _unavailable():
                 await db.execute("BEGIN")
                 head, floor, epoch = await _room_row(db, room)
-            yield _Snapshot(db, room, head, floor, epoch)
+            yield SqliteSnapshot(db, room, head, floor, epoch)
         finally:
             if db.in_transaction:
                 await db.execute("COMMIT")
