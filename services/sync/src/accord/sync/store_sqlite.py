@@ -25,7 +25,7 @@ from accord.sync.model import (
     RoomWrite,
 )
 from accord.sync.outbox_sqlite import SqliteOutbox, save_outbox
-from accord.sync.records_sql import SqliteReader
+from accord.sync.records_sql import SqliteReader, change_of
 from accord.sync.settings import MEMORY
 from accord.sync.snapshot_sqlite import LoadedSnapshot, SqliteSnapshot
 from accord.sync.store_sqlite_sql import (
@@ -36,7 +36,6 @@ from accord.sync.store_sqlite_sql import (
     _conflict,
     _connect,
     _heads,
-    _logged,
     _migrate,
     _room_heads,
     _room_row,
@@ -300,6 +299,13 @@ class SqliteStore:
                 finally:
                     await self._reader.execute("COMMIT")
 
+    async def _fetch(self, sql: str, args: tuple[str | int, ...]) -> list[aiosqlite.Row]:
+        """The rows of one query on the shared reader connection."""
+        async with self._read_lock:
+            with _unavailable():
+                async with self._reader.execute(sql, args) as cursor:
+                    return list(await cursor.fetchall())
+
     async def head(self, room: str) -> int:
         async with self._read_lock:
             with _unavailable():
@@ -332,36 +338,27 @@ class SqliteStore:
         return Basis("", value)
 
     async def changes(self, room: str, after: int, until: int, limit: int) -> list[LoggedChange]:
-        async with self._read_lock:
-            with _unavailable():
-                async with self._reader.execute(
-                    f"SELECT {_CHANGE_COLUMNS} FROM changes "
-                    "WHERE room = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
-                    (room, after, until, limit),
-                ) as cursor:
-                    rows = await cursor.fetchall()
-        return [_logged(r) for r in rows]
+        rows = await self._fetch(
+            f"SELECT {_CHANGE_COLUMNS} FROM changes "
+            "WHERE room = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+            (room, after, until, limit),
+        )
+        return [change_of(r) for r in rows]
 
     async def conflicts(self, room: str, before: int, limit: int) -> list[ConflictRow]:
-        async with self._read_lock:
-            with _unavailable():
-                async with self._reader.execute(
-                    f"SELECT {_CONFLICT_COLUMNS} FROM conflicts WHERE room = ? "
-                    "AND (? = 0 OR seq < ?) ORDER BY seq DESC, field LIMIT ?",
-                    (room, before, before, limit),
-                ) as cursor:
-                    rows = await cursor.fetchall()
+        rows = await self._fetch(
+            f"SELECT {_CONFLICT_COLUMNS} FROM conflicts WHERE room = ? "
+            "AND (? = 0 OR seq < ?) ORDER BY seq DESC, field LIMIT ?",
+            (room, before, before, limit),
+        )
         return [_conflict(r) for r in rows]
 
     async def cursor(self, extension: str, room: str) -> int:
-        async with self._read_lock:
-            with _unavailable():
-                async with self._reader.execute(
-                    "SELECT seq FROM extension_cursors WHERE extension = ? AND room = ?",
-                    (extension, room),
-                ) as cursor:
-                    row = await cursor.fetchone()
-        return int(row[0]) if row else 0
+        rows = await self._fetch(
+            "SELECT seq FROM extension_cursors WHERE extension = ? AND room = ?",
+            (extension, room),
+        )
+        return int(rows[0][0]) if rows else 0
 
     async def advance(self, extension: str, room: str, seen: int, seq: int) -> bool:
         async with self._write_lock:
@@ -383,13 +380,10 @@ class SqliteStore:
                     return cursor.rowcount > 0
 
     async def behind(self, extension: str, after: str, limit: int) -> list[tuple[str, int]]:
-        async with self._read_lock:
-            with _unavailable():
-                async with self._reader.execute(
-                    "SELECT r.room, COALESCE(c.seq, 0) FROM rooms r "
-                    "LEFT JOIN extension_cursors c ON c.extension = ? AND c.room = r.room "
-                    "WHERE r.room > ? AND r.head > COALESCE(c.seq, 0) ORDER BY r.room LIMIT ?",
-                    (extension, after, limit),
-                ) as cursor:
-                    rows = await cursor.fetchall()
+        rows = await self._fetch(
+            "SELECT r.room, COALESCE(c.seq, 0) FROM rooms r "
+            "LEFT JOIN extension_cursors c ON c.extension = ? AND c.room = r.room "
+            "WHERE r.room > ? AND r.head > COALESCE(c.seq, 0) ORDER BY r.room LIMIT ?",
+            (extension, after, limit),
+        )
         return [(str(r[0]), int(r[1])) for r in rows]
