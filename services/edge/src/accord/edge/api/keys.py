@@ -24,12 +24,12 @@ from typing import Any
 from accord.common import jsontext
 from accord.common.config import ConfigError
 from accord.common.grpc_files import WatchedFiles
+from accord.common.grpc_tokens import HASH_PREFIX, is_hash
 from accord.edge.auth import CLIENT_ID_RE, Identity
 
 log = logging.getLogger(__name__)
 
 PREFIX = "ak_"
-HASH_PREFIX = "sha256:"
 
 
 @dataclass(frozen=True)
@@ -84,12 +84,7 @@ def parse_keys(text: str, path: str) -> tuple[ApiKey, ...]:
         name, digest = item.get("name"), item.get("hash")
         if not isinstance(name, str) or not CLIENT_ID_RE.match(name):
             raise ConfigError(f"{where}: 'name' must be 1-64 characters of [A-Za-z0-9_.:-]")
-        if (
-            not isinstance(digest, str)
-            or not digest.startswith(HASH_PREFIX)
-            or len(digest) != len(HASH_PREFIX) + 64
-            or any(c not in "0123456789abcdef" for c in digest[len(HASH_PREFIX) :])
-        ):
+        if not is_hash(digest):
             raise ConfigError(f"{where}: 'hash' must be sha256:<64 lowercase hex digits>")
         if "rooms" not in item:
             raise ConfigError(f"{where}: 'rooms' is required (['*'] for every room)")
