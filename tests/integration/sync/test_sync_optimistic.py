@@ -11,8 +11,7 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
-from accord.sync import engine as engine_module
-from accord.sync import metrics, wire
+from accord.sync import metrics, room_memory, wire
 from accord.sync.app import open_store
 from accord.sync.engine import Engine
 from accord.sync.hlc import HybridClock
@@ -255,7 +254,7 @@ async def test_what_a_replica_remembers_never_hides_another_replicas_write(
     assert metrics.READS_SKIPPED._value.get() == skipped
     assert fourth.results[0].seq == 4
     # ... and once that while is over, remembers it again.
-    monkeypatch.setattr(engine_module, "SHARED_SECONDS", 0.0)
+    monkeypatch.setattr(room_memory, "SHARED_SECONDS", 0.0)
     a._memory.forget(["r"], shared=True)
     await a.push(incr("r", 4, 10_000, "ca"))
     fifth = await a.push(incr("r", 5, 100_000, "ca"))

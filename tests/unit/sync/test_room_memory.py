@@ -4,7 +4,7 @@ whenever it may not match the database."""
 from __future__ import annotations
 
 from accord.sync import merge
-from accord.sync.engine import KNOWN_RECORD_BYTES, _Group, _RoomMemory
+from accord.sync.room_memory import KNOWN_RECORD_BYTES, _Group, _RoomMemory
 
 
 def group(head: int, keys: list[str], size: int = 100, clients: int = 1) -> _Group:

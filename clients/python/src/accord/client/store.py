@@ -18,7 +18,8 @@ import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -87,6 +88,13 @@ class OfflineStore(Protocol):
         ...
 
 
+def _copy(change: PendingChange) -> PendingChange:
+    """A pending change the caller cannot alter afterwards (its op copied)."""
+    return PendingChange(
+        change.client_seq, change.collection, change.key, dict(change.op), change.ts
+    )
+
+
 class MemoryStore:
     def __init__(self) -> None:
         self.client_id: str | None = None
@@ -115,17 +123,11 @@ class MemoryStore:
             state.seq,
             state.epoch,
             {k: dict(v) for k, v in state.records.items()},
-            [
-                PendingChange(c.client_seq, c.collection, c.key, dict(c.op), c.ts)
-                for c in state.pending
-            ],
+            [_copy(c) for c in state.pending],
         )
 
     async def add_pending(self, room: str, change: PendingChange) -> None:
-        stored = PendingChange(
-            change.client_seq, change.collection, change.key, dict(change.op), change.ts
-        )
-        self.rooms.setdefault(room, RoomState()).pending.append(stored)
+        self.rooms.setdefault(room, RoomState()).pending.append(_copy(change))
         self.next_seq = max(self.next_seq, change.client_seq + 1)
 
     async def save(
@@ -225,6 +227,17 @@ class SqliteStore:
                 await self._db.close()
                 self._db = None
 
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[None]:
+        """One ``BEGIN IMMEDIATE`` transaction: committed, or rolled back on any error."""
+        await self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            await self.db.execute("ROLLBACK")
+            raise
+        await self.db.execute("COMMIT")
+
     async def _meta(self, name: str) -> str | None:
         async with self.db.execute("SELECT value FROM meta WHERE name = ?", (name,)) as cursor:
             row = await cursor.fetchone()
@@ -275,31 +288,25 @@ class SqliteStore:
             return state
 
     async def add_pending(self, room: str, change: PendingChange) -> None:
-        async with self._lock:
-            await self.db.execute("BEGIN IMMEDIATE")
-            try:
-                await self.db.execute(
-                    "INSERT INTO pending (client_seq, room, collection, key, ts, op) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        change.client_seq,
-                        room,
-                        change.collection,
-                        change.key,
-                        change.ts,
-                        json.dumps(change.op),
-                    ),
-                )
-                await self.db.execute(
-                    "INSERT INTO meta (name, value) VALUES ('next_client_seq', ?) "
-                    "ON CONFLICT (name) DO UPDATE SET value = excluded.value "
-                    "WHERE CAST(meta.value AS INTEGER) < CAST(excluded.value AS INTEGER)",
-                    (str(change.client_seq + 1),),
-                )
-            except BaseException:
-                await self.db.execute("ROLLBACK")
-                raise
-            await self.db.execute("COMMIT")
+        async with self._lock, self._transaction():
+            await self.db.execute(
+                "INSERT INTO pending (client_seq, room, collection, key, ts, op) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    change.client_seq,
+                    room,
+                    change.collection,
+                    change.key,
+                    change.ts,
+                    json.dumps(change.op),
+                ),
+            )
+            await self.db.execute(
+                "INSERT INTO meta (name, value) VALUES ('next_client_seq', ?) "
+                "ON CONFLICT (name) DO UPDATE SET value = excluded.value "
+                "WHERE CAST(meta.value AS INTEGER) < CAST(excluded.value AS INTEGER)",
+                (str(change.client_seq + 1),),
+            )
 
     async def save(
         self,
@@ -315,8 +322,7 @@ class SqliteStore:
             if self._db is None:
                 # Closed while a save was in flight: the next start resumes from the last seq saved.
                 return
-            await self.db.execute("BEGIN IMMEDIATE")
-            try:
+            async with self._transaction():
                 await self.db.execute(
                     "INSERT INTO rooms (room, seq, epoch) VALUES (?, ?, coalesce(?, '')) "
                     "ON CONFLICT (room) DO UPDATE SET seq = excluded.seq, "
@@ -343,10 +349,6 @@ class SqliteStore:
                     await self.db.executemany(
                         "DELETE FROM pending WHERE client_seq = ?", [(s,) for s in dropped]
                     )
-            except BaseException:
-                await self.db.execute("ROLLBACK")
-                raise
-            await self.db.execute("COMMIT")
 
 
 def store_for(path: str | Path | None) -> OfflineStore:

@@ -21,7 +21,7 @@ import logging
 import re
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from accord.common import jsontext
 from accord.common.config import ConfigError
@@ -61,7 +61,8 @@ def entry(name: str, token: str, scopes: list[Scope]) -> dict[str, Any]:
     return {"name": name, "hash": hash_token(token), "scopes": [str(s) for s in scopes]}
 
 
-def _is_hash(value: object) -> bool:
+def is_hash(value: object) -> TypeGuard[str]:
+    """Whether ``value`` is ``sha256:`` and 64 lowercase hex digits (a stored token or key)."""
     return (
         isinstance(value, str)
         and value.startswith(HASH_PREFIX)
@@ -95,7 +96,7 @@ def parse_tokens(text: str, path: str) -> tuple[ServiceToken, ...]:
         name, digest = item.get("name"), item.get("hash")
         if not isinstance(name, str) or not NAME_RE.fullmatch(name):
             raise ConfigError(f"{where}: 'name' must be 1-64 characters of [A-Za-z0-9_.:-]")
-        if not _is_hash(digest):
+        if not is_hash(digest):
             raise ConfigError(f"{where}: 'hash' must be sha256:<64 lowercase hex digits>")
         assert isinstance(digest, str)
         if name in names or digest in hashes:

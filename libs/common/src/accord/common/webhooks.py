@@ -21,10 +21,8 @@ error message.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
-import contextlib
 import fnmatch
 import json
 import logging
@@ -39,7 +37,7 @@ from accord.common import config as env_config
 from accord.common.audit import NULL, AuditLog
 from accord.common.config import ConfigError
 from accord.common.rules import NAME_CHARS, is_room
-from accord.common.tasks import spawn
+from accord.common.tasks import repeating
 
 log = logging.getLogger(__name__)
 
@@ -283,19 +281,8 @@ class WebhookRouter:
     @asynccontextmanager
     async def watching(self, interval: float) -> AsyncIterator[WebhookRouter]:
         """Check the file for changes every ``interval`` seconds for the block's duration."""
-
-        async def watch() -> None:
-            while True:
-                await asyncio.sleep(interval)
-                self.reload()
-
-        task = spawn(watch(), name="webhooks-file")
-        try:
+        async with repeating(interval, self.reload, "webhooks-file"):
             yield self
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ from accord.common.audit import AuditLog
 from accord.common.config import format_addr
 from accord.common.lifecycle import BindError
 from accord.edge import http, metrics, tls
-from accord.edge.admin import AdminApi, WebhooksAdmin
+from accord.edge.admin import AdminApi
+from accord.edge.admin_webhooks import WebhooksAdmin
 from accord.edge.api.routes import ServerApi
 from accord.edge.auth import Authenticator
 from accord.edge.backends import PresenceClient, SyncClient

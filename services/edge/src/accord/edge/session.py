@@ -18,7 +18,7 @@ from typing import Any
 import grpc
 from accord.api.presence.v1 import presence_pb2 as ppb
 from accord.common.tasks import spawn
-from accord.edge import metrics, requests
+from accord.edge import metrics
 from accord.edge.auth import AuthError, Identity
 from accord.edge.backends import to_protocol_error
 from accord.edge.codes import (
@@ -30,13 +30,11 @@ from accord.edge.codes import (
     CLOSE_TIMEOUT,
     CLOSE_TOO_BIG,
     CLOSE_UNAUTHENTICATED,
-    FEATURES,
     FLUSH_TIMEOUT,
-    PROTOCOL_VERSION,
-    VERSION,
 )
 from accord.edge.context import SessionContext
 from accord.edge.frames import check_id, parse_binary, parse_json, request_id_of
+from accord.edge.hello import greet
 from accord.edge.hooks import connection_of_session
 from accord.edge.limits import TokenBucket
 from accord.edge.outbound import Outbound
@@ -172,7 +170,7 @@ class Session:
 
     async def run(self) -> None:
         try:
-            if await self._hello():
+            if await greet(self):
                 await self._read_loop()
         finally:
             if self._closer is not None:
@@ -182,81 +180,6 @@ class Session:
                 self.ended_rooms = tuple(sorted(self.subscriptions))
             await self._cleanup()
             self.outbound.cancel()
-
-    async def _first_message(self) -> Incoming | None:
-        """The first data message, within the hello timeout; None when the peer left or was late.
-
-        Control frames may come at any time (RFC 6455): pings are answered and
-        pongs (the answers to the heartbeat) ignored, within the same deadline.
-        """
-        transport = self.transport
-        deadline = time.monotonic() + self.ctx.settings.hello_timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            try:
-                if remaining <= 0:
-                    raise TimeoutError
-                msg = await transport.receive(timeout=remaining)
-            except TimeoutError:
-                self._fail_hello(
-                    ProtocolError("UNAUTHENTICATED", "no hello within the hello timeout"), None
-                )
-                return None
-            self.last_seen = time.monotonic()
-            if msg.kind in (Kind.TEXT, Kind.BINARY):
-                return msg
-            if msg.kind == Kind.PING:
-                await transport.pong(msg.data)
-            elif msg.kind != Kind.PONG:
-                return None
-
-    async def _hello(self) -> bool:
-        msg = await self._first_message()
-        if msg is None:
-            return False
-        request_id: int | None = None
-        try:
-            message = self._decode(msg)
-            request_id = request_id_of(message)
-            if message.get("type") != "hello":
-                raise ProtocolError("UNAUTHENTICATED", "the first message must be hello")
-            check_id(message)
-            await self._accept_hello(message)
-        except ProtocolError as error:
-            self._fail_hello(error, request_id if error.request_id is None else error.request_id)
-            return False
-        settings = self.ctx.settings
-        welcome: dict[str, Any] = {
-            "type": "welcome",
-            "session_id": self.session_id,
-            "user_id": self.user_id,
-            "server": {
-                "version": VERSION,
-                "protocol": PROTOCOL_VERSION,
-                "heartbeat_ms": int(settings.heartbeat_interval * 1000),
-                "max_message_bytes": settings.max_message_size,
-                "features": list(FEATURES),
-                "max_batch": settings.max_batch_changes,
-            },
-        }
-        info = self.transport.info
-        if info is not None:
-            welcome["transport"] = info
-        self.reply(welcome, request_id)
-        log.info("session opened", extra={"session_id": self.session_id, "user_id": self.user_id})
-        return True
-
-    def _fail_hello(self, error: ProtocolError, request_id: int | None) -> None:
-        self.send_error(error, request_id)
-        self.close_soon(CLOSE_UNAUTHENTICATED, error.message)
-
-    async def _accept_hello(self, message: dict[str, Any]) -> None:
-        hello = requests.hello(message)
-        self.identity = await self.authenticate(hello.token, hello.client_id, hello.user)
-        self.ctx.user_limits.hold(self.identity.user_id)
-        self.client_id = hello.client_id
-        self.user = hello.user
-        self.schedule_expiry()
 
     async def authenticate(
         self,
@@ -299,7 +222,7 @@ class Session:
         )
         self.close_soon(CLOSE_UNAUTHENTICATED, "token expired")
 
-    def _decode(self, msg: Incoming) -> dict[str, Any]:
+    def decode(self, msg: Incoming) -> dict[str, Any]:
         data = msg.data
         size = len(data)
         metrics.BYTES_IN.inc(size)
@@ -343,7 +266,7 @@ class Session:
             # first so that a RATE_LIMITED reply can echo it.
             wait_ms = self.bucket.take()
             try:
-                message = self._decode(msg)
+                message = self.decode(msg)
                 request_id = request_id_of(message)
                 check_id(message)
             except ProtocolError as error:

@@ -11,8 +11,6 @@ tried again once the files change again.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import os
 import ssl
@@ -22,7 +20,7 @@ from dataclasses import dataclass
 
 from accord.common import config
 from accord.common.config import ConfigError, Env
-from accord.common.tasks import spawn
+from accord.common.tasks import repeating
 
 log = logging.getLogger(__name__)
 
@@ -118,15 +116,5 @@ class CertReloader:
 
     @asynccontextmanager
     async def watching(self) -> AsyncIterator[CertReloader]:
-        async def watch() -> None:
-            while True:
-                await asyncio.sleep(self._settings.reload_interval)
-                self.check()
-
-        task = spawn(watch(), name="tls-reload")
-        try:
+        async with repeating(self._settings.reload_interval, self.check, "tls-reload"):
             yield self
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task

@@ -16,15 +16,7 @@ from dataclasses import dataclass
 from accord.api.presence.v1 import presence_pb2_grpc
 from accord.common.audit import AuditLog
 from accord.common.config import format_addr
-from accord.common.grpc_auth import authenticating
-from accord.common.grpcutil import (
-    LatencyInterceptor,
-    add_health,
-    add_port,
-    create_server,
-    set_serving,
-)
-from accord.common.lifecycle import BindError
+from accord.common.grpc_serve import secured_server, start_serving
 from accord.common.metrics import metrics_server
 from accord.common.webhooks import PRESENCE, WebhookRouter
 from accord.presence import access, metrics
@@ -104,26 +96,26 @@ async def serve(settings: Settings) -> AsyncIterator[Running]:
             watch_queue_size=settings.watch_queue_size,
         )
         audit = stack.enter_context(AuditLog.from_settings(settings.audit, "presence"))
-        guard = authenticating(
-            "presence", settings.grpc, access.SCOPES, metrics.GRPC_AUTH_REFUSED, audit
+        server = secured_server(
+            "presence",
+            settings.grpc,
+            access.SCOPES,
+            metrics.GRPC_AUTH_REFUSED,
+            metrics.GRPC_HANDLING,
+            audit,
         )
-        server = create_server([*guard, LatencyInterceptor(metrics.GRPC_HANDLING)])
         presence_pb2_grpc.add_PresenceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
-        health = add_health(server)
-        host, requested = settings.presence_addr
-        try:
-            port = add_port(server, format_addr(host, requested), settings.grpc)
-        except RuntimeError as error:
-            raise BindError("PRESENCE_ADDR", format_addr(host, requested), str(error)) from error
-        await server.start()
-
-        async def stop() -> None:
-            await set_serving(health, [SERVICE_NAME], False)
-            servicer.end_watches()
-            await server.stop(settings.shutdown_grace)
-
-        stack.push_async_callback(stop)
-        await set_serving(health, [SERVICE_NAME], True)
+        host = settings.presence_addr[0]
+        port = await start_serving(
+            stack,
+            server,
+            setting="PRESENCE_ADDR",
+            addr=settings.presence_addr,
+            security=settings.grpc,
+            names=[SERVICE_NAME],
+            grace=settings.shutdown_grace,
+            before_stop=servicer.end_watches,
+        )
         log.info("presence store: %s", "redis" if settings.redis_url else "in-memory")
         log.info("presence gRPC: %s", settings.grpc.describe())
         log.info("presence listening on %s", format_addr(host, port))

@@ -10,15 +10,7 @@ from dataclasses import dataclass
 from accord.api.sync.v1 import sync_pb2_grpc
 from accord.common.audit import AuditLog
 from accord.common.config import format_addr
-from accord.common.grpc_auth import authenticating
-from accord.common.grpcutil import (
-    LatencyInterceptor,
-    add_health,
-    add_port,
-    create_server,
-    set_serving,
-)
-from accord.common.lifecycle import BindError
+from accord.common.grpc_serve import secured_server, start_serving
 from accord.common.metrics import metrics_server
 from accord.extensions import load_extensions
 from accord.sync import access
@@ -150,27 +142,24 @@ async def serve(settings: Settings, *, grace: float = SHUTDOWN_GRACE) -> AsyncIt
             rechecker,
             on_committed=dispatcher.notify if dispatcher.names else None,
         )
-        guard = authenticating("sync", settings.grpc, access.SCOPES, GRPC_AUTH_REFUSED, audit)
-        server = create_server([*guard, LatencyInterceptor(GRPC_HANDLING)])
+        server = secured_server(
+            "sync", settings.grpc, access.SCOPES, GRPC_AUTH_REFUSED, GRPC_HANDLING, audit
+        )
         sync_pb2_grpc.add_SyncServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
         sync_pb2_grpc.add_WebhooksServicer_to_server(  # type: ignore[no-untyped-call]
             WebhooksServicer(outbox, router, on_resume=router.written), server
         )
-        health = add_health(server)
-        host, port = settings.sync_addr
-        try:
-            bound = add_port(server, format_addr(host, port), settings.grpc)
-        except RuntimeError as error:
-            raise BindError("SYNC_ADDR", format_addr(host, port), str(error)) from error
-        await server.start()
-
-        async def shutdown() -> None:
-            await set_serving(health, [SERVICE_NAME], False)
-            servicer.close_streams()
-            await server.stop(grace)
-
-        stack.push_async_callback(shutdown)
-        await set_serving(health, [SERVICE_NAME], True)
+        host = settings.sync_addr[0]
+        bound = await start_serving(
+            stack,
+            server,
+            setting="SYNC_ADDR",
+            addr=settings.sync_addr,
+            security=settings.grpc,
+            names=[SERVICE_NAME],
+            grace=grace,
+            before_stop=servicer.close_streams,
+        )
         log.info("sync gRPC: %s", settings.grpc.describe())
         log.info("sync listening on %s", format_addr(host, bound))
         yield Running(port=bound, metrics_port=metrics_port)

@@ -12,254 +12,43 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict
-from collections.abc import AsyncGenerator, Callable, Sequence
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, TypeVar
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from accord.sync import merge, metrics, outbox, records
+from accord.sync import merge, metrics, outbox
 from accord.sync.batchmerge import BatchMerge
-from accord.sync.epoch import Basis, RoomHead
-from accord.sync.errors import BadRequest, OutOfRange, SyncError, TooLarge
+from accord.sync.errors import BadRequest, SyncError, TooLarge
 from accord.sync.hlc import HybridClock
 from accord.sync.model import (
     ChangeError,
     ChangeOutcome,
-    ConflictRow,
     IncomingChange,
     Limits,
     LoggedChange,
     PushBatch,
     PushOutcome,
-    RecordKey,
-    RecordRow,
-    RecordValue,
     Retention,
     RoomWrite,
     SnapshotPage,
 )
 from accord.sync.outbox import Routes
+from accord.sync.reads import PullHead, PullItem, Reads, change_bytes, split_by_bytes
+from accord.sync.room_memory import KNOWN_BYTES, _Group, _RoomMemory
 from accord.sync.store import Contended, RoomTransaction, Store
 
 if TYPE_CHECKING:
     from accord.sync.dispatch import Holds
     from accord.sync.extensions import Screen
 
+# Defined in accord.sync.reads and accord.sync.model; imported from here too.
+__all__ = ["Engine", "PullHead", "PullItem", "SnapshotPage", "change_bytes", "split_by_bytes"]
+
 log = logging.getLogger(__name__)
-
-ClientKey = tuple[str, str]
-"""(user_id, client_id) within one room."""
-
-DEFAULT_PAGE = 500
-MAX_PAGE = 10_000
-PAGE_BYTES = 4 * 1024 * 1024
-"""A page is also cut at this many bytes of JSON, to stay well inside gRPC's message limit."""
-
-T = TypeVar("T")
-
-
-def split_by_bytes(
-    items: list[T], size: Callable[[T], int], budget: int = PAGE_BYTES
-) -> list[list[T]]:
-    """``items`` in order, cut into runs of at most ``budget`` bytes (at least one item each)."""
-    pages: list[list[T]] = []
-    current: list[T] = []
-    used = 0
-    for item in items:
-        cost = size(item)
-        if current and used + cost > budget:
-            pages.append(current)
-            current, used = [], 0
-        current.append(item)
-        used += cost
-    if current:
-        pages.append(current)
-    return pages
-
-
-def change_bytes(change: LoggedChange) -> int:
-    return len(change.patch_json) + len(change.collection) + len(change.key) + 64
-
-
-def record_bytes(record: RecordValue) -> int:
-    return len(record.value_json) + len(record.collection) + len(record.key) + 16
-
-
-@dataclass(frozen=True)
-class PullHead:
-    """The first thing a pull yields: the head it runs up to and the room's epoch."""
-
-    head: int
-    epoch: str
-
-
-PullItem = PullHead | SnapshotPage | list[LoggedChange]
-"""What a pull yields: first the head, then snapshot pages or change pages."""
-
-
-@dataclass
-class _Group:
-    """The pushes of a group to one room, as merged so far, not yet saved."""
-
-    head: int
-    states: dict[RecordKey, merge.RecordState] = field(default_factory=dict)
-    views: dict[RecordKey, merge.View | None] = field(default_factory=dict)
-    marks: dict[ClientKey, int] = field(default_factory=dict)
-    """Each client's high-water mark, as raised by the group's batches so far."""
-    raised: dict[ClientKey, None] = field(default_factory=dict)
-    """The clients whose mark the group raised (ordered, to save)."""
-    values: dict[RecordKey, str | None] = field(default_factory=dict)
-    """The records the group changed and their visible values."""
-    seqs: dict[RecordKey, int] = field(default_factory=dict)
-    logged: dict[tuple[str, str, int], int] = field(default_factory=dict)
-    """(user_id, client_id, client_seq) -> seq of the changes the group committed."""
-    committed: list[LoggedChange] = field(default_factory=list)
-    conflicts: list[ConflictRow] = field(default_factory=list)
-    duplicates: int = 0
-    sizes: dict[RecordKey, int] = field(default_factory=dict)
-    """Each record's stored state in bytes of JSON (what remembering it costs, roughly)."""
-
-    def write(self, room: str) -> RoomWrite:
-        records = []
-        for k, value in self.values.items():
-            state = merge.dump_state(self.states[k])
-            self.sizes[k] = len(state)
-            records.append(RecordRow(k[0], k[1], state, value, self.seqs[k]))
-        return RoomWrite(
-            room=room,
-            changes=self.committed,
-            records=records,
-            marks=[(u, c, self.marks[(u, c)]) for u, c in self.raised],
-            conflicts=self.conflicts,
-        )
-
-
-@dataclass
-class _Known:
-    """A room as this replica last committed it: its head, and as of that head the marks
-    of the clients and the states of the records its recent groups touched."""
-
-    head: int
-    marks: dict[ClientKey, int] = field(default_factory=dict)
-    states: dict[RecordKey, merge.RecordState] = field(default_factory=dict)
-    views: dict[RecordKey, merge.View | None] = field(default_factory=dict)
-    sizes: dict[RecordKey, int] = field(default_factory=dict)
-    size: int = 0
-
-
-KNOWN_BYTES = 8 * 1024 * 1024
-"""Record state (bytes of its JSON) a sync replica remembers in all, least recently used
-rooms first out: a few times this in memory (``ROOM_MEMORY_BYTES``; 0 turns it off)."""
-KNOWN_RECORD_BYTES = 16 * 1024
-"""A record whose state is larger is read each time instead."""
-SHARED_SECONDS = 5.0
-"""A room found written by another replica is read each time for this long."""
-KNOWN_SHARED_ROOMS = 100_000
-"""Beyond this many rooms marked shared, the expired marks are dropped."""
 
 
 class _Stale(Contended):
     """An optimistic group started from a remembered room that had moved on."""
-
-
-class _RoomMemory:
-    """What this replica wrote last, so that an optimistic group whose every record and
-    client is known skips reading them. It cannot go stale unnoticed: the optimistic save
-    writes only if each room's head is still the one the group started from, and every
-    write to a room's records or marks raises its head; a group that finds a room moved
-    on writes nothing and runs again reading it (``Engine._attempt``), and what it read
-    is remembered then. All of it was read under one ``basis`` (the database's epoch
-    basis), which the save checks too: after ``accord epoch renew`` (or a restore into
-    another cluster) nothing remembered is used, and the first read forgets it all.
-    Bounded by the size of the records' state (``KNOWN_BYTES``),
-    least recently used rooms first out."""
-
-    def __init__(self, budget: int = KNOWN_BYTES) -> None:
-        self._rooms: OrderedDict[str, _Known] = OrderedDict()
-        self._budget = budget
-        self._size = 0
-        self._shared: dict[str, float] = {}
-        """Rooms another replica wrote to lately -> until when they are read each time."""
-        self.basis: Basis | None = None
-        """The database's basis what is remembered was read under."""
-
-    def rebase(self, basis: Basis) -> None:
-        """A read saw the database under ``basis``: what was read under another one goes."""
-        if basis != self.basis:
-            self.clear()
-            self.basis = basis
-
-    def recall(
-        self, clients: Sequence[tuple[str, str, str]], keys: Sequence[tuple[str, str, str]]
-    ) -> dict[str, _Known] | None:
-        """The rooms' known state when it covers every client and key, else None."""
-        known: dict[str, _Known] = {}
-        for room, user_id, client_id in clients:
-            entry = known.get(room) or self._rooms.get(room)
-            if entry is None or (user_id, client_id) not in entry.marks:
-                return None
-            if room not in known and room in self._shared:
-                if self._shared[room] > time.monotonic():
-                    return None
-                del self._shared[room]
-            known[room] = entry
-        for room, collection, key in keys:
-            if (collection, key) not in known[room].states:
-                return None
-        for room in known:
-            self._rooms.move_to_end(room)
-        return known
-
-    def remember(self, groups: dict[str, _Group], started: dict[str, int]) -> None:
-        """After a committed group: each room as it left it. What was known of a room
-        stays only if it was current when the group started."""
-        for room, group in groups.items():
-            entry = self._drop(room)
-            if not group.head:  # nothing committed yet: the room may have no row at all
-                continue
-            if entry is None or entry.head != started[room]:
-                entry = _Known(group.head)
-            entry.head = group.head
-            entry.marks.update(group.marks)
-            for key, state in group.states.items():
-                size = group.sizes.get(key, 0)
-                if size > KNOWN_RECORD_BYTES:
-                    entry.states.pop(key, None)
-                    entry.views.pop(key, None)
-                    entry.sizes.pop(key, None)
-                    continue
-                entry.states[key] = state
-                entry.views[key] = group.views[key]
-                entry.sizes[key] = size
-            entry.size = sum(entry.sizes.values()) + 64 * len(entry.marks)
-            if entry.size > self._budget // 2:
-                continue  # one room would crowd out the rest: it is read each time
-            self._rooms[room] = entry
-            self._size += entry.size
-        while self._size > self._budget and self._rooms:
-            self._size -= self._rooms.popitem(last=False)[1].size
-
-    def _drop(self, room: str) -> _Known | None:
-        entry = self._rooms.pop(room, None)
-        if entry is not None:
-            self._size -= entry.size
-        return entry
-
-    def forget(self, rooms: Sequence[str], shared: bool = False) -> None:
-        """Drop what is known of ``rooms``; ``shared``: another replica writes to them too,
-        so read them each time for ``SHARED_SECONDS``."""
-        for room in rooms:
-            self._drop(room)
-        if shared:
-            now = time.monotonic()
-            if len(self._shared) > KNOWN_SHARED_ROOMS:
-                self._shared = {r: t for r, t in self._shared.items() if t > now}
-            until = now + SHARED_SECONDS
-            self._shared.update(dict.fromkeys(rooms, until))
-
-    def clear(self) -> None:
-        self._rooms.clear()
-        self._size = 0
 
 
 LOCKED_AFTER_CONTENTION = 5.0
@@ -267,7 +56,9 @@ LOCKED_AFTER_CONTENTION = 5.0
 by several replicas at once are better served by waiting for the lock than by retrying."""
 
 
-class Engine:
+class Engine(Reads):
+    """The push path; the reads come from ``Reads`` (``accord.sync.reads``)."""
+
     def __init__(
         self,
         store: Store,
@@ -284,7 +75,7 @@ class Engine:
         """The before_commit extensions and record schemas (None: none, the plain path)."""
         self._holds = holds
         """The after_commit cursors compaction may not pass (None: no such extension)."""
-        self._store = store
+        super().__init__(store)
         self._webhooks = webhooks
         """Who wants which room's committed changes (written to the outbox with them)."""
         self._clock = clock
@@ -569,82 +360,3 @@ class Engine:
             floor = min(floor, await self._holds.floor(tx, room))
         await tx.compact(room, max(floor, 0), self._retention.conflicts)
         metrics.COMPACTIONS.inc()
-
-    async def conflicts(self, room: str, before: int, limit: int) -> list[ConflictRow]:
-        return await self._store.conflicts(room, before, limit)
-
-    async def head(self, room: str) -> int:
-        return await self._store.head(room)
-
-    async def records_page(
-        self,
-        room: str,
-        as_of: int,
-        collection: str | None,
-        after: RecordKey | None,
-        limit: int,
-    ) -> records.RecordsPage:
-        """A page of the room's records as of seq ``as_of`` (0: its head); see
-        ``accord.sync.records``."""
-        async with self._store.reader(room) as reader:
-            return await records.read_page(reader, as_of, collection, after, limit)
-
-    async def record(self, room: str, collection: str, key: str) -> records.StoredRecord | None:
-        """The record as it is now (None: never written); its value None when deleted."""
-        async with self._store.reader(room) as reader:
-            return await reader.row(collection, key)
-
-    async def heads(self, rooms: Sequence[str]) -> dict[str, int]:
-        return await self._store.heads(rooms)
-
-    async def room_heads(self, rooms: Sequence[str]) -> dict[str, RoomHead]:
-        """The head and epoch of each of ``rooms``."""
-        return await self._store.room_heads(rooms)
-
-    async def changes(self, room: str, after: int, until: int, limit: int) -> list[LoggedChange]:
-        return await self._store.changes(room, after, until, limit)
-
-    async def pull(
-        self,
-        room: str,
-        since: int,
-        until: int,
-        page_size: int,
-        changes_only: bool,
-        epoch: str = "",
-    ) -> AsyncGenerator[PullItem, None]:
-        """Catch-up for one room; see docs/merge.md for when a snapshot is sent. A
-        ``since`` read under another ``epoch`` than the room's (``RoomEpoch.accepts``)
-        belongs to another history: it gets a snapshot, even an empty one."""
-        page = min(page_size or DEFAULT_PAGE, MAX_PAGE)
-        async with self._store.snapshot(room) as snapshot:
-            head, current = snapshot.head, snapshot.epoch.current
-            foreign = since > 0 and not snapshot.epoch.accepts(epoch)
-            if foreign and changes_only:
-                raise OutOfRange(f"epoch {epoch!r} is not the epoch of room {room}")
-            if not changes_only and (
-                since == 0 or foreign or since > head or since < snapshot.floor
-            ):
-                yield PullHead(head, current)
-                if head == 0 and since == 0:
-                    return
-                pending: list[RecordValue] | None = None
-                async for records in snapshot.records(page):
-                    for part in split_by_bytes(records, record_bytes):
-                        if pending is not None:
-                            yield SnapshotPage(head, pending, False)
-                        pending = part
-                yield SnapshotPage(head, pending or [], True)
-                return
-        if since > head:
-            raise OutOfRange(f"since {since} is ahead of head {head}")
-        target = until if 0 < until <= head else head
-        yield PullHead(target, current)
-        cursor = since
-        while cursor < target:
-            changes = await self._store.changes(room, cursor, target, page)
-            if not changes or changes[0].seq != cursor + 1:
-                raise OutOfRange(f"the log no longer holds seq {cursor + 1}")
-            for run in split_by_bytes(changes, change_bytes):
-                yield run
-            cursor = changes[-1].seq

@@ -21,8 +21,10 @@ def _stored(row: Sequence[Any]) -> StoredRecord:
     return StoredRecord(str(collection), str(key), None if value is None else str(value), int(seq))
 
 
-def _history(row: Sequence[Any]) -> LoggedChange:
-    seq, user_id, client_id, client_seq, collection, key, ts, op = row
+def change_of(row: Sequence[Any]) -> LoggedChange:
+    """A change from its positional row: seq, user_id, client_id, client_seq, collection,
+    key, ts, op and, when selected, patch (history reads leave it out: "")."""
+    seq, user_id, client_id, client_seq, collection, key, ts, op, *patch = row
     return LoggedChange(
         seq=int(seq),
         user_id=str(user_id),
@@ -32,7 +34,7 @@ def _history(row: Sequence[Any]) -> LoggedChange:
         key=str(key),
         ts=int(ts),
         op_json=str(op),
-        patch_json="",
+        patch_json=str(patch[0]) if patch else "",
     )
 
 
@@ -95,7 +97,7 @@ class SqliteReader(_Reader):
                 f"AND (collection, key) IN (VALUES {pairs})",
                 [self._room, until, *(name for pair in part for name in pair)],
             )
-            found.extend(_history(r) for r in rows)
+            found.extend(change_of(r) for r in rows)
         return sorted(found, key=lambda c: c.seq)
 
 
@@ -142,4 +144,4 @@ class PostgresReader(_Reader):
             [c for c, _ in keys],
             [k for _, k in keys],
         )
-        return [_history(tuple(r)) for r in rows]
+        return [change_of(tuple(r)) for r in rows]

@@ -32,13 +32,12 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 import asyncpg
-from accord.sync.epoch import Basis, RoomEpoch, RoomHead, new_incarnation
+from accord.sync.epoch import Basis, RoomHead, new_incarnation
 from accord.sync.errors import Unavailable
 from accord.sync.migrations import CONNECT_TIMEOUT, migrate_connection
 from accord.sync.model import (
     ConflictRow,
     LoggedChange,
-    RecordValue,
     RoomClient,
     RoomRecord,
     RoomWrite,
@@ -46,7 +45,8 @@ from accord.sync.model import (
 from accord.sync.outbox_postgres import PostgresOutbox, outbox_args
 from accord.sync.pg_cluster import Cluster
 from accord.sync.records_sql import PostgresReader
-from accord.sync.store import Contended, SnapshotBase
+from accord.sync.snapshot_postgres import PostgresSnapshot
+from accord.sync.store import Contended
 from accord.sync.store_postgres_sql import (
     _CHANGE_COLUMNS,
     _CONFLICT_COLUMNS,
@@ -60,6 +60,7 @@ from accord.sync.store_postgres_sql import (
     COMMAND_TIMEOUT,
     _columns,
     _conflict,
+    _cursor_floor,
     _keep_session,
     _load_rows,
     _logged,
@@ -194,47 +195,6 @@ class _CheckedTransaction(_Transaction):
             log.warning("compaction of room %s failed: %s", room, error)
 
 
-class _Snapshot(SnapshotBase):
-    def __init__(
-        self, conn: asyncpg.Connection, room: str, head: int, floor: int, epoch: RoomEpoch
-    ) -> None:
-        super().__init__(head, floor, epoch)
-        self._conn = conn
-        self._room = room
-
-    async def records(self, page_size: int) -> AsyncIterator[list[RecordValue]]:
-        # Keyset paging on the primary key: each page is an index range scan.
-        query = (
-            "SELECT collection, key, value FROM records WHERE room = $1 "
-            "AND value IS NOT NULL{after} ORDER BY collection, key LIMIT $2"
-        )
-        first, rest = (
-            query.format(after=""),
-            query.format(after=" AND (collection, key) > ($3, $4)"),
-        )
-        after: tuple[str, str] | None = None
-        while True:
-            with _unavailable():
-                if after is None:
-                    rows = await self._conn.fetch(first, self._room, page_size)
-                else:
-                    rows = await self._conn.fetch(rest, self._room, page_size, *after)
-            if not rows:
-                return
-            yield [RecordValue(r["collection"], r["key"], r["value"]) for r in rows]
-            after = (rows[-1]["collection"], rows[-1]["key"])
-
-
-async def _cursor_floor(conn: asyncpg.Connection, room: str, extensions: Sequence[str]) -> int:
-    rows = await conn.fetch(
-        "SELECT extension, seq FROM extension_cursors WHERE room = $1 AND extension = ANY($2)",
-        room,
-        list(extensions),
-    )
-    found = {r["extension"]: int(r["seq"]) for r in rows}
-    return min((found.get(name, 0) for name in extensions), default=0)
-
-
 class PostgresStore:
     def __init__(self, pool: asyncpg.Pool, cluster: Cluster | None = None) -> None:
         self._pool = pool
@@ -294,7 +254,7 @@ class PostgresStore:
             yield _Transaction(conn, {r["room"]: int(r["head"]) for r in rows}, basis)
 
     @asynccontextmanager
-    async def snapshot(self, room: str) -> AsyncIterator[_Snapshot]:
+    async def snapshot(self, room: str) -> AsyncIterator[PostgresSnapshot]:
         async with (
             self._connection() as conn,
             conn.transaction(isolation="repeatable_read", readonly=True),
@@ -306,9 +266,9 @@ class PostgresStore:
             )
             epoch = Basis(self._cluster.value, row["value"] or "").room(row["epoch"])
             if row["head"] is None:
-                yield _Snapshot(conn, room, 0, 0, epoch)
+                yield PostgresSnapshot(conn, room, 0, 0, epoch)
             else:
-                yield _Snapshot(conn, room, int(row["head"]), int(row["floor"]), epoch)
+                yield PostgresSnapshot(conn, room, int(row["head"]), int(row["floor"]), epoch)
 
     @asynccontextmanager
     async def reader(self, room: str) -> AsyncIterator[PostgresReader]:

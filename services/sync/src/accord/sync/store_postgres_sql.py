@@ -269,3 +269,13 @@ def _load_rows(rows: Sequence[Any]) -> tuple[dict[RoomClient, int], dict[RoomRec
         elif r["kind"] == "s":
             states[(r["room"], r["a"], r["b"])] = r["state"]
     return marks, states
+
+
+async def _cursor_floor(conn: asyncpg.Connection, room: str, extensions: Sequence[str]) -> int:
+    rows = await conn.fetch(
+        "SELECT extension, seq FROM extension_cursors WHERE room = $1 AND extension = ANY($2)",
+        room,
+        list(extensions),
+    )
+    found = {r["extension"]: int(r["seq"]) for r in rows}
+    return min((found.get(name, 0) for name in extensions), default=0)

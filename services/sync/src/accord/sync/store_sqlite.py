@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiosqlite
-from accord.sync.epoch import Basis, RoomEpoch, RoomHead, new_incarnation
+from accord.sync.epoch import Basis, RoomHead, new_incarnation
 from accord.sync.model import (
     ConflictRow,
     LoggedChange,
@@ -25,9 +25,9 @@ from accord.sync.model import (
     RoomWrite,
 )
 from accord.sync.outbox_sqlite import SqliteOutbox, save_outbox
-from accord.sync.records_sql import SqliteReader
+from accord.sync.records_sql import SqliteReader, change_of
 from accord.sync.settings import MEMORY
-from accord.sync.store import SnapshotBase
+from accord.sync.snapshot_sqlite import LoadedSnapshot, SqliteSnapshot
 from accord.sync.store_sqlite_sql import (
     _CHANGE_COLUMNS,
     _CONFLICT_COLUMNS,
@@ -36,7 +36,6 @@ from accord.sync.store_sqlite_sql import (
     _conflict,
     _connect,
     _heads,
-    _logged,
     _migrate,
     _room_heads,
     _room_row,
@@ -194,51 +193,6 @@ class _Transaction:
         return min((found.get(name, 0) for name in extensions), default=0)
 
 
-class _Snapshot(SnapshotBase):
-    """Reads records page by page on its own connection inside one read transaction."""
-
-    def __init__(
-        self, db: aiosqlite.Connection, room: str, head: int, floor: int, epoch: RoomEpoch
-    ) -> None:
-        super().__init__(head, floor, epoch)
-        self._db = db
-        self._room = room
-
-    async def records(self, page_size: int) -> AsyncIterator[list[RecordValue]]:
-        # Keyset paging on the primary key: each page is an index range scan.
-        query = (
-            "SELECT collection, key, value FROM records WHERE room = ? "
-            "AND value IS NOT NULL{after} ORDER BY collection, key LIMIT ?"
-        )
-        after: tuple[str, str] | None = None
-        args: tuple[str | int, ...]
-        while True:
-            if after is None:
-                sql, args = query.format(after=""), (self._room, page_size)
-            else:
-                sql = query.format(after=" AND (collection, key) > (?, ?)")
-                args = (self._room, *after, page_size)
-            with _unavailable():
-                async with self._db.execute(sql, args) as cursor:
-                    rows = list(await cursor.fetchall())
-            if not rows:
-                return
-            yield [RecordValue(str(r[0]), str(r[1]), str(r[2])) for r in rows]
-            after = (str(rows[-1][0]), str(rows[-1][1]))
-
-
-class _Loaded(SnapshotBase):
-    """An in-memory database's snapshot, read at once (the data is in memory anyway)."""
-
-    def __init__(self, head: int, floor: int, epoch: RoomEpoch, records: list[RecordValue]) -> None:
-        super().__init__(head, floor, epoch)
-        self._records = records
-
-    async def records(self, page_size: int) -> AsyncIterator[list[RecordValue]]:
-        for start in range(0, len(self._records), page_size):
-            yield self._records[start : start + page_size]
-
-
 class SqliteStore:
     def __init__(
         self, writer: aiosqlite.Connection, reader: aiosqlite.Connection, path: str = MEMORY
@@ -305,7 +259,7 @@ class SqliteStore:
         return SqliteOutbox(self._written)
 
     @asynccontextmanager
-    async def snapshot(self, room: str) -> AsyncIterator[_Snapshot | _Loaded]:
+    async def snapshot(self, room: str) -> AsyncIterator[SqliteSnapshot | LoadedSnapshot]:
         if self._path == MEMORY:
             async with self._read_lock:
                 with _unavailable():
@@ -317,7 +271,7 @@ class SqliteStore:
                     ) as cursor:
                         rows = await cursor.fetchall()
             records = [RecordValue(str(r[0]), str(r[1]), str(r[2])) for r in rows]
-            yield _Loaded(head, floor, epoch, records)
+            yield LoadedSnapshot(head, floor, epoch, records)
             return
         # Its own connection: a long snapshot read holds no lock other reads wait on,
         # and WAL keeps its view fixed while pushes go on.
@@ -327,7 +281,7 @@ class SqliteStore:
             with _unavailable():
                 await db.execute("BEGIN")
                 head, floor, epoch = await _room_row(db, room)
-            yield _Snapshot(db, room, head, floor, epoch)
+            yield SqliteSnapshot(db, room, head, floor, epoch)
         finally:
             if db.in_transaction:
                 await db.execute("COMMIT")
@@ -344,6 +298,13 @@ class SqliteStore:
                     yield SqliteReader(self._reader, room, head, floor)
                 finally:
                     await self._reader.execute("COMMIT")
+
+    async def _fetch(self, sql: str, args: tuple[str | int, ...]) -> list[aiosqlite.Row]:
+        """The rows of one query on the shared reader connection."""
+        async with self._read_lock:
+            with _unavailable():
+                async with self._reader.execute(sql, args) as cursor:
+                    return list(await cursor.fetchall())
 
     async def head(self, room: str) -> int:
         async with self._read_lock:
@@ -377,36 +338,27 @@ class SqliteStore:
         return Basis("", value)
 
     async def changes(self, room: str, after: int, until: int, limit: int) -> list[LoggedChange]:
-        async with self._read_lock:
-            with _unavailable():
-                async with self._reader.execute(
-                    f"SELECT {_CHANGE_COLUMNS} FROM changes "
-                    "WHERE room = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
-                    (room, after, until, limit),
-                ) as cursor:
-                    rows = await cursor.fetchall()
-        return [_logged(r) for r in rows]
+        rows = await self._fetch(
+            f"SELECT {_CHANGE_COLUMNS} FROM changes "
+            "WHERE room = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+            (room, after, until, limit),
+        )
+        return [change_of(r) for r in rows]
 
     async def conflicts(self, room: str, before: int, limit: int) -> list[ConflictRow]:
-        async with self._read_lock:
-            with _unavailable():
-                async with self._reader.execute(
-                    f"SELECT {_CONFLICT_COLUMNS} FROM conflicts WHERE room = ? "
-                    "AND (? = 0 OR seq < ?) ORDER BY seq DESC, field LIMIT ?",
-                    (room, before, before, limit),
-                ) as cursor:
-                    rows = await cursor.fetchall()
+        rows = await self._fetch(
+            f"SELECT {_CONFLICT_COLUMNS} FROM conflicts WHERE room = ? "
+            "AND (? = 0 OR seq < ?) ORDER BY seq DESC, field LIMIT ?",
+            (room, before, before, limit),
+        )
         return [_conflict(r) for r in rows]
 
     async def cursor(self, extension: str, room: str) -> int:
-        async with self._read_lock:
-            with _unavailable():
-                async with self._reader.execute(
-                    "SELECT seq FROM extension_cursors WHERE extension = ? AND room = ?",
-                    (extension, room),
-                ) as cursor:
-                    row = await cursor.fetchone()
-        return int(row[0]) if row else 0
+        rows = await self._fetch(
+            "SELECT seq FROM extension_cursors WHERE extension = ? AND room = ?",
+            (extension, room),
+        )
+        return int(rows[0][0]) if rows else 0
 
     async def advance(self, extension: str, room: str, seen: int, seq: int) -> bool:
         async with self._write_lock:
@@ -428,13 +380,10 @@ class SqliteStore:
                     return cursor.rowcount > 0
 
     async def behind(self, extension: str, after: str, limit: int) -> list[tuple[str, int]]:
-        async with self._read_lock:
-            with _unavailable():
-                async with self._reader.execute(
-                    "SELECT r.room, COALESCE(c.seq, 0) FROM rooms r "
-                    "LEFT JOIN extension_cursors c ON c.extension = ? AND c.room = r.room "
-                    "WHERE r.room > ? AND r.head > COALESCE(c.seq, 0) ORDER BY r.room LIMIT ?",
-                    (extension, after, limit),
-                ) as cursor:
-                    rows = await cursor.fetchall()
+        rows = await self._fetch(
+            "SELECT r.room, COALESCE(c.seq, 0) FROM rooms r "
+            "LEFT JOIN extension_cursors c ON c.extension = ? AND c.room = r.room "
+            "WHERE r.room > ? AND r.head > COALESCE(c.seq, 0) ORDER BY r.room LIMIT ?",
+            (extension, after, limit),
+        )
         return [(str(r[0]), int(r[1])) for r in rows]

@@ -15,7 +15,6 @@ from accord.sync.epoch import Basis, RoomEpoch, RoomHead
 from accord.sync.errors import Unavailable
 from accord.sync.model import (
     ConflictRow,
-    LoggedChange,
 )
 from accord.sync.schema import MIGRATIONS, statements
 from accord.sync.settings import MEMORY
@@ -82,21 +81,6 @@ async def _migrate(db: aiosqlite.Connection) -> None:
         if db.in_transaction:
             await db.execute("ROLLBACK")
         raise
-
-
-def _logged(row: Sequence[Any]) -> LoggedChange:
-    seq, user_id, client_id, client_seq, collection, key, ts, op, patch = row
-    return LoggedChange(
-        seq=int(seq),
-        user_id=str(user_id),
-        client_id=str(client_id),
-        client_seq=int(client_seq),
-        collection=str(collection),
-        key=str(key),
-        ts=int(ts),
-        op_json=str(op),
-        patch_json=str(patch),
-    )
 
 
 def _conflict(row: Sequence[Any]) -> ConflictRow:

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import secrets
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,12 +23,13 @@ from typing import Any
 
 from accord.common import jsontext
 from accord.common.config import ConfigError
+from accord.common.grpc_files import WatchedFiles
+from accord.common.grpc_tokens import HASH_PREFIX, is_hash
 from accord.edge.auth import CLIENT_ID_RE, Identity
 
 log = logging.getLogger(__name__)
 
 PREFIX = "ak_"
-HASH_PREFIX = "sha256:"
 
 
 @dataclass(frozen=True)
@@ -85,12 +84,7 @@ def parse_keys(text: str, path: str) -> tuple[ApiKey, ...]:
         name, digest = item.get("name"), item.get("hash")
         if not isinstance(name, str) or not CLIENT_ID_RE.match(name):
             raise ConfigError(f"{where}: 'name' must be 1-64 characters of [A-Za-z0-9_.:-]")
-        if (
-            not isinstance(digest, str)
-            or not digest.startswith(HASH_PREFIX)
-            or len(digest) != len(HASH_PREFIX) + 64
-            or any(c not in "0123456789abcdef" for c in digest[len(HASH_PREFIX) :])
-        ):
+        if not is_hash(digest):
             raise ConfigError(f"{where}: 'hash' must be sha256:<64 lowercase hex digits>")
         if "rooms" not in item:
             raise ConfigError(f"{where}: 'rooms' is required (['*'] for every room)")
@@ -113,24 +107,14 @@ def read_keys(path: str) -> tuple[ApiKey, ...]:
     return parse_keys(text, path)
 
 
-def _signature(path: str) -> tuple[int, int, int] | None:
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return None
-    return stat.st_mtime_ns, stat.st_size, stat.st_ino
-
-
 class KeyRing:
     """The keys in force: those of the file as last read well, checked for changes at
     most every ``interval`` seconds when a key is looked up."""
 
     def __init__(self, path: str | None, keys: tuple[ApiKey, ...], interval: float) -> None:
         self._path = path
-        self._interval = interval
         self._by_hash = {k.hash: k for k in keys}
-        self._seen = _signature(path) if path else None
-        self._checked = time.monotonic()
+        self._watch = WatchedFiles((path,), interval) if path else None
 
     def __len__(self) -> int:
         return len(self._by_hash)
@@ -142,17 +126,11 @@ class KeyRing:
         return None if found is None else found.identity()
 
     def _reload(self) -> None:
-        path = self._path
-        now = time.monotonic()
-        if path is None or now - self._checked < self._interval:
+        # Judged once per change: a bad file is logged once.
+        if self._path is None or self._watch is None or not self._watch.changed():
             return
-        self._checked = now
-        seen = _signature(path)
-        if seen == self._seen:
-            return
-        self._seen = seen  # judged once per change: a bad file is logged once
         try:
-            keys = read_keys(path)
+            keys = read_keys(self._path)
         except ConfigError as error:
             log.warning("API keys not reloaded, the last good ones stay: %s", error)
             return
