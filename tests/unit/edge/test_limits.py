@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 from accord.edge.limits import SharedBuckets, TokenBucket
@@ -9,15 +10,17 @@ from accord.edge.revocations import Revocations
 
 
 def test_a_bucket_allows_its_burst_then_says_how_long_to_wait() -> None:
-    bucket = TokenBucket(rate=10.0, burst=3)
-    start = time.monotonic() + 1.0  # later than the bucket's own start: full
+    bucket = TokenBucket(rate=8.0, burst=3)
+    # Later than the bucket's own start (full), and a whole number of seconds, so that the
+    # steps below (binary fractions) are exact in floating point.
+    start = float(math.ceil(time.monotonic())) + 1.0
     assert [bucket.take(start) for _ in range(3)] == [0, 0, 0]
-    assert bucket.take(start) == 100, "one token per 100 ms"
-    assert bucket.take(start + 0.05) == 50
-    assert bucket.take(start + 0.1) == 0
-    assert not bucket.full(start + 0.1)
+    assert bucket.take(start) == 125, "one token per 125 ms"
+    assert bucket.take(start + 0.0625) == 63, "half a token there: 62.5 ms, rounded up"
+    assert bucket.take(start + 0.125) == 0
+    assert not bucket.full(start + 0.125)
     assert bucket.full(start + 1.0) and bucket.take(start + 10) == 0, "capped at the burst"
-    assert [bucket.take(start + 10) for _ in range(3)] == [0, 0, 100]
+    assert [bucket.take(start + 10) for _ in range(3)] == [0, 0, 125]
 
 
 def test_shared_buckets_are_shared_by_key() -> None:
