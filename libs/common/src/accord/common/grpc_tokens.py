@@ -20,6 +20,7 @@ import hashlib
 import logging
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
@@ -78,19 +79,31 @@ def _scopes(value: object, where: str) -> frozenset[Scope]:
     return frozenset(Scope(v) for v in value)
 
 
-def parse_tokens(text: str, path: str) -> tuple[ServiceToken, ...]:
-    """The tokens of a service tokens file; raises ``ConfigError`` naming what is wrong."""
+@dataclass(frozen=True)
+class Entry:
+    """One entry of a file of named, hashed credentials, its name and hash checked."""
+
+    where: str
+    name: str
+    hash: str
+    item: Mapping[str, Any]
+
+
+def hashed_entries(text: str, setting: str, path: str, array: str, noun: str) -> list[Entry]:
+    """The entries of ``{"<array>": [{"name", "hash", ...}]}`` (service tokens, API keys):
+    valid JSON, each a unique name of 1-64 ``[A-Za-z0-9_.:-]`` and a unique ``sha256:`` hash;
+    raises ``ConfigError`` naming the file, the entry and what is wrong."""
     try:
         raw = jsontext.loads(text)
     except ValueError:
-        raise ConfigError(f"{SETTING}={path!r} is not valid JSON") from None
-    if not isinstance(raw, dict) or not isinstance(raw.get("tokens"), list):
-        raise ConfigError(f'{SETTING}={path!r} must be an object {{"tokens": [...]}}')
-    tokens: list[ServiceToken] = []
+        raise ConfigError(f"{setting}={path!r} is not valid JSON") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get(array), list):
+        raise ConfigError(f'{setting}={path!r} must be an object {{"{array}": [...]}}')
+    entries: list[Entry] = []
     names: set[str] = set()
     hashes: set[str] = set()
-    for index, item in enumerate(raw["tokens"]):
-        where = f"{SETTING}={path!r} tokens[{index}]"
+    for index, item in enumerate(raw[array]):
+        where = f"{setting}={path!r} {array}[{index}]"
         if not isinstance(item, dict):
             raise ConfigError(f"{where} must be an object")
         name, digest = item.get("name"), item.get("hash")
@@ -100,11 +113,19 @@ def parse_tokens(text: str, path: str) -> tuple[ServiceToken, ...]:
             raise ConfigError(f"{where}: 'hash' must be sha256:<64 lowercase hex digits>")
         assert isinstance(digest, str)
         if name in names or digest in hashes:
-            raise ConfigError(f"{where}: the name or hash of token {name!r} appears twice")
+            raise ConfigError(f"{where}: the name or hash of {noun} {name!r} appears twice")
         names.add(name)
         hashes.add(digest)
-        tokens.append(ServiceToken(name, digest, _scopes(item.get("scopes"), where)))
-    return tuple(tokens)
+        entries.append(Entry(where, name, digest, item))
+    return entries
+
+
+def parse_tokens(text: str, path: str) -> tuple[ServiceToken, ...]:
+    """The tokens of a service tokens file; raises ``ConfigError`` naming what is wrong."""
+    return tuple(
+        ServiceToken(e.name, e.hash, _scopes(e.item.get("scopes"), e.where))
+        for e in hashed_entries(text, SETTING, path, "tokens", "token")
+    )
 
 
 def read_tokens(path: str) -> tuple[ServiceToken, ...]:

@@ -21,11 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from accord.common import jsontext
 from accord.common.config import ConfigError
 from accord.common.grpc_files import WatchedFiles
-from accord.common.grpc_tokens import HASH_PREFIX, is_hash
-from accord.edge.auth import CLIENT_ID_RE, Identity
+from accord.common.grpc_tokens import HASH_PREFIX, hashed_entries
+from accord.edge.auth import Identity
 
 log = logging.getLogger(__name__)
 
@@ -68,33 +67,13 @@ def _patterns(item: Mapping[str, Any], field: str, where: str) -> tuple[str, ...
 
 def parse_keys(text: str, path: str) -> tuple[ApiKey, ...]:
     """The keys of an API keys file; raises ``ConfigError`` naming what is wrong."""
-    try:
-        raw = jsontext.loads(text)
-    except ValueError:
-        raise ConfigError(f"API_KEYS_FILE={path!r} is not valid JSON") from None
-    if not isinstance(raw, dict) or not isinstance(raw.get("keys"), list):
-        raise ConfigError(f'API_KEYS_FILE={path!r} must be an object {{"keys": [...]}}')
     keys: list[ApiKey] = []
-    names: set[str] = set()
-    hashes: set[str] = set()
-    for index, item in enumerate(raw["keys"]):
-        where = f"API_KEYS_FILE={path!r} keys[{index}]"
-        if not isinstance(item, dict):
-            raise ConfigError(f"{where} must be an object")
-        name, digest = item.get("name"), item.get("hash")
-        if not isinstance(name, str) or not CLIENT_ID_RE.match(name):
-            raise ConfigError(f"{where}: 'name' must be 1-64 characters of [A-Za-z0-9_.:-]")
-        if not is_hash(digest):
-            raise ConfigError(f"{where}: 'hash' must be sha256:<64 lowercase hex digits>")
-        if "rooms" not in item:
-            raise ConfigError(f"{where}: 'rooms' is required (['*'] for every room)")
-        rooms = _patterns(item, "rooms", where)
-        write = _patterns(item, "write", where) if "write" in item else rooms
-        if name in names or digest in hashes:
-            raise ConfigError(f"{where}: the name or hash of key {name!r} appears twice")
-        names.add(name)
-        hashes.add(digest)
-        keys.append(ApiKey(name, digest, rooms, write))
+    for entry in hashed_entries(text, "API_KEYS_FILE", path, "keys", "key"):
+        if "rooms" not in entry.item:
+            raise ConfigError(f"{entry.where}: 'rooms' is required (['*'] for every room)")
+        rooms = _patterns(entry.item, "rooms", entry.where)
+        write = _patterns(entry.item, "write", entry.where) if "write" in entry.item else rooms
+        keys.append(ApiKey(entry.name, entry.hash, rooms, write))
     return tuple(keys)
 
 
