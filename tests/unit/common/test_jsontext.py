@@ -75,3 +75,52 @@ def test_loads_takes_surrogate_pairs_and_other_escapes() -> None:
 def test_loads_refuses_invalid_text(text: str) -> None:
     with pytest.raises(ValueError):
         jsontext.loads(text)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, and of the same types all the way down (1 and 1.0 and True differ here)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+# Text as clients write it: any spacing, floats in every form, integers of any size.
+numbers = (
+    st.integers(-(2**80), 2**80).map(str)
+    | st.floats(allow_nan=False, allow_infinity=False).map(repr)
+    | st.sampled_from(["-0", "-0.0", "1e-400", "1E+2", "0.1e1", "123456789012345678.5"])
+)
+texts = st.recursive(
+    st.sampled_from(["null", "true", "false", '"x"', '"\\u00e9\\n"']) | numbers,
+    lambda inner: (
+        st.lists(inner, max_size=4).map(lambda items: "[ " + " ,".join(items) + "]")
+        | st.lists(st.tuples(st.text(max_size=6), inner), max_size=4).map(
+            lambda pairs: "{" + ",".join(f"{json.dumps(k)} :{v}" for k, v in pairs) + "}"
+        )
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=400)
+@given(texts, st.booleans())
+def test_loads_gives_what_the_standard_library_gives(text: str, as_bytes: bool) -> None:
+    # orjson parses most text; the value, and every type in it, is the standard library's.
+    assert _same(jsontext.loads(text.encode() if as_bytes else text), json.loads(text))
+
+
+@pytest.mark.parametrize("text", ["\ufeff{}", b"\xef\xbb\xbf[1]", '{"a": 1}'.encode("utf-16")])
+def test_loads_reads_a_byte_order_mark_and_utf16_as_the_standard_library_does(
+    text: str | bytes,
+) -> None:
+    try:
+        expected: Any = json.loads(text)
+    except ValueError as error:
+        with pytest.raises(type(error)):
+            jsontext.loads(text)
+    else:
+        assert jsontext.loads(text) == expected

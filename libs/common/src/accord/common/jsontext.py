@@ -2,18 +2,22 @@
 
 ``dumps`` writes with orjson and falls back to the standard library for what
 orjson refuses (integers beyond 64 bits, non-string keys, lone surrogates), so
-every value the standard library can write is written, only faster. Parsing
-stays with the standard library (orjson turns integers beyond 64 bits into
-floats); ``loads`` rejects what is not finite JSON: the constants ``NaN`` and
-``Infinity``, numbers too large for a double (``1e999``), which would
-otherwise come back as ``inf`` and could not be written again, and strings with
-a lone surrogate escape (``"\\ud800"``), which are not Unicode.
+every value the standard library can write is written, only faster. ``loads``
+parses with orjson too, and hands the text to the standard library where orjson
+refuses it or could differ from it: an error (so the message and the exception
+are the ones below), a byte order mark, and an integer of 19 digits or more
+(orjson turns integers beyond 64 bits into floats). It rejects what is not
+finite JSON: the constants ``NaN`` and ``Infinity``, numbers too large for a
+double (``1e999``), which would otherwise come back as ``inf`` and could not be
+written again, and strings with a lone surrogate escape (``"\\ud800"``), which
+are not Unicode.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 import orjson
@@ -52,8 +56,26 @@ def _check_unicode(value: Any) -> None:
 _decode = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite).decode
 
 
+# A run of 19 digits may be an integer orjson would turn into a float (beyond 64 bits).
+_LONG_NUMBER = re.compile(r"\d{19}")
+_LONG_NUMBER_BYTES = re.compile(rb"\d{19}")
+
+
 def loads(text: str | bytes) -> Any:
     """Parse JSON text; raises ``ValueError`` (or ``RecursionError``) for invalid input."""
+    long = (
+        _LONG_NUMBER.search(text) if isinstance(text, str) else _LONG_NUMBER_BYTES.search(text)
+    )
+    if long is None:
+        try:
+            # orjson refuses NaN, infinite numbers, lone surrogates and a BOM itself.
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass  # the standard library's error (or its UTF-16/32 and BOM handling) below
+    return _loads_standard(text)
+
+
+def _loads_standard(text: str | bytes) -> Any:
     if isinstance(text, str) and not text.startswith("\ufeff"):
         value = _decode(text)
     else:  # bytes (UTF-8, -16 or -32) and the BOM error: as the standard library does them
