@@ -124,3 +124,12 @@ def test_loads_reads_a_byte_order_mark_and_utf16_as_the_standard_library_does(
             jsontext.loads(text)
     else:
         assert jsontext.loads(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["18446744073709551616", "[1,-18446744073709551616]", '{"a":\n 99999999999999999999}'],
+)
+def test_integers_beyond_64_bits_stay_integers_wherever_they_stand(text: str) -> None:
+    assert _same(jsontext.loads(text), json.loads(text))
+    assert _same(jsontext.loads(text.encode()), json.loads(text))

@@ -56,17 +56,40 @@ def _check_unicode(value: Any) -> None:
 _decode = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite).decode
 
 
-# A run of 19 digits may be an integer orjson would turn into a float (beyond 64 bits).
-_LONG_NUMBER = re.compile(r"\d{19}")
-_LONG_NUMBER_BYTES = re.compile(rb"\d{19}")
+# An integer of 19 digits or more may be one orjson would turn into a float (beyond 64
+# bits). A number starts the text or follows "[", ",", ":" or white space (and a minus);
+# 19 digits inside a string (an id, a timestamp in nanoseconds) rarely do, and when they
+# do they cost only the slower parse.
+_DIGITS = re.compile(r"\d{19}")
+_DIGITS_BYTES = re.compile(rb"\d{19}")
+_BEFORE_NUMBER = frozenset("[,: \t\n\r-")
+_BEFORE_NUMBER_BYTES = frozenset(b"[,: \t\n\r-")
+
+
+def _long_number(text: str | bytes) -> bool:
+    """Whether the text may hold an integer of 19 digits or more (a cheap over-estimate)."""
+    # A match starts where a run of digits starts; a later match in the same run follows a
+    # digit and is passed over. A minus before the run counts as what precedes a number.
+    if isinstance(text, str):
+        found = _DIGITS.search(text)
+        while found is not None:
+            start = found.start()
+            if start == 0 or text[start - 1] in _BEFORE_NUMBER:
+                return True
+            found = _DIGITS.search(text, found.end())
+        return False
+    found_bytes = _DIGITS_BYTES.search(text)
+    while found_bytes is not None:
+        start = found_bytes.start()
+        if start == 0 or text[start - 1] in _BEFORE_NUMBER_BYTES:
+            return True
+        found_bytes = _DIGITS_BYTES.search(text, found_bytes.end())
+    return False
 
 
 def loads(text: str | bytes) -> Any:
     """Parse JSON text; raises ``ValueError`` (or ``RecursionError``) for invalid input."""
-    long = (
-        _LONG_NUMBER.search(text) if isinstance(text, str) else _LONG_NUMBER_BYTES.search(text)
-    )
-    if long is None:
+    if not _long_number(text):
         try:
             # orjson refuses NaN, infinite numbers, lone surrogates and a BOM itself.
             return orjson.loads(text)
