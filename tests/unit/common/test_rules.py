@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -90,3 +91,12 @@ def test_a_bad_batch_limit_stops_either_service_naming_the_setting(raw: str) -> 
     for settings in (EdgeSettings, SyncSettings):
         with pytest.raises(ConfigError, match="MAX_BATCH_CHANGES"):
             settings.from_env(env)
+
+
+@given(documents, st.integers(0, 8), st.booleans())
+def test_text_too_deep_agrees_with_a_recursive_depth(value: Any, limit: int, raw: bool) -> None:
+    # Brackets inside strings (hypothesis writes some) only make it walk.
+    text = json.dumps(value)
+    assert rules.text_too_deep(text.encode() if raw else text, value, limit) is (
+        reference_depth(value) > limit
+    )

@@ -67,6 +67,9 @@ def in_range(value: object, low: int, high: int) -> bool:
     return is_int(value) and low <= value <= high  # type: ignore[operator]
 
 
+_CONTAINERS = (dict, list)  # a tuple: ``dict | list`` would build a union per check
+
+
 def too_deep(value: Any, max_depth: int) -> bool:
     """True when containers nest deeper than ``max_depth`` (``{}`` is 1 deep, a scalar 0);
     walked without recursion, so any nesting the parser accepted is safe to check."""
@@ -82,8 +85,19 @@ def too_deep(value: Any, max_depth: int) -> bool:
             continue
         if depth > max_depth:
             return True
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+        stack.extend((child, depth + 1) for child in children if isinstance(child, _CONTAINERS))
     return False
+
+
+def text_too_deep(text: str | bytes, value: Any, max_depth: int) -> bool:
+    """``too_deep`` for a value parsed from ``text``. Each level of nesting opens with a
+    bracket, so text with no more of them than ``max_depth`` needs no walk (most frames
+    and ops: counting is a pass in C)."""
+    if isinstance(text, str):
+        opens = text.count("{") + text.count("[")
+    else:
+        opens = text.count(b"{") + text.count(b"[")
+    return opens > max_depth and too_deep(value, max_depth)
 
 
 def max_batch_changes(env: Env) -> int:

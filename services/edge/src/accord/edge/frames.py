@@ -12,7 +12,7 @@ from typing import Any
 
 from accord.api.edge.v1 import frames_pb2 as pb
 from accord.common import jsontext
-from accord.common.rules import too_deep
+from accord.common.rules import text_too_deep, too_deep
 from accord.edge.codec import BadJson, from_client_frame
 from accord.edge.codes import INT64_MAX, INT64_MIN
 from accord.edge.protocol import ProtocolError
@@ -99,7 +99,7 @@ def parse_json(data: bytes | str, max_depth: int) -> dict[str, Any]:
         ) from None
     if not isinstance(message, dict):
         raise ProtocolError("BAD_REQUEST", "frame must be a JSON object")
-    if too_deep(message, max_depth):
+    if text_too_deep(data, message, max_depth):
         raise ProtocolError(
             "BAD_REQUEST",
             f"JSON nests deeper than {max_depth} levels",

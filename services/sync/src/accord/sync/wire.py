@@ -15,7 +15,14 @@ from typing import Any
 from accord.api.sync.v1 import sync_pb2 as pb
 from accord.common import jsontext
 from accord.common.opcheck import OpError, check_header, check_op, check_text
-from accord.common.rules import MAX_CLIENT_ID, MAX_ROOM, NAME_CHARS, is_client_id, is_room, too_deep
+from accord.common.rules import (
+    MAX_CLIENT_ID,
+    MAX_ROOM,
+    NAME_CHARS,
+    is_client_id,
+    is_room,
+    text_too_deep,
+)
 from accord.sync import merge
 from accord.sync.errors import BadRequest, SyncError, TooLarge, Unsupported
 from accord.sync.lattice import compact_json
@@ -60,7 +67,7 @@ def _parse_json(text: str, index: int, what: str, limits: Limits) -> Any:
         value = jsontext.loads(text)
     except (ValueError, RecursionError) as error:
         raise OpError("BAD_REQUEST", _path(index, what), f"is not valid JSON: {error}") from None
-    if too_deep(value, limits.max_json_depth):
+    if text_too_deep(text, value, limits.max_json_depth):
         raise OpError(
             "BAD_REQUEST", _path(index, what), f"nests deeper than {limits.max_json_depth}"
         )
@@ -157,7 +164,7 @@ def checked_op(raw: Any, limits: Limits) -> tuple[merge.Op, dict[str, Any], str]
         raise ValueError(f"the op is not JSON: {error}") from None
     if len(text) * 4 > limits.max_record_bytes and len(text.encode()) > limits.max_record_bytes:
         raise ValueError(f"the op exceeds {limits.max_record_bytes} bytes")
-    if too_deep(plain, limits.max_json_depth):
+    if text_too_deep(text, plain, limits.max_json_depth):
         raise ValueError(f"the op nests deeper than {limits.max_json_depth}")
     try:
         op = check_op(plain, 0)
