@@ -254,3 +254,16 @@ def test_sync_rpc_pushes_rotate_rooms_with_rising_client_seqs() -> None:
     pushes.call(ROOMS - 3)
     again = pushes.call(1).pushes[0]
     assert (again.room, again.client_id, again.changes[0].client_seq) == ("r0", "c0", 2)
+
+
+def test_alternate_reads_the_cpu_lines_of_bench_profile() -> None:
+    from bench.alternate import parse_cores
+
+    output = (
+        "{'connected': 1000, 'failed': 0}\n"
+        "edge         user 0.164  system 0.067  cores\n"
+        "sync         user 0.253  system 0.033  cores\n"
+        "{'sent': 6000, 'frames': 55432}\n"
+    )
+    assert parse_cores(output) == pytest.approx({"edge": 0.231, "sync": 0.286})
+    assert parse_cores("no cpu lines") == {}
