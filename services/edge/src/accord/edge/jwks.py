@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import json
 import logging
 import re
@@ -36,6 +35,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import jwt
+from accord.common.config import is_loopback
 from accord.edge import metrics
 
 log = logging.getLogger(__name__)
@@ -106,18 +106,9 @@ def check_jwks_url(url: str) -> str | None:
     parts = urlsplit(url)
     if parts.scheme == "https" and parts.hostname:
         return None
-    if parts.scheme == "http" and parts.hostname and _loopback(parts.hostname):
+    if parts.scheme == "http" and parts.hostname and is_loopback(parts.hostname):
         return None
     return "must be an https:// URL (http:// only for 127.0.0.1, ::1 or localhost)"
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def cache_ttl(headers: Mapping[str, str]) -> float:
