@@ -23,7 +23,6 @@ that need the provider's keys are refused until the first fetch succeeds.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import re
@@ -36,6 +35,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import jwt
 from accord.common.config import is_loopback
+from accord.common.tasks import Backoff, stop
 from accord.edge import metrics
 
 log = logging.getLogger(__name__)
@@ -159,10 +159,7 @@ class RemoteKeySet:
 
     async def __aexit__(self, *exc: object) -> None:
         for task in (self._refresher, self._fetching):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await stop(task)
         if self._http is not None:
             await self._http.close()
 
@@ -228,11 +225,10 @@ class RemoteKeySet:
         return True
 
     async def _refresh_loop(self) -> None:
-        backoff = RETRY_MIN
+        backoff = Backoff(RETRY_MIN, RETRY_MAX)
         while True:
             await asyncio.sleep(max(0.0, self._fresh_until - time.monotonic()))
             if await self.refresh():
-                backoff = RETRY_MIN
+                backoff.reset()
                 continue
-            await asyncio.sleep(backoff)
-            backoff = min(RETRY_MAX, backoff * 2)
+            await backoff.wait()
