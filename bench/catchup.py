@@ -30,6 +30,9 @@ from bench.scenarios import Catchup, Storm
 from bench.systems import System
 
 TIMEOUT = 120.0
+Emit = Callable[[dict[str, Any]], None]
+"""Where a scenario writes its records (one JSON line each)."""
+Log = Callable[[str], None]
 
 
 def disconnect(session: Session | YSession) -> None:
@@ -148,13 +151,7 @@ async def timed_resume(url: str, client_id: str, room: str, since: int, head: in
     return elapsed * 1000
 
 
-def run(
-    system: System,
-    spec: Catchup,
-    rep: int,
-    emit: Callable[[dict[str, Any]], None],
-    log: Callable[[str], None],
-) -> None:
+def run(system: System, spec: Catchup, rep: int, emit: Emit, log: Log) -> None:
     if system.protocol in ("yjs", "hocuspocus"):
         run_yjs(system, spec, rep, emit, log)
         return
@@ -184,14 +181,7 @@ def run(
             log(f"  catch-up {n}: warm {warm_ms:.0f} ms, cold {cold_ms or 0:.0f} ms")
 
 
-def run_storm(
-    system: System,
-    spec: Storm,
-    workers: int,
-    rep: int,
-    emit: Callable[[dict[str, Any]], None],
-    log: Callable[[str], None],
-) -> None:
+def run_storm(system: System, spec: Storm, workers: int, rep: int, emit: Emit, log: Log) -> None:
     if system.protocol != "accord":
         why = "the reconnect storm is implemented for Accord's protocol only so far"
         emit(record("skipped", spec, system, rep, why=why))
@@ -358,13 +348,7 @@ async def y_resume(system: System, room: str, reader: YSession, n: int) -> tuple
     return elapsed, ok
 
 
-def run_yjs(
-    system: System,
-    spec: Catchup,
-    rep: int,
-    emit: Callable[[dict[str, Any]], None],
-    log: Callable[[str], None],
-) -> None:
+def run_yjs(system: System, spec: Catchup, rep: int, emit: Emit, log: Log) -> None:
     with started(system, rep) as tag:
         for n in spec.missed:
             room = f"cu-{tag}-{n}"
