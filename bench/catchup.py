@@ -19,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import uvloop
@@ -29,6 +30,31 @@ from bench.scenarios import Catchup, Storm
 from bench.systems import System
 
 TIMEOUT = 120.0
+Emit = Callable[[dict[str, Any]], None]
+"""Where a scenario writes its records (one JSON line each)."""
+Log = Callable[[str], None]
+
+
+def disconnect(session: Session | YSession) -> None:
+    assert session.transport is not None
+    session.transport.disconnect()
+
+
+def record(
+    kind: str, spec: Catchup | Storm, system: System, rep: int, **fields: Any
+) -> dict[str, Any]:
+    return {"kind": kind, "scenario": spec.name, "system": system.label, "rep": rep, **fields}
+
+
+@contextmanager
+def started(system: System, rep: int) -> Iterator[str]:
+    """``system`` running for the block; yields the run's tag (room names start with it)."""
+    system.prepare()
+    system.start()
+    try:
+        yield f"{rep}{int(time.time()) % 100000}"
+    finally:
+        system.stop()
 
 
 class Session(WSListener):
@@ -111,8 +137,7 @@ async def write(
         w.send({"type": "push", "id": rid, "room": room, "changes": changes})
         await w.reply(rid)
         n -= k
-    assert w.transport is not None
-    w.transport.disconnect()
+    disconnect(w)
 
 
 async def timed_resume(url: str, client_id: str, room: str, since: int, head: int) -> float:
@@ -122,37 +147,20 @@ async def timed_resume(url: str, client_id: str, room: str, since: int, head: in
     if s.max_seq < head:
         await asyncio.wait_for(s.done, TIMEOUT)
     elapsed = time.monotonic() - t0
-    assert s.transport is not None
-    s.transport.disconnect()
+    disconnect(s)
     return elapsed * 1000
 
 
-def run(
-    system: System,
-    spec: Catchup,
-    rep: int,
-    emit: Callable[[dict[str, Any]], None],
-    log: Callable[[str], None],
-) -> None:
+def run(system: System, spec: Catchup, rep: int, emit: Emit, log: Log) -> None:
     if system.protocol in ("yjs", "hocuspocus"):
         run_yjs(system, spec, rep, emit, log)
         return
     if system.protocol != "accord":
-        emit(
-            {
-                "kind": "skipped",
-                "scenario": spec.name,
-                "system": system.label,
-                "rep": rep,
-                "why": "catch-up needs a log to resume from: not applicable to the relay",
-            }
-        )
+        why = "catch-up needs a log to resume from: not applicable to the relay"
+        emit(record("skipped", spec, system, rep, why=why))
         return
-    system.prepare()
-    system.start()
-    try:
+    with started(system, rep) as tag:
         url = system.url + "/ws"
-        tag = f"{rep}{int(time.time()) % 100000}"
         for n in spec.missed:
             room = f"cu-{tag}-{n}"
 
@@ -160,8 +168,7 @@ def run(
                 await write(url, room, 1, f"w{tag}")
                 reader = await open_session(url, f"r{tag}", room, 0)
                 await asyncio.sleep(0.2)
-                assert reader.transport is not None
-                reader.transport.disconnect()
+                disconnect(reader)
                 await write(url, room, n, f"w{tag}", start_seq=1)
                 return await timed_resume(url, f"r{tag}", room, 1, n + 1)
 
@@ -170,46 +177,17 @@ def run(
             if spec.cold:
                 system.restart()
                 cold_ms = uvloop.run(timed_resume(url, f"r{tag}", room, 1, n + 1))
-            emit(
-                {
-                    "kind": "catchup",
-                    "scenario": spec.name,
-                    "system": system.label,
-                    "rep": rep,
-                    "missed": n,
-                    "warm_ms": warm_ms,
-                    "cold_ms": cold_ms,
-                }
-            )
+            emit(record("catchup", spec, system, rep, missed=n, warm_ms=warm_ms, cold_ms=cold_ms))
             log(f"  catch-up {n}: warm {warm_ms:.0f} ms, cold {cold_ms or 0:.0f} ms")
-    finally:
-        system.stop()
 
 
-def run_storm(
-    system: System,
-    spec: Storm,
-    workers: int,
-    rep: int,
-    emit: Callable[[dict[str, Any]], None],
-    log: Callable[[str], None],
-) -> None:
+def run_storm(system: System, spec: Storm, workers: int, rep: int, emit: Emit, log: Log) -> None:
     if system.protocol != "accord":
-        emit(
-            {
-                "kind": "skipped",
-                "scenario": spec.name,
-                "system": system.label,
-                "rep": rep,
-                "why": "the reconnect storm is implemented for Accord's protocol only so far",
-            }
-        )
+        why = "the reconnect storm is implemented for Accord's protocol only so far"
+        emit(record("skipped", spec, system, rep, why=why))
         return
-    system.prepare()
-    system.start()
-    try:
+    with started(system, rep) as tag:
         url = system.url + "/ws"
-        tag = f"{rep}{int(time.time()) % 100000}"
         rooms = [f"st-{tag}-{i}" for i in range(spec.clients // spec.room_size)]
 
         async def storm() -> dict[str, Any]:
@@ -224,8 +202,7 @@ def run_storm(
             sessions = await asyncio.gather(*(first(i) for i in range(spec.clients)))
             await asyncio.sleep(1.0)
             for s in sessions:
-                assert s.transport is not None
-                s.transport.disconnect()
+                disconnect(s)
             t0 = time.monotonic()
 
             async def back(i: int) -> float | None:
@@ -248,10 +225,8 @@ def run_storm(
             }
 
         rec = uvloop.run(storm())
-        emit({"kind": "storm", "scenario": spec.name, "system": system.label, "rep": rep, **rec})
+        emit(record("storm", spec, system, rep, **rec))
         log(f"  storm: {rec}")
-    finally:
-        system.stop()
 
 
 # --- the Yjs peers: catch-up is sync step 1 (the client's state vector) -> sync step 2
@@ -345,8 +320,7 @@ async def y_write(system: System, room: str, n: int, key: str = "w") -> None:
     deadline = time.monotonic() + 5.0  # bounded: a server that does not echo costs 5 s
     while w.updates < n and time.monotonic() < deadline:  # noqa: ASYNC110 - bounded poll
         await asyncio.sleep(0.01)  # the servers echo every update
-    assert w.transport is not None
-    w.transport.disconnect()
+    disconnect(w)
 
 
 async def y_resume(system: System, room: str, reader: YSession, n: int) -> tuple[float, bool]:
@@ -370,22 +344,12 @@ async def y_resume(system: System, room: str, reader: YSession, n: int) -> tuple
     except TimeoutError:
         ok = False
     elapsed = (time.monotonic() - t0) * 1000
-    assert s.transport is not None
-    s.transport.disconnect()
+    disconnect(s)
     return elapsed, ok
 
 
-def run_yjs(
-    system: System,
-    spec: Catchup,
-    rep: int,
-    emit: Callable[[dict[str, Any]], None],
-    log: Callable[[str], None],
-) -> None:
-    system.prepare()
-    system.start()
-    try:
-        tag = f"{rep}{int(time.time()) % 100000}"
+def run_yjs(system: System, spec: Catchup, rep: int, emit: Emit, log: Log) -> None:
+    with started(system, rep) as tag:
         for n in spec.missed:
             room = f"cu-{tag}-{n}"
 
@@ -394,8 +358,7 @@ def run_yjs(
                 r = await y_open(system, room)
                 r.send(b"\x00\x00\x01\x00")  # sync step 1 with an empty state vector
                 await asyncio.wait_for(r.step2, TIMEOUT)
-                assert r.transport is not None
-                r.transport.disconnect()
+                disconnect(r)
                 return r
 
             async def warm(n: int = n, room: str = room) -> tuple[YSession, float, bool]:
@@ -410,22 +373,20 @@ def run_yjs(
                 system.restart()
                 cold_ms, cold_ok = uvloop.run(y_resume(system, room, reader, n))
             emit(
-                {
-                    "kind": "catchup",
-                    "scenario": spec.name,
-                    "system": system.label,
-                    "rep": rep,
-                    "missed": n,
-                    "warm_ms": warm_ms if warm_ok else None,
-                    "cold_ms": cold_ms if cold_ok else None,
-                    "warm_complete": warm_ok,
-                    "cold_complete": cold_ok,
-                }
+                record(
+                    "catchup",
+                    spec,
+                    system,
+                    rep,
+                    missed=n,
+                    warm_ms=warm_ms if warm_ok else None,
+                    cold_ms=cold_ms if cold_ok else None,
+                    warm_complete=warm_ok,
+                    cold_complete=cold_ok,
+                )
             )
             log(
                 f"  catch-up {n}: warm {warm_ms:.0f} ms "
                 f"({'complete' if warm_ok else 'INCOMPLETE'}), cold {cold_ms or 0:.0f} ms "
                 f"({'complete' if cold_ok else 'data lost or incomplete'})"
             )
-    finally:
-        system.stop()

@@ -86,16 +86,8 @@ class Accord:
         return f'{{"type":"presence","room":"{self.room}","state":{{"p":"{p}"}}}}'.encode()
 
 
-class Relay:
-    """The floor: a relay that forwards each frame to everyone in the room (path = room)."""
-
-    kind = "relay"
-    text = True
-    wait_reply = False
-
-    def __init__(self, base_url: str, room: str, client: int, run_id: str) -> None:
-        self.url = f"{base_url}/{room}"
-        self.client = client
+class NoHandshake:
+    """A protocol with nothing to say before its updates: ready at once, never refused."""
 
     def handshake(self) -> list[bytes]:
         return []
@@ -108,6 +100,18 @@ class Relay:
     def failed(frame: bytes) -> bool:
         return False
 
+
+class Relay(NoHandshake):
+    """The floor: a relay that forwards each frame to everyone in the room (path = room)."""
+
+    kind = "relay"
+    text = True
+    wait_reply = False
+
+    def __init__(self, base_url: str, room: str, client: int, run_id: str) -> None:
+        self.url = f"{base_url}/{room}"
+        self.client = client
+
     def update(self, step: int, sched_ns: int) -> bytes:
         return padded(step, self.client, sched_ns, 100).encode()
 
@@ -115,7 +119,7 @@ class Relay:
         return padded(step, self.client, sched_ns, 40).encode()
 
 
-class Yjs:
+class Yjs(NoHandshake):
     """y-websocket protocol (y-websocket, pycrdt-websocket): [sync=0, update=2, update bytes].
 
     Each client owns a pycrdt document and sends real Yjs updates (a map
@@ -140,17 +144,6 @@ class Yjs:
 
     def prefix(self) -> bytes:
         return b""
-
-    def handshake(self) -> list[bytes]:
-        return []
-
-    @staticmethod
-    def ready(frame: bytes) -> bool:
-        return True
-
-    @staticmethod
-    def failed(frame: bytes) -> bool:
-        return False
 
     def _update(self, text: str) -> bytes:
         # Each client writes its own key: concurrent writes to one key would

@@ -60,6 +60,36 @@ def fmt_spread(values: Iterable[float | None], digits: int = 1, scale: float = 1
     return f"{fmt(s['median'], digits)} ({fmt(s['min'], digits)}–{fmt(s['max'], digits)})"
 
 
+def grouped(
+    rows: list[dict[str, Any]], *keys: str
+) -> list[tuple[tuple[Any, ...], list[dict[str, Any]]]]:
+    """``rows`` grouped by the values of ``keys``, in the order of those values."""
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        groups[tuple(r[k] for k in keys)].append(r)
+    return sorted(groups.items())
+
+
+def split_text(rows: list[dict[str, Any]], field: str, digits: int) -> str:
+    """The per-process CPU split of ``rows`` (``field``: process -> cores), as one cell."""
+    split: dict[str, list[float]] = defaultdict(list)
+    for r in rows:
+        for k, v in r[field].items():
+            split[k].append(v)
+    return ", ".join(f"{k} {fmt_spread(v, digits)}" for k, v in sorted(split.items()))
+
+
+def table_head(*columns: str) -> list[str]:
+    return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+
+
+LOAD_COLUMNS = (
+    *("system", "rate/client/s", "offered msg/s", "delivered/s", "complete %"),
+    *("p50 ms", "p95 ms", "p99 ms", "p99.9 ms", "echo", "server CPU", "CPU µs/delivery"),
+    *("CPU split (cores)", "gen lag p99 ms", "gen CPU", "valid"),
+)
+
+
 def load_tables(recs: list[dict[str, Any]]) -> list[str]:
     lines: list[str] = []
     loads = [r for r in recs if r.get("kind") == "load"]
@@ -82,8 +112,7 @@ def load_tables(recs: list[dict[str, Any]]) -> list[str]:
             )
             unit = "deliveries/s"
         lines.append("")
-        lines.append(f"| system | headline {unit} | note |")
-        lines.append("|---|---|---|")
+        lines += table_head("system", f"headline {unit}", "note")
         for system in sorted({r["system"] for r in rows}):
             hs = [h for h in heads if h["scenario"] == scenario and h["system"] == system]
             note = (
@@ -94,20 +123,9 @@ def load_tables(recs: list[dict[str, Any]]) -> list[str]:
             lines.append(
                 f"| {system} | {fmt_spread([h['deliveries_per_s'] for h in hs], 0)} | {note} |"
             )
-        lines += [
-            "",
-            "| system | rate/client/s | offered msg/s | delivered/s | complete % | p50 ms | p95 ms | p99 ms | p99.9 ms | echo | server CPU | CPU µs/delivery | CPU split (cores) | gen lag p99 ms | gen CPU | valid |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-        ]
-        groups: dict[tuple[str, float], list[dict[str, Any]]] = defaultdict(list)
-        for r in rows:
-            groups[(r["system"], r["rate"])].append(r)
-        for (system, rate), rs in sorted(groups.items()):
-            split: dict[str, list[float]] = defaultdict(list)
-            for r in rs:
-                for k, v in r["server_cpu_split"].items():
-                    split[k].append(v)
-            split_txt = ", ".join(f"{k} {fmt_spread(v, 2)}" for k, v in sorted(split.items()))
+        lines += ["", *table_head(*LOAD_COLUMNS)]
+        for (system, rate), rs in grouped(rows, "system", "rate"):
+            split_txt = split_text(rs, "server_cpu_split", 2)
             valid = sum(1 for r in rs if r["valid"])
             reasons = sorted({x for r in rs for x in r["invalid_reasons"]})
             lines.append(
@@ -134,23 +152,18 @@ def idle_table(recs: list[dict[str, Any]]) -> list[str]:
     lines = [
         "#### Idle connections",
         "",
-        "| system | connections | connected | connects/s | PSS per connection KiB | idle CPU (cores) | idle CPU split |",
-        "|---|---|---|---|---|---|---|",
+        *table_head(
+            *("system", "connections", "connected", "connects/s", "PSS per connection KiB"),
+            *("idle CPU (cores)", "idle CPU split"),
+        ),
     ]
-    groups: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
-    for r in rows:
-        groups[(r["system"], r["connections"])].append(r)
-    for (system, level), rs in sorted(groups.items()):
-        split: dict[str, list[float]] = defaultdict(list)
-        for r in rs:
-            for k, v in r["idle_cpu_split"].items():
-                split[k].append(v)
+    for (system, level), rs in grouped(rows, "system", "connections"):
         lines.append(
             f"| {system} | {level:,} | {fmt_spread([r['connected'] for r in rs], 0)} "
             f"| {fmt_spread([r['connects_per_s'] for r in rs], 0)} "
             f"| {fmt_spread([r['pss_per_conn_bytes'] for r in rs], 1, 1 / 1024)} "
             f"| {fmt_spread([r['idle_cpu'] for r in rs], 3)} "
-            f"| {', '.join(f'{k} {fmt_spread(v, 3)}' for k, v in sorted(split.items()))} |"
+            f"| {split_text(rs, 'idle_cpu_split', 3)} |"
         )
     return [*lines, ""]
 
@@ -162,13 +175,11 @@ def catchup_table(recs: list[dict[str, Any]]) -> list[str]:
         lines += [
             "#### Catch-up",
             "",
-            "| system | missed changes | warm: time to caught-up ms | cold (after restart): ms |",
-            "|---|---|---|---|",
+            *table_head(
+                "system", "missed changes", "warm: time to caught-up ms", "cold (after restart): ms"
+            ),
         ]
-        groups: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
-        for r in rows:
-            groups[(r["system"], r["missed"])].append(r)
-        for (system, missed), rs in sorted(groups.items()):
+        for (system, missed), rs in grouped(rows, "system", "missed"):
             lost_w = sum(1 for r in rs if r.get("warm_complete") is False)
             lost_c = sum(1 for r in rs if r.get("cold_complete") is False)
             warm = fmt_spread([r.get("warm_ms") for r in rs]) + (
@@ -184,13 +195,11 @@ def catchup_table(recs: list[dict[str, Any]]) -> list[str]:
         lines += [
             "#### Reconnect storm",
             "",
-            "| system | clients | time to 99 % resynced ms | time to 100 % ms | resynced |",
-            "|---|---|---|---|---|",
+            *table_head(
+                "system", "clients", "time to 99 % resynced ms", "time to 100 % ms", "resynced"
+            ),
         ]
-        groups2: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for r in storms:
-            groups2[r["system"]].append(r)
-        for system, rs in sorted(groups2.items()):
+        for (system,), rs in grouped(storms, "system"):
             lines.append(
                 f"| {system} | {rs[0]['clients']:,} | {fmt_spread([r.get('p99_ms') for r in rs])} "
                 f"| {fmt_spread([r.get('all_ms') for r in rs])} | {fmt_spread([r.get('resynced') for r in rs], 0)} |"
@@ -289,39 +298,19 @@ def update_doc(block: str, doc: Path = BENCH_DOC, tag: str = "full") -> None:
             "# Benchmarks\n\n## Sync engine\n\n## Whole stack\n\n" + BEGIN + "\n" + END + "\n"
         )
     text = doc.read_text()
+    generated = BEGIN + "\n" + block.strip() + "\n" + END
     if BEGIN in text and END in text:
         head, rest = text.split(BEGIN, 1)
         _, tail = rest.split(END, 1)
-        text = head + BEGIN + "\n" + block.strip() + "\n" + END + tail
+        text = head + generated + tail
     elif "## Whole stack" in text:
         head, rest = text.split("## Whole stack", 1)
         # append the block at the end of the section (before the next "## " heading)
         idx = rest.find("\n## ")
         section, after = (rest, "") if idx < 0 else (rest[:idx], rest[idx:])
-        text = (
-            head
-            + "## Whole stack"
-            + section.rstrip()
-            + "\n\n"
-            + BEGIN
-            + "\n"
-            + block.strip()
-            + "\n"
-            + END
-            + "\n"
-            + after
-        )
+        text = head + "## Whole stack" + section.rstrip() + "\n\n" + generated + "\n" + after
     else:
-        text = (
-            text.rstrip()
-            + "\n\n## Whole stack\n\n"
-            + BEGIN
-            + "\n"
-            + block.strip()
-            + "\n"
-            + END
-            + "\n"
-        )
+        text = text.rstrip() + "\n\n## Whole stack\n\n" + generated + "\n"
     doc.write_text(text)
 
 

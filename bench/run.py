@@ -224,15 +224,20 @@ def settle(system: systems.System) -> float:
     return time.monotonic() - started
 
 
-def run_load(system: systems.System, load: Load, n_workers: int, rep: int, emit: Any) -> None:
+def worker_spec(system: systems.System, rep: int, name: str, room_size: int) -> dict[str, Any]:
+    """What the generator's workers are told: whom to connect to, and how rooms are named."""
     run_id = f"{os.getpid()}{rep}{int(time.time()) % 100000}"
-    spec = {
+    return {
         "protocol": system.protocol,
         "url": system.url + ("/ws" if system.protocol == "accord" else ""),
-        "room_size": load.room_size,
-        "room_prefix": f"{load.name}-{run_id}",
+        "room_size": room_size,
+        "room_prefix": f"{name}-{run_id}",
         "run_id": run_id,
     }
+
+
+def run_load(system: systems.System, load: Load, n_workers: int, rep: int, emit: Any) -> None:
+    spec = worker_spec(system, rep, load.name, load.room_size)
     workers = Workers(min(n_workers, load.clients), spec)
     try:
         ranges = [list(r) for r in split_clients(load.clients, len(workers.procs))]
@@ -306,14 +311,7 @@ def run_idle(system: systems.System, idle: Idle, n_workers: int, rep: int, emit:
         try:
             time.sleep(1.0)
             pss0 = system.pss_by_label()
-            run_id = f"{os.getpid()}{rep}{int(time.time()) % 100000}"
-            spec = {
-                "protocol": system.protocol,
-                "url": system.url + ("/ws" if system.protocol == "accord" else ""),
-                "room_size": idle.room_size,
-                "room_prefix": f"idle-{run_id}",
-                "run_id": run_id,
-            }
+            spec = worker_spec(system, rep, "idle", idle.room_size)
             workers = Workers(min(n_workers, level), spec)
             try:
                 ranges = [list(r) for r in split_clients(level, len(workers.procs))]

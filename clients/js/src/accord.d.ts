@@ -298,25 +298,18 @@ export class Replica {
 
 // -- storage (store.js) ---------------------------------------------------------
 
+// Each store class has the methods of `Store` (declaration merging: the interface of the
+// same name adds them to the class).
+
 /** Keeps nothing beyond the page: for tests, or where IndexedDB is unavailable. */
+export interface MemoryStore extends Store {}
 export class MemoryStore implements Store {
   constructor();
-  claimClientId(): Promise<string>;
-  loadRoom(clientId: string, room: string): Promise<SavedRoom>;
-  saveRoom(clientId: string, room: string, state: { seq: number; records: unknown[] }): void;
-  putPending(clientId: string, room: string, change: PendingChange): void;
-  deletePending(clientId: string, room: string, clientSeqs: number[]): void;
-  close(): void;
 }
 
+export interface IndexedDBStore extends Store {}
 export class IndexedDBStore implements Store {
   static open(name?: string): Promise<IndexedDBStore>;
-  claimClientId(): Promise<string>;
-  loadRoom(clientId: string, room: string): Promise<SavedRoom>;
-  saveRoom(clientId: string, room: string, state: { seq: number; records: unknown[] }): void;
-  putPending(clientId: string, room: string, change: PendingChange): void;
-  deletePending(clientId: string, room: string, clientSeqs: number[]): void;
-  close(): void;
 }
 
 // -- encryption (encryption.js, fieldcipher.js) ---------------------------------

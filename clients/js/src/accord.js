@@ -73,6 +73,16 @@ function defaultUrl() {
   return `${protocol === "https:" ? "wss" : "ws"}://${host}/ws`;
 }
 
+/** Emit `target`'s "status" when it differs from the one it emitted last. */
+function emitStatus(target) {
+  const status = target.status;
+  const signature = JSON.stringify(status);
+  if (signature !== target.lastStatus) {
+    target.lastStatus = signature;
+    target.emit("status", status);
+  }
+}
+
 /**
  * One connection to an edge, shared by any number of rooms.
  * Events: "status" ({state, pending, text}), "error" ({code, message, room?}),
@@ -190,12 +200,7 @@ export class Client extends Emitter {
   }
 
   updateStatus() {
-    const status = this.status;
-    const signature = JSON.stringify(status);
-    if (signature !== this.lastStatus) {
-      this.lastStatus = signature;
-      this.emit("status", status);
-    }
+    emitStatus(this);
     for (const room of this.rooms.values()) room.updateStatus();
   }
 
@@ -554,12 +559,7 @@ export class Room extends Emitter {
   }
 
   updateStatus() {
-    const status = this.status;
-    const signature = JSON.stringify(status);
-    if (signature !== this.lastStatus) {
-      this.lastStatus = signature;
-      this.emit("status", status);
-    }
+    emitStatus(this);
   }
 
   /** Resolves once the room has caught up with the server and has nothing queued. */

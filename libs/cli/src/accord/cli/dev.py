@@ -13,7 +13,6 @@ said so); bound elsewhere, the services' own refusal stands.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import sys
 import time
@@ -50,18 +49,9 @@ def _say(message: str) -> None:
     print(f"accord dev: {message}", file=sys.stderr, flush=True)
 
 
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _allow_unprotected_grpc(base: dict[str, str], hosts: tuple[str, str], notes: list[str]) -> None:
     """On loopback only: plaintext without TLS files, no tokens without service tokens."""
-    if not all(_loopback(host) for host in hosts):
+    if not all(config.is_loopback(host) for host in hosts):
         return
     if not any(base.get(name) for name in (CERT, KEY, CA, ALLOW_PLAINTEXT)):
         base[ALLOW_PLAINTEXT] = "true"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import ipaddress
 import os
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import TypeVar
@@ -109,6 +110,16 @@ def get_addr(env: Env, name: str, default: str) -> tuple[str, int]:
 
 def format_addr(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback address (127.0.0.0/8, ::1); a name is not resolved."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def get_url(env: Env, name: str, schemes: tuple[str, ...]) -> str | None:

@@ -18,6 +18,7 @@ import grpc
 from accord.common.grpc_channel import open_channel
 from accord.common.grpc_security import ClientSecurity, ServerSecurity
 from accord.common.grpc_tls import server_credentials
+from accord.common.metrics import CALL_SECONDS
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import Histogram
 
@@ -58,7 +59,7 @@ def server_latency_histogram(service: str) -> Histogram:
         f"accord_{service}_grpc_handling_seconds",
         "Time to handle a gRPC call, by method",
         ["method"],
-        buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+        buckets=CALL_SECONDS,
     )
 
 

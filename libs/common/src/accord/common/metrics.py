@@ -14,6 +14,11 @@ from prometheus_client import start_http_server
 
 log = logging.getLogger(__name__)
 
+CALL_SECONDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+"""Histogram buckets for a call's latency, from half a millisecond (gRPC calls, commits)."""
+BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+"""Histogram buckets for how many items went together (a batched call, a commit group)."""
+
 
 @contextmanager
 def metrics_server(addr: tuple[str, int] | None) -> Iterator[int | None]:

@@ -1,4 +1,5 @@
-"""Fire-and-forget tasks that are not garbage-collected while they run; a periodic check."""
+"""Fire-and-forget tasks that are not garbage-collected while they run; a task for the
+length of a block; a periodic check; the growing wait of a reconnect loop."""
 
 from __future__ import annotations
 
@@ -27,6 +28,25 @@ def spawn(coro: Coroutine[Any, Any, Any], name: str | None = None) -> asyncio.Ta
     return task
 
 
+async def stop(task: asyncio.Task[Any] | None) -> None:
+    """Cancel ``task`` (if any) and wait until it has ended."""
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+@asynccontextmanager
+async def running(coro: Coroutine[Any, Any, Any], name: str) -> AsyncIterator[asyncio.Task[Any]]:
+    """Run ``coro`` as task ``name`` for the block's duration; cancelled when it ends."""
+    task = spawn(coro, name=name)
+    try:
+        yield task
+    finally:
+        await stop(task)
+
+
 @asynccontextmanager
 async def repeating(
     interval: float, action: Callable[[], object], name: str
@@ -38,10 +58,29 @@ async def repeating(
             await asyncio.sleep(interval)
             action()
 
-    task = spawn(loop(), name=name)
-    try:
+    async with running(loop(), name):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+
+
+class Backoff:
+    """The wait of a reconnect loop: ``first`` seconds, doubled after each failed attempt
+    up to ``cap``; back to ``first`` once an attempt succeeds."""
+
+    def __init__(self, first: float, cap: float) -> None:
+        self._first = first
+        self._cap = cap
+        self._next = first
+
+    @property
+    def delay(self) -> float:
+        """What the next ``wait`` sleeps, in seconds."""
+        return self._next
+
+    async def wait(self) -> None:
+        """After a failed attempt: sleep, and wait longer after the next one."""
+        await asyncio.sleep(self._next)
+        self._next = min(self._next * 2, self._cap)
+
+    def reset(self) -> None:
+        """An attempt succeeded."""
+        self._next = self._first

@@ -10,13 +10,13 @@ may have missed in between.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
 import grpc
+from accord.common.tasks import stop
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +69,7 @@ class Feed(Generic[Resp]):
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop(self._task)
 
     def add(self, room: str) -> None:
         if room not in self._rooms:

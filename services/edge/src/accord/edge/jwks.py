@@ -23,8 +23,6 @@ that need the provider's keys are refused until the first fetch succeeds.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ipaddress
 import json
 import logging
 import re
@@ -36,6 +34,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import jwt
+from accord.common.config import is_loopback
+from accord.common.tasks import Backoff, stop
 from accord.edge import metrics
 
 log = logging.getLogger(__name__)
@@ -106,18 +106,9 @@ def check_jwks_url(url: str) -> str | None:
     parts = urlsplit(url)
     if parts.scheme == "https" and parts.hostname:
         return None
-    if parts.scheme == "http" and parts.hostname and _loopback(parts.hostname):
+    if parts.scheme == "http" and parts.hostname and is_loopback(parts.hostname):
         return None
     return "must be an https:// URL (http:// only for 127.0.0.1, ::1 or localhost)"
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def cache_ttl(headers: Mapping[str, str]) -> float:
@@ -168,10 +159,7 @@ class RemoteKeySet:
 
     async def __aexit__(self, *exc: object) -> None:
         for task in (self._refresher, self._fetching):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await stop(task)
         if self._http is not None:
             await self._http.close()
 
@@ -237,11 +225,10 @@ class RemoteKeySet:
         return True
 
     async def _refresh_loop(self) -> None:
-        backoff = RETRY_MIN
+        backoff = Backoff(RETRY_MIN, RETRY_MAX)
         while True:
             await asyncio.sleep(max(0.0, self._fresh_until - time.monotonic()))
             if await self.refresh():
-                backoff = RETRY_MIN
+                backoff.reset()
                 continue
-            await asyncio.sleep(backoff)
-            backoff = min(RETRY_MAX, backoff * 2)
+            await backoff.wait()

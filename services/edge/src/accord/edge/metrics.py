@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from accord.common.hot_counter import HotChild, HotCounter
+from accord.common.metrics import BATCH_SIZES, CALL_SECONDS
 from prometheus_client import Counter, Gauge, Histogram
 
 CONNECTIONS = Gauge("accord_edge_connections", "WebSocket sessions currently open")
@@ -31,13 +32,13 @@ GRPC_CLIENT = Histogram(
     "accord_edge_grpc_client_seconds",
     "Latency of the edge's unary gRPC calls, by method",
     ["method"],
-    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+    buckets=CALL_SECONDS,
 )
 BATCHED_ITEMS = Histogram(
     "accord_edge_batched_call_items",
     "Client pushes or presence updates carried by one PushMany or UpdateMany call, by method",
     ["method"],
-    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+    buckets=BATCH_SIZES,
 )
 CATCHUP_SKIPPED = Counter(
     "accord_edge_catchup_skipped_total",

@@ -36,7 +36,7 @@ from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 from accord.common.config import ConfigError
-from accord.common.tasks import spawn
+from accord.common.tasks import Backoff, running
 from accord.edge.revocations import Revocations, Rule
 from redis.exceptions import RedisError
 
@@ -117,13 +117,8 @@ class _Base:
                     except (RedisError, OSError) as error:
                         log.warning("cannot lift an expired revocation yet: %s", error)
 
-        task = spawn(sweep(), name="revocations-sweep")
-        try:
+        async with running(sweep(), "revocations-sweep"):
             yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     async def _lift(self, rule: Rule) -> bool:
         return self._revocations.remove(*rule)
@@ -193,14 +188,10 @@ class RedisStore(_Base):
                 raise ConfigError(
                     f"REDIS_URL: cannot reach Redis for revocations: {error}"
                 ) from None
-            reader = spawn(store._read(), name="revocations-reader")
             try:
-                async with store._sweeping():
+                async with running(store._read(), "revocations-reader"), store._sweeping():
                     yield store
             finally:
-                reader.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await reader
                 with contextlib.suppress(RedisError, OSError):
                     await store._pubsub.aclose()  # type: ignore[no-untyped-call]
         finally:
@@ -223,7 +214,7 @@ class RedisStore(_Base):
         await self._revoked(changed)
 
     async def _read(self) -> None:
-        backoff = 0.1
+        backoff = Backoff(0.1, 2.0)
         reload = False
         while True:
             try:
@@ -238,10 +229,9 @@ class RedisStore(_Base):
                     await self._apply(message["data"])
             except (RedisError, OSError) as error:
                 log.warning("revocations: Redis connection lost, retrying: %s", error)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 2.0)
+                await backoff.wait()
                 continue
-            backoff = 0.1
+            backoff.reset()
 
     async def _apply(self, data: bytes) -> None:
         try:

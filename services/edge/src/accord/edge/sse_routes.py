@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import logging
 from typing import Any
 
+from accord.common.tasks import stop
 from accord.edge import metrics
 from accord.edge.codes import CLOSE_FULL
 from accord.edge.context import SessionContext
@@ -73,10 +73,7 @@ class SseRoutes:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
+        await stop(self._watcher)
 
     @property
     def _limit(self) -> int:

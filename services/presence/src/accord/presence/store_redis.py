@@ -31,6 +31,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager, context
 from typing import Any
 
 import redis.asyncio as aioredis
+from accord.common.tasks import Backoff
 from accord.presence import store_redis_lua as lua
 from accord.presence.codec import CodecError, decode_event, decode_peer, encode_event, encode_peer
 from accord.presence.hub import Hub, Subscription
@@ -131,7 +132,7 @@ class _Channels:
                 await self._pubsub.unsubscribe(self._prefix + room)
 
     async def _read(self) -> None:
-        backoff = 0.1
+        backoff = Backoff(0.1, 5.0)
         while True:
             try:
                 if not self._pubsub.subscribed:
@@ -143,10 +144,9 @@ class _Channels:
                 # Events published while disconnected are gone: watchers must
                 # start over (watch again, list again) rather than miss them.
                 self.hub.fail_all(StoreUnavailable(f"redis pub/sub lost: {error}"))
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                await backoff.wait()
                 continue
-            backoff = 0.1
+            backoff.reset()
             if message is not None:
                 self._handle(message)
 

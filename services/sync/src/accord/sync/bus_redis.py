@@ -27,6 +27,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from accord.api.sync.v1 import sync_pb2 as pb
+from accord.common.tasks import Backoff
 from accord.sync.bus import Listener, LossListener, LossReason
 from accord.sync.errors import Unavailable
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -191,7 +192,7 @@ class RedisBus:
                 log.exception("bus loss listener failed")
 
     async def _read(self) -> None:
-        backoff = 0.1
+        backoff = Backoff(0.1, 2.0)
         while True:
             try:
                 message = await self._pubsub.get_message(timeout=POLL_SECONDS)
@@ -200,10 +201,9 @@ class RedisBus:
                     log.warning("redis bus connection lost, retrying: %s", error)
                 # Whatever was published until every channel is subscribed again is lost.
                 self._resubscribing = set(self._ready)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 2.0)
+                await backoff.wait()
                 continue
-            backoff = 0.1
+            backoff.reset()
             if message is not None:
                 self._dispatch(message)
 

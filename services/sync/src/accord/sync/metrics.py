@@ -4,26 +4,26 @@ from __future__ import annotations
 
 from accord.common.grpc_auth import refused_counter
 from accord.common.grpcutil import server_latency_histogram
+from accord.common.metrics import BATCH_SIZES, CALL_SECONDS
 from prometheus_client import Counter, Gauge, Histogram
 
 GRPC_HANDLING = server_latency_histogram("sync")
 GRPC_AUTH_REFUSED = refused_counter("sync")
 
-_SECONDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 PUSH_SECONDS = Histogram(
     "accord_sync_push_seconds",
     "Time from a push's arrival to its commit, including the wait for its commit group",
-    buckets=_SECONDS,
+    buckets=CALL_SECONDS,
 )
 COMMIT_SECONDS = Histogram(
     "accord_sync_commit_seconds",
     "Time to merge and commit one group of pushes to a room, from lock to commit",
-    buckets=_SECONDS,
+    buckets=CALL_SECONDS,
 )
 COMMIT_GROUP = Histogram(
     "accord_sync_commit_group_pushes",
     "Pushes committed together in one transaction (group commit)",
-    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+    buckets=BATCH_SIZES,
 )
 CHANGES = Counter(
     "accord_sync_changes_total", "Pushed changes by outcome (applied or duplicate)", ["status"]

@@ -69,11 +69,18 @@ class PostgresOutbox:
         self._connection = connection
         """The store's: a pooled connection, its loss raised as ``Unavailable``."""
 
+    async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        async with self._connection() as conn:
+            return list(await conn.fetch(sql, *args))
+
+    async def _execute(self, sql: str, *args: Any) -> None:
+        async with self._connection() as conn:
+            await conn.execute(sql, *args)
+
     async def lease(
         self, leases: Mapping[str, int], now: int, limit: int, token: str
     ) -> list[Head]:
-        async with self._connection() as conn:
-            rows = await conn.fetch(_HEADS, list(leases), list(leases.values()), now, limit, token)
+        rows = await self._fetch(_HEADS, list(leases), list(leases.values()), now, limit, token)
         return [
             Head(
                 r["endpoint"],
@@ -89,66 +96,61 @@ class PostgresOutbox:
     async def rows(
         self, endpoint: str, room: str, first_seq: int, until: int | None, limit: int
     ) -> list[Row]:
-        async with self._connection() as conn:
-            rows = await conn.fetch(
-                "SELECT first_seq, last_seq, changes FROM webhook_outbox "
-                "WHERE endpoint = $1 AND room = $2 AND first_seq >= $3 "
-                "AND ($4::bigint IS NULL OR first_seq <= $4) ORDER BY first_seq LIMIT $5",
-                endpoint,
-                room,
-                first_seq,
-                until,
-                limit,
-            )
+        rows = await self._fetch(
+            "SELECT first_seq, last_seq, changes FROM webhook_outbox "
+            "WHERE endpoint = $1 AND room = $2 AND first_seq >= $3 "
+            "AND ($4::bigint IS NULL OR first_seq <= $4) ORDER BY first_seq LIMIT $5",
+            endpoint,
+            room,
+            first_seq,
+            until,
+            limit,
+        )
         return [Row(int(r["first_seq"]), int(r["last_seq"]), r["changes"]) for r in rows]
 
     async def freeze(self, head: Head, token: str, until: int, message_id: str) -> None:
-        async with self._connection() as conn:
-            await conn.execute(
-                "UPDATE webhook_outbox SET batch_until = $5, message_id = $6 "
-                "WHERE endpoint = $1 AND room = $2 AND first_seq = $3 AND lease = $4",
-                head.endpoint,
-                head.room,
-                head.first_seq,
-                token,
-                until,
-                message_id,
-            )
+        await self._execute(
+            "UPDATE webhook_outbox SET batch_until = $5, message_id = $6 "
+            "WHERE endpoint = $1 AND room = $2 AND first_seq = $3 AND lease = $4",
+            head.endpoint,
+            head.room,
+            head.first_seq,
+            token,
+            until,
+            message_id,
+        )
 
     async def delete(self, batch: Batch) -> None:
-        async with self._connection() as conn:
-            await conn.execute(
-                "DELETE FROM webhook_outbox WHERE endpoint = $1 AND room = $2 "
-                "AND first_seq >= $3 AND first_seq <= $4",
-                batch.endpoint,
-                batch.room,
-                batch.first_seq,
-                batch.batch_until,
-            )
+        await self._execute(
+            "DELETE FROM webhook_outbox WHERE endpoint = $1 AND room = $2 "
+            "AND first_seq >= $3 AND first_seq <= $4",
+            batch.endpoint,
+            batch.room,
+            batch.first_seq,
+            batch.batch_until,
+        )
 
     async def retry(self, batch: Batch, due: int, error: str) -> None:
-        async with self._connection() as conn:
-            await conn.execute(
-                "UPDATE webhook_outbox SET due = $5, last_error = $6, lease = NULL, "
-                "leased_until = 0 WHERE endpoint = $1 AND room = $2 AND first_seq = $3 "
-                "AND lease = $4",
-                batch.endpoint,
-                batch.room,
-                batch.first_seq,
-                batch.lease,
-                due,
-                error,
-            )
+        await self._execute(
+            "UPDATE webhook_outbox SET due = $5, last_error = $6, lease = NULL, "
+            "leased_until = 0 WHERE endpoint = $1 AND room = $2 AND first_seq = $3 "
+            "AND lease = $4",
+            batch.endpoint,
+            batch.room,
+            batch.first_seq,
+            batch.lease,
+            due,
+            error,
+        )
 
     async def park(self, endpoint: str, now: int, reason: str) -> None:
-        async with self._connection() as conn:
-            await conn.execute(
-                "INSERT INTO webhook_parked (endpoint, parked_at, reason) VALUES ($1, $2, $3) "
-                "ON CONFLICT (endpoint) DO NOTHING",
-                endpoint,
-                now,
-                reason,
-            )
+        await self._execute(
+            "INSERT INTO webhook_parked (endpoint, parked_at, reason) VALUES ($1, $2, $3) "
+            "ON CONFLICT (endpoint) DO NOTHING",
+            endpoint,
+            now,
+            reason,
+        )
 
     async def resume(self, endpoint: str) -> bool:
         async with self._connection() as conn, conn.transaction():

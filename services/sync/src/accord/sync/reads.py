@@ -1,5 +1,5 @@
 """The engine's reads (``Reads``, which ``Engine`` extends with the push path), and the
-catch-up of one room (``pull_room``): a snapshot or the log's changes, in pages cut by
+catch-up of one room (``Reads.pull``): a snapshot or the log's changes, in pages cut by
 count and by bytes (``split_by_bytes``), to stay inside gRPC's message limit.
 """
 
@@ -62,50 +62,6 @@ PullItem = PullHead | SnapshotPage | list[LoggedChange]
 """What a pull yields: first the head, then snapshot pages or change pages."""
 
 
-async def pull_room(
-    store: Store,
-    room: str,
-    since: int,
-    until: int,
-    page_size: int,
-    changes_only: bool,
-    epoch: str = "",
-) -> AsyncGenerator[PullItem, None]:
-    """Catch-up for one room; see docs/merge.md for when a snapshot is sent. A
-    ``since`` read under another ``epoch`` than the room's (``RoomEpoch.accepts``)
-    belongs to another history: it gets a snapshot, even an empty one."""
-    page = min(page_size or DEFAULT_PAGE, MAX_PAGE)
-    async with store.snapshot(room) as snapshot:
-        head, current = snapshot.head, snapshot.epoch.current
-        foreign = since > 0 and not snapshot.epoch.accepts(epoch)
-        if foreign and changes_only:
-            raise OutOfRange(f"epoch {epoch!r} is not the epoch of room {room}")
-        if not changes_only and (since == 0 or foreign or since > head or since < snapshot.floor):
-            yield PullHead(head, current)
-            if head == 0 and since == 0:
-                return
-            pending: list[RecordValue] | None = None
-            async for records in snapshot.records(page):
-                for part in split_by_bytes(records, record_bytes):
-                    if pending is not None:
-                        yield SnapshotPage(head, pending, False)
-                    pending = part
-            yield SnapshotPage(head, pending or [], True)
-            return
-    if since > head:
-        raise OutOfRange(f"since {since} is ahead of head {head}")
-    target = until if 0 < until <= head else head
-    yield PullHead(target, current)
-    cursor = since
-    while cursor < target:
-        changes = await store.changes(room, cursor, target, page)
-        if not changes or changes[0].seq != cursor + 1:
-            raise OutOfRange(f"the log no longer holds seq {cursor + 1}")
-        for run in split_by_bytes(changes, change_bytes):
-            yield run
-        cursor = changes[-1].seq
-
-
 class Reads:
     """What ``Engine`` reads straight from its store: heads, records, changes, pulls."""
 
@@ -146,7 +102,7 @@ class Reads:
     async def changes(self, room: str, after: int, until: int, limit: int) -> list[LoggedChange]:
         return await self._store.changes(room, after, until, limit)
 
-    def pull(
+    async def pull(
         self,
         room: str,
         since: int,
@@ -155,5 +111,38 @@ class Reads:
         changes_only: bool,
         epoch: str = "",
     ) -> AsyncGenerator[PullItem, None]:
-        """Catch-up for one room (``accord.sync.pull``)."""
-        return pull_room(self._store, room, since, until, page_size, changes_only, epoch)
+        """Catch-up for one room; see docs/merge.md for when a snapshot is sent. A
+        ``since`` read under another ``epoch`` than the room's (``RoomEpoch.accepts``)
+        belongs to another history: it gets a snapshot, even an empty one."""
+        page = min(page_size or DEFAULT_PAGE, MAX_PAGE)
+        async with self._store.snapshot(room) as snapshot:
+            head, current = snapshot.head, snapshot.epoch.current
+            foreign = since > 0 and not snapshot.epoch.accepts(epoch)
+            if foreign and changes_only:
+                raise OutOfRange(f"epoch {epoch!r} is not the epoch of room {room}")
+            if not changes_only and (
+                since == 0 or foreign or since > head or since < snapshot.floor
+            ):
+                yield PullHead(head, current)
+                if head == 0 and since == 0:
+                    return
+                pending: list[RecordValue] | None = None
+                async for records in snapshot.records(page):
+                    for part in split_by_bytes(records, record_bytes):
+                        if pending is not None:
+                            yield SnapshotPage(head, pending, False)
+                        pending = part
+                yield SnapshotPage(head, pending or [], True)
+                return
+        if since > head:
+            raise OutOfRange(f"since {since} is ahead of head {head}")
+        target = until if 0 < until <= head else head
+        yield PullHead(target, current)
+        cursor = since
+        while cursor < target:
+            changes = await self._store.changes(room, cursor, target, page)
+            if not changes or changes[0].seq != cursor + 1:
+                raise OutOfRange(f"the log no longer holds seq {cursor + 1}")
+            for run in split_by_bytes(changes, change_bytes):
+                yield run
+            cursor = changes[-1].seq

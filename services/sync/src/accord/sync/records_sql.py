@@ -11,6 +11,7 @@ import aiosqlite
 import asyncpg
 from accord.sync.model import LoggedChange, RecordKey
 from accord.sync.records import StoredRecord
+from accord.sync.store_rows import change_of
 
 _HISTORY_COLUMNS = "seq, user_id, client_id, client_seq, collection, key, ts, op"
 _IN_LIMIT = 200
@@ -19,23 +20,6 @@ _IN_LIMIT = 200
 def _stored(row: Sequence[Any]) -> StoredRecord:
     collection, key, value, seq = row
     return StoredRecord(str(collection), str(key), None if value is None else str(value), int(seq))
-
-
-def change_of(row: Sequence[Any]) -> LoggedChange:
-    """A change from its positional row: seq, user_id, client_id, client_seq, collection,
-    key, ts, op and, when selected, patch (history reads leave it out: "")."""
-    seq, user_id, client_id, client_seq, collection, key, ts, op, *patch = row
-    return LoggedChange(
-        seq=int(seq),
-        user_id=str(user_id),
-        client_id=str(client_id),
-        client_seq=int(client_seq),
-        collection=str(collection),
-        key=str(key),
-        ts=int(ts),
-        op_json=str(op),
-        patch_json=str(patch[0]) if patch else "",
-    )
 
 
 class _Reader:

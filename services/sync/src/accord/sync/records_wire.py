@@ -39,12 +39,7 @@ def check_record_key(collection: str, key: str) -> None:
 
 def records_response(page: RecordsPage) -> pb.ReadRecordsResponse:
     return pb.ReadRecordsResponse(
-        seq=page.seq,
-        more=page.more,
-        records=[
-            pb.Record(collection=r.collection, key=r.key, value_json=r.value_json)
-            for r in page.records
-        ],
+        seq=page.seq, more=page.more, records=wire.records_proto(page.records)
     )
 
 

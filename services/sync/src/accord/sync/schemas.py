@@ -24,7 +24,7 @@ from typing import Any
 import jsonschema
 import yaml
 from accord.common.config import ConfigError
-from accord.common.tasks import spawn
+from accord.common.tasks import spawn, stop
 from accord.sync.model import ChangeError
 from jsonschema import Draft202012Validator
 
@@ -179,7 +179,4 @@ class SchemaWatcher:
         try:
             yield self
         finally:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await stop(task)

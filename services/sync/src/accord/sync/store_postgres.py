@@ -30,6 +30,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 import asyncpg
 from accord.sync.epoch import Basis, RoomHead, new_incarnation
@@ -48,8 +49,6 @@ from accord.sync.records_sql import PostgresReader
 from accord.sync.snapshot_postgres import PostgresSnapshot
 from accord.sync.store import Contended
 from accord.sync.store_postgres_sql import (
-    _CHANGE_COLUMNS,
-    _CONFLICT_COLUMNS,
     _INCARNATION,
     _LOAD,
     _LOAD_WITH_HEADS,
@@ -59,35 +58,29 @@ from accord.sync.store_postgres_sql import (
     ACQUIRE_TIMEOUT,
     COMMAND_TIMEOUT,
     _columns,
-    _conflict,
     _cursor_floor,
     _keep_session,
     _load_rows,
-    _logged,
     _save_args,
     _unavailable,
+)
+from accord.sync.store_rows import (
+    CHANGE_COLUMNS,
+    CONFLICT_COLUMNS,
+    LockedTransaction,
+    change_of,
+    conflict_of,
 )
 
 log = logging.getLogger(__name__)
 
 
-class _Transaction:
+class _Transaction(LockedTransaction):
     """Locked: the rooms' rows are held from the start (their heads known then)."""
 
     def __init__(self, conn: asyncpg.Connection, heads: dict[str, int], basis: Basis) -> None:
+        super().__init__(heads, basis)
         self._conn = conn
-        self._heads = heads
-        self._basis = basis
-
-    def head(self, room: str) -> int:
-        return self._heads[room]
-
-    @property
-    def basis(self) -> Basis:
-        return self._basis
-
-    def assume(self, heads: dict[str, int], basis: Basis | None = None) -> bool:
-        return False  # locked: what the rooms hold now is read under the lock
 
     async def load(
         self, clients: Sequence[RoomClient], keys: Sequence[RoomRecord]
@@ -233,6 +226,10 @@ class PostgresStore:
     def outbox(self) -> PostgresOutbox:
         return PostgresOutbox(self._connection)
 
+    async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        async with self._connection() as conn:
+            return list(await conn.fetch(sql, *args))
+
     @asynccontextmanager
     async def transaction(
         self, rooms: Sequence[str], *, optimistic: bool = False
@@ -285,17 +282,15 @@ class PostgresStore:
             return int(await conn.fetchval("SELECT head FROM rooms WHERE room = $1", room) or 0)
 
     async def heads(self, rooms: Sequence[str]) -> dict[str, int]:
-        async with self._connection() as conn:
-            rows = await conn.fetch(
-                "SELECT room, head FROM rooms WHERE room = ANY($1::text[])", list(rooms)
-            )
+        rows = await self._fetch(
+            "SELECT room, head FROM rooms WHERE room = ANY($1::text[])", list(rooms)
+        )
         heads = dict.fromkeys(rooms, 0)
         heads.update({r["room"]: int(r["head"]) for r in rows})
         return heads
 
     async def room_heads(self, rooms: Sequence[str]) -> dict[str, RoomHead]:
-        async with self._connection() as conn:
-            rows = await conn.fetch(_ROOM_HEADS, list(rooms))
+        rows = await self._fetch(_ROOM_HEADS, list(rooms))
         incarnation = next((r["epoch"] for r in rows if r["room"] is None), None)
         basis = Basis(self._cluster.value, incarnation or "")
         heads = {room: RoomHead(0, basis.room(None)) for room in rooms}
@@ -324,27 +319,25 @@ class PostgresStore:
         return Basis(self._cluster.value, value)
 
     async def changes(self, room: str, after: int, until: int, limit: int) -> list[LoggedChange]:
-        async with self._connection() as conn:
-            rows = await conn.fetch(
-                f"SELECT {_CHANGE_COLUMNS} FROM changes WHERE room = $1 AND seq > $2 "
-                "AND seq <= $3 ORDER BY seq LIMIT $4",
-                room,
-                after,
-                until,
-                limit,
-            )
-        return [_logged(r) for r in rows]
+        rows = await self._fetch(
+            f"SELECT {CHANGE_COLUMNS} FROM changes WHERE room = $1 AND seq > $2 "
+            "AND seq <= $3 ORDER BY seq LIMIT $4",
+            room,
+            after,
+            until,
+            limit,
+        )
+        return [change_of(tuple(r)) for r in rows]
 
     async def conflicts(self, room: str, before: int, limit: int) -> list[ConflictRow]:
-        async with self._connection() as conn:
-            rows = await conn.fetch(
-                f"SELECT {_CONFLICT_COLUMNS} FROM conflicts WHERE room = $1 "
-                "AND ($2 = 0 OR seq < $2) ORDER BY seq DESC, field LIMIT $3",
-                room,
-                before,
-                limit,
-            )
-        return [_conflict(r) for r in rows]
+        rows = await self._fetch(
+            f"SELECT {CONFLICT_COLUMNS} FROM conflicts WHERE room = $1 "
+            "AND ($2 = 0 OR seq < $2) ORDER BY seq DESC, field LIMIT $3",
+            room,
+            before,
+            limit,
+        )
+        return [conflict_of(tuple(r)) for r in rows]
 
     async def cursor(self, extension: str, room: str) -> int:
         async with self._connection() as conn:
@@ -371,13 +364,12 @@ class PostgresStore:
         return moved is not None
 
     async def behind(self, extension: str, after: str, limit: int) -> list[tuple[str, int]]:
-        async with self._connection() as conn:
-            rows = await conn.fetch(
-                "SELECT r.room, COALESCE(c.seq, 0) AS seq FROM rooms r "
-                "LEFT JOIN extension_cursors c ON c.extension = $1 AND c.room = r.room "
-                "WHERE r.room > $2 AND r.head > COALESCE(c.seq, 0) ORDER BY r.room LIMIT $3",
-                extension,
-                after,
-                limit,
-            )
+        rows = await self._fetch(
+            "SELECT r.room, COALESCE(c.seq, 0) AS seq FROM rooms r "
+            "LEFT JOIN extension_cursors c ON c.extension = $1 AND c.room = r.room "
+            "WHERE r.room > $2 AND r.head > COALESCE(c.seq, 0) ORDER BY r.room LIMIT $3",
+            extension,
+            after,
+            limit,
+        )
         return [(r["room"], int(r["seq"])) for r in rows]

@@ -8,22 +8,18 @@ from typing import Any
 
 import asyncpg
 from accord.sync.errors import Unavailable
-from accord.sync.model import (
-    ConflictRow,
-    LoggedChange,
-    RoomClient,
-    RoomRecord,
-    RoomWrite,
-)
+from accord.sync.model import RoomClient, RoomRecord, RoomWrite
 from accord.sync.outbox_postgres import outbox_cte
+from accord.sync.store_rows import (
+    CHANGE_COLUMNS,
+    CONFLICT_COLUMNS,
+    change_values,
+    conflict_values,
+    record_values,
+)
 
 ACQUIRE_TIMEOUT = 5.0
 COMMAND_TIMEOUT = 30.0
-_CHANGE_COLUMNS = "seq, user_id, client_id, client_seq, collection, key, ts, op, patch"
-_CONFLICT_COLUMNS = (
-    "seq, field, collection, key, user_id, client_id, client_seq, ts, "
-    "winner_ts, winner_client_id, winner_user_id, winner_client_seq"
-)
 _LOST = (
     OSError,
     TimeoutError,
@@ -40,20 +36,6 @@ def _unavailable() -> Iterator[None]:
         yield
     except _LOST as error:
         raise Unavailable(f"database unavailable: {error}") from error
-
-
-def _logged(row: Any) -> LoggedChange:
-    return LoggedChange(
-        seq=row["seq"],
-        user_id=row["user_id"],
-        client_id=row["client_id"],
-        client_seq=row["client_seq"],
-        collection=row["collection"],
-        key=row["key"],
-        ts=row["ts"],
-        op_json=row["op"],
-        patch_json=row["patch"],
-    )
 
 
 def _save_sql(checked: bool, conflicts: bool, outbox: bool = False) -> str:
@@ -91,7 +73,7 @@ def _save_sql(checked: bool, conflicts: bool, outbox: bool = False) -> str:
         ]
     parts += [
         f"""logged AS (
-    INSERT INTO changes (room, {_CHANGE_COLUMNS}) SELECT * FROM unnest(
+    INSERT INTO changes (room, {CHANGE_COLUMNS}) SELECT * FROM unnest(
         $1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[],
         $8::bigint[], $9::text[], $10::text[]){only}
 )""",
@@ -127,7 +109,7 @@ def _save_sql(checked: bool, conflicts: bool, outbox: bool = False) -> str:
     if conflicts:
         parts.append(
             f"""noted AS (
-    INSERT INTO conflicts (room, {_CONFLICT_COLUMNS}) SELECT * FROM unnest(
+    INSERT INTO conflicts (room, {CONFLICT_COLUMNS}) SELECT * FROM unnest(
         $23::text[], $24::bigint[], $25::text[], $26::text[], $27::text[], $28::text[],
         $29::text[], $30::bigint[], $31::bigint[], $32::bigint[], $33::text[], $34::text[],
         $35::bigint[]){only}
@@ -152,25 +134,6 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     """Released connections are handed on as they are: the store leaves no session state
     behind (no LISTEN, cursors or settings; the migrations' advisory lock is released
     explicitly), so asyncpg's reset query would be a round trip per transaction for nothing."""
-
-
-def _conflict(row: Any) -> ConflictRow:
-    return ConflictRow(
-        seq=row["seq"],
-        collection=row["collection"],
-        key=row["key"],
-        field=row["field"],
-        user_id=row["user_id"],
-        client_id=row["client_id"],
-        client_seq=row["client_seq"],
-        ts=row["ts"],
-        winner=(
-            row["winner_ts"],
-            row["winner_client_id"],
-            row["winner_user_id"],
-            row["winner_client_seq"],
-        ),
-    )
 
 
 _LOAD = """
@@ -204,60 +167,24 @@ SELECT NULL, NULL, {_INCARNATION}
 """
 
 
-def _columns(rows: Sequence[tuple[str, str, str]], width: int) -> list[list[str]]:
+def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
     return [[row[i] for row in rows] for i in range(width)]
 
 
 def _save_args(writes: Sequence[RoomWrite]) -> tuple[list[tuple[str, int]], bool, list[Any]]:
     """The rooms' new heads, whether there are conflicts, and the column arrays of the
     save statement ($1-$22, and $23-$35 when there are conflicts)."""
-    changes = [(w.room, c) for w in writes for c in w.changes]
-    records = [(w.room, r) for w in writes for r in w.records]
-    marks = [(w.room, *m) for w in writes for m in w.marks]
-    conflicts = [(w.room, c) for w in writes for c in w.conflicts]
     heads = [(w.room, w.changes[-1].seq) for w in writes if w.changes]
     columns: list[Any] = [
-        [room for room, _ in changes],
-        [c.seq for _, c in changes],
-        [c.user_id for _, c in changes],
-        [c.client_id for _, c in changes],
-        [c.client_seq for _, c in changes],
-        [c.collection for _, c in changes],
-        [c.key for _, c in changes],
-        [c.ts for _, c in changes],
-        [c.op_json for _, c in changes],
-        [c.patch_json for _, c in changes],
-        [room for room, _ in records],
-        [r.collection for _, r in records],
-        [r.key for _, r in records],
-        [r.state_json for _, r in records],
-        [r.value_json for _, r in records],
-        [r.seq for _, r in records],
-        [room for room, _ in heads],
-        [head for _, head in heads],
-        [m[0] for m in marks],
-        [m[1] for m in marks],
-        [m[2] for m in marks],
-        [m[3] for m in marks],
+        *_columns([change_values(w.room, c) for w in writes for c in w.changes], 10),
+        *_columns([record_values(w.room, r) for w in writes for r in w.records], 6),
+        *_columns(heads, 2),
+        *_columns([(w.room, *m) for w in writes for m in w.marks], 4),
     ]
+    conflicts = [conflict_values(w.room, c) for w in writes for c in w.conflicts]
     if not conflicts:
         return heads, False, columns
-    columns += [
-        [room for room, _ in conflicts],
-        [c.seq for _, c in conflicts],
-        [c.field for _, c in conflicts],
-        [c.collection for _, c in conflicts],
-        [c.key for _, c in conflicts],
-        [c.user_id for _, c in conflicts],
-        [c.client_id for _, c in conflicts],
-        [c.client_seq for _, c in conflicts],
-        [c.ts for _, c in conflicts],
-        [c.winner[0] for _, c in conflicts],
-        [c.winner[1] for _, c in conflicts],
-        [c.winner[2] for _, c in conflicts],
-        [c.winner[3] for _, c in conflicts],
-    ]
-    return heads, True, columns
+    return heads, True, columns + _columns(conflicts, 13)
 
 
 def _load_rows(rows: Sequence[Any]) -> tuple[dict[RoomClient, int], dict[RoomRecord, str]]:

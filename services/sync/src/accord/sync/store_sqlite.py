@@ -25,15 +25,22 @@ from accord.sync.model import (
     RoomWrite,
 )
 from accord.sync.outbox_sqlite import SqliteOutbox, save_outbox
-from accord.sync.records_sql import SqliteReader, change_of
+from accord.sync.records_sql import SqliteReader
 from accord.sync.settings import MEMORY
 from accord.sync.snapshot_sqlite import LoadedSnapshot, SqliteSnapshot
+from accord.sync.store_rows import (
+    CHANGE_COLUMNS,
+    CONFLICT_COLUMNS,
+    LockedTransaction,
+    change_of,
+    change_values,
+    conflict_of,
+    conflict_values,
+    record_values,
+)
 from accord.sync.store_sqlite_sql import (
-    _CHANGE_COLUMNS,
-    _CONFLICT_COLUMNS,
     _IN_LIMIT,
     _basis,
-    _conflict,
     _connect,
     _heads,
     _migrate,
@@ -45,21 +52,10 @@ from accord.sync.store_sqlite_sql import (
 log = logging.getLogger(__name__)
 
 
-class _Transaction:
+class _Transaction(LockedTransaction):
     def __init__(self, db: aiosqlite.Connection, heads: dict[str, int], basis: Basis) -> None:
+        super().__init__(heads, basis)
         self._db = db
-        self._heads = heads
-        self._basis = basis
-
-    @property
-    def basis(self) -> Basis:
-        return self._basis
-
-    def assume(self, heads: dict[str, int], basis: Basis | None = None) -> bool:
-        return False  # locked for its whole length: reading is the cheap part
-
-    def head(self, room: str) -> int:
-        return self._heads[room]
 
     async def load(
         self, clients: Sequence[RoomClient], keys: Sequence[RoomRecord]
@@ -105,33 +101,14 @@ class _Transaction:
     async def save(self, writes: Sequence[RoomWrite]) -> None:
         db = self._db
         await db.executemany(
-            f"INSERT INTO changes (room, {_CHANGE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            [
-                (
-                    w.room,
-                    c.seq,
-                    c.user_id,
-                    c.client_id,
-                    c.client_seq,
-                    c.collection,
-                    c.key,
-                    c.ts,
-                    c.op_json,
-                    c.patch_json,
-                )
-                for w in writes
-                for c in w.changes
-            ],
+            f"INSERT INTO changes (room, {CHANGE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            [change_values(w.room, c) for w in writes for c in w.changes],
         )
         await db.executemany(
             "INSERT INTO records (room, collection, key, state, value, seq) VALUES (?,?,?,?,?,?) "
             "ON CONFLICT (room, collection, key) DO UPDATE SET state = excluded.state, "
             "value = excluded.value, seq = excluded.seq",
-            [
-                (w.room, r.collection, r.key, r.state_json, r.value_json, r.seq)
-                for w in writes
-                for r in w.records
-            ],
+            [record_values(w.room, r) for w in writes for r in w.records],
         )
         heads = [(w.room, w.changes[-1].seq) for w in writes if w.changes]
         await db.executemany(
@@ -147,24 +124,9 @@ class _Transaction:
             [(w.room, *mark) for w in writes for mark in w.marks],
         )
         await db.executemany(
-            f"INSERT OR IGNORE INTO conflicts (room, {_CONFLICT_COLUMNS}) "
+            f"INSERT OR IGNORE INTO conflicts (room, {CONFLICT_COLUMNS}) "
             "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            [
-                (
-                    w.room,
-                    c.seq,
-                    c.field,
-                    c.collection,
-                    c.key,
-                    c.user_id,
-                    c.client_id,
-                    c.client_seq,
-                    c.ts,
-                    *c.winner,
-                )
-                for w in writes
-                for c in w.conflicts
-            ],
+            [conflict_values(w.room, c) for w in writes for c in w.conflicts],
         )
         await save_outbox(db, writes)
         self._heads.update(heads)
@@ -339,7 +301,7 @@ class SqliteStore:
 
     async def changes(self, room: str, after: int, until: int, limit: int) -> list[LoggedChange]:
         rows = await self._fetch(
-            f"SELECT {_CHANGE_COLUMNS} FROM changes "
+            f"SELECT {CHANGE_COLUMNS} FROM changes "
             "WHERE room = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
             (room, after, until, limit),
         )
@@ -347,11 +309,11 @@ class SqliteStore:
 
     async def conflicts(self, room: str, before: int, limit: int) -> list[ConflictRow]:
         rows = await self._fetch(
-            f"SELECT {_CONFLICT_COLUMNS} FROM conflicts WHERE room = ? "
+            f"SELECT {CONFLICT_COLUMNS} FROM conflicts WHERE room = ? "
             "AND (? = 0 OR seq < ?) ORDER BY seq DESC, field LIMIT ?",
             (room, before, before, limit),
         )
-        return [_conflict(r) for r in rows]
+        return [conflict_of(r) for r in rows]
 
     async def cursor(self, extension: str, room: str) -> int:
         rows = await self._fetch(

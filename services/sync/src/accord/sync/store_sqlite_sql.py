@@ -8,14 +8,10 @@ import logging
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
 
 import aiosqlite
 from accord.sync.epoch import Basis, RoomEpoch, RoomHead
 from accord.sync.errors import Unavailable
-from accord.sync.model import (
-    ConflictRow,
-)
 from accord.sync.schema import MIGRATIONS, statements
 from accord.sync.settings import MEMORY
 
@@ -23,11 +19,6 @@ log = logging.getLogger(__name__)
 
 _IN_LIMIT = 500
 _WAL_ATTEMPTS = 100
-_CHANGE_COLUMNS = "seq, user_id, client_id, client_seq, collection, key, ts, op, patch"
-_CONFLICT_COLUMNS = (
-    "seq, field, collection, key, user_id, client_id, client_seq, ts, "
-    "winner_ts, winner_client_id, winner_user_id, winner_client_seq"
-)
 
 
 @contextmanager
@@ -81,21 +72,6 @@ async def _migrate(db: aiosqlite.Connection) -> None:
         if db.in_transaction:
             await db.execute("ROLLBACK")
         raise
-
-
-def _conflict(row: Sequence[Any]) -> ConflictRow:
-    seq, name, collection, key, user_id, client_id, client_seq, ts, *winner = row
-    return ConflictRow(
-        seq=int(seq),
-        collection=str(collection),
-        key=str(key),
-        field=str(name),
-        user_id=str(user_id),
-        client_id=str(client_id),
-        client_seq=int(client_seq),
-        ts=int(ts),
-        winner=(int(winner[0]), str(winner[1]), str(winner[2]), int(winner[3])),
-    )
 
 
 async def _basis(db: aiosqlite.Connection) -> Basis:

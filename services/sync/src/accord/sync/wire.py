@@ -35,6 +35,7 @@ from accord.sync.model import (
     LoggedChange,
     PushBatch,
     PushOutcome,
+    RecordValue,
     SnapshotPage,
 )
 
@@ -238,15 +239,12 @@ def change_batch(room: str, changes: Iterable[LoggedChange]) -> pb.ChangeBatch:
     return pb.ChangeBatch(room=room, changes=[committed_change(c) for c in changes])
 
 
+def records_proto(values: Iterable[RecordValue]) -> list[pb.Record]:
+    return [pb.Record(collection=r.collection, key=r.key, value_json=r.value_json) for r in values]
+
+
 def snapshot_chunk(page: SnapshotPage) -> pb.SnapshotChunk:
-    return pb.SnapshotChunk(
-        seq=page.seq,
-        last=page.last,
-        records=[
-            pb.Record(collection=r.collection, key=r.key, value_json=r.value_json)
-            for r in page.records
-        ],
-    )
+    return pb.SnapshotChunk(seq=page.seq, last=page.last, records=records_proto(page.records))
 
 
 def list_conflicts_limit(limit: int) -> int:

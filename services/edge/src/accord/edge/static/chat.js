@@ -1,7 +1,7 @@
 // Multi-user chat. Each chat room is an Accord room "chat.<name>": messages are
 // records {text, name, color, at} (history arrives with the room's snapshot),
 // "who is online" is presence, "who is typing" is broadcast (never stored).
-import { newId, param, peerColor, peerName, queuedLabel, showPeers, showStatus, start } from "/static/common.js";
+import { coalesced, newId, param, peerColor, peerName, queuedLabel, showPeers, showStatus, start } from "/static/common.js";
 
 const { client, me } = await start();
 showStatus(document.getElementById("status"), client);
@@ -71,15 +71,7 @@ async function openRoom(name) {
   input.focus();
 }
 
-let queued = false;
-function scheduleRender() {
-  if (queued) return;
-  queued = true;
-  queueMicrotask(() => {
-    queued = false;
-    renderMessages();
-  });
-}
+const scheduleRender = coalesced(renderMessages);
 
 function renderMessages() {
   const atBottom = messages.scrollHeight - messages.scrollTop - messages.clientHeight < 40;

@@ -134,6 +134,19 @@ function offlineBanner() {
   return banner;
 }
 
+/** ``render`` once, in a microtask, however often the returned function is called before then. */
+export function coalesced(render) {
+  let queued = false;
+  return () => {
+    if (queued) return;
+    queued = true;
+    queueMicrotask(() => {
+      queued = false;
+      render();
+    });
+  };
+}
+
 /** A "not saved yet" label for a change the server has not confirmed. */
 export function queuedLabel() {
   const label = document.createElement("span");

@@ -6,7 +6,7 @@
 // so all show the same text, and concurrent runs typed at one spot never
 // interleave. Cursors travel by broadcast (channel "cursor") as the id of the
 // element left of the caret, so they stay put while others edit around them.
-import { param, peerColor, peerName, showPeers, showStatus, start } from "/static/common.js";
+import { coalesced, param, peerColor, peerName, showPeers, showStatus, start } from "/static/common.js";
 
 const COLLECTION = "docs";
 const KEY = param("doc", "main");
@@ -134,15 +134,7 @@ room.on("error", (error) => {
   banner.hidden = false;
 });
 
-let queued = false;
-function scheduleRender() {
-  if (queued) return;
-  queued = true;
-  queueMicrotask(() => {
-    queued = false;
-    render();
-  });
-}
+const scheduleRender = coalesced(render);
 
 editor.addEventListener("compositionstart", () => (composing = true));
 editor.addEventListener("compositionend", () => {

@@ -1,5 +1,5 @@
 // The real-time todo list: records {title, done, created} in collection "todos".
-import { newId, param, queuedLabel, showPeers, showStatus, start } from "/static/common.js";
+import { coalesced, newId, param, queuedLabel, showPeers, showStatus, start } from "/static/common.js";
 
 const { client, me } = await start();
 const room = await client.join(param("room", "todo-demo"), { presence: me });
@@ -19,6 +19,16 @@ document.getElementById("add").addEventListener("submit", (event) => {
   input.value = "";
 });
 
+function iconButton(kind, title, symbol, onClick) {
+  const button = document.createElement("button");
+  button.className = `icon ${kind}`;
+  button.type = "button";
+  button.title = title;
+  button.textContent = symbol;
+  button.addEventListener("click", onClick);
+  return button;
+}
+
 function element(key) {
   const li = document.createElement("li");
   li.dataset.key = key;
@@ -29,18 +39,8 @@ function element(key) {
   const title = document.createElement("span");
   title.className = "title";
   title.addEventListener("dblclick", () => startEditing(key));
-  const edit = document.createElement("button");
-  edit.className = "icon edit";
-  edit.type = "button";
-  edit.title = "Edit";
-  edit.textContent = "✎";
-  edit.addEventListener("click", () => startEditing(key));
-  const remove = document.createElement("button");
-  remove.className = "icon delete";
-  remove.type = "button";
-  remove.title = "Delete";
-  remove.textContent = "✕";
-  remove.addEventListener("click", () => room.delete("todos", key));
+  const edit = iconButton("edit", "Edit", "✎", () => startEditing(key));
+  const remove = iconButton("delete", "Delete", "✕", () => room.delete("todos", key));
   const queued = queuedLabel();
   queued.hidden = true;
   li.append(box, title, queued, edit, remove);
@@ -109,15 +109,7 @@ function render() {
   document.getElementById("summary").textContent = todos.length ? `${open} open · ${todos.length - open} done` : "";
 }
 
-let queued = false;
-const scheduleRender = () => {
-  if (queued) return;
-  queued = true;
-  queueMicrotask(() => {
-    queued = false;
-    render();
-  });
-};
+const scheduleRender = coalesced(render);
 room.on("change", ({ collection }) => {
   if (collection === "todos") scheduleRender();
 });
