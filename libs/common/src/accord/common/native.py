@@ -24,9 +24,6 @@ from collections.abc import Sequence
 from types import ModuleType
 
 PURE_ENV = "ACCORD_PURE_PYTHON"
-# mypyc's shared library of each package (accord/<package>/_mypyc__mypyc.*.so): not a module
-# of Accord's own, only the compiled code behind the modules listed in pyproject.toml.
-_SHARED = "_mypyc__mypyc"
 
 
 def pure_requested(environ: dict[str, str] | None = None) -> bool:
@@ -70,7 +67,7 @@ def compiled() -> list[str]:
     return sorted(
         name
         for name, module in list(sys.modules.items())
-        if name.startswith("accord.") and not name.endswith(_SHARED) and is_compiled(module)
+        if name.startswith("accord.") and is_compiled(module)
     )
 
 
