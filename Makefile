@@ -15,7 +15,7 @@ DIST := dist
 .PHONY: install install-run run test test-embedded services protos lint check-protos dist bench clean
 
 # What running needs: the packages, editable from this checkout, with their dependencies.
-install-run: $(RUN_STAMP)
+install-run: $(RUN_STAMP) $(COMPILE_STAMP)
 
 $(RUN_STAMP): requirements-build.txt $(addsuffix /pyproject.toml,$(PKGS))
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,8 +24,25 @@ $(RUN_STAMP): requirements-build.txt $(addsuffix /pyproject.toml,$(PKGS))
 	$(PIP) --no-build-isolation $(addprefix -e ,$(PKGS))
 	@touch $(RUN_STAMP)
 
+# Then the hot modules are compiled with mypyc, in place beside their sources (scripts/compile.py,
+# well under a minute); again whenever one of their sources changes, since a compiled module
+# shadows its .py. ACCORD_PURE_PYTHON=1 compiles nothing and removes what an earlier build left;
+# the kind stamp (.build-compiled or .build-pure) makes switching between the two rebuild.
+ACCORD_PURE_PYTHON ?=
+BUILD_KIND := $(if $(filter-out 0 false no,$(ACCORD_PURE_PYTHON)),pure,compiled)
+KIND_STAMP := $(VENV)/.build-$(BUILD_KIND)
+COMPILE_STAMP := $(VENV)/.installed-compile
+COMPILED_SOURCES := $(shell $(PYTHON) scripts/compile.py --list-sources 2>/dev/null)
+
+$(KIND_STAMP):
+	@mkdir -p $(VENV) && rm -f $(VENV)/.build-* && touch $@
+
+$(COMPILE_STAMP): $(RUN_STAMP) scripts/compile.py $(COMPILED_SOURCES) $(KIND_STAMP)
+	ACCORD_PURE_PYTHON=$(ACCORD_PURE_PYTHON) $(PY) scripts/compile.py
+	@touch $(COMPILE_STAMP)
+
 # Everything: the above plus the test and lint tools (requirements-dev.txt).
-install: $(DEV_STAMP)
+install: $(DEV_STAMP) $(COMPILE_STAMP)
 
 $(DEV_STAMP): $(RUN_STAMP) requirements-dev.txt
 	$(PIP) -r requirements-dev.txt
@@ -34,9 +51,11 @@ $(DEV_STAMP): $(RUN_STAMP) requirements-dev.txt
 run: install-run
 	$(VENV)/bin/accord dev
 
-# Every test; PostgreSQL and Redis are started (or installed) first.
+# Every test; PostgreSQL and Redis are started (or installed) first. The whole suite runs as
+# installed (the hot modules compiled), then the unit tests again on the pure-Python sources.
 test: install services
 	SYNC_HYPOTHESIS_PROFILE=sync-ci $(PY) -m pytest $(PYTEST_ARGS)
+	ACCORD_PURE_PYTHON=1 SYNC_HYPOTHESIS_PROFILE=sync-ci $(PY) -m pytest -q tests/unit $(PYTEST_ARGS)
 
 # Only the tests that need no servers.
 test-embedded: install
@@ -79,6 +98,7 @@ audit: install
 	@bash scripts/audit.sh
 
 clean:
+	$(PYTHON) scripts/compile.py --clean
 	rm -rf $(VENV) $(DIST) .pytest_cache .mypy_cache .ruff_cache
 
 # Whole-stack benchmark (bench/, docs/benchmarks.md "Whole stack"): every system and scenario,

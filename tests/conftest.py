@@ -15,6 +15,11 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
+# The first of Accord's modules, before the plugins below import hot ones: with
+# ACCORD_PURE_PYTHON=1 it puts in place the finder that loads every accord.* module from its .py
+# source even where a compiled one is installed (accord/common/native.py);
+# tests/unit/test_compiled.py checks which of the two was loaded.
+import accord.common  # noqa: F401
 import pytest
 
 from tests.support.ports import free_port

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
-from accord.common import grpcutil
+from accord.common import grpcutil, native
 from accord.common.audit import AuditLog
 from accord.common.config import format_addr
 from accord.common.lifecycle import BindError
@@ -154,6 +154,7 @@ async def serve(settings: Settings) -> AsyncIterator[Running]:
         ssl_context = await _tls(stack, settings)
         await web.SockSite(runner, sock, ssl_context=ssl_context).start()
         port = int(sock.getsockname()[1])
+        log.info("edge hot modules: %s", native.describe())
         log.info(
             "edge listening on %s%s",
             format_addr(settings.ws_addr[0], port),

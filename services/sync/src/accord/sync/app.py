@@ -8,6 +8,7 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 from dataclasses import dataclass
 
 from accord.api.sync.v1 import sync_pb2_grpc
+from accord.common import native
 from accord.common.audit import AuditLog
 from accord.common.config import format_addr
 from accord.common.grpc_serve import secured_server, start_serving
@@ -161,5 +162,6 @@ async def serve(settings: Settings, *, grace: float = SHUTDOWN_GRACE) -> AsyncIt
             before_stop=servicer.close_streams,
         )
         log.info("sync gRPC: %s", settings.grpc.describe())
+        log.info("sync hot modules: %s", native.describe())
         log.info("sync listening on %s", format_addr(host, bound))
         yield Running(port=bound, metrics_port=metrics_port)
