@@ -10,7 +10,7 @@ everything on the stream as before."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import grpc
@@ -19,6 +19,9 @@ from accord.api.sync.v1 import sync_pb2 as pb
 from accord.api.sync.v1.sync_pb2_grpc import SyncStub
 from accord.common.grpc_security import ServerSecurity
 from accord.common.grpcutil import create_channel
+from accord.edge.backends import SyncClient
+from accord.edge.protocol import ChangesOut, Out, ProtocolError
+from accord.edge.rooms import Hub
 from accord.sync import wire
 from accord.sync.app import Running, serve
 from accord.sync.bus import Bus
@@ -341,3 +344,123 @@ async def test_pushing_through_one_replica_subscribed_on_another_delivers_once(
         assert seen == [1, 3, 5]
         for call in (pushing_a, pushing_b, subscribed):
             call.cancel()
+
+
+# The edge's side: SyncClient and Hub against the real service.
+
+
+class Session:
+    session_id = "s-1"
+
+    def __init__(self) -> None:
+        self.seqs: list[int] = []
+        self.arrived = asyncio.Event()
+
+    def send(self, out: Out) -> None:
+        if isinstance(out, ChangesOut):
+            self.seqs.extend(c.seq for c in out.changes)
+            self.arrived.set()
+
+    async def until(self, count: int) -> list[int]:
+        async with asyncio.timeout(DEADLINE):
+            while len(self.seqs) < count:
+                self.arrived.clear()
+                await self.arrived.wait()
+        return self.seqs
+
+
+class CountingCall:
+    """A Subscribe call whose messages carrying changes are counted."""
+
+    def __init__(self, call: Any, counts: list[int]) -> None:
+        self._call, self._counts = call, counts
+
+    async def wait_for_connection(self) -> None:
+        await self._call.wait_for_connection()
+
+    def cancel(self) -> bool:
+        return bool(self._call.cancel())
+
+    async def __aiter__(self) -> AsyncIterator[pb.SubscribeResponse]:
+        async for message in self._call:
+            if any(b.changes for b in message.batches):
+                self._counts.append(sum(len(b.changes) for b in message.batches))
+            yield message
+
+
+class CountingSync(SyncClient):
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        super().__init__(channel, DEADLINE)
+        self.streamed: list[int] = []
+
+    def subscribe(self, requests: AsyncIterator[pb.SubscribeRequest]) -> Any:
+        return CountingCall(super().subscribe(requests), self.streamed)
+
+
+async def test_an_edges_pushes_fan_out_from_their_answers_and_each_change_once(
+    running: Running, stub: SyncStub
+) -> None:
+    async with create_channel(f"127.0.0.1:{running.port}") as channel:
+        sync = CountingSync(channel)
+        async with Hub(sync, DEADLINE) as hub:
+            sync.inline = hub
+            session = Session()
+            sub = hub.open(ROOM, session)
+            await hub.catch_up(sub, 0, "", lambda head, epoch: None)
+            before = inline_total()
+            for seq in range(1, 6):
+                ack = await sync.push(one(seq))
+                assert ack.head == seq
+                # Fanned out from the answer before the ack was handed back.
+                assert session.seqs == list(range(1, seq + 1))
+            assert inline_total() == before + 5
+            # Another caller's push (naming no subscriber) comes on the stream, and is the
+            # stream's first message with changes: no copy of 1..5 was written.
+            await stub.Push(push(ROOM, set_change(1, "k", n=0), client_id="c2"), timeout=DEADLINE)
+            assert await session.until(6) == [1, 2, 3, 4, 5, 6]
+            assert sync.streamed == [1]
+
+
+async def test_an_edge_naming_a_call_the_service_does_not_know_gets_everything_streamed(
+    running: Running,
+) -> None:
+    # As against a sync that does not answer inline (an older one ignores the field).
+    async with create_channel(f"127.0.0.1:{running.port}") as channel:
+        sync = CountingSync(channel)
+        async with Hub(sync, DEADLINE) as hub:
+            sync.inline = hub
+            session = Session()
+            sub = hub.open(ROOM, session)
+            await hub.catch_up(sub, 0, "", lambda head, epoch: None)
+            hub.subscriber = "not-a-call-of-this-replica"
+            before = inline_total()
+            for seq in range(1, 4):
+                await sync.push(one(seq))
+            assert await session.until(3) == [1, 2, 3]
+            assert inline_total() == before
+            assert sum(sync.streamed) == 3
+
+
+class Recording:
+    """An InlineBatches that records what the client hands it."""
+
+    subscriber = "recorded-call"
+
+    def __init__(self) -> None:
+        self.taken: list[pb.ChangeBatch] = []
+        self.lost_rooms: list[list[str]] = []
+
+    def take(self, batches: Sequence[pb.ChangeBatch]) -> None:
+        self.taken.extend(batches)
+
+    def lost(self, rooms: Sequence[str]) -> None:
+        self.lost_rooms.append(list(rooms))
+
+
+async def test_a_failed_exchange_naming_a_subscriber_reports_its_rooms(running: Running) -> None:
+    async with create_channel(f"127.0.0.1:{running.port}") as channel:
+        sync = SyncClient(channel, timeout=0.000001)  # every exchange times out
+        recording = sync.inline = Recording()
+        with pytest.raises(ProtocolError):
+            await sync.push(one(1))
+        assert recording.lost_rooms == [[ROOM]] and recording.taken == []
