@@ -1,7 +1,7 @@
 """The sync service alone, through gRPC: CPU per commit group and per push.
 
     python -m bench.sync_rpc [--groups 1,10,100] [--calls 300] [--no-redis] [--no-subscriber]
-                             [--unary] [--keys 50]
+                             [--unary] [--keys 50] [--inline]
 
 Starts ``python -m accord.sync`` on PostgreSQL (a fresh ``accord_bench``
 database) and Redis, pinned to core 0, and from core 1 sends ``PushMany``
@@ -11,7 +11,11 @@ rooms (of 1,000), while a batched Subscribe stream follows every room. For
 each K it prints the sync process's CPU (user + system, from /proc) per call
 and per push: the fixed cost of a commit group (K = 1) and what each further
 push adds, and PostgreSQL's CPU meanwhile (every process of the local server; Redis's is
-not included).
+not included). It also prints this process's own CPU per call (the client's side of
+every gRPC event, the Subscribe reads included) and the Subscribe messages and
+answered batches per call. ``--inline``: the Subscribe stream names itself and the
+pushes name it (``PushManyRequest.subscriber``, as the edge sends them), so the
+batches come in the answers and the stream writes none.
 """
 
 from __future__ import annotations
@@ -93,16 +97,20 @@ async def measure(
     subscriber: bool,
     unary: bool,
     keys: int = 50,
-) -> list[tuple[int, float, float, float]]:
+    inline: bool = False,
+) -> list[tuple[int, float, float, float, float, float, float]]:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         await asyncio.wait_for(channel.channel_ready(), 30)
         stub = rpc.SyncStub(channel)
-        delivered = 0
+        delivered = messages = answered = 0
         stream = None
+        name = f"bench-{os.getpid()}" if subscriber and inline else ""
         if subscriber:
             requests: asyncio.Queue[pb.SubscribeRequest] = asyncio.Queue()
             requests.put_nowait(
-                pb.SubscribeRequest(add=[f"r{i}" for i in range(ROOMS)], batched=True)
+                pb.SubscribeRequest(
+                    add=[f"r{i}" for i in range(ROOMS)], batched=True, subscriber=name
+                )
             )
 
             async def feed() -> AsyncIterator[pb.SubscribeRequest]:
@@ -112,9 +120,11 @@ async def measure(
             stream = stub.Subscribe(feed())
 
             async def read() -> None:
-                nonlocal delivered
+                nonlocal delivered, messages
                 async for message in stream:
-                    delivered += sum(len(b.changes) for b in message.batches)
+                    changes = sum(len(b.changes) for b in message.batches)
+                    delivered += changes
+                    messages += 1 if changes else 0
 
             reader = asyncio.create_task(read())
             await asyncio.sleep(1.0)
@@ -122,21 +132,37 @@ async def measure(
         pushing = stub.PushStream()
 
         async def send(request: pb.PushManyRequest) -> None:
+            nonlocal delivered, answered
+            request.subscriber = name
             if unary:
-                await stub.PushMany(request, timeout=30)
+                response = await stub.PushMany(request, timeout=30)
             else:
                 await pushing.write(request)
-                await pushing.read()
+                response = await pushing.read()
+            answered += len(response.batches)
+            delivered += sum(len(b.changes) for b in response.batches)
 
         rows = []
         for k in groups:
             for _ in range(max(WARM_CALLS, -(-ROOMS // k))):  # every room once at least
                 await send(pushes.call(k))
             before, database, started = cpu_seconds(pid), postgres_seconds(), time.perf_counter()
+            own, read_before, answered_before = time.process_time(), messages, answered
             for _ in range(calls):
                 await send(pushes.call(k))
             used, wall = cpu_seconds(pid) - before, time.perf_counter() - started
-            rows.append((k, used / calls, (postgres_seconds() - database) / calls, wall / calls))
+            client = time.process_time() - own
+            rows.append(
+                (
+                    k,
+                    used / calls,
+                    (postgres_seconds() - database) / calls,
+                    wall / calls,
+                    client / calls,
+                    (messages - read_before) / calls,
+                    (answered - answered_before) / calls,
+                )
+            )
         pushing.cancel()
         if stream is not None:
             await asyncio.sleep(0.5)
@@ -156,6 +182,11 @@ def main() -> None:
     ap.add_argument("--no-redis", action="store_true", help="in-process bus instead of Redis")
     ap.add_argument("--no-subscriber", action="store_true", help="no Subscribe stream")
     ap.add_argument("--unary", action="store_true", help="PushMany calls, not a PushStream")
+    ap.add_argument(
+        "--inline",
+        action="store_true",
+        help="pushes name the Subscribe stream: batches in the answers, none on the stream",
+    )
     ap.add_argument(
         "--keys",
         type=int,
@@ -193,6 +224,7 @@ def main() -> None:
                 not args.no_subscriber,
                 args.unary,
                 max(1, args.keys),
+                args.inline,
             )
         )
     finally:
@@ -200,6 +232,8 @@ def main() -> None:
         server.wait(30)
     bus = "in-process bus" if args.no_redis else "Redis bus"
     subscribed = "no subscriber" if args.no_subscriber else "one batched Subscribe stream"
+    if args.inline and not args.no_subscriber:
+        subscribed += " named by the pushes (inline batches)"
     how = "PushMany calls" if args.unary else "PushStream requests"
     print(
         f"sync CPU through gRPC ({how}, {bus}, {subscribed}, {args.keys} records per room, "
@@ -207,13 +241,15 @@ def main() -> None:
     )
     print(
         "| pushes per call | sync CPU per call | per push | PostgreSQL CPU per call "
-        "| per push | wall per call |"
+        "| per push | wall per call | client CPU per call | Subscribe messages per call "
+        "| answered batches per call |"
     )
-    print("|---:|---:|---:|---:|---:|---:|")
-    for k, cpu, database, wall in rows:
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for k, cpu, database, wall, client, read, answered in rows:
         print(
             f"| {k} | {cpu * 1e3:.2f} ms | {cpu * 1e6 / k:.0f} µs | {database * 1e3:.2f} ms "
-            f"| {database * 1e6 / k:.0f} µs | {wall * 1e3:.2f} ms |"
+            f"| {database * 1e6 / k:.0f} µs | {wall * 1e3:.2f} ms | {client * 1e3:.2f} ms "
+            f"| {read:.2f} | {answered:.2f} |"
         )
 
 

@@ -388,3 +388,44 @@ def test_settings_warnings_know_every_setting_and_only_warn_on_lookalikes() -> N
         " did you mean SYNC_ADDR?",
         "JWT_SECRT is not a setting Accord reads; did you mean JWT_SECRET?",
     ]
+
+
+async def sync_metric(process: DevProcess, name: str) -> float:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"http://{process.env['SYNC_METRICS_ADDR']}/metrics") as response,
+    ):
+        text = await response.text()
+    values = [float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " ")]
+    assert values, f"{name} is not exported"
+    return values[0]
+
+
+async def test_clients_of_one_edge_converge_on_batches_answered_with_the_pushes(
+    dev: Callable[..., DevProcess],
+) -> None:
+    # One edge, one sync: the pushes' batches come back in their answers (not on the
+    # Subscribe stream), and every client still gets every change once, in order.
+    process = await started(dev())
+    try:
+        before = await sync_metric(process, "accord_sync_inline_batches_total")
+        async with (
+            await Client.connect(process.ws_url) as alice,
+            await Client.connect(process.ws_url) as bob,
+        ):
+            await alice.hello(make_token("u-a"), client_id="c-a")
+            await bob.hello(make_token("u-b"), client_id="c-b")
+            await alice.subscribe("inline")
+            await bob.subscribe("inline")
+            for n in range(1, 11):
+                pusher = alice if n % 2 else bob
+                ack = await pusher.push("inline", [change(n, f"t-{n % 3}", n=n)])
+                assert ack["results"][0]["seq"] == n
+            ra, rb = Replica(), Replica()
+            await sync_until(alice, ra, 10)
+            await sync_until(bob, rb, 10)
+            assert ra.seqs == rb.seqs == list(range(1, 11))  # Replica refuses gaps and repeats
+            assert ra.records == rb.records
+        assert await sync_metric(process, "accord_sync_inline_batches_total") > before
+    finally:
+        process.stop()

@@ -218,3 +218,96 @@ async def test_a_new_epoch_on_a_reconfirmation_resyncs_the_subscribers() -> None
     sync.log.append(change(2))
     stream(hub, 2)
     await until(lambda: session.seqs[-1:] == [2], "changes of the new history")
+
+
+def answered(hub: Hub, *seqs: int) -> None:
+    """Sync answered a push with this batch (PushManyResponse.batches)."""
+    hub.take([spb.ChangeBatch(room=ROOM, changes=[change(s) for s in seqs])])
+
+
+async def test_a_batch_answered_with_a_push_fans_out_once_whichever_way_comes_first() -> None:
+    sync = FakeSync()
+    hub, _, session = await live(sync)
+    pulls = len(sync.pulls)
+    sync.log = [change(s) for s in (1, 2, 3)]
+    answered(hub, 1)
+    assert session.seqs == [1]  # at once: before the push's result is handed back
+    stream(hub, 1)  # the stream's copy as well (a reconnect, a replaced call)
+    stream(hub, 2)
+    answered(hub, 2)
+    answered(hub, 3)
+    stream(hub, 3)
+    assert session.seqs == [1, 2, 3]
+    assert len(sync.pulls) == pulls  # no gap: nothing read from the log
+    hub.take([spb.ChangeBatch(room="not-here", changes=[change(9)])])  # no such room: ignored
+    assert session.seqs == [1, 2, 3]
+
+
+async def test_an_answered_batch_past_a_gap_waits_for_the_backfill() -> None:
+    sync = FakeSync()
+    hub, _, session = await live(sync)
+    sync.log = [change(s) for s in (1, 2, 3)]
+    answered(hub, 3)  # its answer overtook the stream's 1 and 2
+    await until(lambda: session.seqs == [1, 2, 3], "the backfill")
+    stream(hub, 1)
+    stream(hub, 2)
+    assert session.seqs == [1, 2, 3]
+
+
+async def test_a_failed_push_exchange_catches_its_rooms_up_from_the_log() -> None:
+    sync = FakeSync()
+    hub, _, session = await live(sync)
+    sync.log = [change(1)]
+    stream(hub, 1)
+    sync.log.append(change(2))  # committed; its answer was lost with the exchange
+    hub.lost([ROOM, ROOM, "not-here"])
+    await until(lambda: session.seqs == [1, 2], "the catch-up")
+    assert sync.pulls[-1] == (1, 0, True, "e1")
+
+
+async def test_a_failed_exchange_during_a_backfill_catches_up_after_it() -> None:
+    sync = FakeSync()
+    hub, _, session = await live(sync)
+    sync.log = [change(s) for s in (1, 2, 3)]
+    sync.hold = asyncio.Event()
+    stream(hub, 3)
+    await until(lambda: hub.rooms[ROOM].backfilling, "a backfill")
+    sync.log.append(change(4))  # the lost answer's batch
+    hub.lost([ROOM])
+    sync.hold.set()
+    await until(lambda: session.seqs == [1, 2, 3, 4], "the backfill, then the catch-up")
+    assert sync.pulls[-1] == (3, 0, True, "e1")
+
+
+async def test_each_subscribe_call_names_itself_on_its_first_request_only() -> None:
+    calls: list[list[spb.SubscribeRequest]] = []
+
+    class Opening(FakeSync):
+        def subscribe(self, requests: Any) -> Any:
+            calls.append([])
+
+            async def drain() -> None:
+                async for request in requests:
+                    calls[-1].append(request)
+
+            return drain()
+
+    hub = Hub(Opening(), confirm_timeout=1.0)
+    ids = []
+    for _ in range(2):  # a reconnect opens another call
+        queue: asyncio.Queue[spb.SubscribeRequest | None] = asyncio.Queue()
+        for request in (
+            spb.SubscribeRequest(add=["a"], batched=True),
+            spb.SubscribeRequest(add=["b"], batched=True),
+            None,
+        ):
+            queue.put_nowait(request)
+
+        async def requests(queue: asyncio.Queue[spb.SubscribeRequest | None] = queue) -> Any:
+            while (request := await queue.get()) is not None:
+                yield request
+
+        await hub._subscribe(requests())
+        ids.append(hub.subscriber)
+        assert [r.subscriber for r in calls[-1]] == [hub.subscriber, ""]
+    assert len(set(ids)) == 2 and all(len(i) >= 20 for i in ids)

@@ -96,6 +96,7 @@ async def serve(settings: Settings) -> AsyncIterator[Running]:
         sync = SyncClient(sync_channel, settings.rpc_timeout)
         presence = PresenceClient(presence_channel, settings.rpc_timeout, settings.edge_id)
         hub = await stack.enter_async_context(Hub(sync, settings.rpc_timeout))
+        sync.inline = hub  # pushes name the hub's Subscribe call: batches in their answers
         roster = await stack.enter_async_context(
             Roster(presence, settings.rpc_timeout, settings.presence_sync_limit)
         )

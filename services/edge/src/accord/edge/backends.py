@@ -6,7 +6,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import grpc
 from accord.api.presence.v1 import presence_pb2 as ppb
@@ -222,11 +222,33 @@ class PushStream:
         call.cancel()
 
 
+class InlineBatches(Protocol):
+    """Where committed batches answered with pushes go (``rooms.Hub``): the same path as
+    the Subscribe stream's."""
+
+    @property
+    def subscriber(self) -> str:
+        """The current Subscribe call's id (SubscribeRequest.subscriber); "": none."""
+        ...
+
+    def take(self, batches: Sequence[spb.ChangeBatch]) -> None:
+        """Batches a push exchange was answered with (PushManyResponse.batches)."""
+        ...
+
+    def lost(self, rooms: Sequence[str]) -> None:
+        """A push exchange naming the subscriber failed: its answer may have held batches
+        of these rooms that the Subscribe stream will not send."""
+        ...
+
+
 class SyncClient:
     def __init__(self, channel: grpc.aio.Channel, timeout: float) -> None:
         self.channel = channel
         self.stub = sync_pb2_grpc.SyncStub(channel)  # type: ignore[no-untyped-call]
         self.timeout = timeout
+        self.inline: InlineBatches | None = None
+        """Set: pushes name its Subscribe call, and sync may answer them with the batches
+        that stream would have sent (``PushManyResponse.batches``)."""
         self._stream = PushStream(self.stub, timeout)
         self._pushes: Batcher[spb.PushRequest, spb.PushResponse] = Batcher(
             "PushStream", self._push_many
@@ -235,7 +257,23 @@ class SyncClient:
     async def _push_many(
         self, pushes: list[spb.PushRequest]
     ) -> list[spb.PushResponse | ProtocolError]:
-        response = await self._stream.exchange(spb.PushManyRequest(pushes=pushes))
+        inline = self.inline
+        subscriber = inline.subscriber if inline is not None else ""
+        if not subscriber:
+            response = await self._stream.exchange(spb.PushManyRequest(pushes=pushes))
+        else:
+            assert inline is not None
+            try:
+                response = await self._stream.exchange(
+                    spb.PushManyRequest(pushes=pushes, subscriber=subscriber)
+                )
+            except BaseException:
+                inline.lost([push.room for push in pushes])
+                raise
+            if response.batches:
+                # Fanned out before the pushes are answered, as the stream's copy would
+                # mostly have been.
+                inline.take(response.batches)
         return [
             result.response
             if result.WhichOneof("result") == "response"

@@ -14,6 +14,14 @@ caught up through Pull, which answers with a snapshot when the epoch is not the
 room's; when a re-confirmation brings a new epoch (``accord epoch renew`` and a
 restart of sync), every subscriber is caught up again from its position under
 the epoch it was last sent, which gets it a snapshot of the new history.
+
+Sync may also answer this edge's pushes with the batches its Subscribe stream
+would have sent (``PushManyResponse.batches``, for the stream named by
+``Hub.subscriber``, a fresh id per Subscribe call): they take the same path
+(``Hub.take``) and the stream does not send them. A push exchange that failed
+may have lost such batches, so its rooms are caught up from the log
+(``Hub.lost``). A batch that arrives both ways (after a reconnect) is dropped by
+the seq checks like any other old batch.
 """
 
 from __future__ import annotations
@@ -21,8 +29,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Protocol
 
 import grpc
@@ -99,6 +108,7 @@ class Room:
         self.epoch = ""  # as the stream last confirmed the room
         self.confirmed = asyncio.Event()
         self.backfilling = False
+        self.recheck_owed = False
         self.pending: list[list[spb.CommittedChange]] = []
 
     def accept(self, changes: list[spb.CommittedChange]) -> None:
@@ -150,6 +160,16 @@ class Room:
             pending, self.pending = self.pending, []
             for batch in pending:
                 self.accept(batch)
+            if self.recheck_owed and not self.backfilling:
+                self.recheck()
+
+    def recheck(self) -> None:
+        """Bring the room up to the log's head (after a backfill under way, if one is)."""
+        if self.backfilling:
+            self.recheck_owed = True
+            return
+        self.recheck_owed = False
+        self.start_backfill(0)
 
     def resync_all(self) -> None:
         self.position = None
@@ -188,14 +208,26 @@ class Room:
                     )
 
 
+async def _named(
+    subscriber: str, requests: AsyncIterator[spb.SubscribeRequest]
+) -> AsyncIterator[spb.SubscribeRequest]:
+    """``requests``, the first one carrying ``subscriber``."""
+    async for request in requests:
+        if subscriber:
+            request.subscriber, subscriber = subscriber, ""
+        yield request
+
+
 class Hub:
     def __init__(self, sync: SyncSource, confirm_timeout: float) -> None:
         self.sync = sync
         self.confirm_timeout = confirm_timeout
         self.rooms: dict[str, Room] = {}
+        self.subscriber = ""
+        """The id of the current Subscribe call (``SubscribeRequest.subscriber``)."""
         self.feed: Feed[spb.SubscribeResponse] = Feed(
             "sync",
-            sync.subscribe,
+            self._subscribe,
             lambda add, remove: spb.SubscribeRequest(add=add, remove=remove, batched=True),
             self._on_message,
             self._on_reconnect,
@@ -207,6 +239,25 @@ class Hub:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.feed.__aexit__(*exc)
+
+    def _subscribe(self, requests: AsyncIterator[spb.SubscribeRequest]) -> Any:
+        """Open a Subscribe call with a fresh id, sent on its first request."""
+        subscriber = self.subscriber = secrets.token_urlsafe(18)
+        return self.sync.subscribe(_named(subscriber, requests))
+
+    def take(self, batches: Sequence[spb.ChangeBatch]) -> None:
+        """Batches sync answered a push with instead of sending them on the stream."""
+        for batch in batches:
+            if batch.changes:
+                self._on_batch(batch)
+
+    def lost(self, rooms: Sequence[str]) -> None:
+        """A push exchange failed: batches of ``rooms`` it may have been answered with are
+        read from the log."""
+        for name in dict.fromkeys(rooms):
+            room = self.rooms.get(name)
+            if room is not None and room.position is not None:
+                room.recheck()
 
     def _on_message(self, message: spb.SubscribeResponse) -> None:
         if message.HasField("changes"):

@@ -15,6 +15,11 @@ call), so the log never holds a change subscribers were not sent. When the
 publish fails (the bus is down) the push is still acknowledged, since it is
 committed, and ``on_unpublished`` is called: the replicas' subscribers re-check
 their rooms against the log once the bus works again (``recheck.py``).
+
+A push may come with an ``Inline`` target (a caller that also follows the room
+on a Subscribe stream of this replica): before the group is published, the
+target is offered the group's batch of each room the push committed to, and may
+take it off its stream to answer it with the push (``servicer.py``).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from accord.api.sync.v1 import sync_pb2 as pb
 from accord.common.tasks import spawn
@@ -40,11 +46,19 @@ MAX_GROUP_CHANGES = 5000
 """A group takes more pushes while it has fewer changes than this (at least one push)."""
 
 
+class Inline(Protocol):
+    def offer(self, batch: pb.ChangeBatch) -> None:
+        """A committed, not yet published batch of a room the push committed to (the
+        group's whole batch of it; offered again for each such push of the group)."""
+        ...
+
+
 @dataclass
 class _Waiting:
     batch: PushBatch
     future: asyncio.Future[PushOutcome]
     arrived: float
+    inline: Inline | None = None
 
 
 class Committer:
@@ -70,10 +84,14 @@ class Committer:
         published. Raises the batch's own ``SyncError``, or the group's."""
         return await self.submit(batch)
 
-    def submit(self, batch: PushBatch) -> asyncio.Future[PushOutcome]:
+    def submit(self, batch: PushBatch, inline: Inline | None = None) -> asyncio.Future[PushOutcome]:
         """Queue ``batch`` for the next group; the future is answered once it is committed
-        and published. Batches submitted one after another keep their order."""
-        waiting = _Waiting(batch, asyncio.get_running_loop().create_future(), time.perf_counter())
+        and published. Batches submitted one after another keep their order. ``inline`` is
+        offered the group's batches of the push's rooms before they are published (unless
+        the future is done by then: its caller stopped waiting)."""
+        waiting = _Waiting(
+            batch, asyncio.get_running_loop().create_future(), time.perf_counter(), inline
+        )
         self._queue.append(waiting)
         if self._worker is None:
             self._worker = spawn(self._run(), name="committer")
@@ -116,11 +134,20 @@ class Committer:
         if by_room and self._on_committed is not None:
             self._on_committed(by_room)
         if by_room:
-            batches: list[pb.ChangeBatch] = [
-                wire.change_batch(room, changes) for room, changes in by_room.items()
-            ]
+            batches: dict[str, pb.ChangeBatch] = {
+                room: wire.change_batch(room, changes) for room, changes in by_room.items()
+            }
+            for waiting, outcome in zip(group, outcomes, strict=True):
+                inline = waiting.inline
+                if (
+                    inline is not None
+                    and isinstance(outcome, PushOutcome)
+                    and outcome.committed
+                    and not waiting.future.done()
+                ):
+                    inline.offer(batches[outcome.room])
             try:
-                await self._bus.publish_many(batches)
+                await self._bus.publish_many(list(batches.values()))
             except Unavailable as error:
                 log.warning(
                     "%d rooms committed but not published (subscribers will re-check): %s",

@@ -52,6 +52,11 @@ STALE = Counter(
 COMPACTIONS = Counter(
     "accord_sync_compactions_total", "Log compactions (tail cut, old conflicts pruned)"
 )
+INLINE_BATCHES = Counter(
+    "accord_sync_inline_batches_total",
+    "Committed room batches answered in a push's response (PushManyResponse.batches) "
+    "instead of sent on the caller's Subscribe stream",
+)
 BACKFILLS = Counter(
     "accord_sync_backfills_total", "Subscribe gaps filled from the log (a missed bus message)"
 )

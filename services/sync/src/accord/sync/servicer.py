@@ -1,4 +1,12 @@
-"""The gRPC face of the sync service: translate requests, call the engine, map errors."""
+"""The gRPC face of the sync service: translate requests, call the engine, map errors.
+
+Inline batches: a Subscribe call may name itself (``SubscribeRequest.subscriber``),
+and a ``PushMany`` (or a ``PushStream`` request) may name the caller's Subscribe call
+of this replica (``PushManyRequest.subscriber``). The group's batches of the rooms
+the request's pushes committed to, and that stream follows, then travel in the
+response (``PushManyResponse.batches``) and the stream does not send them
+(``RoomStream.claim``): one message fewer to write, and to read, per commit group.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +19,7 @@ import grpc
 from accord.api.sync.v1 import sync_pb2 as pb
 from accord.api.sync.v1 import sync_pb2_grpc
 from accord.common.grpcutil import abort
-from accord.sync import records_wire, wire
+from accord.sync import metrics, records_wire, wire
 from accord.sync.bus import Bus
 from accord.sync.committer import Committer
 from accord.sync.engine import Engine, PullHead, split_by_bytes
@@ -39,6 +47,10 @@ _STATUS: dict[type[SyncError], tuple[grpc.StatusCode, str]] = {
 
 
 MAX_PUSH_MANY = 1000
+MAX_SUBSCRIBER_ID = 64
+"""Characters of a SubscribeRequest.subscriber at most (a longer one is not registered)."""
+INLINE_BYTES = 4 * 1024 * 1024
+"""Bytes of batches one PushManyResponse carries at most; the stream sends the rest."""
 
 
 def _failure(error: BaseException) -> tuple[grpc.StatusCode, str, str]:
@@ -59,6 +71,30 @@ def _push_error(error: BaseException) -> pb.PushError:
     return pb.PushError(reason=reason, message=message)
 
 
+class _Answer:
+    """The batches a ``PushManyRequest`` naming a live Subscribe stream is answered with."""
+
+    __slots__ = ("batches", "bytes", "open", "stream")
+
+    def __init__(self, stream: RoomStream) -> None:
+        self.stream = stream
+        self.batches: list[pb.ChangeBatch] = []
+        self.bytes = 0
+        self.open = True
+        """False once the response can no longer carry them (the call was cancelled)."""
+
+    def offer(self, batch: pb.ChangeBatch) -> None:
+        if not self.open:
+            return
+        size = batch.ByteSize()
+        if self.bytes + size > INLINE_BYTES:
+            return
+        if self.stream.claim(batch):
+            self.batches.append(batch)
+            self.bytes += size
+            metrics.INLINE_BATCHES.inc()
+
+
 class SyncServicer(sync_pb2_grpc.SyncServicer):
     def __init__(
         self,
@@ -76,6 +112,8 @@ class SyncServicer(sync_pb2_grpc.SyncServicer):
             engine, bus, on_unpublished=rechecker.ask_every_replica, on_committed=on_committed
         )
         self._closing = asyncio.Event()
+        self._subscribers: dict[str, RoomStream] = {}
+        """SubscribeRequest.subscriber -> its live stream on this replica."""
 
     def close_streams(self) -> None:
         """End every Subscribe stream, and every PushStream between two requests
@@ -136,25 +174,37 @@ class SyncServicer(sync_pb2_grpc.SyncServicer):
             await _fail(
                 context, BadRequest(f"more than {MAX_PUSH_MANY} pushes in one PushMany request")
             )
+        answer = None
+        if request.subscriber:
+            stream = self._subscribers.get(request.subscriber)
+            if stream is not None:
+                answer = _Answer(stream)
         # All handed to the committer before the first await: pushes to one room
         # keep their order and join the same commit group.
         pending: list[asyncio.Future[PushOutcome] | Exception] = []
         for push in request.pushes:
             try:
-                pending.append(self._committer.submit(wire.push_batch(push, self._limits)))
+                pending.append(self._committer.submit(wire.push_batch(push, self._limits), answer))
             except Exception as error:
                 pending.append(error)
         results = []
-        for item in pending:
-            if isinstance(item, asyncio.Future):
-                try:
-                    outcome = await item
-                except Exception as error:
-                    item = error
-                else:
-                    results.append(pb.PushResult(response=wire.push_response(outcome)))
-                    continue
-            results.append(pb.PushResult(error=_push_error(item)))
+        try:
+            for item in pending:
+                if isinstance(item, asyncio.Future):
+                    try:
+                        outcome = await item
+                    except Exception as error:
+                        item = error
+                    else:
+                        results.append(pb.PushResult(response=wire.push_response(outcome)))
+                        continue
+                results.append(pb.PushResult(error=_push_error(item)))
+        finally:
+            if answer is not None:
+                # Cancelled: the pushes still waiting are not claimed for this answer.
+                answer.open = False
+        if answer is not None and answer.batches:
+            return pb.PushManyResponse(results=results, batches=answer.batches)
         return pb.PushManyResponse(results=results)
 
     async def Pull(
@@ -254,6 +304,7 @@ class SyncServicer(sync_pb2_grpc.SyncServicer):
                     else:
                         for batch in ready:
                             yield pb.SubscribeResponse(changes=batch)
+                    stream.written(ready)
                     batches = asyncio.ensure_future(stream.next())
                 elif reader.done():
                     reader.result()
@@ -265,6 +316,8 @@ class SyncServicer(sync_pb2_grpc.SyncServicer):
         finally:
             for task in (batches, reader, overflow, closing):
                 task.cancel()
+            if stream.subscriber and self._subscribers.get(stream.subscriber) is stream:
+                del self._subscribers[stream.subscriber]
             self._rechecker.forget(stream)
             await stream.close()
 
@@ -274,6 +327,14 @@ class SyncServicer(sync_pb2_grpc.SyncServicer):
         async for request in requests:
             if request.batched:
                 stream.batched = True
+            if (
+                request.subscriber
+                and not stream.subscriber
+                and len(request.subscriber) <= MAX_SUBSCRIBER_ID
+                and request.subscriber not in self._subscribers
+            ):
+                stream.subscriber = request.subscriber
+                self._subscribers[request.subscriber] = stream
             if request.add:
                 await stream.add_many([wire.check_room(room) for room in request.add])
             for room in request.remove:

@@ -16,6 +16,14 @@ come. So the stream can also be re-checked (``recheck``, asked by
 of its confirmed rooms (one query) and sends what the log holds beyond each
 room's last sent seq, read exactly as a gap is. The re-check travels through
 the same queue as the batches, so order and exactly-once hold.
+
+A batch may also be taken off the stream before it is published (``claim``):
+the caller of a push answers it to the stream's client in the push's response
+(``PushManyResponse.batches``). The stream then counts it as sent, so its copy
+from the bus is dropped like any old change. Only the next batch of a room
+whose every earlier output has been written (``written``) and whose gap fill is
+not under way can be claimed: the client gets the room's batches in seq order
+and each once, whichever way each travels.
 """
 
 from __future__ import annotations
@@ -64,6 +72,10 @@ class _Room:
     """The last seq sent; None until the subscription is confirmed."""
     early: list[pb.ChangeBatch] | None = None
     """Batches that arrived before the confirmation."""
+    unsent: bool = False
+    """Output of the room (or a gap fill of it) is under way and not written yet."""
+    claimed: int = 0
+    """The last seq of the last batch claimed (``RoomStream.claim``); 0: none."""
 
 
 class RoomStream:
@@ -77,6 +89,8 @@ class RoomStream:
         self.overflowed = asyncio.Event()
         self.batched = False
         """The caller takes several batches per response (SubscribeRequest.batched)."""
+        self.subscriber = ""
+        """The caller's id for this stream (SubscribeRequest.subscriber); empty: none."""
 
     @property
     def rooms(self) -> set[str]:
@@ -89,8 +103,34 @@ class RoomStream:
             self.overflowed.set()
 
     def _deliver(self, batch: pb.ChangeBatch) -> None:
-        if batch.room in self._rooms:
-            self._enqueue(batch)
+        state = self._rooms.get(batch.room)
+        if state is None:
+            return
+        if state.claimed and batch.changes and batch.changes[-1].seq <= state.claimed:
+            return  # the copy of a claimed batch (or older): it would be dropped when dequeued
+        self._enqueue(batch)
+
+    def claim(self, batch: pb.ChangeBatch) -> bool:
+        """Take a just committed, not yet published batch of a room (a commit group's whole
+        batch of it) off this stream, for the caller to deliver it instead: True when the
+        room is confirmed, everything before the batch has been sent and written, and no
+        gap fill of the room is under way; the batch then counts as sent. False: the stream
+        sends it, as without the claim."""
+        state = self._rooms.get(batch.room)
+        if state is None or state.last is None or state.unsent or not batch.changes:
+            return False
+        if batch.changes[0].seq != state.last + 1:
+            return False
+        state.last = state.claimed = batch.changes[-1].seq
+        return True
+
+    def written(self, batches: Sequence[pb.ChangeBatch]) -> None:
+        """``batches`` (the last output of ``next``) have been written to the caller."""
+        rooms = self._rooms
+        for batch in batches:
+            state = rooms.get(batch.room)
+            if state is not None:
+                state.unsent = False
 
     def recheck(self) -> None:
         """Bring every confirmed room up to the log's head, in turn with the queued batches
@@ -156,6 +196,7 @@ class RoomStream:
             if item.token != state.token:
                 return []
             out = [pb.ChangeBatch(room=item.room, epoch=item.epoch)]
+            state.unsent = True
             if state.last is None:
                 state.last = item.head
                 early, state.early = state.early or [], None
@@ -180,6 +221,7 @@ class RoomStream:
             out = await self._backfill(room, state, fresh[0].seq - 1)
         out.append(pb.ChangeBatch(room=room, changes=fresh))
         state.last = fresh[-1].seq
+        state.unsent = True
         return out
 
     async def _recheck(self) -> list[pb.ChangeBatch]:
@@ -212,6 +254,7 @@ class RoomStream:
         """The room's changes after its last sent seq up to ``until``, read from the log."""
         last = state.last
         assert last is not None
+        state.unsent = True
         out: list[pb.ChangeBatch] = []
         while last < until:
             missing = await self._engine.changes(room, last, until, BACKFILL_PAGE)

@@ -153,10 +153,12 @@ class PushResponse(_message.Message):
     def __init__(self, room: _Optional[str] = ..., results: _Optional[_Iterable[_Union[ChangeResult, _Mapping]]] = ..., head: _Optional[int] = ...) -> None: ...
 
 class PushManyRequest(_message.Message):
-    __slots__ = ("pushes",)
+    __slots__ = ("pushes", "subscriber")
     PUSHES_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIBER_FIELD_NUMBER: _ClassVar[int]
     pushes: _containers.RepeatedCompositeFieldContainer[PushRequest]
-    def __init__(self, pushes: _Optional[_Iterable[_Union[PushRequest, _Mapping]]] = ...) -> None: ...
+    subscriber: str
+    def __init__(self, pushes: _Optional[_Iterable[_Union[PushRequest, _Mapping]]] = ..., subscriber: _Optional[str] = ...) -> None: ...
 
 class PushError(_message.Message):
     __slots__ = ("reason", "message", "json_path")
@@ -177,10 +179,12 @@ class PushResult(_message.Message):
     def __init__(self, response: _Optional[_Union[PushResponse, _Mapping]] = ..., error: _Optional[_Union[PushError, _Mapping]] = ...) -> None: ...
 
 class PushManyResponse(_message.Message):
-    __slots__ = ("results",)
+    __slots__ = ("results", "batches")
     RESULTS_FIELD_NUMBER: _ClassVar[int]
+    BATCHES_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[PushResult]
-    def __init__(self, results: _Optional[_Iterable[_Union[PushResult, _Mapping]]] = ...) -> None: ...
+    batches: _containers.RepeatedCompositeFieldContainer[ChangeBatch]
+    def __init__(self, results: _Optional[_Iterable[_Union[PushResult, _Mapping]]] = ..., batches: _Optional[_Iterable[_Union[ChangeBatch, _Mapping]]] = ...) -> None: ...
 
 class CommittedChange(_message.Message):
     __slots__ = ("seq", "collection", "key", "client_id", "client_seq", "ts", "patch_json", "user_id")
@@ -267,14 +271,16 @@ class PullResponse(_message.Message):
     def __init__(self, head: _Optional[int] = ..., snapshot: _Optional[_Union[SnapshotChunk, _Mapping]] = ..., changes: _Optional[_Union[ChangeBatch, _Mapping]] = ..., epoch: _Optional[str] = ...) -> None: ...
 
 class SubscribeRequest(_message.Message):
-    __slots__ = ("add", "remove", "batched")
+    __slots__ = ("add", "remove", "batched", "subscriber")
     ADD_FIELD_NUMBER: _ClassVar[int]
     REMOVE_FIELD_NUMBER: _ClassVar[int]
     BATCHED_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIBER_FIELD_NUMBER: _ClassVar[int]
     add: _containers.RepeatedScalarFieldContainer[str]
     remove: _containers.RepeatedScalarFieldContainer[str]
     batched: bool
-    def __init__(self, add: _Optional[_Iterable[str]] = ..., remove: _Optional[_Iterable[str]] = ..., batched: _Optional[bool] = ...) -> None: ...
+    subscriber: str
+    def __init__(self, add: _Optional[_Iterable[str]] = ..., remove: _Optional[_Iterable[str]] = ..., batched: _Optional[bool] = ..., subscriber: _Optional[str] = ...) -> None: ...
 
 class SubscribeResponse(_message.Message):
     __slots__ = ("changes", "batches")
