@@ -5,7 +5,9 @@
 
 BEFORE and AFTER are checkouts of Accord, each with its own installed ``.venv``
 (for example a ``git worktree`` of the older commit with ``make install`` run in
-it). Runs ``python -m bench.profile --cpu-only`` in each in turn, BEFORE first,
+it); the same one twice with ``--before-env`` / ``--after-env`` compares settings
+(``--before-env ACCORD_PURE_PYTHON=1``: pure Python against compiled). Runs
+``python -m bench.profile --cpu-only`` in each in turn, BEFORE first,
 ``--runs`` times, so that a machine getting slower or faster during the session
 affects both alike. Prints each run's CPU (cores) per process and the whole
 system's CPU per offered delivery (another client of the room receiving an
@@ -16,6 +18,7 @@ the pairs for docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -30,7 +33,7 @@ def parse_cores(output: str) -> dict[str, float]:
     return {m[1]: float(m[2]) + float(m[3]) for m in _CPU.finditer(output)}
 
 
-def run_once(checkout: Path, args: argparse.Namespace) -> dict[str, float]:
+def run_once(checkout: Path, args: argparse.Namespace, env: list[str]) -> dict[str, float]:
     """Cores per process (user + system) over one step of ``bench.profile --cpu-only``."""
     command = [
         str(checkout / ".venv" / "bin" / "python"),
@@ -47,7 +50,12 @@ def run_once(checkout: Path, args: argparse.Namespace) -> dict[str, float]:
         str(args.seconds),
     ]
     done = subprocess.run(
-        command, cwd=checkout, capture_output=True, text=True, timeout=args.seconds + 300
+        command,
+        cwd=checkout,
+        capture_output=True,
+        text=True,
+        timeout=args.seconds + 300,
+        env={**os.environ, **dict(item.split("=", 1) for item in env)},
     )
     if done.returncode != 0:
         raise SystemExit(f"{checkout}: bench.profile failed:\n{done.stdout}\n{done.stderr}")
@@ -66,13 +74,24 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=0.2)
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument(
+        "--before-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set for BEFORE's run and the services it starts (e.g. ACCORD_PURE_PYTHON=1)",
+    )
+    ap.add_argument("--after-env", action="append", default=[], metavar="NAME=VALUE")
     args = ap.parse_args()
     load = next(s for s in FULL.loads if s.name == args.scenario)
     deliveries = args.rate * load.clients * (load.room_size - 1)
     results: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
     for run in range(args.runs):
-        for label, checkout in (("before", args.before), ("after", args.after)):
-            cores = run_once(checkout.resolve(), args)
+        for label, checkout, env in (
+            ("before", args.before, args.before_env),
+            ("after", args.after, args.after_env),
+        ):
+            cores = run_once(checkout.resolve(), args, env)
             results[label].append(cores)
             total = sum(cores.values())
             shown = "  ".join(f"{k} {v:.3f}" for k, v in sorted(cores.items()) if v >= 0.005)
