@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any
+from typing import Any, AnyStr
 
 import orjson
 
@@ -66,30 +66,26 @@ _BEFORE_NUMBER = frozenset("[,: \t\n\r-")
 _BEFORE_NUMBER_BYTES = frozenset(b"[,: \t\n\r-")
 
 
-def _long_number(text: str | bytes) -> bool:
+def _long_number(text: AnyStr, digits: re.Pattern[AnyStr], before: frozenset[Any]) -> bool:
     """Whether the text may hold an integer of 19 digits or more (a cheap over-estimate)."""
     # A match starts where a run of digits starts; a later match in the same run follows a
     # digit and is passed over. A minus before the run counts as what precedes a number.
-    if isinstance(text, str):
-        found = _DIGITS.search(text)
-        while found is not None:
-            start = found.start()
-            if start == 0 or text[start - 1] in _BEFORE_NUMBER:
-                return True
-            found = _DIGITS.search(text, found.end())
-        return False
-    found_bytes = _DIGITS_BYTES.search(text)
-    while found_bytes is not None:
-        start = found_bytes.start()
-        if start == 0 or text[start - 1] in _BEFORE_NUMBER_BYTES:
+    found = digits.search(text)
+    while found is not None:
+        start = found.start()
+        if start == 0 or text[start - 1] in before:
             return True
-        found_bytes = _DIGITS_BYTES.search(text, found_bytes.end())
+        found = digits.search(text, found.end())
     return False
 
 
 def loads(text: str | bytes) -> Any:
     """Parse JSON text; raises ``ValueError`` (or ``RecursionError``) for invalid input."""
-    if not _long_number(text):
+    if isinstance(text, str):
+        long = _long_number(text, _DIGITS, _BEFORE_NUMBER)
+    else:
+        long = _long_number(text, _DIGITS_BYTES, _BEFORE_NUMBER_BYTES)
+    if not long:
         try:
             # orjson refuses NaN, infinite numbers, lone surrogates and a BOM itself.
             return orjson.loads(text)
