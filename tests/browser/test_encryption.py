@@ -180,8 +180,11 @@ async def test_python_and_browser_exchange_encrypted_fields_and_the_server_sees_
 
         await until(tapped, "the tap saw every change")
 
-        async def persisted() -> bool:  # the SDK writes confirmed rooms to IndexedDB after acks
-            return '"rooms":[]' not in await page.evaluate(DUMP_INDEXEDDB)
+        async def persisted() -> bool:
+            # The SDK writes a room to IndexedDB when it subscribes (seq 0, no records) and
+            # again after changes: wait for the write that holds everything the client has.
+            rooms = json.loads(await page.evaluate(DUMP_INDEXEDDB))["rooms"]
+            return any(room.get("seq", 0) >= rp.seq and room.get("records") for room in rooms)
 
         await until(persisted, "the page stored the room in IndexedDB")
         stored = await page.evaluate(DUMP_INDEXEDDB)
