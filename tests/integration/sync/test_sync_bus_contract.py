@@ -140,9 +140,11 @@ async def test_redis_channel_and_payload(redis_url: str, redis_prefix: str) -> N
             message = None
             while message is None or message["type"] != "message":
                 message = await pubsub.get_message(timeout=DEADLINE)
-        assert pb.BusMessage.FromString(message["data"]) == pb.BusMessage(
-            batches=[batch("room-a", 4), batch(other, 9)]
-        )
+        received = pb.BusMessage.FromString(message["data"])
+        assert list(received.batches) == [batch("room-a", 4), batch(other, 9)]
+        # The publisher's origin comes first, so that it can pass over its own messages.
+        assert len(received.origin) == 8
+        assert message["data"].startswith(pb.BusMessage(origin=received.origin).SerializeToString())
     finally:
         await pubsub.aclose()
         await client.aclose()
@@ -238,3 +240,37 @@ async def test_redis_reports_a_reconnection_once_subscribed_again(
             await publisher.publish(batch("room-a", 1))
         assert [c.seq for c in (await inbox.next()).changes] == [1]
         assert losses.queue.empty()
+
+
+@pytest.mark.integration
+async def test_a_replica_hands_its_own_batches_over_once_and_at_once(
+    redis_url: str, redis_prefix: str
+) -> None:
+    # Its own listeners get a published batch before Redis has carried it anywhere
+    # (and so also while Redis cannot take it), and not a second time when it comes back.
+    async with (
+        RedisBus.open(redis_url, redis_prefix) as publisher,
+        RedisBus.open(redis_url, redis_prefix) as other,
+    ):
+        own, theirs = Inbox(), Inbox()
+        await publisher.subscribe("room-a", own)
+        await other.subscribe("room-a", theirs)
+        handed: list[int] = []
+        await publisher.subscribe("room-a", lambda b: handed.append(b.changes[0].seq))
+        publishing = asyncio.ensure_future(publisher.publish(batch("room-a", 1)))
+        assert handed == [] and not publishing.done()
+        await asyncio.sleep(0)  # the publish has started: handed over, Redis not answered yet
+        assert handed == [1]
+        await publishing
+        await publisher.publish(batch("room-a", 2))
+        assert [c.seq for c in (await theirs.next()).changes] == [1]
+        assert [c.seq for c in (await theirs.next()).changes] == [2]
+        # Both came back from Redis to the publisher too (the other replica has them, and
+        # one pub/sub connection reads both): a message the other replica publishes is
+        # still handed over, after which nothing else is queued.
+        await other.publish(batch("room-a", 3))
+        assert [(await own.next()).changes[0].seq for _ in range(3)] == [1, 2, 3]
+        assert (await theirs.next()).changes[0].seq == 3
+        await asyncio.sleep(0.2)
+        assert own.queue.empty() and theirs.queue.empty()
+        assert handed == [1, 2, 3]

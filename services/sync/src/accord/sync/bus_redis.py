@@ -8,6 +8,14 @@ the shards of the rooms it has listeners for, and hands each batch to the
 room's listeners locally (batches of rooms it does not follow are skipped).
 Every replica must use the same number of shards.
 
+A replica's own commits reach its own listeners as it publishes them, not by
+way of Redis: each message starts with the replica's ``origin`` (random, new at
+each start), and a message coming back with this replica's own origin is passed
+over without being parsed. Batches of a room committed by several replicas may
+then reach a listener out of seq order; the listeners (``subscription.RoomStream``)
+fill such a gap from the log and drop what they have sent already, as they do
+for a batch the bus lost.
+
 Each replica also subscribes to ``{prefix}:sync:recheck`` from the start: a
 message there (``request_recheck``, any payload) calls every replica's loss
 listeners. When the pub/sub connection drops, the client reconnects and
@@ -20,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import zlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
@@ -56,6 +65,8 @@ class RedisBus:
         """After a connection loss: the channels Redis has not confirmed again yet."""
         self._loss_listeners: list[LossListener] = []
         self._reader: asyncio.Task[None] | None = None
+        self._own = pb.BusMessage(origin=os.urandom(8)).SerializeToString()
+        """The start of every message this replica publishes (its ``origin`` field)."""
 
     @classmethod
     @asynccontextmanager
@@ -87,12 +98,16 @@ class RedisBus:
         await self.publish_many([batch])
 
     async def publish_many(self, batches: Sequence[pb.ChangeBatch]) -> None:
+        # This replica's listeners first, whether or not Redis takes the batches.
+        self._hand(batches)
         by_shard: dict[int, list[pb.ChangeBatch]] = {}
         for batch in batches:
             by_shard.setdefault(self.shard(batch.room), []).append(batch)
+        own = self._own
         await self._publish(
             [
-                (self.channel(shard), pb.BusMessage(batches=group).SerializeToString())
+                # Two serialized messages, one after the other, parse as their merge.
+                (self.channel(shard), own + pb.BusMessage(batches=group).SerializeToString())
                 for shard, group in by_shard.items()
             ]
         )
@@ -232,11 +247,18 @@ class RedisBus:
         if name == self._recheck_channel:
             self._lost("requested")
             return
+        data = message["data"]
+        if data.startswith(self._own):
+            return  # this replica's own: handed to its listeners when it was published
         try:
-            batches = pb.BusMessage.FromString(message["data"]).batches
+            batches = pb.BusMessage.FromString(data).batches
         except Exception:
             log.exception("undecodable bus message on %s", name)
             return
+        self._hand(batches)
+
+    def _hand(self, batches: Sequence[pb.ChangeBatch]) -> None:
+        """Each batch to its room's listeners here."""
         rooms = self._rooms
         for batch in batches:
             listeners = rooms.get(batch.room)

@@ -217,10 +217,12 @@ class ChangeBatch(_message.Message):
     def __init__(self, room: _Optional[str] = ..., changes: _Optional[_Iterable[_Union[CommittedChange, _Mapping]]] = ..., epoch: _Optional[str] = ...) -> None: ...
 
 class BusMessage(_message.Message):
-    __slots__ = ("batches",)
+    __slots__ = ("batches", "origin")
     BATCHES_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
     batches: _containers.RepeatedCompositeFieldContainer[ChangeBatch]
-    def __init__(self, batches: _Optional[_Iterable[_Union[ChangeBatch, _Mapping]]] = ...) -> None: ...
+    origin: bytes
+    def __init__(self, batches: _Optional[_Iterable[_Union[ChangeBatch, _Mapping]]] = ..., origin: _Optional[bytes] = ...) -> None: ...
 
 class PullRequest(_message.Message):
     __slots__ = ("room", "since", "until", "page_size", "changes_only", "epoch")
