@@ -128,8 +128,27 @@ def test_loads_reads_a_byte_order_mark_and_utf16_as_the_standard_library_does(
 
 @pytest.mark.parametrize(
     "text",
-    ["18446744073709551616", "[1,-18446744073709551616]", '{"a":\n 99999999999999999999}'],
+    [
+        "18446744073709551616",
+        "[1,-18446744073709551616]",
+        '{"a":\n 99999999999999999999}',
+        "[\t12345678901234567890]",
+        '{"a":"1234567890123456789012","b":\r12345678901234567890}',
+        '["\u00e9",-99999999999999999999]',
+    ],
 )
 def test_integers_beyond_64_bits_stay_integers_wherever_they_stand(text: str) -> None:
     assert _same(jsontext.loads(text), json.loads(text))
     assert _same(jsontext.loads(text.encode()), json.loads(text))
+
+
+def test_a_long_digit_run_inside_a_string_parses_fast_and_alike() -> None:
+    text = '{"id":"12345678901234567890123","n":[1,22]}'
+    assert not jsontext._long_number(text) and not jsontext._long_number(text.encode())
+    assert _same(jsontext.loads(text), json.loads(text))
+
+
+def test_a_lone_surrogate_in_str_text_is_checked_without_error() -> None:
+    # Not UTF-8 encodable: the digit check still runs on it (and finds nothing).
+    assert not jsontext._long_number('"\ud800"')
+    assert jsontext._long_number("[\ud800, 12345678901234567890]")

@@ -8,7 +8,6 @@ Incoming frames are decoded in ``frames``.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from accord.api.edge.v1 import frames_pb2 as pb
@@ -43,12 +42,15 @@ class ProtocolError(Exception):
 _dumps = jsontext.dumps
 
 
-_PLAIN = re.compile(r'[^"\\\x00-\x1f]*').fullmatch
-
-
 def _quote(text: str) -> str:
-    """``text`` as a JSON string, as ``_dumps`` writes it; fast for the usual plain names."""
-    return f'"{text}"' if _PLAIN(text) else _dumps(text)
+    """``text`` as a JSON string, as ``_dumps`` writes it; fast for the usual plain names.
+
+    Text with no quote, backslash or unprintable character (control characters among
+    them) is written as it is; the rest (``isprintable`` is also false for a few
+    characters orjson writes as they are, such as U+2028) goes through ``_dumps``."""
+    if '"' not in text and "\\" not in text and text.isprintable():
+        return f'"{text}"'
+    return _dumps(text)
 
 
 def ws_frame(payload: bytes, binary: bool) -> bytes:
