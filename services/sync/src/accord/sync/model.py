@@ -1,4 +1,11 @@
-"""The values the engine, the stores and the servicer pass between them."""
+"""The values the engine, the stores and the servicer pass between them.
+
+They are values: nothing assigns to their fields once they are made. Those made for
+every push (a change, its batch, its outcome, its rows) are plain dataclasses rather
+than frozen ones only because a frozen dataclass's ``__init__`` sets each field through
+``object.__setattr__``, which made building one, compiled, cost three times as much
+(docs/benchmarks.md, seventh session).
+"""
 
 from __future__ import annotations
 
@@ -37,7 +44,7 @@ class Retention:
         return max(1, min(1000, self.log_changes // 10)) if self.log_changes else 1000
 
 
-@dataclass(frozen=True)
+@dataclass
 class IncomingChange:
     client_seq: int
     collection: str
@@ -49,7 +56,7 @@ class IncomingChange:
     """The op as stored in the log."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class PushBatch:
     room: str
     user_id: str
@@ -57,7 +64,7 @@ class PushBatch:
     changes: tuple[IncomingChange, ...]
 
 
-@dataclass(frozen=True)
+@dataclass
 class LoggedChange:
     """One entry of a room's change log."""
 
@@ -72,7 +79,7 @@ class LoggedChange:
     patch_json: str
 
 
-@dataclass(frozen=True)
+@dataclass
 class RecordRow:
     """A record's CRDT state and its visible value (None: the record does not exist)."""
 
@@ -99,7 +106,7 @@ class ChangeError:
     json_path: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass
 class ChangeOutcome:
     client_seq: int
     seq: int
@@ -111,7 +118,7 @@ class ChangeOutcome:
     """Set for a refused change: nothing of it was stored (``seq`` 0)."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class PushOutcome:
     room: str
     results: tuple[ChangeOutcome, ...]
@@ -119,7 +126,7 @@ class PushOutcome:
     head: int
 
 
-@dataclass(frozen=True)
+@dataclass
 class ConflictRow:
     """A pushed field that lost, as recorded for operators."""
 
@@ -145,7 +152,7 @@ class OutboxEntry:
     """The changes as delivered to clients: a JSON array."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class RoomWrite:
     """What a transaction writes for one room: log entries (their seqs continue the
     room's head), records, raised high-water marks (user_id, client_id, client_seq),
