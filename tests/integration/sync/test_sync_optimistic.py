@@ -286,3 +286,43 @@ async def test_counters_written_through_three_replicas_at_once_lose_no_increment
         await asyncio.gather(*(replica(i) for i in range(3)))
         assert await record(engines[0], "hot", "k") == {"n": 90}
         assert await pg_store.head("hot") == 90
+
+
+async def backend_of(store: Store, room: str) -> int:
+    async with store.transaction([room], optimistic=True) as tx:
+        return int(await tx._conn.fetchval("SELECT pg_backend_pid()"))  # type: ignore[attr-defined]
+
+
+async def test_optimistic_groups_keep_one_connection_and_replace_it_once_lost(
+    pg_store: Store, database_url: str
+) -> None:
+    # One connection from group to group (no pool acquire and release each time)...
+    kept = {await backend_of(pg_store, f"k{i}") for i in range(3)}
+    assert len(kept) == 1
+    # ... a second group at the same time takes another from the pool ...
+    async with pg_store.transaction(["k0"], optimistic=True):
+        assert await backend_of(pg_store, "k1") not in kept
+    # ... and once its server process is gone, the next group commits on a new one.
+    admin = await asyncpg.connect(database_url)
+    try:
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", next(iter(kept)))
+    finally:
+        await admin.close()
+    await asyncio.sleep(0.3)
+    engine = engine_on(pg_store)
+    outcome = await engine.push(wire.push_batch(push("k9", set_change(1, "a", x=1)), LIMITS))
+    assert outcome.results[0].seq == 1
+    assert await backend_of(pg_store, "k9") not in kept
+
+
+async def test_a_group_that_fails_gives_its_connection_back(pg_store: Store) -> None:
+    before = await backend_of(pg_store, "f")
+    with pytest.raises(asyncpg.PostgresError):
+        async with pg_store.transaction(["f"], optimistic=True) as tx:
+            await tx._conn.execute("SELECT 1/0")  # type: ignore[attr-defined]
+    # Whatever state it was left in, it went back to the pool (which resets or replaces
+    # it) rather than on to the next group.
+    assert pg_store._kept is None  # type: ignore[attr-defined]
+    assert before > 0
+    async with pg_store.transaction(["f"], optimistic=True) as tx:
+        assert not tx._conn.is_in_transaction()  # type: ignore[attr-defined]

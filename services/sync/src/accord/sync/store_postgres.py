@@ -188,10 +188,21 @@ class _CheckedTransaction(_Transaction):
             log.warning("compaction of room %s failed: %s", room, error)
 
 
+def _open(conn: asyncpg.Connection) -> bool:
+    """Whether a connection taken from the pool is still open (and still taken)."""
+    try:
+        return not conn.is_closed()
+    except asyncpg.InterfaceError:  # the pool took it back when it closed
+        return False
+
+
 class PostgresStore:
     def __init__(self, pool: asyncpg.Pool, cluster: Cluster | None = None) -> None:
         self._pool = pool
         self._cluster = cluster or Cluster()
+        self._kept: asyncpg.Connection | None = None
+        """A pooled connection kept out of the pool between optimistic groups."""
+        self._kept_busy = False
 
     @classmethod
     @asynccontextmanager
@@ -213,7 +224,11 @@ class PostgresStore:
             with _unavailable():
                 async with pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
                     await migrate_connection(conn)
-            yield cls(pool, cluster)
+            store = cls(pool, cluster)
+            try:
+                yield store
+            finally:
+                await store._give_back()
         finally:
             await pool.close()
 
@@ -222,6 +237,45 @@ class PostgresStore:
         with _unavailable():
             async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
                 yield conn
+
+    @asynccontextmanager
+    async def _group_connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """The connection for an optimistic commit group: one kept out of the pool from one
+        group to the next (the committer runs one group at a time), which saves the pool's
+        acquire and release, with their timeouts, shield and bookkeeping: about a tenth of
+        sync's CPU for a single-push group (docs/benchmarks.md, seventh session). While it
+        is in use (a second group at once), from the pool. A group that raises gives it back
+        to the pool, which resets or replaces it; so does a connection found closed."""
+        if self._kept_busy:
+            async with self._connection() as conn:
+                yield conn
+            return
+        self._kept_busy = True
+        try:
+            conn = self._kept
+            if conn is None or not _open(conn):
+                await self._give_back()
+                with _unavailable():
+                    conn = self._kept = await self._pool.acquire(timeout=ACQUIRE_TIMEOUT)
+            try:
+                with _unavailable():
+                    yield conn
+            except BaseException:
+                await self._give_back()
+                raise
+        finally:
+            self._kept_busy = False
+
+    async def _give_back(self) -> None:
+        conn, self._kept = self._kept, None
+        if conn is None:
+            return
+        try:
+            await self._pool.release(conn, timeout=ACQUIRE_TIMEOUT)
+        except asyncpg.InterfaceError:
+            pass  # the pool took it back already: it does so with a connection that closes
+        except (*_LOST, asyncpg.PostgresError) as error:
+            log.warning("could not return a connection to the pool: %s", error)
 
     def outbox(self) -> PostgresOutbox:
         return PostgresOutbox(self._connection)
@@ -235,7 +289,7 @@ class PostgresStore:
         self, rooms: Sequence[str], *, optimistic: bool = False
     ) -> AsyncIterator[_Transaction]:
         if optimistic:
-            async with self._connection() as conn:
+            async with self._group_connection() as conn:
                 yield _CheckedTransaction(conn, rooms, self._cluster)
             return
         async with self._connection() as conn, conn.transaction():
