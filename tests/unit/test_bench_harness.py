@@ -267,3 +267,13 @@ def test_alternate_reads_the_cpu_lines_of_bench_profile() -> None:
     )
     assert parse_cores(output) == pytest.approx({"edge": 0.231, "sync": 0.286})
     assert parse_cores("no cpu lines") == {}
+
+
+def test_wakeups_writes_a_websocket_text_frame_and_divides_by_messages() -> None:
+    from bench import wakeups
+
+    first, marker_len = wakeups.FRAME[0], wakeups.FRAME[1]
+    assert (first, marker_len) == (0x81, 126)  # FIN, text; a 16-bit length follows
+    assert int.from_bytes(wakeups.FRAME[2:4], "big") == len(wakeups.FRAME) - 4 == 150
+    assert wakeups.per_message_us(0.003, 1000) == pytest.approx(3.0)
+    assert wakeups.per_message_us(1.0, 0) == 0.0
