@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from tests.support.pki import Authority
-from tests.support.ports import free_port
+from tests.support.ports import free_port, free_ports
 from tests.support.wsclient import make_token
 
 pytestmark = pytest.mark.e2e
@@ -32,10 +32,11 @@ def test_a_service_without_grpc_protection_or_permission_refuses_in_one_line(
         for k, v in os.environ.items()
         if not k.startswith(("GRPC_", "SERVICE_TOKEN", "DATABASE_"))
     }
+    sync_port, presence_port, ws_port = free_ports(3)
     env.update(
-        SYNC_ADDR=f"127.0.0.1:{free_port()}",
-        PRESENCE_ADDR=f"127.0.0.1:{free_port()}",
-        WS_ADDR=f"127.0.0.1:{free_port()}",
+        SYNC_ADDR=f"127.0.0.1:{sync_port}",
+        PRESENCE_ADDR=f"127.0.0.1:{presence_port}",
+        WS_ADDR=f"127.0.0.1:{ws_port}",
         METRICS_ADDR="",
         DATABASE_URL=f"sqlite:///{tmp_path}/accord.db",
         ALLOW_ANONYMOUS="true",

@@ -27,7 +27,7 @@ from tests.fault.procs import (
     redis_ready,
     redis_service,
 )
-from tests.support.ports import free_port
+from tests.support.ports import free_ports
 from tests.support.suite import UNPROTECTED_GRPC
 from tests.support.wsclient import SECRET
 
@@ -50,14 +50,16 @@ def base_env(**extra: str) -> dict[str, str]:
 class Cluster:
     def __init__(self, logs: Path, *, syncs: int = 1, edges: int = 1) -> None:
         self.logs = logs
-        self.redis_port = free_port()
+        # Chosen together, so that no two of them are the same (nothing listens yet).
+        ports = iter(free_ports(3 + syncs + edges))
+        self.redis_port = next(ports)
         self.redis = redis_service(self.redis_port, logs)
-        self.postgres = PrivatePostgres(free_port(), logs / "postgres-ctl.log")
+        self.postgres = PrivatePostgres(next(ports), logs / "postgres-ctl.log")
         common = {
             "REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
             "REDIS_PREFIX": "accord-fault",
         }
-        self.sync_addrs = [f"127.0.0.1:{free_port()}" for _ in range(syncs)]
+        self.sync_addrs = [f"127.0.0.1:{next(ports)}" for _ in range(syncs)]
         self.syncs = [
             accord_service(
                 f"sync-{i}",
@@ -72,11 +74,11 @@ class Cluster:
             )
             for i, addr in enumerate(self.sync_addrs)
         ]
-        self.presence_addr = f"127.0.0.1:{free_port()}"
+        self.presence_addr = f"127.0.0.1:{next(ports)}"
         self.presence = accord_service(
             "presence", "presence", base_env(**common, PRESENCE_ADDR=self.presence_addr), logs
         )
-        self.edge_addrs = [f"127.0.0.1:{free_port()}" for _ in range(edges)]
+        self.edge_addrs = [f"127.0.0.1:{next(ports)}" for _ in range(edges)]
         self.edges = [
             accord_service(
                 f"edge-{i}",

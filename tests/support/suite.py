@@ -22,7 +22,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.support.ports import free_port
+from tests.support.ports import free_ports
 from tests.support.sseclient import SseClient
 from tests.support.wsclient import SECRET, Client
 
@@ -83,7 +83,7 @@ async def start_in_process(
     common = {"REDIS_PREFIX": redis_prefix, "METRICS_ADDR": "", **grpc_env}
     if redis_url:
         common["REDIS_URL"] = redis_url
-    sync_port, presence_port = free_port(), free_port()
+    sync_port, presence_port = free_ports(2)
     sync = await stack.enter_async_context(
         serve_sync(
             SyncSettings.from_env(
@@ -220,12 +220,13 @@ def dev_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
         for k, v in os.environ.items()
         if not k.startswith(("DATABASE_", "REDIS_", "JWT_", "ALLOW_", "GRPC_", "SERVICE_TOKEN"))
     }
+    ws, sync, presence, sync_metrics, presence_metrics = free_ports(5)
     env.update(
-        WS_ADDR=f"127.0.0.1:{free_port()}",
-        SYNC_ADDR=f"127.0.0.1:{free_port()}",
-        PRESENCE_ADDR=f"127.0.0.1:{free_port()}",
-        SYNC_METRICS_ADDR=f"127.0.0.1:{free_port()}",
-        PRESENCE_METRICS_ADDR=f"127.0.0.1:{free_port()}",
+        WS_ADDR=f"127.0.0.1:{ws}",
+        SYNC_ADDR=f"127.0.0.1:{sync}",
+        PRESENCE_ADDR=f"127.0.0.1:{presence}",
+        SYNC_METRICS_ADDR=f"127.0.0.1:{sync_metrics}",
+        PRESENCE_METRICS_ADDR=f"127.0.0.1:{presence_metrics}",
         DATABASE_URL=f"sqlite:///{tmp_path}/accord.db",
         JWT_SECRET=SECRET,
         LOG_LEVEL="info",
