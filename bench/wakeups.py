@@ -42,7 +42,7 @@ def per_message_us(cpu: float, messages: int) -> float:
     return 1e6 * cpu / messages if messages else 0.0
 
 
-async def _echo_server(port: int) -> None:
+async def _echo_server() -> None:
     async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while data := await reader.read(65536):
             writer.write(data)
@@ -51,9 +51,11 @@ async def _echo_server(port: int) -> None:
         while await reader.read(65536):
             pass
 
-    server = await asyncio.start_server(echo, "127.0.0.1", port)
-    sink = await asyncio.start_server(drain, "127.0.0.1", port + 1)
+    server = await asyncio.start_server(echo, "127.0.0.1", 0)
+    sink = await asyncio.start_server(drain, "127.0.0.1", 0)
     async with server, sink:
+        # Both listening: their ports, for the measuring process.
+        print(server.sockets[0].getsockname()[1], sink.sockets[0].getsockname()[1], flush=True)
         await asyncio.Event().wait()
 
 
@@ -77,7 +79,7 @@ async def _ping_pong(port: int, messages: int) -> float:
 async def _fan_out(port: int, sockets: int, rounds: int, interval: float) -> float:
     writers = []
     for _ in range(sockets):
-        _, writer = await asyncio.open_connection("127.0.0.1", port + 1)
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         writers.append(writer)
     await asyncio.sleep(0.2)
@@ -93,17 +95,20 @@ async def _fan_out(port: int, sockets: int, rounds: int, interval: float) -> flo
     return per_message_us(used, rounds * sockets)
 
 
-def _measure(args: argparse.Namespace, own: int, peer: int, port: int) -> tuple[float, float]:
-    server = subprocess.Popen([sys.executable, "-m", "bench.wakeups", "--serve", str(port)])
+def _measure(args: argparse.Namespace, own: int, peer: int) -> tuple[float, float]:
+    server = subprocess.Popen(
+        [sys.executable, "-m", "bench.wakeups", "--serve"], stdout=subprocess.PIPE, text=True
+    )
     try:
         os.sched_setaffinity(server.pid, {peer})
         os.sched_setaffinity(0, {own})
-        time.sleep(0.5)
+        assert server.stdout is not None
+        echo, sink = (int(port) for port in server.stdout.readline().split())
         import uvloop
 
         rounds = max(1, args.messages // args.sockets)
-        ping = uvloop.run(_ping_pong(port, args.messages))
-        fan = uvloop.run(_fan_out(port, args.sockets, rounds, args.interval_ms / 1000))
+        ping = uvloop.run(_ping_pong(echo, args.messages))
+        fan = uvloop.run(_fan_out(sink, args.sockets, rounds, args.interval_ms / 1000))
         return ping, fan
     finally:
         server.terminate()
@@ -115,24 +120,20 @@ def main() -> None:
     ap.add_argument("--messages", type=int, default=3000)
     ap.add_argument("--sockets", type=int, default=10)
     ap.add_argument("--interval-ms", type=float, default=5.0)
-    ap.add_argument("--serve", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
         import uvloop
 
-        uvloop.run(_echo_server(args.serve))
+        uvloop.run(_echo_server())
         return
     cores = sorted(os.sched_getaffinity(0))
     if len(cores) < 2:
         sys.exit("needs two cores")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     rows = []
     for label, peer in (("same core", cores[0]), ("other core", cores[1])):
-        ping, fan = _measure(args, cores[0], peer, port)
+        ping, fan = _measure(args, cores[0], peer)
         rows.append((label, ping, fan))
-        port += 2
     os.sched_setaffinity(0, set(cores))
     print(
         f"CPU of the measured process (pinned to core {cores[0]}); peer process on the same "
