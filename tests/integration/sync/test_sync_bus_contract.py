@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import zlib
 from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
 from accord.api.sync.v1 import sync_pb2 as pb
+from accord.sync import bus_redis
 from accord.sync.bus import Bus, LossReason
 from accord.sync.bus_memory import MemoryBus
 from accord.sync.bus_redis import RedisBus
+from prometheus_client import REGISTRY
 
 from tests.support.redis_server import PrivateRedis
 
@@ -274,3 +277,148 @@ async def test_a_replica_hands_its_own_batches_over_once_and_at_once(
         await asyncio.sleep(0.2)
         assert own.queue.empty() and theirs.queue.empty()
         assert handed == [1, 2, 3]
+
+
+def unpublished() -> float:
+    return REGISTRY.get_sample_value("accord_sync_bus_unpublished_total") or 0.0
+
+
+async def until_unpublished(bus: RedisBus, room: str, seqs: itertools.count[int]) -> float:
+    """Publish batches of ``room`` until the bus keeps one to itself; the counter then."""
+    async with asyncio.timeout(DEADLINE):
+        while True:
+            before = unpublished()
+            await bus.publish(batch(room, next(seqs)))
+            if unpublished() > before:
+                return unpublished()
+            await asyncio.sleep(0.01)  # its own copy back from Redis
+
+
+class Owed:
+    """An ``on_recheck_owed`` listener: how often it was called."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.called = asyncio.Event()
+
+    def __call__(self) -> None:
+        self.calls += 1
+        self.called.set()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("follows", [True, False], ids=["follows", "does-not-follow"])
+async def test_a_replica_alone_on_a_shard_stops_publishing_there(
+    redis_url: str, redis_prefix: str, follows: bool
+) -> None:
+    # Nobody else listens: after one message Redis says reached only this replica (or
+    # nobody), the shard's batches go to this replica's own listeners and no further.
+    async with RedisBus.open(redis_url, redis_prefix) as bus:
+        inbox = Inbox()
+        if follows:
+            await bus.subscribe("room-a", inbox)
+        seqs = itertools.count(1)
+        last = await until_unpublished(bus, "room-a", seqs)
+        for _ in range(5):
+            await bus.publish(batch("room-a", next(seqs)))
+        assert unpublished() == last + 5
+        if follows:
+            got = [(await inbox.next()).changes[0].seq for _ in range(next(seqs) - 1)]
+            assert got == list(range(1, len(got) + 1))
+            await asyncio.sleep(0.1)
+            assert inbox.queue.empty()
+
+
+@pytest.mark.integration
+async def test_a_replica_joining_a_quiet_shard_is_published_to_at_once(
+    redis_url: str, redis_prefix: str
+) -> None:
+    async with (
+        RedisBus.open(redis_url, redis_prefix) as publisher,
+        RedisBus.open(redis_url, redis_prefix) as joiner,
+    ):
+        owed = Owed()
+        publisher.on_recheck_owed(owed)
+        seqs = itertools.count(1)
+        last = await until_unpublished(publisher, "room-a", seqs)
+        assert owed.calls == 0
+        inbox = Inbox()
+        await joiner.subscribe("room-a", inbox)  # says so on the join channel
+        # The publisher learns it from Redis; what it skipped is owed as a re-check.
+        await asyncio.wait_for(owed.called.wait(), DEADLINE)
+        seq = next(seqs)
+        await publisher.publish(batch("room-a", seq))
+        assert unpublished() == last
+        assert [c.seq for c in (await inbox.next()).changes] == [seq]
+        assert owed.calls == 1
+
+
+@pytest.mark.integration
+async def test_a_listener_that_never_joined_is_found_after_the_quiet_time(
+    redis_url: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A subscriber that says nothing (a replica of an older version): the quiet shard's
+    # next batch after QUIET_SECONDS is published, Redis counts it, and the re-check of
+    # what was skipped is owed.
+    monkeypatch.setattr(bus_redis, "QUIET_SECONDS", 0.3)
+    client = aioredis.from_url(redis_url)
+    pubsub = client.pubsub()
+    try:
+        async with RedisBus.open(redis_url, redis_prefix) as bus:
+            owed = Owed()
+            bus.on_recheck_owed(owed)
+            seqs = itertools.count(1)
+            await until_unpublished(bus, "room-a", seqs)
+            await pubsub.subscribe(bus.channel(bus.shard("room-a")))
+            assert (await pubsub.get_message(timeout=DEADLINE) or {}).get("type") == "subscribe"
+            await asyncio.sleep(0.3)
+            seq = next(seqs)
+            await bus.publish(batch("room-a", seq))
+            message = await pubsub.get_message(timeout=DEADLINE)
+            assert message is not None and message["type"] == "message"
+            assert [
+                c.seq for c in pb.BusMessage.FromString(message["data"]).batches[0].changes
+            ] == [seq]
+            assert owed.calls == 1
+            before = unpublished()
+            await bus.publish(batch("room-a", next(seqs)))  # heard now: published
+            assert unpublished() == before
+            assert await pubsub.get_message(timeout=DEADLINE) is not None
+    finally:
+        await pubsub.aclose()
+        await client.aclose()
+
+
+@pytest.mark.integration
+async def test_skip_unheard_off_publishes_everything(redis_url: str, redis_prefix: str) -> None:
+    async with RedisBus.open(redis_url, redis_prefix, skip_unheard=False) as bus:
+        inbox = Inbox()
+        await bus.subscribe("room-a", inbox)
+        before = unpublished()
+        for seq in range(1, 21):
+            await bus.publish(batch("room-a", seq))
+            await asyncio.sleep(0.005)
+        assert unpublished() == before
+        assert [(await inbox.next()).changes[0].seq for _ in range(20)] == list(range(1, 21))
+
+
+@pytest.mark.integration
+async def test_a_reconnected_replica_publishes_to_its_quiet_shards_again(
+    private_redis: PrivateRedis, redis_prefix: str
+) -> None:
+    # While it was away others may have subscribed (their joins went by): after the
+    # reconnection it publishes again, and owes a re-check of what it skipped.
+    async with RedisBus.open(private_redis.url, redis_prefix) as bus:
+        owed, losses = Owed(), Losses()
+        bus.on_recheck_owed(owed)
+        bus.on_loss(losses)
+        await bus.subscribe("room-a", Inbox())
+        seqs = itertools.count(1)
+        last = await until_unpublished(bus, "room-a", seqs)
+        private_redis.stop()
+        private_redis.start()
+        await private_redis.ready()
+        assert await losses.next() == "reconnected"
+        assert owed.calls == 1
+        await bus.publish(batch("room-a", next(seqs)))
+        assert unpublished() == last

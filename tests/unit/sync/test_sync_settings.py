@@ -32,6 +32,7 @@ def test_good_values() -> None:
             "REDIS_URL": "redis://cache:6379/0",
             "REDIS_PREFIX": "acc-1",
             "BUS_SHARDS": "64",
+            "BUS_SKIP_UNHEARD": "false",
             "MAX_CLOCK_SKEW": "2.5",
             "MAX_BATCH_CHANGES": "10",
             "MAX_RECORD_BYTES": "1024",
@@ -53,6 +54,8 @@ def test_good_values() -> None:
     assert settings.redis_url == "redis://cache:6379/0"
     assert settings.redis_prefix == "acc-1"
     assert settings.bus_shards == 64
+    assert settings.bus_skip_unheard is False
+    assert Settings.from_env({}).bus_skip_unheard is True
     assert settings.max_clock_skew_us == 2_500_000
     assert (settings.max_batch_changes, settings.max_record_bytes, settings.max_json_depth) == (
         10,
@@ -91,6 +94,7 @@ def test_database_urls(url: str, target: object) -> None:
         ("REDIS_PREFIX", "a b", "REDIS_PREFIX"),
         ("BUS_SHARDS", "0", "BUS_SHARDS"),
         ("BUS_SHARDS", "5000", "BUS_SHARDS"),
+        ("BUS_SKIP_UNHEARD", "sometimes", "BUS_SKIP_UNHEARD"),
         ("MAX_CLOCK_SKEW", "soon", "MAX_CLOCK_SKEW"),
         ("MAX_CLOCK_SKEW", "-1", "MAX_CLOCK_SKEW"),
         ("MAX_BATCH_CHANGES", "0", "MAX_BATCH_CHANGES"),

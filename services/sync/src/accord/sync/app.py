@@ -59,7 +59,9 @@ def open_store(settings: Settings) -> AbstractAsyncContextManager[Store]:
 def open_bus(settings: Settings) -> AbstractAsyncContextManager[Bus]:
     if settings.redis_url is None:
         return MemoryBus.open()
-    return RedisBus.open(settings.redis_url, settings.redis_prefix, settings.bus_shards)
+    return RedisBus.open(
+        settings.redis_url, settings.redis_prefix, settings.bus_shards, settings.bus_skip_unheard
+    )
 
 
 def limits_of(settings: Settings) -> Limits:

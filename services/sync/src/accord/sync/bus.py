@@ -50,6 +50,12 @@ class Bus(Protocol):
         (anything published from then on arrives), and at every ``request_recheck``."""
         ...
 
+    def on_recheck_owed(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` when batches this bus did not carry to the other replicas (it
+        knew none listened) may be wanted there after all; the listener asks every replica
+        to re-check (``Rechecker.ask_every_replica``)."""
+        ...
+
     async def request_recheck(self) -> None:
         """Call the loss listeners of every replica, this one's included. Raises
         ``Unavailable`` when the request cannot be sent."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
 from accord.api.sync.v1 import sync_pb2 as pb
@@ -51,6 +51,9 @@ class MemoryBus:
 
     def on_loss(self, listener: LossListener) -> None:
         self._loss_listeners.append(listener)
+
+    def on_recheck_owed(self, listener: Callable[[], None]) -> None:
+        """Never called: there are no other replicas."""
 
     async def request_recheck(self) -> None:
         for listener in list(self._loss_listeners):

@@ -16,6 +16,19 @@ then reach a listener out of seq order; the listeners (``subscription.RoomStream
 fill such a gap from the log and drop what they have sent already, as they do
 for a batch the bus lost.
 
+A replica publishes nothing to a shard no other replica listens to. ``PUBLISH``
+answers how many connections took the message; when that was this replica's own
+alone (its copy came back with the message's ``serial``) or nobody's, the shard goes
+quiet: later batches of it are handed to this replica's listeners only. A replica
+that subscribes to shards says so on ``{prefix}:sync:join`` (``BusMessage.joined``)
+once Redis has confirmed them, and a quiet shard named there is published to again.
+A quiet shard is also published to again ``QUIET_SECONDS`` after it went quiet, so a
+listener that said nothing (a replica of an older version, a join Redis lost) is
+found within that time at the shard's next commit. Whenever a shard this replica
+skipped batches of turns out to be heard elsewhere, every replica is asked to
+re-check (``on_recheck_owed``): what was skipped is in the log. ``skip_unheard=False``
+(``BUS_SKIP_UNHEARD=false``) publishes everything.
+
 Each replica also subscribes to ``{prefix}:sync:recheck`` from the start: a
 message there (``request_recheck``, any payload) calls every replica's loss
 listeners. When the pub/sub connection drops, the client reconnects and
@@ -29,14 +42,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 import zlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import redis.asyncio as aioredis
 from accord.api.sync.v1 import sync_pb2 as pb
 from accord.common.tasks import Backoff
+from accord.sync import metrics
 from accord.sync.bus import Listener, LossListener, LossReason
 from accord.sync.errors import Unavailable
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -47,15 +62,42 @@ log = logging.getLogger(__name__)
 SUBSCRIBE_TIMEOUT = 5.0
 POLL_SECONDS = 1.0
 DEFAULT_SHARDS = 16
+QUIET_SECONDS = 1.0
+"""A quiet shard's next batch after this long is published again, to find listeners
+that did not announce themselves on the join channel."""
+_SERIAL_TAG = b"\x19"
+"""``BusMessage.serial`` (field 3, fixed64) on the wire: this byte and 8 little-endian."""
 
 
 class RedisBus:
-    def __init__(self, client: aioredis.Redis, prefix: str, shards: int = DEFAULT_SHARDS) -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        prefix: str,
+        shards: int = DEFAULT_SHARDS,
+        skip_unheard: bool = True,
+    ) -> None:
         self._client = client
         self._pubsub = client.pubsub()
         self._prefix = f"{prefix}:sync:"
         self._recheck_channel = f"{prefix}:sync:recheck"
+        self._join_channel = f"{prefix}:sync:join"
         self._shards = shards
+        self._skip_unheard = skip_unheard
+        self._serial = 0
+        self._quiet: dict[int, float] = {}
+        """Shard -> when it went quiet: published to by nobody, as nobody else listens."""
+        self._skipped: set[int] = set()
+        """Quiet shards whose batches were not published since the last re-check owed."""
+        self._joins = 0
+        """Joins and reconnections seen: a message sent before one proves nothing after it."""
+        self._probes: dict[int, tuple[int, int]] = {}
+        """Shard -> (serial, joins when sent) of the last message Redis said reached one
+        connection, this replica's own copy of which has not come back yet."""
+        self._echoes: dict[int, int] = {}
+        """Shard -> serial of this replica's last own message back before Redis answered."""
+        self._recheck_owed: list[Callable[[], None]] = []
+        self._announcing: asyncio.Future[None] | None = None
         self._rooms: dict[str, list[Listener]] = {}
         self._followed: dict[int, int] = {}
         """Shard -> how many of its rooms have listeners here."""
@@ -71,7 +113,7 @@ class RedisBus:
     @classmethod
     @asynccontextmanager
     async def open(
-        cls, url: str, prefix: str, shards: int = DEFAULT_SHARDS
+        cls, url: str, prefix: str, shards: int = DEFAULT_SHARDS, skip_unheard: bool = True
     ) -> AsyncIterator[RedisBus]:
         client = aioredis.from_url(url, socket_connect_timeout=5.0, health_check_interval=30)
         try:
@@ -79,9 +121,9 @@ class RedisBus:
                 await client.ping()
             except (RedisError, OSError) as error:
                 raise Unavailable(f"cannot reach Redis: {error}") from error
-            bus = cls(client, prefix, shards)
+            bus = cls(client, prefix, shards, skip_unheard)
             try:
-                await bus._subscribe_channels([bus._recheck_channel])
+                await bus._subscribe_channels([bus._recheck_channel, bus._join_channel])
                 yield bus
             finally:
                 await bus._close()
@@ -103,33 +145,132 @@ class RedisBus:
         by_shard: dict[int, list[pb.ChangeBatch]] = {}
         for batch in batches:
             by_shard.setdefault(self.shard(batch.room), []).append(batch)
+        quiet = self._quiet
+        if quiet:
+            now = time.monotonic()
+            for shard in list(by_shard):
+                since = quiet.get(shard)
+                if since is None:
+                    continue
+                if now - since < QUIET_SECONDS:
+                    del by_shard[shard]
+                    self._skipped.add(shard)
+                    metrics.BUS_UNPUBLISHED.inc()
+                else:
+                    del quiet[shard]  # published again: who listens now?
+        if not by_shard:
+            return
         own = self._own
-        await self._publish(
-            [
-                # Two serialized messages, one after the other, parse as their merge.
-                (self.channel(shard), own + pb.BusMessage(batches=group).SerializeToString())
-                for shard, group in by_shard.items()
-            ]
-        )
+        sent: list[tuple[int, int, bool]] = []
+        messages: list[tuple[str, bytes]] = []
+        for shard, group in by_shard.items():
+            self._serial += 1
+            channel = self.channel(shard)
+            sent.append((shard, self._serial, self._following(channel)))
+            # Serialized messages one after the other parse as their merge.
+            messages.append(
+                (
+                    channel,
+                    own
+                    + _SERIAL_TAG
+                    + self._serial.to_bytes(8, "little")
+                    + pb.BusMessage(batches=group).SerializeToString(),
+                )
+            )
+        joins = self._joins
+        counts = await self._publish(messages)
+        if self._skip_unheard:
+            for (shard, serial, following), count in zip(sent, counts, strict=True):
+                self._heard(shard, serial, following, joins, count)
 
-    async def _publish(self, messages: list[tuple[str, bytes]]) -> None:
-        """PUBLISH each (channel, payload) in one round trip. Once more when Redis had closed
-        the pooled connection (a restart): a batch that arrives twice is dropped by its seqs."""
+    def _following(self, channel: str) -> bool:
+        """Redis has confirmed this replica's subscription to ``channel``, still held."""
+        ready = self._ready.get(channel)
+        return ready is not None and ready.done() and self._resubscribing is None
+
+    def _heard(self, shard: int, serial: int, following: bool, joins: int, count: int) -> None:
+        """Redis answered that message ``serial`` to ``shard`` reached ``count`` connections."""
+        if following != self._following(self.channel(shard)):
+            return  # subscribed or unsubscribed meanwhile: the count is not telling
+        others = count - 1 if following else count
+        if others > 0 or count < 0:
+            self._probes.pop(shard, None)
+            if shard in self._skipped:
+                self._owe_recheck()
+            return
+        if joins != self._joins:
+            return  # a replica joined since the message went: it may not be counted
+        if not following:
+            self._go_quiet(shard)
+        elif self._echoes.get(shard) == serial:
+            self._go_quiet(shard)  # the one connection was this replica's own
+        else:
+            self._probes[shard] = (serial, joins)
+
+    def _echo(self, shard: int, data: bytes) -> None:
+        """This replica's own message ``data`` came back on ``shard``'s channel."""
+        start = len(self._own)
+        if data[start : start + 1] != _SERIAL_TAG:
+            return
+        serial = int.from_bytes(data[start + 1 : start + 9], "little")
+        probe = self._probes.get(shard)
+        if probe is None:
+            self._echoes[shard] = serial
+        elif probe == (serial, self._joins):
+            del self._probes[shard]
+            self._go_quiet(shard)
+
+    def _go_quiet(self, shard: int) -> None:
+        self._quiet[shard] = time.monotonic()
+        self._echoes.pop(shard, None)
+
+    def _joined(self, shards: Sequence[int]) -> None:
+        """Another replica subscribed to ``shards`` (or this one reconnected: ``shards``
+        is every shard): publish to them again."""
+        self._joins += 1
+        owed = False
+        for shard in shards:
+            self._quiet.pop(shard, None)
+            self._probes.pop(shard, None)
+            self._echoes.pop(shard, None)
+            owed = owed or shard in self._skipped
+        if owed:
+            self._owe_recheck()
+
+    def _owe_recheck(self) -> None:
+        """Batches of a quiet shard were not published and someone listens there: every
+        replica re-checks its subscribers against the log (which holds them)."""
+        self._skipped.clear()
+        log.info("a shard this replica did not publish to has listeners now; asking for a re-check")
+        for listener in list(self._recheck_owed):
+            try:
+                listener()
+            except Exception:
+                log.exception("bus re-check listener failed")
+
+    def on_recheck_owed(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` when batches this bus did not publish (nobody else listened)
+        may be wanted after all: it should ask every replica to re-check."""
+        self._recheck_owed.append(listener)
+
+    async def _publish(self, messages: list[tuple[str, bytes]]) -> list[int]:
+        """PUBLISH each (channel, payload) in one round trip; how many connections took
+        each. Once more when Redis had closed the pooled connection (a restart): a batch
+        that arrives twice is dropped by its seqs."""
         for attempt in (1, 2):
             try:
                 if len(messages) == 1:
-                    await self._client.publish(*messages[0])
-                    return
+                    return [_count(await self._client.publish(*messages[0]))]
                 async with self._client.pipeline(transaction=False) as pipe:
                     for channel, payload in messages:
                         pipe.publish(channel, payload)
-                    await pipe.execute()
-                return
+                    return [_count(count) for count in await pipe.execute()]
             except RedisConnectionError as error:
                 if attempt == 2:
                     raise Unavailable(f"cannot publish to Redis: {error}") from error
             except (RedisError, OSError) as error:
                 raise Unavailable(f"cannot publish to Redis: {error}") from error
+        raise AssertionError("unreachable")
 
     async def subscribe(self, room: str, listener: Listener) -> None:
         await self.subscribe_many([room], listener)
@@ -172,6 +313,25 @@ class RedisBus:
                 f"Redis did not confirm the subscription to channel {pending[0]}"
                 + (f" and {len(pending) - 1} more" if len(pending) > 1 else "")
             ) from None
+        await self._announce([channel for channel in new if channel in self._ready])
+
+    def _shard_of(self, channel: str) -> int | None:
+        suffix = channel[len(self._prefix) :]
+        return int(suffix) if channel.startswith(self._prefix) and suffix.isdigit() else None
+
+    async def _announce(self, channels: Sequence[str]) -> None:
+        """Tell the other replicas that this one listens on ``channels`` now (the join
+        channel), so that they publish there again. Not sent, they find out within
+        ``QUIET_SECONDS`` of their next batch there, and the re-check owed then brings
+        what they skipped."""
+        shards = [shard for shard in map(self._shard_of, channels) if shard is not None]
+        if not shards:
+            return
+        payload = self._own + pb.BusMessage(joined=shards).SerializeToString()
+        try:
+            await self._publish([(self._join_channel, payload)])
+        except Unavailable as error:
+            log.warning("cannot tell the other replicas about %d shards: %s", len(shards), error)
 
     async def unsubscribe(self, room: str, listener: Listener) -> None:
         listeners = self._rooms.get(room)
@@ -231,7 +391,11 @@ class RedisBus:
         if not pending:
             self._resubscribing = None
             log.info("redis bus subscriptions restored; re-checking subscribers")
+            # Joins may have gone by meanwhile; and the others, while this replica was
+            # away, may have stopped publishing to the shards it follows.
+            self._joined(range(self._shards))
             self._lost("reconnected")
+            self._announcing = asyncio.ensure_future(self._announce(list(self._ready)))
 
     def _dispatch(self, message: dict[str, Any]) -> None:
         channel = message["channel"]
@@ -248,8 +412,21 @@ class RedisBus:
             self._lost("requested")
             return
         data = message["data"]
+        if name == self._join_channel:
+            if not data.startswith(self._own):
+                try:
+                    joined: Sequence[int] = pb.BusMessage.FromString(data).joined
+                except Exception:
+                    log.exception("undecodable join message")
+                    joined = range(self._shards)  # whatever it meant: publish again
+                self._joined([shard for shard in joined if shard < self._shards])
+            return
         if data.startswith(self._own):
-            return  # this replica's own: handed to its listeners when it was published
+            # This replica's own: handed to its listeners when it was published.
+            shard = self._shard_of(name)
+            if shard is not None:
+                self._echo(shard, data)
+            return
         try:
             batches = pb.BusMessage.FromString(data).batches
         except Exception:
@@ -271,9 +448,18 @@ class RedisBus:
                     log.exception("bus listener failed for room %s", batch.room)
 
     async def _close(self) -> None:
+        if self._announcing is not None:
+            self._announcing.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._announcing
         if self._reader is not None:
             self._reader.cancel()
             with suppress(asyncio.CancelledError):
                 await self._reader
         with suppress(RedisError, OSError):
             await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+def _count(answer: object) -> int:
+    """PUBLISH's answer, the number of connections that took the message; -1: unknown."""
+    return answer if isinstance(answer, int) else -1

@@ -71,6 +71,11 @@ RECHECK_RECOVERED = Counter(
     "accord_sync_recheck_recovered_changes_total",
     "Changes sent to subscribers by a re-check: committed, but not delivered by the bus",
 )
+BUS_UNPUBLISHED = Counter(
+    "accord_sync_bus_unpublished_total",
+    "Bus messages (a commit group's batches of one shard) not published to Redis because "
+    "no other replica listened on that shard (BUS_SKIP_UNHEARD)",
+)
 SUBSCRIBERS = Gauge("accord_sync_subscribers", "Rooms subscribed across all open Subscribe streams")
 WEBHOOK_DELIVERIES = Counter(
     "accord_sync_webhook_deliveries_total",

@@ -10,7 +10,9 @@ one query per stream) and send what it missed from the log:
   (``reconnected``);
 - when any replica asks on the bus (``requested``): a replica asks at start-up
   (it may have been killed before publishing what it had committed) and after
-  a publish of its own failed, as soon as the bus takes the request again;
+  a publish of its own failed, as soon as the bus takes the request again, and
+  when the bus finds a listener on a shard it had stopped publishing to
+  (``Bus.on_recheck_owed``: nobody else was listening there);
 - every ``interval`` seconds (``interval``; 0: never), as a safety net.
 """
 
@@ -46,6 +48,7 @@ class Rechecker:
         """A re-check request is to be sent to every replica."""
         self._requester: asyncio.Task[None] | None = None
         bus.on_loss(self.recheck)
+        bus.on_recheck_owed(self.ask_every_replica)
 
     def follow(self, stream: RoomStream) -> None:
         self._streams.add(stream)

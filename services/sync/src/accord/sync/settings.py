@@ -62,6 +62,8 @@ class Settings:
     redis_url: str | None = None
     redis_prefix: str = "accord"
     bus_shards: int = 16
+    bus_skip_unheard: bool = True
+    """Publish nothing to a Redis shard no other replica listens to (``bus_redis.py``)."""
     max_clock_skew: float = 60.0
     max_batch_changes: int = rules.DEFAULT_MAX_BATCH
     max_record_bytes: int = 262144
@@ -121,6 +123,7 @@ class Settings:
             redis_url=config.get_url(env, "REDIS_URL", ("redis", "rediss", "unix")),
             redis_prefix=prefix,
             bus_shards=config.get_int(env, "BUS_SHARDS", 16, minimum=1, maximum=4096),
+            bus_skip_unheard=config.get_bool(env, "BUS_SKIP_UNHEARD", True),
             max_clock_skew=config.get_float(
                 env, "MAX_CLOCK_SKEW", 60.0, minimum=0.0, maximum=86400.0
             ),

@@ -217,12 +217,16 @@ class ChangeBatch(_message.Message):
     def __init__(self, room: _Optional[str] = ..., changes: _Optional[_Iterable[_Union[CommittedChange, _Mapping]]] = ..., epoch: _Optional[str] = ...) -> None: ...
 
 class BusMessage(_message.Message):
-    __slots__ = ("batches", "origin")
+    __slots__ = ("batches", "origin", "serial", "joined")
     BATCHES_FIELD_NUMBER: _ClassVar[int]
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    SERIAL_FIELD_NUMBER: _ClassVar[int]
+    JOINED_FIELD_NUMBER: _ClassVar[int]
     batches: _containers.RepeatedCompositeFieldContainer[ChangeBatch]
     origin: bytes
-    def __init__(self, batches: _Optional[_Iterable[_Union[ChangeBatch, _Mapping]]] = ..., origin: _Optional[bytes] = ...) -> None: ...
+    serial: int
+    joined: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, batches: _Optional[_Iterable[_Union[ChangeBatch, _Mapping]]] = ..., origin: _Optional[bytes] = ..., serial: _Optional[int] = ..., joined: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class PullRequest(_message.Message):
     __slots__ = ("room", "since", "until", "page_size", "changes_only", "epoch")
