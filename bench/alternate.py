@@ -84,7 +84,9 @@ def main() -> None:
     ap.add_argument("--after-env", action="append", default=[], metavar="NAME=VALUE")
     args = ap.parse_args()
     load = next(s for s in FULL.loads if s.name == args.scenario)
-    deliveries = args.rate * load.clients * (load.room_size - 1)
+    # Per delivery where the scenario fans out; per push (ack) where it does not (W1).
+    deliveries = args.rate * load.clients * max(load.room_size - 1, 1)
+    unit = "delivery" if load.room_size > 1 else "push"
     results: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
     for run in range(args.runs):
         for label, checkout, env in (
@@ -97,12 +99,12 @@ def main() -> None:
             shown = "  ".join(f"{k} {v:.3f}" for k, v in sorted(cores.items()) if v >= 0.005)
             print(
                 f"run {run + 1} {label:6} {shown}  total {total:.3f} cores, "
-                f"{total / deliveries * 1e6:.0f} µs per delivery",
+                f"{total / deliveries * 1e6:.0f} µs per {unit}",
                 flush=True,
             )
     print()
     print(
-        f"{args.scenario} at {args.rate:g} updates/s per client ({deliveries:,.0f} deliveries/s), "
+        f"{args.scenario} at {args.rate:g} updates/s per client ({deliveries:,.0f} {unit}s/s), "
         f"{args.system}, {args.runs} alternated runs of {args.seconds:g} s"
     )
     print()
@@ -110,7 +112,7 @@ def main() -> None:
     processes = [
         p for p in processes if max(r.get(p, 0) for rs in results.values() for r in rs) >= 0.005
     ]
-    print("| run | " + " | ".join(f"{p} (cores)" for p in processes) + " | µs per delivery |")
+    print("| run | " + " | ".join(f"{p} (cores)" for p in processes) + f" | µs per {unit} |")
     print("|---|" + "---:|" * (len(processes) + 1))
     for label, rows in results.items():
         for index, cores in enumerate(rows):

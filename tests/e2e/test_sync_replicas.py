@@ -364,3 +364,30 @@ async def test_a_replica_killed_before_publishing_is_caught_up_when_it_starts_ag
         assert stream.seqs == list(range(1, head + 1))
         assert replica.seqs == list(range(1, head + 1))
     stream.close()
+
+
+async def test_a_replica_that_starts_following_a_room_gets_what_the_other_pushed_alone(
+    cluster: dict[str, Any],
+) -> None:
+    # Nobody on B follows the room: A publishes nothing for it after its first commit
+    # (BUS_SKIP_UNHEARD). B's subscribers then join while A keeps pushing: B says so on
+    # the join channel, A publishes again and owes a re-check of what it skipped, so B's
+    # subscribers get every change from their start on, in order and once (the periodic
+    # re-check is off).
+    pusher = Pusher(cluster["a"])
+    assert await pusher.push(3) == 3
+    pushing = asyncio.create_task(pusher.push(40))
+    stream, client, replica = await watch(cluster)
+    async with client:
+        head = await pushing
+        assert head == 43
+        assert await stream.until(head, timeout=CATCH_UP), stream.seqs
+        await sync_until(client, replica, head, timeout=CATCH_UP)
+        # Each from where it started (the client: the snapshot it subscribed at).
+        assert stream.seqs == list(range(stream.seqs[0], head + 1))
+        assert replica.seqs == list(range(replica.seqs[0], head + 1))
+        await until_logged(cluster["logs"] / "sync-a.log", "has listeners now")
+        head = await pusher.push()
+        assert await stream.until(head)
+        assert stream.seqs[-1] == head and len(set(stream.seqs)) == len(stream.seqs)
+    stream.close()
