@@ -226,6 +226,14 @@ async def test_a_recheck_request_reaches_every_replica(redis_url: str, redis_pre
         assert await mine.next() == "requested"
 
 
+async def restart(redis_server: PrivateRedis, losses: Losses) -> None:
+    """Restart Redis; returns once the bus has reported its reconnection."""
+    redis_server.stop()
+    redis_server.start()
+    await redis_server.ready()
+    assert await losses.next() == "reconnected"
+
+
 @pytest.mark.integration
 async def test_redis_reports_a_reconnection_once_subscribed_again(
     private_redis: PrivateRedis, redis_prefix: str
@@ -234,10 +242,7 @@ async def test_redis_reports_a_reconnection_once_subscribed_again(
         inbox, losses = Inbox(), Losses()
         await bus.subscribe("room-a", inbox)
         bus.on_loss(losses)
-        private_redis.stop()
-        private_redis.start()
-        await private_redis.ready()
-        assert await losses.next() == "reconnected"
+        await restart(private_redis, losses)
         # From then on, whatever is published arrives.
         async with RedisBus.open(private_redis.url, redis_prefix) as publisher:
             await publisher.publish(batch("room-a", 1))
@@ -415,10 +420,7 @@ async def test_a_reconnected_replica_publishes_to_its_quiet_shards_again(
         await bus.subscribe("room-a", Inbox())
         seqs = itertools.count(1)
         last = await until_unpublished(bus, "room-a", seqs)
-        private_redis.stop()
-        private_redis.start()
-        await private_redis.ready()
-        assert await losses.next() == "reconnected"
+        await restart(private_redis, losses)
         assert owed.calls == 1
         await bus.publish(batch("room-a", next(seqs)))
         assert unpublished() == last

@@ -50,7 +50,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from accord.api.sync.v1 import sync_pb2 as pb
-from accord.common.tasks import Backoff
+from accord.common.tasks import Backoff, spawn, stop
 from accord.sync import metrics
 from accord.sync.bus import Listener, LossListener, LossReason
 from accord.sync.errors import Unavailable
@@ -97,7 +97,7 @@ class RedisBus:
         self._echoes: dict[int, int] = {}
         """Shard -> serial of this replica's last own message back before Redis answered."""
         self._recheck_owed: list[Callable[[], None]] = []
-        self._announcing: asyncio.Future[None] | None = None
+        self._announcing: asyncio.Task[None] | None = None
         self._rooms: dict[str, list[Listener]] = {}
         self._followed: dict[int, int] = {}
         """Shard -> how many of its rooms have listeners here."""
@@ -395,7 +395,7 @@ class RedisBus:
             # away, may have stopped publishing to the shards it follows.
             self._joined(range(self._shards))
             self._lost("reconnected")
-            self._announcing = asyncio.ensure_future(self._announce(list(self._ready)))
+            self._announcing = spawn(self._announce(list(self._ready)), name="redis-bus-announce")
 
     def _dispatch(self, message: dict[str, Any]) -> None:
         channel = message["channel"]
@@ -423,7 +423,7 @@ class RedisBus:
             return
         if data.startswith(self._own):
             # This replica's own: handed to its listeners when it was published.
-            shard = self._shard_of(name)
+            shard = self._shard_of(name) if self._skip_unheard else None
             if shard is not None:
                 self._echo(shard, data)
             return
@@ -448,14 +448,8 @@ class RedisBus:
                     log.exception("bus listener failed for room %s", batch.room)
 
     async def _close(self) -> None:
-        if self._announcing is not None:
-            self._announcing.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._announcing
-        if self._reader is not None:
-            self._reader.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._reader
+        await stop(self._announcing)
+        await stop(self._reader)
         with suppress(RedisError, OSError):
             await self._pubsub.aclose()  # type: ignore[no-untyped-call]
 
