@@ -21,6 +21,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -379,7 +380,7 @@ class Hocuspocus(System):
 
 def recreate_database() -> None:
     """A fresh, empty benchmark database (never the tests' database)."""
-    dbname = PG_URL.rsplit("/", 1)[1]
+    dbname = urlsplit(PG_URL).path.lstrip("/")  # a query (server settings) is not the name
     if dbname in ("test", "postgres"):
         raise RuntimeError("refusing to recreate the tests' database")
     base = ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc"]

@@ -1,10 +1,12 @@
-"""accord.common.tasks: a task for a block's length, stopping a task, a reconnect backoff."""
+"""accord.common.tasks: a task for a block's length, stopping a task, a reconnect backoff,
+waiting for an event with a timeout."""
 
 from __future__ import annotations
 
 import asyncio
 
-from accord.common.tasks import Backoff, running, stop
+import pytest
+from accord.common.tasks import Backoff, running, set_within, stop, until_set
 
 
 async def test_a_running_task_runs_inside_the_block_and_is_cancelled_after_it() -> None:
@@ -36,3 +38,36 @@ async def test_a_backoff_doubles_up_to_its_cap_and_starts_over_after_a_success()
     assert delays == [0.001, 0.002, 0.004, 0.004]
     backoff.reset()
     assert backoff.delay == 0.001
+
+
+async def test_waiting_for_an_event_returns_once_set_and_times_out_otherwise() -> None:
+    event = asyncio.Event()
+    assert not await set_within(event, 0.01)
+    with pytest.raises(TimeoutError):
+        await until_set(event, 0.01)
+    asyncio.get_running_loop().call_later(0.01, event.set)
+    assert await set_within(event, 5)
+    await until_set(event, None)  # set already: no wait
+
+
+async def test_a_loop_waiting_for_its_event_stops_when_cancelled_as_the_event_is_set() -> None:
+    """The race asyncio.wait_for loses on Python 3.11: the event is set, the waiter's inner
+    task ends, and the cancel arrives before the waiting task runs again; wait_for returns
+    as if nothing happened and the loop never ends (a webhook deliverer hung at stop)."""
+    wake = asyncio.Event()
+    waiting = asyncio.Event()
+
+    async def loop() -> None:
+        while True:
+            wake.clear()
+            waiting.set()
+            await set_within(wake, 0.05)
+
+    task = asyncio.create_task(loop())
+    await waiting.wait()
+    wake.set()
+    await asyncio.sleep(0)  # the event's waiters wake up; the loop task is due to run
+    task.cancel()
+    done, _ = await asyncio.wait([task], timeout=2)
+    assert done == {task}
+    assert task.cancelled()

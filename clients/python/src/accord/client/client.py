@@ -345,7 +345,8 @@ class Client:
             log.info("accord: reconnecting in %.2fs (close code %s)", delay, close_code)
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
 
     async def _session(self, force_refresh: bool) -> int | None:
         token = await self._tokens.current(force_refresh)
@@ -378,7 +379,8 @@ class Client:
             if not reader.done():
                 await conn.close()
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(reader, self.request_timeout)
+                    async with asyncio.timeout(self.request_timeout):
+                        await reader
                 reader.cancel()
 
     async def _on_message(self, message: dict[str, Any]) -> None:

@@ -59,7 +59,8 @@ class Connection:
         self._waiters[request_id] = waiter
         try:
             await self.send({**message, "id": request_id})
-            return await asyncio.wait_for(waiter, self.timeout)
+            async with asyncio.timeout(self.timeout):
+                return await waiter
         finally:
             self._waiters.pop(request_id, None)
 

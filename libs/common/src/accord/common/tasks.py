@@ -1,14 +1,15 @@
 """Fire-and-forget tasks that are not garbage-collected while they run; a task for the
-length of a block; a periodic check; the growing wait of a reconnect loop."""
+length of a block; a periodic check; the growing wait of a reconnect loop; waiting for
+an event with a timeout."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,39 @@ async def repeating(
 
     async with running(loop(), name):
         yield
+
+
+class Flag(Protocol):
+    """What ``until_set`` waits for: an ``asyncio.Event`` or the like (the edge's Signal)."""
+
+    def is_set(self) -> bool: ...
+
+    def wait(self) -> Awaitable[object]: ...
+
+
+async def until_set(event: Flag, timeout: float | None) -> None:
+    """Wait until ``event`` is set; ``TimeoutError`` after ``timeout`` seconds (None: no
+    limit).
+
+    Use this, not ``asyncio.wait_for(event.wait(), timeout)``: on Python 3.11, a cancel
+    that reaches ``wait_for`` just after the event was set is swallowed (it returns as if
+    nothing happened), so a loop waiting this way outlives the ``stop`` that cancelled it
+    and whoever awaits its end hangs (seen as a webhook deliverer that never stopped).
+    ``asyncio.timeout`` counts cancels and lets an outside one through.
+    """
+    if event.is_set():
+        return
+    async with asyncio.timeout(timeout):
+        await event.wait()
+
+
+async def set_within(event: Flag, timeout: float | None) -> bool:
+    """``until_set``, returning whether ``event`` was set in time instead of raising."""
+    try:
+        await until_set(event, timeout)
+    except TimeoutError:
+        return False
+    return True
 
 
 class Backoff:

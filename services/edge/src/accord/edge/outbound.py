@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from accord.common.tasks import set_within
 from accord.edge import metrics
 from accord.edge.codes import COALESCE_AFTER
 from accord.edge.protocol import Out
@@ -223,8 +223,7 @@ class Outbound:
         """Wait until the writer has sent everything queued (or ``timeout``)."""
         if self._task is None:
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._drained.wait(), timeout)
+        await set_within(self._drained, timeout)
 
     def cancel(self) -> None:
         """Stop the writer task (the session has ended)."""

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Iterator
 from typing import Generic, Protocol, TypeVar
 
+from accord.common.tasks import set_within
 from accord.edge import metrics
 
 log = logging.getLogger(__name__)
@@ -61,5 +61,4 @@ class Sessions(Generic[S]):
         sessions = self.values()
         log.info("draining %d sessions", len(sessions))
         await asyncio.gather(*(s.drain(timeout / 2) for s in sessions), return_exceptions=True)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._empty.wait(), timeout / 2)
+        await set_within(self._empty, timeout / 2)

@@ -36,7 +36,7 @@ from typing import Any, Protocol
 
 import grpc
 from accord.api.sync.v1 import sync_pb2 as spb
-from accord.common.tasks import spawn
+from accord.common.tasks import spawn, until_set
 from accord.edge import metrics
 from accord.edge.feed import Feed
 from accord.edge.protocol import ChangesOut, Out
@@ -326,7 +326,7 @@ class Hub:
         known (to send ``subscribed``) before any snapshot or change is sent.
         """
         room = sub.room
-        await asyncio.wait_for(room.confirmed.wait(), self.confirm_timeout)
+        await until_set(room.confirmed, self.confirm_timeout)
         if (
             since == room.position
             and epoch in ("", room.epoch)

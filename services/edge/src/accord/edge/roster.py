@@ -14,7 +14,7 @@ from typing import Any
 
 import grpc
 from accord.api.presence.v1 import presence_pb2 as ppb
-from accord.common.tasks import spawn
+from accord.common.tasks import spawn, until_set
 from accord.edge.backends import PresenceClient, peer_dict
 from accord.edge.feed import Feed
 from accord.edge.protocol import Out
@@ -221,7 +221,7 @@ class Roster:
         """
         watched = self.rooms.get(room)
         if watched is not None:
-            await asyncio.wait_for(watched.confirmed.wait(), self.confirm_timeout)
+            await until_set(watched.confirmed, self.confirm_timeout)
 
     @property
     def connected(self) -> bool:

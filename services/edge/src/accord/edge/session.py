@@ -9,7 +9,6 @@ cannot keep up is cut (4009).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -17,7 +16,7 @@ from typing import Any
 
 import grpc
 from accord.api.presence.v1 import presence_pb2 as ppb
-from accord.common.tasks import spawn
+from accord.common.tasks import set_within, spawn
 from accord.edge import metrics
 from accord.edge.auth import AuthError, Identity
 from accord.edge.backends import to_protocol_error
@@ -154,7 +153,8 @@ class Session:
             # A stalled peer never takes the close frame off a full socket: the
             # frame stays queued behind the data, and the transport is closed
             # (flushing what it can) instead of waiting for the handshake.
-            await asyncio.wait_for(self.transport.close(code, reason), CLOSE_TIMEOUT)
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                await self.transport.close(code, reason)
         except TimeoutError:
             log.info(
                 "close handshake timed out", extra={"session_id": self.session_id, "code": code}
@@ -162,8 +162,7 @@ class Session:
 
     async def drain(self, timeout: float) -> None:
         """Finish the message in hand and its reply, then close with 1012."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._idle.wait(), timeout)
+        await set_within(self._idle, timeout)
         self.close_soon(CLOSE_RESTART, "server restarting")
 
     # -- lifecycle --------------------------------------------------------

@@ -16,6 +16,7 @@ import json
 import secrets
 from typing import Any
 
+from accord.common.tasks import until_set
 from accord.edge.protocol import Out
 from accord.edge.transport import Incoming, Kind
 from aiohttp import web
@@ -133,7 +134,7 @@ class SseTransport:
     async def receive(self, timeout: float | None = None) -> Incoming:
         while not self._inbox:
             self._ready.clear()
-            await asyncio.wait_for(self._ready.wait(), timeout)
+            await until_set(self._ready, timeout)
         return self._inbox.popleft()
 
     async def pong(self, data: bytes) -> None:

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import grpc
 from accord.api.presence.v1 import presence_pb2 as ppb
+from accord.common.tasks import set_within
 from accord.edge.backends import to_protocol_error
 from accord.edge.context import SessionContext
 from accord.edge.protocol import Out, ProtocolError
@@ -158,15 +159,15 @@ class Subscriptions:
     async def answered(self, room: str, entry: RoomEntry) -> None:
         """Wait until ``subscribed`` (or the subscribe's error) is queued."""
         if not entry.answered.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(entry.answered.wait(), self._ctx.settings.rpc_timeout)
+            await set_within(entry.answered, self._ctx.settings.rpc_timeout)
             self._still(room, entry)
 
     async def started(self, room: str, entry: RoomEntry) -> None:
         """Wait for the subscribe's own presence work (join, watch) to finish first."""
         if entry.task is not None and not entry.task.done():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(entry.task), self._ctx.settings.rpc_timeout)
+                async with asyncio.timeout(self._ctx.settings.rpc_timeout):
+                    await asyncio.shield(entry.task)
         self._still(room, entry)
 
     def _still(self, room: str, entry: RoomEntry) -> None:

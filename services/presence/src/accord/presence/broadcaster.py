@@ -13,8 +13,9 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 
+from accord.common.tasks import set_within
 from accord.presence import metrics
 from accord.presence.store import PresenceStore, StoreUnavailable
 from accord.presence.throttle import Key, Outcome, RateLimited, Throttle
@@ -85,8 +86,7 @@ class Broadcaster:
             next_due = self._throttle.next_due()
             if next_due is not None:
                 wait = min(wait, max(0.0, next_due - self._clock()))
-            with suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), wait)
+            await set_within(self._wake, wait)
 
 
 @asynccontextmanager

@@ -17,7 +17,6 @@ maximum. After the endpoint's ``max_attempts`` the endpoint is parked.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -26,7 +25,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import aiohttp
-from accord.common.tasks import spawn
+from accord.common.tasks import set_within, spawn
 from accord.common.webhook_http import backoff, next_delay, post, sign
 from accord.sync import metrics
 from accord.sync.errors import Unavailable
@@ -108,8 +107,7 @@ class Deliverer:
             except Exception:
                 log.exception("webhook delivery loop failed; going on")
             await asyncio.sleep(MIN_CLAIM_INTERVAL)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._options.poll_interval)
+            await set_within(self._wake, self._options.poll_interval)
 
     async def _claim(self) -> None:
         free = self._options.concurrency - len(self._inflight)

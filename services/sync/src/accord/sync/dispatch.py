@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from accord.common import jsontext
-from accord.common.tasks import spawn
+from accord.common.tasks import set_within, spawn
 from accord.extensions import AfterCommit, Committed, Extension, Failed, HookRunner, Refuse
 from accord.sync import metrics
 from accord.sync.model import LoggedChange
@@ -153,8 +153,7 @@ class Dispatcher:
             if not ready:
                 feed.wake.clear()
                 due = min((feed.retry_at[r] for r in feed.pending), default=next_scan)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(feed.wake.wait(), max(0.0, min(due, next_scan) - now))
+                await set_within(feed.wake, max(0.0, min(due, next_scan) - now))
                 continue
             for room in ready:
                 if self._stopping.is_set():
