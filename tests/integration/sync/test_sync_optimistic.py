@@ -1,11 +1,13 @@
 """Optimistic commit on PostgreSQL: two statements per group, and a room written by
-another replica in between is detected, leaves nothing behind and is run again locked."""
+another replica in between is detected, leaves nothing behind and is run again locked; the
+save statements' plans look rooms up by key."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import json
+import re
 import time
 from collections.abc import AsyncIterator
 
@@ -26,6 +28,7 @@ from accord.sync.model import (
 )
 from accord.sync.settings import Settings, parse_database_url
 from accord.sync.store import Contended, Store
+from accord.sync.store_postgres_sql import _LOAD_WITH_HEADS, _SAVE
 
 from tests.integration.sync.sync_helpers import incr_change, push, set_change
 
@@ -326,3 +329,33 @@ async def test_a_group_that_fails_gives_its_connection_back(pg_store: Store) -> 
     assert before > 0
     async with pg_store.transaction(["f"], optimistic=True) as tx:
         assert not tx._conn.is_in_transaction()  # type: ignore[attr-defined]
+
+
+async def test_every_save_statement_reaches_the_rows_it_writes_by_their_index(
+    pg_store: Store, database_url: str
+) -> None:
+    """The plan PostgreSQL keeps for a prepared save or load (the generic one, where an
+    unnest is 10 rows to it) looks rows up by key: a hash join over every room cost each
+    commit group O(rooms) (0.1 of the statement's 0.18 ms with 1,000 rooms)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            "INSERT INTO rooms (room, head, epoch) SELECT 'r' || n, 0, '' "
+            "FROM generate_series(1, 2000) AS n;"
+            "INSERT INTO clients (room, user_id, client_id, high_water) "
+            "SELECT 'r' || n, 'u', 'c', 0 FROM generate_series(1, 2000) AS n;"
+            "INSERT INTO records (room, collection, key, state, value, seq) "
+            "SELECT 'r' || n, 'c', 'k', '{}', '{}', 1 FROM generate_series(1, 2000) AS n;"
+            "ANALYZE rooms, clients, records"
+        )
+        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        statements = {**_SAVE, "load": _LOAD_WITH_HEADS}
+        for name, sql in statements.items():
+            count = max(int(n) for n in re.findall(r"\$(\d+)", sql))
+            await conn.execute(f"PREPARE save AS {sql}")
+            nulls = ", ".join(["NULL"] * count)
+            plan = "\n".join(r[0] for r in await conn.fetch(f"EXPLAIN EXECUTE save({nulls})"))
+            await conn.execute("DEALLOCATE save")
+            assert "Seq Scan" not in plan, (name, plan)
+    finally:
+        await conn.close()

@@ -84,9 +84,12 @@ def _save_sql(checked: bool, conflicts: bool, outbox: bool = False) -> str:
     ON CONFLICT (room, collection, key) DO UPDATE SET
         state = EXCLUDED.state, value = EXCLUDED.value, seq = EXCLUDED.seq
 )""",
+        # ``rooms.room = ANY($17)`` as well as the join: without it the planner's generic
+        # plan (an unnest is 10 rows to it) hashed the unnest and scanned every room.
         f"""headed AS (
     UPDATE rooms SET head = h.head
-    FROM unnest($17::text[], $18::bigint[]) AS h(room, head) WHERE rooms.room = h.room{also}
+    FROM unnest($17::text[], $18::bigint[]) AS h(room, head)
+    WHERE rooms.room = ANY($17::text[]) AND rooms.room = h.room{also}
 )""",
     ]
     if checked:
@@ -136,15 +139,22 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     explicitly), so asyncpg's reset query would be a round trip per transaction for nothing."""
 
 
+# Each key looked up by itself (a LATERAL subquery, kept one by its LIMIT): as a plain join,
+# the generic plan of the prepared statement (an unnest is 10 rows to it) hashed the keys and
+# scanned every client and record of the database.
 _LOAD = """
 SELECT 'm' AS kind, c.room, c.user_id AS a, c.client_id AS b, c.high_water AS mark,
        NULL::text AS state
-FROM clients c JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(room, user_id, client_id)
-  ON c.room = k.room AND c.user_id = k.user_id AND c.client_id = k.client_id
+FROM unnest($1::text[], $2::text[], $3::text[]) AS k(room, user_id, client_id),
+LATERAL (SELECT c.room, c.user_id, c.client_id, c.high_water FROM clients c
+         WHERE c.room = k.room AND c.user_id = k.user_id AND c.client_id = k.client_id
+         LIMIT 1) AS c
 UNION ALL
 SELECT 's', r.room, r.collection, r.key, NULL, r.state
-FROM records r JOIN unnest($4::text[], $5::text[], $6::text[]) AS k(room, collection, key)
-  ON r.room = k.room AND r.collection = k.collection AND r.key = k.key
+FROM unnest($4::text[], $5::text[], $6::text[]) AS k(room, collection, key),
+LATERAL (SELECT r.room, r.collection, r.key, r.state FROM records r
+         WHERE r.room = k.room AND r.collection = k.collection AND r.key = k.key
+         LIMIT 1) AS r
 """
 
 # The optimistic load: the rooms' heads too (kind 'h') and the database's incarnation
