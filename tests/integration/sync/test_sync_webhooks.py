@@ -9,11 +9,15 @@ import asyncio
 import json
 import time
 
+import asyncpg
 from accord.sync import wire
+from accord.sync.app import open_store
 from accord.sync.engine import Engine
 from accord.sync.hlc import HybridClock
 from accord.sync.model import Limits, PushOutcome, Retention
 from accord.sync.outbox import Outbox
+from accord.sync.outbox_postgres import _HEADS
+from accord.sync.settings import Settings, parse_database_url
 from accord.sync.store import Store
 
 from tests.integration.sync.sync_helpers import OpenStore, delete_change, push, set_change
@@ -178,3 +182,27 @@ async def test_compaction_never_takes_changes_an_endpoint_is_owed(store: Store) 
     assert len(await engine.changes("r", 0, 40, 100)) < 40  # the log was compacted
     (batch,) = await Outbox(store.outbox()).claim(LEASE, now(), 10)
     assert [c["seq"] for c in json.loads(batch.body())["changes"]] == list(range(1, 41))
+
+
+async def test_a_large_backlog_is_leased_head_by_head_without_reading_every_row(
+    database_url: str,
+) -> None:
+    """PostgreSQL: the heads are found one index probe per room. Testing every queued row
+    against its room's minimum took 2.4 s per poll with 200,000 rows (a receiver down)."""
+    async with open_store(Settings(database=parse_database_url(database_url))) as store:
+        conn = await asyncpg.connect(database_url)
+        try:
+            await conn.execute(
+                "INSERT INTO webhook_outbox (endpoint, room, first_seq, last_seq, changes, "
+                "created) SELECT 'a', 'r' || (n % 50), n, n, '[]', 0 "
+                "FROM generate_series(1, 20000) AS n; ANALYZE webhook_outbox"
+            )
+            args = (["a"], [10_000], now(), 100, "lease-1")
+            plan = "\n".join(r[0] for r in await conn.fetch(f"EXPLAIN {_HEADS}", *args))
+        finally:
+            await conn.close()
+        assert "Seq Scan on webhook_outbox" not in plan, plan
+        heads = await store.outbox().lease({"a": 10_000}, now(), 100, "lease-1")
+        assert sorted((h.room, h.first_seq) for h in heads) == sorted(
+            (f"r{n % 50}", n) for n in range(1, 51)
+        )
