@@ -1,19 +1,25 @@
-"""The webhook deliverer's poll on PostgreSQL with a backlog: time per ``lease`` call.
+"""The webhook deliverer's poll with a backlog: time per ``lease`` call.
 
     python -m bench.outbox_lease [--rows 200000] [--rooms 1000] [--polls 5] [--limit 8]
+                                 [--sqlite]
 
-Fills a fresh database (``accord_bench_outbox``, migrated by the sync store) with
-``--rows`` outbox rows for one endpoint over ``--rooms`` rooms, as a receiver that is down
-leaves them, and times ``PostgresOutbox.lease`` (the statement every replica runs each
-``WEBHOOK_POLL_INTERVAL``), giving each lease back between polls so that every poll sees the
-same backlog. Prints milliseconds per poll and how many heads each took.
+Fills a fresh database (PostgreSQL ``accord_bench_outbox``, or with ``--sqlite`` a file in a
+temporary directory; migrated by the sync store) with ``--rows`` outbox rows for one endpoint
+over ``--rooms`` rooms, as a receiver that is down leaves them, and times the store's
+``outbox().lease`` (the statement every replica runs each ``WEBHOOK_POLL_INTERVAL``; on
+SQLite it holds the store's one writer), giving each lease back between polls so that every
+poll sees the same backlog. Prints milliseconds per poll and how many heads each took.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import sqlite3
+import tempfile
 import time
+from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -23,40 +29,67 @@ from accord.sync.settings import Settings, parse_database_url
 from bench.systems import PG_URL
 
 DATABASE = "accord_bench_outbox"
+FILL = (
+    "INSERT INTO webhook_outbox (endpoint, room, first_seq, last_seq, changes, created) "
+    "SELECT 'app', 'room' || (n % {rooms}), n, n, '[]', 0 FROM {numbers}"
+)
+GIVE_BACK = (
+    "UPDATE webhook_outbox SET attempts = 0, lease = NULL, leased_until = 0 WHERE lease = 'bench'"
+)
 
 
-async def main(args: argparse.Namespace) -> None:
+async def fresh_postgres() -> str:
     parts = urlsplit(PG_URL)
-    url = urlunsplit(parts._replace(path=f"/{DATABASE}"))
     admin = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")))
     try:
         await admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
         await admin.execute(f"CREATE DATABASE {DATABASE}")
     finally:
         await admin.close()
+    return urlunsplit(parts._replace(path=f"/{DATABASE}"))
+
+
+async def polls(url: str, args: argparse.Namespace) -> None:
+    """Open the store (which migrates it), fill the outbox, time the leases."""
     async with open_store(Settings(database=parse_database_url(url))) as store:
-        conn = await asyncpg.connect(url)
-        try:
-            await conn.execute(
-                "INSERT INTO webhook_outbox (endpoint, room, first_seq, last_seq, changes, "
-                "created) SELECT 'app', 'room' || (n % $2::int), n, n, '[]', 0 "
-                "FROM generate_series(1, $1::int) AS n",
-                args.rows,
-                args.rooms,
+        run: Callable[[str], object]
+        if args.sqlite:
+            side = sqlite3.connect(urlsplit(url).path[1:], isolation_level=None)
+            run = side.execute
+            numbers = (
+                f"(WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s "
+                f"WHERE n < {args.rows}) SELECT n FROM s)"
             )
-            await conn.execute("ANALYZE webhook_outbox")
-            outbox = store.outbox()
-            for poll in range(args.polls):
-                started = time.perf_counter()
-                heads = await outbox.lease({"app": 10_000}, 1_000, args.limit, "bench")
-                took = (time.perf_counter() - started) * 1000
-                await conn.execute(
-                    "UPDATE webhook_outbox SET attempts = 0, lease = NULL, leased_until = 0 "
-                    "WHERE lease = 'bench'"
-                )
-                print(f"poll {poll + 1}: {took:.1f} ms, {len(heads)} heads leased")
-        finally:
+        else:
+            conn = await asyncpg.connect(url)
+            numbers = f"generate_series(1, {args.rows}) AS n"
+        fill = FILL.format(rooms=args.rooms, numbers=numbers)
+        if args.sqlite:
+            run(fill)
+        else:
+            await conn.execute(fill + "; ANALYZE webhook_outbox")
+        outbox = store.outbox()
+        for poll in range(args.polls):
+            started = time.perf_counter()
+            heads = await outbox.lease({"app": 10_000}, 1_000, args.limit, "bench")
+            took = (time.perf_counter() - started) * 1000
+            if args.sqlite:
+                run(GIVE_BACK)
+            else:
+                await conn.execute(GIVE_BACK)
+            print(f"poll {poll + 1}: {took:.1f} ms, {len(heads)} heads leased")
+        if args.sqlite:
+            side.close()
+        else:
             await conn.close()
+
+
+async def main(args: argparse.Namespace) -> None:
+    if args.sqlite:
+        with tempfile.TemporaryDirectory() as scratch:
+            await polls(f"sqlite:///{Path(scratch) / 'outbox.db'}", args)
+    else:
+        await polls(await fresh_postgres(), args)
 
 
 if __name__ == "__main__":
@@ -65,4 +98,5 @@ if __name__ == "__main__":
     ap.add_argument("--rooms", type=int, default=1000, help="rooms they are spread over")
     ap.add_argument("--polls", type=int, default=5, help="lease calls timed")
     ap.add_argument("--limit", type=int, default=8, help="heads per lease (free deliveries)")
+    ap.add_argument("--sqlite", action="store_true", help="the SQLite store, not PostgreSQL")
     asyncio.run(main(ap.parse_args()))

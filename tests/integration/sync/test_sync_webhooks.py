@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import time
 
 import asyncpg
@@ -17,6 +18,8 @@ from accord.sync.hlc import HybridClock
 from accord.sync.model import Limits, PushOutcome, Retention
 from accord.sync.outbox import Outbox
 from accord.sync.outbox_postgres import _HEADS
+from accord.sync.outbox_sqlite import _HEADS as SQLITE_HEADS
+from accord.sync.schema import MIGRATIONS, statements
 from accord.sync.settings import Settings, parse_database_url
 from accord.sync.store import Store
 
@@ -206,3 +209,30 @@ async def test_a_large_backlog_is_leased_head_by_head_without_reading_every_row(
         assert sorted((h.room, h.first_seq) for h in heads) == sorted(
             (f"r{n % 50}", n) for n in range(1, 51)
         )
+
+
+def test_sqlite_leases_a_large_backlog_without_reading_every_row() -> None:
+    """SQLite: the same walk from room to room, counted in the engine's own instructions (the
+    lease holds the store's one writer while it runs; testing every row took 300 ms per poll
+    with 200,000 rows, and 541,000 instructions for the 20,000 rows here)."""
+    db = sqlite3.connect(":memory:")
+    for _, sql in MIGRATIONS:
+        for statement in statements(sql):
+            db.execute(statement)
+    db.executemany(
+        "INSERT INTO webhook_outbox (endpoint, room, first_seq, last_seq, changes, created) "
+        "VALUES ('a', ?, ?, ?, '[]', 0)",
+        [(f"r{n % 50}", n, n) for n in range(1, 20_001)],
+    )
+    ticks = 0
+
+    def tick() -> int:
+        nonlocal ticks
+        ticks += 1
+        return 0
+
+    db.set_progress_handler(tick, 1000)
+    rows = db.execute(SQLITE_HEADS.format(wanted="(?)"), ("a", now(), now(), 100)).fetchall()
+    db.set_progress_handler(None, 0)
+    assert sorted((r[1], r[2]) for r in rows) == sorted((f"r{n % 50}", n) for n in range(1, 51))
+    assert ticks * 1000 < 50_000

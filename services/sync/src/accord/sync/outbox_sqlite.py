@@ -19,6 +19,28 @@ from accord.sync.outbox import Backlog, Batch, Head, Row, merge_backlog
 Write = Callable[[], AbstractAsyncContextManager[aiosqlite.Connection]]
 _IN_LIMIT = 500
 
+# Each (endpoint, room)'s head found by stepping through the primary key from one room to
+# the next (one index probe per room with a backlog), not by testing every queued row against
+# its room's minimum: with 200,000 rows queued that took 300 ms per poll, all of it holding
+# the store's one writer (pushes waited). ``{wanted}``: one ``(?)`` per endpoint.
+_HEADS = """
+WITH RECURSIVE wanted(endpoint) AS (VALUES {wanted}),
+heads(endpoint, room) AS (
+    SELECT w.endpoint, (SELECT min(o.room) FROM webhook_outbox o WHERE o.endpoint = w.endpoint)
+    FROM wanted w WHERE NOT EXISTS (SELECT 1 FROM webhook_parked p WHERE p.endpoint = w.endpoint)
+    UNION ALL
+    SELECT h.endpoint, (SELECT min(o.room) FROM webhook_outbox o
+                        WHERE o.endpoint = h.endpoint AND o.room > h.room)
+    FROM heads h WHERE h.room IS NOT NULL
+)
+SELECT o.endpoint, o.room, o.first_seq, o.attempts, o.message_id, o.batch_until
+FROM heads h JOIN webhook_outbox o ON o.endpoint = h.endpoint AND o.room = h.room
+    AND o.first_seq = (SELECT min(x.first_seq) FROM webhook_outbox x
+                       WHERE x.endpoint = h.endpoint AND x.room = h.room)
+WHERE o.due <= ? AND o.leased_until <= ?
+ORDER BY o.due LIMIT ?
+"""
+
 
 async def save_outbox(db: aiosqlite.Connection, writes: Sequence[RoomWrite]) -> None:
     """Append the outbox rows of ``writes`` (no statement when there are none)."""
@@ -45,16 +67,11 @@ class SqliteOutbox:
         self, leases: Mapping[str, int], now: int, limit: int, token: str
     ) -> list[Head]:
         names = list(leases)[:_IN_LIMIT]
-        marks = ",".join("?" * len(names))
+        if not names:
+            return []
         async with self._write() as db:
             async with db.execute(
-                "SELECT o.endpoint, o.room, o.first_seq, o.attempts, o.message_id, o.batch_until "
-                f"FROM webhook_outbox o WHERE o.endpoint IN ({marks}) "
-                "AND o.due <= ? AND o.leased_until <= ? "
-                "AND o.first_seq = (SELECT min(h.first_seq) FROM webhook_outbox h "
-                "WHERE h.endpoint = o.endpoint AND h.room = o.room) "
-                "AND NOT EXISTS (SELECT 1 FROM webhook_parked p WHERE p.endpoint = o.endpoint) "
-                "ORDER BY o.due LIMIT ?",
+                _HEADS.format(wanted=", ".join(["(?)"] * len(names))),
                 (*names, now, now, limit),
             ) as cursor:
                 found = list(await cursor.fetchall())
