@@ -18,7 +18,6 @@ import asyncio
 import sqlite3
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -29,9 +28,14 @@ from accord.sync.settings import Settings, parse_database_url
 from bench.systems import PG_URL
 
 DATABASE = "accord_bench_outbox"
-FILL = (
+FILL_POSTGRES = (
     "INSERT INTO webhook_outbox (endpoint, room, first_seq, last_seq, changes, created) "
-    "SELECT 'app', 'room' || (n % {rooms}), n, n, '[]', 0 FROM {numbers}"
+    "SELECT 'app', 'room' || (n % $2::int), n, n, '[]', 0 FROM generate_series(1, $1::int) AS n"
+)
+FILL_SQLITE = (
+    "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < ?) "
+    "INSERT INTO webhook_outbox (endpoint, room, first_seq, last_seq, changes, created) "
+    "SELECT 'app', 'room' || (n % ?), n, n, '[]', 0 FROM s"
 )
 GIVE_BACK = (
     "UPDATE webhook_outbox SET attempts = 0, lease = NULL, leased_until = 0 WHERE lease = 'bench'"
@@ -52,36 +56,31 @@ async def fresh_postgres() -> str:
 async def polls(url: str, args: argparse.Namespace) -> None:
     """Open the store (which migrates it), fill the outbox, time the leases."""
     async with open_store(Settings(database=parse_database_url(url))) as store:
-        run: Callable[[str], object]
+        side: sqlite3.Connection | None = None
+        conn: asyncpg.Connection | None = None
         if args.sqlite:
             side = sqlite3.connect(urlsplit(url).path[1:], isolation_level=None)
-            run = side.execute
-            numbers = (
-                f"(WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s "
-                f"WHERE n < {args.rows}) SELECT n FROM s)"
-            )
+            side.execute(FILL_SQLITE, (args.rows, args.rooms))
         else:
             conn = await asyncpg.connect(url)
-            numbers = f"generate_series(1, {args.rows}) AS n"
-        fill = FILL.format(rooms=args.rooms, numbers=numbers)
-        if args.sqlite:
-            run(fill)
-        else:
-            await conn.execute(fill + "; ANALYZE webhook_outbox")
+            await conn.execute(FILL_POSTGRES, args.rows, args.rooms)
+            await conn.execute("ANALYZE webhook_outbox")
         outbox = store.outbox()
-        for poll in range(args.polls):
-            started = time.perf_counter()
-            heads = await outbox.lease({"app": 10_000}, 1_000, args.limit, "bench")
-            took = (time.perf_counter() - started) * 1000
-            if args.sqlite:
-                run(GIVE_BACK)
-            else:
-                await conn.execute(GIVE_BACK)
-            print(f"poll {poll + 1}: {took:.1f} ms, {len(heads)} heads leased")
-        if args.sqlite:
-            side.close()
-        else:
-            await conn.close()
+        try:
+            for poll in range(args.polls):
+                started = time.perf_counter()
+                heads = await outbox.lease({"app": 10_000}, 1_000, args.limit, "bench")
+                took = (time.perf_counter() - started) * 1000
+                if side is not None:
+                    side.execute(GIVE_BACK)
+                if conn is not None:
+                    await conn.execute(GIVE_BACK)
+                print(f"poll {poll + 1}: {took:.1f} ms, {len(heads)} heads leased")
+        finally:
+            if side is not None:
+                side.close()
+            if conn is not None:
+                await conn.close()
 
 
 async def main(args: argparse.Namespace) -> None:
