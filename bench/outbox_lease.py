@@ -19,13 +19,13 @@ import sqlite3
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import asyncpg
 from accord.sync.app import open_store
 from accord.sync.settings import Settings, parse_database_url
 
-from bench.systems import PG_URL
+from bench.systems import fresh_database
 
 DATABASE = "accord_bench_outbox"
 FILL_POSTGRES = (
@@ -40,17 +40,6 @@ FILL_SQLITE = (
 GIVE_BACK = (
     "UPDATE webhook_outbox SET attempts = 0, lease = NULL, leased_until = 0 WHERE lease = 'bench'"
 )
-
-
-async def fresh_postgres() -> str:
-    parts = urlsplit(PG_URL)
-    admin = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")))
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-        await admin.execute(f"CREATE DATABASE {DATABASE}")
-    finally:
-        await admin.close()
-    return urlunsplit(parts._replace(path=f"/{DATABASE}"))
 
 
 async def polls(url: str, args: argparse.Namespace) -> None:
@@ -88,7 +77,7 @@ async def main(args: argparse.Namespace) -> None:
         with tempfile.TemporaryDirectory() as scratch:
             await polls(f"sqlite:///{Path(scratch) / 'outbox.db'}", args)
     else:
-        await polls(await fresh_postgres(), args)
+        await polls(await fresh_database(DATABASE), args)
 
 
 if __name__ == "__main__":

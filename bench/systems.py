@@ -21,7 +21,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -376,6 +376,20 @@ class Hocuspocus(System):
     def prepare(self) -> None:
         if self.profile == "durable":
             recreate_database()
+
+
+async def fresh_database(name: str) -> str:
+    """A fresh, empty database ``name`` on the benchmarks' server (``PG_URL``); its URL."""
+    import asyncpg
+
+    parts = urlsplit(PG_URL)
+    admin = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return urlunsplit(parts._replace(path=f"/{name}"))
 
 
 def recreate_database() -> None:

@@ -25,28 +25,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import grpc
 from accord.api.sync.v1 import sync_pb2 as pb
 from accord.api.sync.v1 import sync_pb2_grpc as rpc
 from aiohttp import web
 
-from bench.systems import PG_URL, VENV_BIN, free_port, wait_port
+from bench.systems import VENV_BIN, free_port, fresh_database, wait_port
 
 DATABASE = "accord_bench_webhooks"
-
-
-async def fresh_database() -> str:
-    parts = urlsplit(PG_URL)
-    admin = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{DATABASE}"')
-    finally:
-        await admin.close()
-    return urlunsplit(parts._replace(path=f"/{DATABASE}"))
 
 
 class Receiver:
@@ -96,7 +83,7 @@ def start_sync(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
 
 
 async def run_mode(mode: str, args: argparse.Namespace, work: Path) -> dict[str, float]:
-    url = await fresh_database()
+    url = await fresh_database(DATABASE)
     port, hook_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "WEBHOOK"))}
     env.update(
