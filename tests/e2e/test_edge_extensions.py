@@ -58,8 +58,10 @@ async def hooked(make_suite: Any) -> Suite:
     return suite
 
 
-async def joined(suite: Suite, room: str, sub: str = "u-1", **claims: Any) -> Client:
-    client = await suite.client()
+async def joined(
+    suite: Suite, room: str, sub: str = "u-1", encoding: str = "json", **claims: Any
+) -> Client:
+    client = await suite.client(encoding=encoding)
     await client.hello(make_token(sub, **claims), client_id=f"c-{sub}")
     await client.subscribe(room)
     return client
@@ -189,11 +191,12 @@ async def test_a_failing_on_authenticate_fails_that_hello(
     assert failed() == before + 1
 
 
+@pytest.mark.parametrize("encoding", ["json", "binary"])
 async def test_before_push_refuses_or_rewrites_each_change_the_rest_go_on(
-    make_suite: Any,
+    make_suite: Any, encoding: str
 ) -> None:
     suite = await hooked(make_suite)
-    async with await joined(suite, "chat") as client:
+    async with await joined(suite, "chat", encoding=encoding) as client:
         ack = await client.push(
             "chat",
             [change(1, "m1", "hello"), change(2, "m2", "refuse"), change(3, "m3", "shout this")],

@@ -93,6 +93,18 @@ SERVER_MESSAGES: list[dict[str, Any]] = [
                 "status": "applied",
                 "conflicts": [{"field": "a", "winner": {"ts": 3, "client_id": "z"}}],
             },
+            {
+                "client_seq": 3,
+                "seq": 0,
+                "status": "error",
+                "error": {"code": "BAD_REQUEST", "message": "m", "json_path": "$.title"},
+            },
+            {
+                "client_seq": 4,
+                "seq": 0,
+                "status": "error",
+                "error": {"code": "INTERNAL", "message": "the hook raised"},
+            },
         ],
     },
     {

@@ -278,12 +278,14 @@ CONFLICT = _spec(
     Field("winner.ts", proto="winner_ts"),
     Field("winner.client_id", proto="winner_client_id"),
 )
+ACK_ERROR = _spec(Field("code"), Field("message"), Field("json_path", keep=SET))
 ACK_RESULT = _spec(
     Field("client_seq"),
     Field("seq"),
     Field("status"),
     Field("ts", keep=PRESENT),
     Field("conflicts", kind=Kind.MESSAGES, keep=SET, spec=CONFLICT),
+    Field("error", kind=Kind.MESSAGE, keep=PRESENT, spec=ACK_ERROR),
 )
 SERVER_INFO = _spec(
     Field("version"),

@@ -230,19 +230,31 @@ class Conflict(_message.Message):
     winner_client_id: str
     def __init__(self, field: _Optional[str] = ..., winner_ts: _Optional[int] = ..., winner_client_id: _Optional[str] = ...) -> None: ...
 
+class AckError(_message.Message):
+    __slots__ = ("code", "message", "json_path")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    JSON_PATH_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    message: str
+    json_path: str
+    def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., json_path: _Optional[str] = ...) -> None: ...
+
 class AckResult(_message.Message):
-    __slots__ = ("client_seq", "seq", "status", "ts", "conflicts")
+    __slots__ = ("client_seq", "seq", "status", "ts", "conflicts", "error")
     CLIENT_SEQ_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     TS_FIELD_NUMBER: _ClassVar[int]
     CONFLICTS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
     client_seq: int
     seq: int
     status: str
     ts: int
     conflicts: _containers.RepeatedCompositeFieldContainer[Conflict]
-    def __init__(self, client_seq: _Optional[int] = ..., seq: _Optional[int] = ..., status: _Optional[str] = ..., ts: _Optional[int] = ..., conflicts: _Optional[_Iterable[_Union[Conflict, _Mapping]]] = ...) -> None: ...
+    error: AckError
+    def __init__(self, client_seq: _Optional[int] = ..., seq: _Optional[int] = ..., status: _Optional[str] = ..., ts: _Optional[int] = ..., conflicts: _Optional[_Iterable[_Union[Conflict, _Mapping]]] = ..., error: _Optional[_Union[AckError, _Mapping]] = ...) -> None: ...
 
 class Ack(_message.Message):
     __slots__ = ("room", "results")
