@@ -7,7 +7,8 @@ What it does is keyed by markers in the request, so one suite shows each reply:
 - ``on_connect``: ``User-Agent: blocked`` is refused (FORBIDDEN), ``boom`` raises;
 - ``on_authenticate``: a ``ban`` claim is refused (FORBIDDEN); a ``team`` claim adds
   ``team-<team>`` to the read and write grants and an ``enriched`` claim; an ``alias``
-  claim replaces the user id; user ``boom`` raises, user ``slow`` sleeps;
+  claim replaces the user id; user ``boom`` raises, user ``slow`` sleeps; a ``fail_first``
+  claim of N raises for that user's first N hellos (a provider that comes back);
 - ``on_subscribe``: room ``vault`` is refused (FORBIDDEN), ``boom`` raises, ``slow`` sleeps;
 - ``before_push``: a ``text`` of ``refuse`` is refused (BAD_REQUEST, ``$.text``), one
   with ``shout`` is rewritten upper-case, ``bad rewrite`` is rewritten to an invalid op,
@@ -45,6 +46,7 @@ class EdgeHooks:
     def __init__(self) -> None:
         self.seen: list[tuple[str, Any]] = []
         self.disconnects: asyncio.Queue[OnDisconnect] = asyncio.Queue()
+        self.hellos: dict[str, int] = {}
 
     async def _act(self, marker: object) -> None:
         if marker == "boom":
@@ -65,6 +67,9 @@ class EdgeHooks:
         identity = hello.identity
         await self._act(identity.user_id)
         claims = identity.claims
+        tries = self.hellos[identity.user_id] = self.hellos.get(identity.user_id, 0) + 1
+        if tries <= int(claims.get("fail_first", 0)):
+            raise RuntimeError(f"the identity provider is down (hello {tries})")
         if claims.get("ban"):
             return Refuse("FORBIDDEN", "this user is banned")
         changes: dict[str, Any] = {}

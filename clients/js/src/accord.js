@@ -33,6 +33,8 @@ const PING_EVERY_MS = 10_000;
 const SILENCE_LIMIT_MS = 25_000;
 const SAVE_DELAY_MS = 100;
 // Errors after which a push will never succeed as it is: drop it rather than retry forever.
+/** A hello refused with these is retried with backoff, even on a fixed token (the rest end it). */
+const RETRY_HELLO = new Set(["INTERNAL", "UNAVAILABLE", "RATE_LIMITED"]);
 const FATAL_PUSH_ERRORS = new Set(["BAD_REQUEST", "FORBIDDEN", "TOO_LARGE", "UNSUPPORTED", "INTERNAL"]);
 
 /** Set elements must be values every client compares exactly (docs/merge.md). */
@@ -284,7 +286,12 @@ export class Client extends Emitter {
 
   onHello(ws, reply) {
     if (ws !== this.ws) return;
-    if (reply.type === "error") return; // the server closes with 4001; onClose decides
+    if (reply.type === "error") {
+      // The server closes with 4001 next; onClose decides by this error's code.
+      this.helloError = reply;
+      if (!RETRY_HELLO.has(reply.code)) this.lastAuthError = reply;
+      return;
+    }
     this.welcome = reply;
     if (ws.transport === "websocket") this.wsFailures = 0;
     else if (this.transports.includes("websocket")) this.startProbe();
@@ -337,12 +344,20 @@ export class Client extends Emitter {
 
   onClose(ws, code, reason) {
     if (ws !== this.ws) return;
-    if (ws.transport === "websocket" && this.phase !== "open" && ++this.wsFailures >= this.fallbackAfter) {
+    const refused = this.helloError; // a hello answered with an error: the transport works
+    this.helloError = null;
+    if (ws.transport === "websocket" && this.phase !== "open" && !refused && ++this.wsFailures >= this.fallbackAfter) {
       this.fellBackAt = Date.now();
     }
     if (ws.buffered) this.emit("error", { code: "STREAM_BUFFERED", message: reason });
     this.detach();
     this.emit("disconnected", { code, reason });
+    if (refused && RETRY_HELLO.has(refused.code)) {
+      // Refused for now (a failing identity hook, an edge under load): not the token's fault.
+      this.emit("error", refused);
+      this.scheduleReconnect(refused.retry_after_ms ?? 0);
+      return;
+    }
     if (code === 4001 && typeof this.token !== "function") {
       // A fixed token will not get better by retrying.
       this.authFailed = this.lastAuthError ?? { code: "UNAUTHENTICATED", message: reason || "authentication failed" };

@@ -127,3 +127,28 @@ test("a change refused in its ack result is dropped, rolled back and reported; t
   assert.equal(edge.received.filter((c) => c.key === "m2").length, 1, "not sent again");
   a.close();
 });
+
+test("a hello refused for now (INTERNAL, UNAVAILABLE) is retried with backoff, even on a fixed token", async () => {
+  const edge = new FakeEdge();
+  edge.helloErrors.push({ code: "INTERNAL", message: "the hook raised" }, { code: "UNAVAILABLE", message: "timed out" });
+  const errors = [];
+  const client = await connect({ ...options(edge, "a"), token: "fixed" });
+  client.on("error", (error) => errors.push(error.code));
+  const room = await client.join("r");
+  await room.synced();
+  assert.equal(edge.hellos, 3);
+  assert.deepEqual(errors, ["INTERNAL", "UNAVAILABLE"]);
+  assert.equal(client.status.error, null);
+  client.close();
+});
+
+test("a hello refused for good ends a fixed-token client with that error", async () => {
+  const edge = new FakeEdge();
+  edge.helloErrors.push({ code: "FORBIDDEN", message: "this user is banned" });
+  const client = await connect({ ...options(edge, "a"), token: "fixed" });
+  await until(() => client.status.error !== null, "failed");
+  assert.deepEqual([client.status.error.code, client.status.error.message], ["FORBIDDEN", "this user is banned"]);
+  await new Promise((resolve) => setTimeout(resolve, 60));
+  assert.equal(edge.hellos, 1);
+  client.close();
+});

@@ -14,6 +14,8 @@ export class FakeEdge {
     this.snapshots = 0; // snapshot frames sent
     this.subscribes = []; // every subscribe message, as sent
     this.refuse = null; // (change) => {code, message} to refuse it in the ack ("status":"error"), or null
+    this.helloErrors = []; // {code, message} answers for the next hellos, each then closed with 4001
+    this.hellos = 0;
     const edge = this;
     this.WebSocket = class {
       constructor() {
@@ -45,9 +47,16 @@ export class FakeEdge {
     if (ws.readyState !== 1) return;
     const reply = (body) => ws.deliver({ ...body, id: m.id });
     switch (m.type) {
-      case "hello":
+      case "hello": {
+        this.hellos += 1;
+        const refusal = this.helloErrors.shift();
+        if (refusal) {
+          reply({ type: "error", ...refusal });
+          return setTimeout(() => ws.close(4001), 0);
+        }
         ws.clientId = m.client_id;
         return reply({ type: "welcome", session_id: `s-${m.client_id}`, user_id: "u", server: {} });
+      }
       case "ping":
         return reply({ type: "pong" });
       case "subscribe": {

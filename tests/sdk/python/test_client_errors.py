@@ -152,3 +152,32 @@ async def test_an_expired_session_without_provider_fails_typed(
     assert isinstance(client.error, TokenExpired)
     assert client.status.state == State.FAILED
     assert any(isinstance(e, TokenExpired) for e in errors)
+
+
+HOOKED = {"EDGE_EXTENSIONS": "tests.support.edge_hooks:factory", "EXTENSION_TIMEOUT": "0.3"}
+
+
+async def test_a_hello_the_server_fails_for_now_is_retried(
+    make_suite: Any, make_client: MakeClient
+) -> None:
+    # on_authenticate raises for the first two hellos (INTERNAL, then the edge closes with 4001):
+    # with a fixed token the client reconnects with backoff instead of giving up.
+    suite = await make_suite(edge_env=HOOKED)
+    errors: list[Exception] = []
+    client = await within(
+        make_client(suite.ws_url, token=make_token("u-flaky", fail_first=2), on_error=errors.append)
+    )
+    assert client.status.state in (State.SYNCED, State.SYNCING)
+    assert [type(e).__name__ for e in errors] == ["Internal", "Internal"]
+    room = await client.join("room-flaky")
+    await room.set("todos", "t-1", title="after the outage")
+    await within(client.wait_synced())
+
+
+async def test_a_hello_refused_for_good_still_fails(make_suite: Any) -> None:
+    suite = await make_suite(edge_env=HOOKED)
+    client = Client(suite.ws_url, token=make_token("u-2", ban=True), backoff=FAST)
+    with pytest.raises(Forbidden):
+        await within(client.start())
+    assert client.status.state == State.FAILED
+    await client.close()

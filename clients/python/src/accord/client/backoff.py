@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from accord.client.codes import THROTTLED
+
 __all__ = ["Backoff"]
 
 
@@ -15,7 +17,8 @@ class Backoff:
     come back together.
 
     ``throttled`` is the least wait after the server said it is full (1013) or
-    closed the session for abuse (4008).
+    closed the session for abuse (4008); a ``retry_after_ms`` the server named is
+    waited out too.
     """
 
     initial: float = 0.5
@@ -34,3 +37,9 @@ class Backoff:
         ceiling = min(self.maximum, self.initial * self.multiplier ** min(attempt, 64))
         draw = (rng or random).random()
         return ceiling * (1 - self.jitter * draw)
+
+    def after(self, attempt: int, close_code: int | None, retry_after: float = 0.0) -> float:
+        """The wait before attempt ``attempt`` after a session ended with ``close_code``
+        (None: no close frame) and the server asked for ``retry_after`` seconds."""
+        wait = max(self.delay(attempt), retry_after)
+        return max(wait, self.throttled) if close_code in THROTTLED else wait

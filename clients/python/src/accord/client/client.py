@@ -13,7 +13,7 @@ from typing import Any
 
 import aiohttp
 from accord.client.backoff import Backoff
-from accord.client.codes import CLIENT_ID, KICKED, ROOM, THROTTLED, UNAUTHORIZED
+from accord.client.codes import CLIENT_ID, KICKED, ROOM, UNAUTHORIZED
 from accord.client.connection import Connection
 from accord.client.encryption import Encryption
 from accord.client.errors import (
@@ -191,8 +191,9 @@ class Client:
 
     def on_error(self, callback: ErrorCallback) -> Callable[[], None]:
         """Errors no call is waiting for: refused changes (``RejectedChange``), errors the
-        server sent unasked (lost access, presence or broadcast refused), and the
-        fatal error that ends the client."""
+        server sent unasked (lost access, presence or broadcast refused), a ``hello``
+        refused for now (``Internal``, ``Unavailable``, ``RateLimited``: it reconnects with
+        backoff), and the fatal error that ends the client."""
         return self._error_callbacks.add(callback)
 
     async def wait_until(self, predicate: Callable[[], bool]) -> None:
@@ -274,22 +275,19 @@ class Client:
         self._error_callbacks(error)
 
     def _update_status(self) -> None:
-        transport = None if self._conn is None else self._conn.transport
-        status = Status(self._compute_state(), self._rooms.pending, transport)
+        conn = self._conn
+        if self.error is not None or self._closed:
+            state = State.FAILED if self.error is not None else State.CLOSED
+        elif conn is None:
+            state = State.CONNECTING if self._connecting else State.OFFLINE
+        else:
+            state = State.SYNCED if self._rooms.synced else State.SYNCING
+        status = Status(state, self._rooms.pending, None if conn is None else conn.transport)
         self._tick.fire()
         if status == self._status:
             return
         self._status = status
         self._status_callbacks(status)
-
-    def _compute_state(self) -> State:
-        if self.error is not None:
-            return State.FAILED
-        if self._closed:
-            return State.CLOSED
-        if self._conn is None:
-            return State.CONNECTING if self._connecting else State.OFFLINE
-        return State.SYNCED if self._rooms.synced else State.SYNCING
 
     # The connection loop
 
@@ -303,6 +301,7 @@ class Client:
             self._connecting = True
             self._update_status()
             close_code: int | None = None
+            retry_after = 0.0
             try:
                 close_code = await self._session(force_refresh)
                 force_refresh = False
@@ -312,8 +311,11 @@ class Client:
                     return
                 force_refresh = True
             except (AccordError, UnknownPatch) as error:
-                self._fail(error)
-                return
+                if not getattr(error, "retryable", False):
+                    self._fail(error)
+                    return
+                self._report(error)  # a hello refused for now: INTERNAL, UNAVAILABLE, RATE_LIMITED
+                retry_after = getattr(error, "retry_after_ms", 0) / 1000
             except SequenceGap as error:
                 log.warning("resubscribing: %s", error)
                 continue
@@ -338,9 +340,7 @@ class Client:
             self._update_status()
             if self._offline_requested:
                 continue
-            delay = self.backoff.delay(self._attempt)
-            if close_code in THROTTLED:
-                delay = max(delay, self.backoff.throttled)
+            delay = self.backoff.after(self._attempt, close_code, retry_after)
             self._attempt += 1
             log.info("accord: reconnecting in %.2fs (close code %s)", delay, close_code)
             self._wake.clear()
