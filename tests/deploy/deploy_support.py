@@ -48,6 +48,9 @@ KNOWN_ENV = {
     "GRPC_TLS_SERVER_NAME",
     "SERVICE_TOKEN",
     "SERVICE_TOKENS_FILE",
+    "TLS_CERT_FILE",
+    "TLS_KEY_FILE",
+    "TLS_RELOAD_INTERVAL",
 }
 
 # Every metric the services export (besides prometheus_client's process_* defaults).

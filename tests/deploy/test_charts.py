@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime
 import shutil
+import ssl
 import subprocess
 import sys
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
 import helm_python as helm
 import kubernetes_validate
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from tests.deploy.deploy_support import CHARTS, KNOWN_ENV, REPO, Manifest, kinds, one, render
+from tests.support.edges import start_edge
 from tests.support.suite import Suite
 from tests.support.wsclient import SECRET
 
@@ -29,8 +37,15 @@ GRPC_SERVER = {
     "tls": {"secretName": "{{ .Release.Name }}-grpc-tls"},
     "serviceTokens": {"secretName": "accord-service-tokens"},
 }
-# Secrets the grpc-secured values name, which the operator (or cert-manager) provides.
-PROVIDED_SECRETS = {"rel-grpc-tls", "edge-grpc-tls", "accord-service-tokens", "edge-service-token"}
+# Secrets the value sets name, which the operator (or cert-manager) provides.
+PROVIDED_SECRETS = {
+    "rel-grpc-tls",
+    "edge-grpc-tls",
+    "accord-service-tokens",
+    "edge-service-token",
+    "edge-prod",
+}
+EDGE_TLS = {"secretName": "{{ .Release.Name }}-edge-tls"}
 
 # Realistic value sets for every chart: (chart, name, values).
 VALUE_SETS: list[tuple[str, str, dict[str, Any]]] = [
@@ -134,8 +149,25 @@ VALUE_SETS: list[tuple[str, str, dict[str, Any]]] = [
         "edge-ingress-traefik",
         {"edge": {"ingress": {"enabled": True, "className": "traefik"}}},
     ),
+    (
+        "accord-edge",
+        "tls",
+        {
+            "tls": EDGE_TLS,
+            "secrets": {"JWT_SECRET": SECRET, "REDIS_URL": REDIS_URL},
+            "serviceMonitor": {"enabled": True, "tlsConfig": {"serverName": "accord.example.com"}},
+            "ingress": {"enabled": True, "className": "nginx"},
+        },
+    ),
+    ("accord-edge", "existing-secret", {"existingSecret": "edge-prod"}),
+    (
+        "accord",
+        "edge-own-tls",
+        {"edge": {"tls": EDGE_TLS, "grpc": {"tls": {"secretName": "edge-grpc-tls"}}}},
+    ),
 ]
 IDS = [f"{chart}-{name}" for chart, name, _ in VALUE_SETS]
+assert len(set(IDS)) == len(IDS), "every value set needs its own id: IDS.index picks the first"
 
 
 def deployments(objects: list[Manifest]) -> dict[str, Manifest]:
@@ -226,8 +258,14 @@ def test_probes_are_native_grpc_for_grpc_services_and_http_for_the_edge(
         main = container(deployment)
         ports = {p["name"]: p["containerPort"] for p in main["ports"]}
         if component == "edge":
-            assert main["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "http"}
-            assert main["livenessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+            # The edge's own TLS makes its port speak only HTTPS, probes included.
+            scheme = {"scheme": "HTTPS"} if "TLS_CERT_FILE" in env_of(main) else {}
+            for probe, path in (
+                ("startupProbe", "/health"),
+                ("readinessProbe", "/ready"),
+                ("livenessProbe", "/health"),
+            ):
+                assert main[probe]["httpGet"] == {"path": path, "port": "http", **scheme}
             assert ports == {"http": 8080}
         elif "GRPC_TLS_CERT_FILE" in env_of(main):
             # Kubernetes' gRPC probes cannot speak TLS: the image's health check can.
@@ -367,6 +405,103 @@ def test_external_redis_replaces_the_bundled_one() -> None:
     assert base64.b64decode(data["REDIS_URL"]).decode() == REDIS_URL
 
 
+def secret_value(objects: list[Manifest], ref: Manifest) -> str:
+    return base64.b64decode(one(objects, "Secret", ref["name"])["data"][ref["key"]]).decode()
+
+
+@pytest.mark.parametrize(
+    ("values", "url"),
+    [
+        ({}, "redis://rel-redis:6379/0"),
+        (VALUE_SETS[IDS.index("accord-external-redis")][2], REDIS_URL),
+    ],
+    ids=["bundled", "external"],
+)
+def test_the_umbrella_gives_the_edge_the_redis_sync_uses(values: dict[str, Any], url: str) -> None:
+    objects = render("accord", dict(values))
+    found = deployments(objects)
+    edge_ref = env_of(container(found["edge"]))["REDIS_URL"]["valueFrom"]["secretKeyRef"]
+    sync_ref = env_of(container(found["sync"]))["REDIS_URL"]["valueFrom"]["secretKeyRef"]
+    assert edge_ref["name"] == sync_ref["name"] == "rel-accord"
+    assert edge_ref["key"] == sync_ref["key"] == "REDIS_URL"
+    assert secret_value(objects, edge_ref) == url
+
+
+def test_the_edge_chart_passes_redis_url_from_its_secret_or_the_existing_one() -> None:
+    objects = render("accord-edge", {"secrets": {"REDIS_URL": REDIS_URL}})
+    ref = env_of(container(deployments(objects)["edge"]))["REDIS_URL"]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": "rel-edge", "key": "REDIS_URL"}
+    assert secret_value(objects, ref) == REDIS_URL
+
+    objects = render("accord-edge", dict(VALUE_SETS[IDS.index("accord-edge-existing-secret")][2]))
+    assert not kinds(objects, "Secret")
+    ref = env_of(container(deployments(objects)["edge"]))["REDIS_URL"]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": "edge-prod", "key": "REDIS_URL", "optional": True}
+
+    # Without either, the edge keeps revocations in its own memory (a single edge).
+    assert "REDIS_URL" not in env_of(container(deployments(render("accord-edge"))["edge"]))
+
+
+def test_an_extra_env_redis_url_wins_without_a_second_entry() -> None:
+    mine = {"name": "REDIS_URL", "value": "redis://mine.example:6379/2"}
+    objects = render("accord", {"edge": {"extraEnv": [mine]}})
+    entries = [
+        e for e in container(deployments(objects)["edge"])["env"] if e["name"] == "REDIS_URL"
+    ]
+    assert entries == [mine]
+
+
+def test_the_edge_tls_secret_is_mounted_and_named_in_its_environment() -> None:
+    objects = render("accord", dict(VALUE_SETS[IDS.index("accord-edge-own-tls")][2]))
+    deployment = deployments(objects)["edge"]
+    pod = deployment["spec"]["template"]["spec"]
+    main = container(deployment)
+    env = env_of(main)
+    assert env["TLS_CERT_FILE"] == {"name": "TLS_CERT_FILE", "value": "/etc/accord/tls/tls.crt"}
+    assert env["TLS_KEY_FILE"] == {"name": "TLS_KEY_FILE", "value": "/etc/accord/tls/tls.key"}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["name"]: m for m in main["volumeMounts"]}
+    # The whole Secret as a directory (no subPath), so a renewal reaches the running pod.
+    assert volumes["tls"] == {"name": "tls", "secret": {"secretName": "rel-edge-tls"}}
+    assert mounts["tls"] == {"name": "tls", "mountPath": "/etc/accord/tls", "readOnly": True}
+    # Apart from the gRPC client certificate, which keeps its own Secret and directory.
+    assert volumes["grpc-tls"]["secret"]["secretName"] == "edge-grpc-tls"
+    assert mounts["grpc-tls"]["mountPath"] == "/etc/accord/grpc-tls"
+    assert env["GRPC_TLS_CERT_FILE"]["value"] == "/etc/accord/grpc-tls/tls.crt"
+    # Only the edge serves TLS itself: sync's and presence's probes stay gRPC.
+    for component in ("sync", "presence"):
+        other = container(deployments(objects)[component])
+        assert "TLS_CERT_FILE" not in env_of(other)
+        assert "grpc" in other["readinessProbe"]
+
+    plain = container(deployments(render("accord"))["edge"])
+    assert not {"TLS_CERT_FILE", "TLS_KEY_FILE"} & set(env_of(plain))
+    assert "tls" not in {m["name"] for m in plain["volumeMounts"]}
+    assert "scheme" not in plain["readinessProbe"]["httpGet"]
+
+
+def test_a_tls_edge_is_reached_over_https_by_its_service_monitor_and_ingress() -> None:
+    objects = render("accord-edge", dict(VALUE_SETS[IDS.index("accord-edge-tls")][2]))
+    (endpoint,) = one(objects, "ServiceMonitor", "rel-edge")["spec"]["endpoints"]
+    assert endpoint["scheme"] == "https"
+    assert endpoint["tlsConfig"] == {"serverName": "accord.example.com"}
+    (port,) = one(objects, "Service", "rel-edge")["spec"]["ports"]
+    assert port["appProtocol"] == "https"
+    annotations = one(objects, "Ingress", "rel-edge")["metadata"]["annotations"]
+    assert annotations[f"{NGINX}backend-protocol"] == "HTTPS"
+
+    plain = render("accord-edge", dict(VALUE_SETS[IDS.index("accord-edge-ingress-nginx")][2]))
+    assert (
+        f"{NGINX}backend-protocol"
+        not in one(plain, "Ingress", "rel-edge")["metadata"]["annotations"]
+    )
+    (port,) = one(plain, "Service", "rel-edge")["spec"]["ports"]
+    assert port["appProtocol"] == "http"
+    monitored = render("accord-edge", {"serviceMonitor": {"enabled": True}})
+    (endpoint,) = one(monitored, "ServiceMonitor", "rel-edge")["spec"]["endpoints"]
+    assert "scheme" not in endpoint and "tlsConfig" not in endpoint
+
+
 def test_five_edge_replicas() -> None:
     objects = render("accord", dict(VALUE_SETS[IDS.index("accord-five-edges")][2]))
     assert deployments(objects)["edge"]["spec"]["replicas"] == 5
@@ -434,7 +569,7 @@ def test_network_policies_are_on_by_default_and_fence_each_door() -> None:
     assert callers("rel-sync", 50051) == ["accord-edge"]
     assert callers("rel-presence", 50052) == ["accord-edge"]
     assert callers("rel-postgresql", 5432) == ["accord-sync"]
-    assert callers("rel-redis", 6379) == ["accord-presence", "accord-sync"]
+    assert callers("rel-redis", 6379) == ["accord-edge", "accord-presence", "accord-sync"]
     assert "from" not in policies["rel-edge"]["ingress"][0]  # clients connect from anywhere
 
 
@@ -529,6 +664,19 @@ def test_config_changes_roll_the_pods() -> None:
         ("accord", {"postgresql": {"enabled": False}}, "no database"),
         ("accord-edge", {"terminationGracePeriodSeconds": 20}, "terminationGracePeriodSeconds"),
         ("accord-edge", {"autoscaling": {"minReplicas": 5, "maxReplicas": 2}}, "maxReplicas"),
+        ("accord-edge", {"secrets": {"REDIS_URL": "http://redis:6379"}}, "/secrets/REDIS_URL"),
+        ("accord", {"edge": {"secrets": {"REDIS_URL": "redis.internal"}}}, "/secrets/REDIS_URL"),
+        ("accord-edge", {"config": {"REDIS_PREFIX": "two words"}}, "REDIS_PREFIX"),
+        ("accord-edge", {"config": {"TLS_RELOAD_INTERVAL": 0}}, "TLS_RELOAD_INTERVAL"),
+        # The Ingress's list form, given for the edge's own certificate.
+        ("accord-edge", {"tls": [{"secretName": "edge-tls", "hosts": ["a"]}]}, "at '/tls'"),
+        ("accord-edge", {"tls": {"enabled": True}}, "'enabled' not allowed"),
+        ("accord", {"edge": {"tls": {"secretName": "/etc/tls/tls.crt"}}}, "/tls/secretName"),
+        (
+            "accord-edge",
+            {"tls": EDGE_TLS, "extraEnv": [{"name": "TLS_KEY_FILE", "value": "/x/tls.key"}]},
+            "extraEnv sets TLS_KEY_FILE, which tls.secretName sets",
+        ),
     ],
 )
 def test_bad_values_are_refused(chart: str, values: dict[str, Any], message: str) -> None:
@@ -600,10 +748,34 @@ def test_the_helm_test_pod_is_a_hook_the_service_does_not_select() -> None:
     assert not kinds(render("accord-edge", {"tests": {"enabled": False}}), "Pod")
 
 
-def run_test_pod(pod: Manifest, url: str, secret: str | None) -> subprocess.CompletedProcess[str]:
+def test_the_helm_test_pod_of_a_tls_edge_dials_wss_with_only_the_ca() -> None:
+    pod = helm_test_pod(dict(VALUE_SETS[IDS.index("accord-edge-tls")][2]))
+    (box,) = pod["spec"]["containers"]
+    env = {e["name"]: e for e in box["env"]}
+    assert env["ACCORD_TEST_URL"]["value"] == "wss://rel-edge:8080/ws"
+    assert env["ACCORD_TEST_CA_FILE"]["value"] == "/etc/accord/tls/ca.crt"
+    (mount,) = box["volumeMounts"]
+    assert mount == {"name": "tls-ca", "mountPath": "/etc/accord/tls", "readOnly": True}
+    (volume,) = pod["spec"]["volumes"]
+    # No private key in the test Pod; a Secret without ca.crt (not every issuer writes one)
+    # still lets it start.
+    assert volume["secret"] == {
+        "secretName": "rel-edge-tls",
+        "optional": True,
+        "items": [{"key": "ca.crt", "path": "ca.crt"}],
+    }
+    plain = helm_test_pod({})
+    assert "volumes" not in plain["spec"]
+    assert "ACCORD_TEST_CA_FILE" not in {e["name"] for e in plain["spec"]["containers"][0]["env"]}
+
+
+def run_test_pod(
+    pod: Manifest, url: str, secret: str | None, **extra: str
+) -> subprocess.CompletedProcess[str]:
     """The test Pod's own script, run here against a real edge (as the Pod would run it)."""
     (box,) = pod["spec"]["containers"]
     env = {e["name"]: e.get("value", "") for e in box["env"] if "value" in e}
+    env.update(extra)
     env["ACCORD_TEST_URL"] = url
     if secret is not None:
         env["JWT_SECRET"] = secret
@@ -623,6 +795,67 @@ async def test_the_helm_test_pod_passes_on_welcome_and_fails_without(suite: Suit
     closed_port = suite.ws_url.rsplit(":", 1)[0] + ":9/ws"
     unreachable = await asyncio.to_thread(run_test_pod, pod, closed_port, SECRET)
     assert unreachable.returncode == 1 and "no welcome" in unreachable.stderr
+
+
+def self_signed(directory: Path, name: str) -> tuple[Path, Path]:
+    """A certificate for ``name`` only, signed by its own key, as cert-manager's SelfSigned
+    issuer writes one (its ca.crt is the certificate itself): (tls.crt, tls.key)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = directory / "tls.crt", directory / "tls.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
+
+
+async def test_the_helm_test_pod_verifies_a_tls_edge_by_its_chain_not_its_name(
+    suite: Suite, tmp_path: Path
+) -> None:
+    # Made for the clients' host name: the Pod dials another one (the Service; here 127.0.0.1).
+    cert_file, key_file = self_signed(tmp_path, "accord.example.com")
+    trust = ssl.create_default_context(cafile=str(cert_file))
+    trust.check_hostname = False
+    env = {"TLS_CERT_FILE": str(cert_file), "TLS_KEY_FILE": str(key_file)}
+    pod = helm_test_pod(dict(VALUE_SETS[IDS.index("accord-edge-tls")][2]))
+    async with AsyncExitStack() as stack:
+        edge = await start_edge(stack, suite, env, trust)
+        wss = f"wss://127.0.0.1:{edge.port}/ws"
+        passed = await asyncio.to_thread(
+            run_test_pod, pod, wss, SECRET, ACCORD_TEST_CA_FILE=str(cert_file)
+        )
+        assert passed.returncode == 0, passed.stdout + passed.stderr
+        assert '"type": "welcome"' in passed.stdout
+        # No ca.crt in the Secret (the optional item left out): the system's roots alone
+        # do not know this certificate, and the test fails rather than trusting it.
+        absent = str(tmp_path / "absent" / "ca.crt")
+        untrusted = await asyncio.to_thread(
+            run_test_pod, pod, wss, SECRET, ACCORD_TEST_CA_FILE=absent
+        )
+        assert untrusted.returncode == 1
+        assert "CERTIFICATE_VERIFY_FAILED" in untrusted.stderr, untrusted.stderr
+        # A plain ws:// URL to the TLS port gets no welcome either.
+        plain = await asyncio.to_thread(
+            run_test_pod, helm_test_pod({}), wss.replace("wss", "ws"), SECRET
+        )
+        assert plain.returncode == 1 and "no welcome" in plain.stderr
 
 
 def test_notes_name_the_namespace() -> None:

@@ -78,7 +78,9 @@ GRPC_ALLOW_UNAUTHENTICATED=true.
 
 {{/*
 A probe as given, except that with gRPC TLS a native gRPC probe (which cannot speak TLS)
-becomes the image's health check, run in the container with its TLS files.
+becomes the image's health check, run in the container with its TLS files, and that with
+the edge's own certificate (tls.secretName: its port speaks only TLS) an httpGet probe asks
+over HTTPS (the kubelet does not verify the certificate).
 */}}
 {{- define "accord.probe" -}}
 {{- $p := deepCopy .probe -}}
@@ -86,6 +88,9 @@ becomes the image's health check, run in the container with its TLS files.
 {{- $_ := unset $p "grpc" -}}
 {{- $_ := set $p "exec" (dict "command" (list "accord-healthcheck" .root.Values.component)) -}}
 {{- $_ := set $p "timeoutSeconds" (max 5 (int (default 1 $p.timeoutSeconds))) -}}
+{{- end -}}
+{{- if and (hasKey $p "httpGet") ((.root.Values.tls).secretName) -}}
+{{- $_ := set $p.httpGet "scheme" "HTTPS" -}}
 {{- end -}}
 {{- toYaml $p -}}
 {{- end -}}

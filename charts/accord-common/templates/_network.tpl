@@ -27,7 +27,10 @@ spec:
     {{- end }}
 {{- end -}}
 
-{{/* Prometheus Operator scrape config (optional): (dict "root" . "port" "metrics"). */}}
+{{/*
+Prometheus Operator scrape config (optional): (dict "root" . "port" "metrics"), with
+"scheme" "https" for a port that speaks TLS (then serviceMonitor.tlsConfig, if given).
+*/}}
 {{- define "accord.servicemonitor" -}}
 {{- $root := .root -}}
 {{- $sm := $root.Values.serviceMonitor -}}
@@ -50,6 +53,13 @@ spec:
   endpoints:
     - port: {{ .port }}
       path: /metrics
+      {{- if eq (.scheme | default "http") "https" }}
+      scheme: https
+      {{- with $sm.tlsConfig }}
+      tlsConfig:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- end }}
       interval: {{ $sm.interval }}
       scrapeTimeout: {{ $sm.scrapeTimeout }}
 {{- end }}
