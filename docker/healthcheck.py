@@ -8,12 +8,16 @@ on loopback). With ``GRPC_TLS_CERT_FILE`` set the check speaks TLS, presenting
 the service's own certificate (mutual TLS) and verifying the server against
 ``GRPC_TLS_CA_FILE`` under the name ``GRPC_TLS_SERVER_NAME`` (default
 ``localhost``, which the certificate must then name). Health needs no service
-token. Exit status 0 is healthy, 1 is not, as Docker expects.
+token. An edge with ``TLS_CERT_FILE`` serves only TLS, so its ``/health`` is asked over
+HTTPS; the check asks its own process on loopback and does not verify the certificate
+(which names the public host, not 127.0.0.1), as the kubelet's HTTPS probes do not. Exit
+status 0 is healthy, 1 is not, as Docker expects.
 """
 
 from __future__ import annotations
 
 import os
+import ssl
 import sys
 import urllib.request
 
@@ -69,8 +73,14 @@ def grpc_serving(address: str) -> bool:
 
 
 def http_ok(address: str) -> bool:
+    context = None
+    if os.environ.get("TLS_CERT_FILE"):
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE  # its own process on loopback (see above)
+    url = f"{'https' if context else 'http'}://{address}/health"
     try:
-        with urllib.request.urlopen(f"http://{address}/health", timeout=TIMEOUT_SECONDS) as reply:
+        with urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS, context=context) as reply:
             return bool(reply.status == 200)
     except OSError:
         return False

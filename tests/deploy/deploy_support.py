@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parents[2]
 CHARTS = REPO / "charts"
 MONITORING = REPO / "monitoring"
 
-# The environment each service reads (docs/architecture.md and the services' settings).
+# The environment each service reads (docs/operations.md "Settings" and the services' settings).
 KNOWN_ENV = {
     "WS_ADDR",
     "SYNC_ADDR",

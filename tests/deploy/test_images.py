@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import ssl
 import subprocess
 import sys
 import threading
@@ -211,6 +212,27 @@ def test_healthcheck_follows_edge_health() -> None:
         server.shutdown()
         server.server_close()
     assert run_healthcheck("edge", {"WS_ADDR": f"127.0.0.1:{port}"}).returncode == 1
+
+
+def test_healthcheck_asks_a_tls_edge_over_https(tmp_path: Path) -> None:
+    from tests.support.pki import Authority
+
+    # A certificate for the public name only, not the loopback address the check dials.
+    leaf = Authority(tmp_path).issue("edge", dns=("accord.example.com",), ips=())
+    server = HTTPServer(("127.0.0.1", 0), _Health)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(leaf.cert_file, leaf.key_file)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        address = f"0.0.0.0:{server.server_address[1]}"
+        tls = {"TLS_CERT_FILE": leaf.cert_file, "TLS_KEY_FILE": leaf.key_file}
+        assert run_healthcheck("edge", {"WS_ADDR": address, **tls}).returncode == 0
+        assert run_healthcheck("edge", {"WS_ADDR": address}).returncode == 1  # plain HTTP
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_healthcheck_rejects_unknown_service() -> None:
