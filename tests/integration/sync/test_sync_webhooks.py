@@ -236,3 +236,18 @@ def test_sqlite_leases_a_large_backlog_without_reading_every_row() -> None:
     db.set_progress_handler(None, 0)
     assert sorted((r[1], r[2]) for r in rows) == sorted((f"r{n % 50}", n) for n in range(1, 51))
     assert ticks * 1000 < 50_000
+
+
+async def test_sqlite_counts_the_backlog_without_the_writer(tmp_path: object) -> None:
+    """The backlog (every 10 s for the gauges, and `accord webhooks list`) reads on the SQLite
+    store's reader connection: it answers while a commit holds the one writer, and so never
+    makes pushes wait behind a count of a large backlog."""
+    settings = Settings(database=parse_database_url(f"sqlite:///{tmp_path}/sync.db"))
+    async with open_store(settings) as store:
+        routes = Routes({"hooked": ("a",)})
+        engine = hooked(store, routes)
+        await send(engine, "hooked", 1, 2)
+        outbox = Outbox(store.outbox())
+        async with store._write_lock:  # type: ignore[attr-defined]  # a commit under way
+            (backlog,) = await asyncio.wait_for(outbox.backlog(), 5)
+        assert (backlog.endpoint, backlog.rows, backlog.changes) == ("a", 1, 2)

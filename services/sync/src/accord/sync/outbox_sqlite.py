@@ -9,7 +9,7 @@ claim never meets another one.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 
 import aiosqlite
@@ -17,6 +17,7 @@ from accord.sync.model import RoomWrite
 from accord.sync.outbox import Backlog, Batch, Head, Row, merge_backlog
 
 Write = Callable[[], AbstractAsyncContextManager[aiosqlite.Connection]]
+Read = Callable[[str, tuple[str | int, ...]], Awaitable[list[aiosqlite.Row]]]
 _IN_LIMIT = 500
 
 # Each (endpoint, room)'s head found by stepping through the primary key from one room to
@@ -59,9 +60,11 @@ async def save_outbox(db: aiosqlite.Connection, writes: Sequence[RoomWrite]) -> 
 
 
 class SqliteOutbox:
-    def __init__(self, write: Write) -> None:
+    def __init__(self, write: Write, read: Read) -> None:
         self._write = write
         """The store's: its writer, locked, inside BEGIN IMMEDIATE ... COMMIT."""
+        self._read = read
+        """The store's: one query on its reader connection (committed data; no writer held)."""
 
     async def lease(
         self, leases: Mapping[str, int], now: int, limit: int, token: str
@@ -152,15 +155,15 @@ class SqliteOutbox:
         return parked
 
     async def backlog(self) -> list[Backlog]:
-        async with self._write() as db:
-            async with db.execute(
-                "SELECT endpoint, count(*), sum(last_seq - first_seq + 1), count(DISTINCT room), "
-                "min(created), max(attempts), max(last_error) FROM webhook_outbox "
-                "GROUP BY endpoint"
-            ) as cursor:
-                counted = list(await cursor.fetchall())
-            async with db.execute("SELECT endpoint, parked_at, reason FROM webhook_parked") as cur:
-                parked = list(await cur.fetchall())
+        # On the reader: counting a large backlog (every 10 s, for the gauges) must not hold
+        # the one writer that every push waits for.
+        counted = await self._read(
+            "SELECT endpoint, count(*), sum(last_seq - first_seq + 1), count(DISTINCT room), "
+            "min(created), max(attempts), max(last_error) FROM webhook_outbox "
+            "GROUP BY endpoint",
+            (),
+        )
+        parked = await self._read("SELECT endpoint, parked_at, reason FROM webhook_parked", ())
         return merge_backlog(
             [
                 (str(r[0]), int(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5]), str(r[6] or ""))

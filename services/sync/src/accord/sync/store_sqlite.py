@@ -218,7 +218,7 @@ class SqliteStore:
                 await self._writer.execute("COMMIT")
 
     def outbox(self) -> SqliteOutbox:
-        return SqliteOutbox(self._written)
+        return SqliteOutbox(self._written, self._fetch)
 
     @asynccontextmanager
     async def snapshot(self, room: str) -> AsyncIterator[SqliteSnapshot | LoadedSnapshot]:
