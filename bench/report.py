@@ -1,7 +1,9 @@
 # ruff: noqa: E501, RUF001, RUF002
 """Results (JSONL) -> markdown summary + PNG plots; updates the "Whole stack" section.
 
-    python -m bench.report docs/bench/results-full.jsonl [--out docs/bench]
+    python -m bench.report docs/bench/results-full.jsonl [--out docs/bench] [--no-doc]
+
+Only a report written to docs/bench (the default ``--out``) updates docs/benchmarks.md.
 
 Repetitions are summarised as median (min–max). Invalid steps (the generator
 fell behind) are shown but never count towards a headline.
@@ -314,11 +316,19 @@ def update_doc(block: str, doc: Path = BENCH_DOC, tag: str = "full") -> None:
     doc.write_text(text)
 
 
-def render(results: Path, out: Path, tag: str, update: bool = True) -> Path:
+DOC_OUT = ROOT / "docs" / "bench"
+"""Where results belong to docs/benchmarks.md: only a run written here updates its block."""
+
+
+def render(results: Path, out: Path, tag: str, update: bool | None = None) -> Path:
+    """The summary of ``results`` in ``out``; with ``update`` (None: when ``out`` is
+    ``DOC_OUT``) also its generated block in docs/benchmarks.md."""
     recs = load(results)
     md = summary(recs, out, tag)
     path = out / f"summary-{tag}.md"
     path.write_text(md.replace("](bench/", "](") + "\n")
+    if update is None:
+        update = out.resolve() == DOC_OUT.resolve()
     if update:
         update_doc(md, tag=tag)
     print(f"summary: {path}")
@@ -328,13 +338,15 @@ def render(results: Path, out: Path, tag: str, update: bool = True) -> Path:
 def main() -> None:
     ap = argparse.ArgumentParser(prog="python -m bench.report")
     ap.add_argument("results")
-    ap.add_argument("--out", default=str(ROOT / "docs" / "bench"))
+    ap.add_argument("--out", default=str(DOC_OUT))
     ap.add_argument("--tag", default=None)
-    ap.add_argument("--no-doc", action="store_true")
+    ap.add_argument(
+        "--no-doc", action="store_true", help="leave docs/benchmarks.md alone (also any --out)"
+    )
     args = ap.parse_args()
     res = Path(args.results)
     tag = args.tag or res.stem.replace("results-", "")
-    render(res, Path(args.out), tag, update=not args.no_doc)
+    render(res, Path(args.out), tag, update=False if args.no_doc else None)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@
                         [--reps 3] [--workers N] [--out docs/bench]
 
 Writes one JSON line per measured step to OUT/results[-smoke].jsonl, then
-renders the markdown summary and PNG plots (bench.report).
+renders the markdown summary and PNG plots (bench.report); only a run written to
+docs/bench (the default) updates docs/benchmarks.md.
 """
 
 from __future__ import annotations

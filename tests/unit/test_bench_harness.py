@@ -222,6 +222,23 @@ def test_report_renders_results_and_edits_only_its_section(tmp_path: Path) -> No
     assert text.index("the full run") < text.index("## Later")
 
 
+def test_a_report_written_elsewhere_leaves_docs_benchmarks_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import matplotlib  # noqa: F401  (requirements-dev.txt)
+
+    edited: list[str] = []
+    monkeypatch.setattr(report, "update_doc", lambda md, doc=None, tag="": edited.append(tag))
+    results = tmp_path / "results-smoke.jsonl"
+    results.write_text(json.dumps(_load_rec("a", 1, 100, 3)) + "\n")
+    assert report.render(results, tmp_path, "smoke").exists()
+    assert edited == []  # only a run written to docs/bench updates its block
+    monkeypatch.setattr(report, "DOC_OUT", tmp_path)
+    report.render(results, tmp_path, "smoke")
+    report.render(results, tmp_path, "smoke", update=False)
+    assert edited == ["smoke"]
+
+
 def test_an_accord_push_carries_its_schedule_as_id_and_the_ack_returns_it() -> None:
     from bench.protocols import Accord
 
