@@ -141,6 +141,18 @@ async def test_verify_full_refuses_a_server_certificate_from_another_ca(
     assert await sync_connections(tls_server, tls_database) == []
 
 
+async def test_a_root_certificate_file_that_does_not_exist_is_named(
+    tls_server: TlsPostgres, tls_database: str, tmp_path: Path
+) -> None:
+    missing = str(tmp_path / "no-such-ca.crt")
+    url = tls_server.url(tls_database, sslmode="verify-full", sslrootcert=missing)
+    async with asyncio.timeout(START_DEADLINE):
+        with pytest.raises(Unavailable) as refused:
+            async with serve(sync_settings(url), grace=1.0):
+                pass
+    assert f"sslrootcert={missing}, which does not exist" in str(refused.value)
+
+
 async def test_verify_full_refuses_a_host_name_the_certificate_does_not_name(
     tls_server: TlsPostgres, tls_database: str
 ) -> None:

@@ -7,6 +7,8 @@ the versions missing from ``schema_migrations``, one transaction per version.
 from __future__ import annotations
 
 import logging
+import os
+from urllib.parse import parse_qsl, urlsplit
 
 import asyncpg
 from accord.sync.errors import Unavailable
@@ -50,6 +52,27 @@ async def migrate(database_url: str) -> list[int]:
     return await migrate_target(parse_database_url(database_url))
 
 
+_TLS_FILES = ("sslrootcert", "sslcert", "sslkey")
+
+
+def connect_failure(url: str, error: BaseException) -> Unavailable:
+    """Why PostgreSQL could not be reached, as one line: a TLS file the URL names that does
+    not exist is named (asyncpg's error says only "No such file or directory")."""
+    if isinstance(error, FileNotFoundError) and not error.filename:
+        query = dict(parse_qsl(urlsplit(url).query))
+        missing = [
+            f"{name}={query[name]}"
+            for name in _TLS_FILES
+            if query.get(name) and not os.path.exists(query[name])
+        ]
+        if missing:
+            return Unavailable(
+                f"cannot connect to PostgreSQL: DATABASE_URL names {', '.join(missing)}, "
+                "which does not exist"
+            )
+    return Unavailable(f"cannot connect to PostgreSQL: {error}")
+
+
 async def migrate_target(target: DatabaseTarget) -> list[int]:
     """Bring ``target`` to the current schema; returns the PostgreSQL versions applied."""
     if isinstance(target, SqliteTarget):
@@ -58,7 +81,7 @@ async def migrate_target(target: DatabaseTarget) -> list[int]:
     try:
         conn = await asyncpg.connect(target.url, timeout=CONNECT_TIMEOUT)
     except (OSError, TimeoutError, asyncpg.PostgresError) as error:
-        raise Unavailable(f"cannot connect to PostgreSQL: {error}") from error
+        raise connect_failure(target.url, error) from error
     try:
         return await migrate_connection(conn)
     finally:

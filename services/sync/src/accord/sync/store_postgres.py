@@ -34,8 +34,7 @@ from typing import Any
 
 import asyncpg
 from accord.sync.epoch import Basis, RoomHead, new_incarnation
-from accord.sync.errors import Unavailable
-from accord.sync.migrations import CONNECT_TIMEOUT, migrate_connection
+from accord.sync.migrations import CONNECT_TIMEOUT, connect_failure, migrate_connection
 from accord.sync.model import (
     ConflictRow,
     LoggedChange,
@@ -219,7 +218,7 @@ class PostgresStore:
                 init=cluster.read,
             )
         except (*_LOST, asyncpg.PostgresError) as error:
-            raise Unavailable(f"cannot connect to PostgreSQL: {error}") from error
+            raise connect_failure(url, error) from error
         try:
             with _unavailable():
                 async with pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
