@@ -78,9 +78,14 @@ def http_ok(address: str) -> bool:
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE  # its own process on loopback (see above)
-    url = f"{'https' if context else 'http'}://{address}/health"
     try:
-        with urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS, context=context) as reply:
+        if context is None:
+            reply = urllib.request.urlopen(f"http://{address}/health", timeout=TIMEOUT_SECONDS)
+        else:
+            reply = urllib.request.urlopen(
+                f"https://{address}/health", timeout=TIMEOUT_SECONDS, context=context
+            )
+        with reply:
             return bool(reply.status == 200)
     except OSError:
         return False
