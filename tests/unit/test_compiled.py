@@ -94,6 +94,17 @@ def test_the_variable_switches_a_fresh_interpreter_to_the_sources() -> None:
     assert result.stdout.strip() == "0 pure Python (ACCORD_PURE_PYTHON=1)"
 
 
+@pytest.mark.parametrize("module", ["accord.sync.merge", "accord.edge.codec"])
+def test_the_variable_applies_to_a_hot_module_imported_first(module: str) -> None:
+    # No accord.common import before it: the package's own __init__ brings the switch.
+    code = f"import {module} as m, sys; print(m.__file__.endswith('.py'))"
+    env = {**os.environ, native.PURE_ENV: "1"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.stdout.strip() == "True", result.stderr
+
+
 @pytest.mark.parametrize(
     ("value", "pure"),
     [("", False), ("0", False), ("false", False), ("no", False), ("1", True), ("yes", True)],
