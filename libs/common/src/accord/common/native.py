@@ -1,7 +1,8 @@
 """Which of Accord's modules run compiled (mypyc) and which run as pure Python.
 
 ``make install`` compiles the hot modules listed under ``[tool.accord.compiled]`` in the
-packages' pyproject.toml (scripts/compile.py; the wheels' build hook does the same): an
+packages' pyproject.toml (scripts/compile.py; the Docker image's build does the same, the
+wheels of ``make dist`` stay pure Python): an
 extension module ``merge.cpython-311-x86_64-linux-gnu.so`` sits beside ``merge.py`` and
 Python imports it first. The ``.py`` source stays the source of truth.
 
