@@ -24,7 +24,7 @@ from cryptography.x509.oid import NameOID
 from tests.deploy.deploy_support import CHARTS, KNOWN_ENV, REPO, Manifest, kinds, one, render
 from tests.support.edges import start_edge
 from tests.support.suite import Suite
-from tests.support.wsclient import SECRET
+from tests.support.wsclient import SECRET, make_token
 
 SERVICE_CHARTS = ("accord-sync", "accord-presence", "accord-edge")
 ALL_CHARTS = (*SERVICE_CHARTS, "accord")
@@ -671,6 +671,7 @@ def test_config_changes_roll_the_pods() -> None:
         # The Ingress's list form, given for the edge's own certificate.
         ("accord-edge", {"tls": [{"secretName": "edge-tls", "hosts": ["a"]}]}, "at '/tls'"),
         ("accord-edge", {"tls": {"enabled": True}}, "'enabled' not allowed"),
+        ("accord-edge", {"tests": {"token": {"secretName": "t", "key": ""}}}, "key"),
         ("accord", {"edge": {"tls": {"secretName": "/etc/tls/tls.crt"}}}, "/tls/secretName"),
         (
             "accord-edge",
@@ -795,6 +796,30 @@ async def test_the_helm_test_pod_passes_on_welcome_and_fails_without(suite: Suit
     closed_port = suite.ws_url.rsplit(":", 1)[0] + ":9/ws"
     unreachable = await asyncio.to_thread(run_test_pod, pod, closed_port, SECRET)
     assert unreachable.returncode == 1 and "no welcome" in unreachable.stderr
+
+
+async def test_the_helm_test_pod_can_carry_a_token_minted_elsewhere(suite: Suite) -> None:
+    # A release that takes only its identity provider's tokens: tests.token names a Secret
+    # with one, and the hello carries it (here the suite's own HS256 token stands in for it).
+    pod = helm_test_pod({"tests": {"token": {"secretName": "{{ .Release.Name }}-test-token"}}})
+    (box,) = pod["spec"]["containers"]
+    env = {e["name"]: e for e in box["env"]}
+    assert env["ACCORD_TEST_TOKEN"]["valueFrom"] == {
+        "secretKeyRef": {"name": "rel-test-token", "key": "token"}
+    }
+    assert "JWT_SECRET" not in env  # the release has no JWT_SECRET to sign with
+    token = make_token("helm-test")
+    passed = await asyncio.to_thread(run_test_pod, pod, suite.ws_url, None, ACCORD_TEST_TOKEN=token)
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    # The token wins over a JWT_SECRET that would not do.
+    wrong = "another-secret-0123456789abcdef!"
+    won = await asyncio.to_thread(run_test_pod, pod, suite.ws_url, wrong, ACCORD_TEST_TOKEN=token)
+    assert won.returncode == 0, won.stdout + won.stderr
+    forged = make_token("helm-test", secret=wrong)
+    refused = await asyncio.to_thread(
+        run_test_pod, pod, suite.ws_url, None, ACCORD_TEST_TOKEN=forged
+    )
+    assert refused.returncode == 1 and "welcome" in refused.stderr
 
 
 def self_signed(directory: Path, name: str) -> tuple[Path, Path]:
