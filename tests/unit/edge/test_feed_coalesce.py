@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import grpc
 from accord.edge.feed import Feed, coalesce
 
 
@@ -77,3 +78,44 @@ async def test_a_feed_sends_one_request_for_the_rooms_added_in_one_round() -> No
         feed.add("r4")
         assert await sent() == (("r4",), ())
         assert seen.empty()
+
+
+class CancelledAsStatusCall(FakeCall):
+    """As grpc.aio can do: the task's cancel, while it reads, comes out as CANCELLED."""
+
+    async def __anext__(self) -> Any:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            raise grpc.aio.AioRpcError(
+                grpc.StatusCode.CANCELLED,
+                grpc.aio.Metadata(),
+                grpc.aio.Metadata(),
+                "Locally cancelled by application!",
+            ) from None
+        raise StopAsyncIteration
+
+
+async def test_a_feed_stops_when_grpc_turns_its_cancel_into_a_status() -> None:
+    # The edge's shutdown once waited for a feed that took its own stop for a broken stream
+    # and went on reconnecting (seen as `accord dev` children outliving a SIGKILLed parent).
+    seen: asyncio.Queue[Any] = asyncio.Queue()
+    opened = 0
+
+    def open_stream(requests: AsyncIterator[Any]) -> FakeCall:
+        nonlocal opened
+        opened += 1
+        return CancelledAsStatusCall(requests, seen)
+
+    async def on_reconnect() -> None:
+        return None
+
+    feed: Feed[Any] = Feed(
+        "test", open_stream, lambda add, remove: (add, remove), lambda m: None, on_reconnect
+    )
+    await feed.__aenter__()
+    await asyncio.wait_for(feed.connected.wait(), 5)
+    closing = asyncio.ensure_future(feed.__aexit__(None, None, None))
+    done, _ = await asyncio.wait({closing}, timeout=5)
+    assert closing in done, "the feed went on reconnecting after its stop"
+    assert opened == 1

@@ -44,6 +44,12 @@ def coalesce(changes: list[tuple[str, bool]]) -> list[tuple[list[str], list[str]
     return requests
 
 
+def _stopping() -> bool:
+    """Whether this task was asked to stop (a cancel that something caught on the way)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 class Feed(Generic[Resp]):
     def __init__(
         self,
@@ -124,6 +130,10 @@ class Feed(Generic[Resp]):
                     self._on_message(message)
                 log.warning("%s stream ended by the server", self._name)
             except grpc.aio.AioRpcError as error:
+                if _stopping():
+                    # grpc.aio can turn this task's cancel into the call's CANCELLED status:
+                    # retrying would swallow the stop, and the edge's shutdown waited forever.
+                    raise asyncio.CancelledError from None
                 log.warning(
                     "%s stream failed: %s %s", self._name, error.code().name, error.details()
                 )
@@ -131,6 +141,8 @@ class Feed(Generic[Resp]):
                 call.cancel()
                 raise
             except Exception:
+                if _stopping():
+                    raise asyncio.CancelledError from None
                 log.exception("%s stream handler failed", self._name)
             finally:
                 self._outbox = None
