@@ -32,9 +32,9 @@ const MAX_BATCH = 500;
 const PING_EVERY_MS = 10_000;
 const SILENCE_LIMIT_MS = 25_000;
 const SAVE_DELAY_MS = 100;
-// Errors after which a push will never succeed as it is: drop it rather than retry forever.
 /** A hello refused with these is retried with backoff, even on a fixed token (the rest end it). */
 const RETRY_HELLO = new Set(["INTERNAL", "UNAVAILABLE", "RATE_LIMITED"]);
+// Errors after which a push will never succeed as it is: drop it rather than retry forever.
 const FATAL_PUSH_ERRORS = new Set(["BAD_REQUEST", "FORBIDDEN", "TOO_LARGE", "UNSUPPORTED", "INTERNAL"]);
 
 /** Set elements must be values every client compares exactly (docs/merge.md). */

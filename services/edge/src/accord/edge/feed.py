@@ -130,10 +130,6 @@ class Feed(Generic[Resp]):
                     self._on_message(message)
                 log.warning("%s stream ended by the server", self._name)
             except grpc.aio.AioRpcError as error:
-                if _stopping():
-                    # grpc.aio can turn this task's cancel into the call's CANCELLED status:
-                    # retrying would swallow the stop, and the edge's shutdown waited forever.
-                    raise asyncio.CancelledError from None
                 log.warning(
                     "%s stream failed: %s %s", self._name, error.code().name, error.details()
                 )
@@ -141,13 +137,16 @@ class Feed(Generic[Resp]):
                 call.cancel()
                 raise
             except Exception:
-                if _stopping():
-                    raise asyncio.CancelledError from None
                 log.exception("%s stream handler failed", self._name)
             finally:
                 self._outbox = None
                 self.connected.clear()
                 call.cancel()
+            if _stopping():
+                # grpc.aio can turn this task's cancel into the call's CANCELLED status (or
+                # another error): retrying would swallow the stop, and the edge's shutdown
+                # waited for its watchdog.
+                raise asyncio.CancelledError
             first = False
             await asyncio.sleep(backoff * (0.5 + random.random()))  # noqa: S311 - retry jitter, not a secret
             backoff = min(backoff * 2, 2.0)

@@ -66,9 +66,10 @@ def connect_failure(url: str, error: BaseException) -> Unavailable:
             if query.get(name) and not os.path.exists(query[name])
         ]
         if missing:
+            verb = "does" if len(missing) == 1 else "do"
             return Unavailable(
                 f"cannot connect to PostgreSQL: DATABASE_URL names {', '.join(missing)}, "
-                "which does not exist"
+                f"which {verb} not exist"
             )
     return Unavailable(f"cannot connect to PostgreSQL: {error}")
 
