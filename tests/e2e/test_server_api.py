@@ -352,22 +352,23 @@ async def test_since_older_than_the_retained_log_is_gone(tmp_path: Path) -> None
             "GET", "/api/v1/rooms/todo-o/changes", BILLING, params={"since": 18}
         )
         assert [c["seq"] for c in recent.body["changes"]] == [19, 20]
-        # A records listing whose record changed after its seq cannot be rebuilt any more.
+        # A records listing whose record changed after its seq is rebuilt from the record's
+        # base at the floor while its seq is at or above the floor...
         first = await api.call("GET", "/api/v1/rooms/todo-o/records", BILLING, params={"limit": 1})
-        await api.call(
-            "POST", "/api/v1/rooms/todo-o/changes", BILLING, push_body(set_change(21, "t", n=0))
-        )
-        await api.call(
-            "POST", "/api/v1/rooms/todo-o/changes", BILLING, push_body(set_change(22, "t", n=0))
-        )
-        assert first.body["next"] is not None
-        later = await api.call(
-            "GET",
-            "/api/v1/rooms/todo-o/records",
-            BILLING,
-            params={"limit": 1, "after": first.body["next"]},
-        )
-        assert (later.status, later.body["code"]) == (410, "GONE")
+        assert (first.body["seq"], first.body["next"] is not None) == (20, True)
+        for client_seq in (21, 22):
+            change = set_change(client_seq, "t", n=0)
+            await api.call("POST", "/api/v1/rooms/todo-o/changes", BILLING, push_body(change))
+        params = {"limit": 1, "after": first.body["next"]}
+        later = await api.call("GET", "/api/v1/rooms/todo-o/records", BILLING, params=params)
+        assert later.status == 200
+        assert [(r["key"], r["value"]) for r in later.body["records"]] == [("t", {"n": 20})]
+        # ... and answers 410 once compaction overtook the listing (its seq below the floor).
+        for client_seq in range(23, 30):
+            change = set_change(client_seq, "t", n=0)
+            await api.call("POST", "/api/v1/rooms/todo-o/changes", BILLING, push_body(change))
+        overtaken = await api.call("GET", "/api/v1/rooms/todo-o/records", BILLING, params=params)
+        assert (overtaken.status, overtaken.body["code"]) == (410, "GONE")
 
 
 async def test_limits_size_batch_rate_and_origin(tmp_path: Path) -> None:

@@ -247,6 +247,7 @@ async def test_migrate_command_creates_the_schema_and_exits(database_url: str) -
         "conflicts",
         "extension_cursors",
         "incarnation",
+        "record_bases",
         "records",
         "rooms",
         "schema_migrations",

@@ -12,10 +12,17 @@ in one read transaction (``RecordReader``), in (collection, key) order:
   the state of a record is a function of the changes merged into it, so this
   is its state at S; one with no change up to S did not exist then and is left
   out;
-- that needs the record's whole history in the log: once compaction has
-  raised the room's floor above 0, such a record cannot be rebuilt and the
-  page fails with ``OutOfRange`` (the caller restarts the listing at the new
-  head).
+- the log holds only the changes above the room's floor F (compaction deletes
+  the rest), so the rebuild starts from the record's *base*, its state as of
+  F, kept in ``record_bases`` for every record changed after F that existed at
+  F (no base: it did not). A push that changes a record for the first time
+  since F passed it (its row's seq <= F) stores the row as its base in the same
+  statement; a compaction from F to F' folds each base, with the record's
+  changes in (F, F'], forward to F' and drops the bases of records not changed
+  after F' (their rows are their state at F'). So a page at any S >= F can be
+  rebuilt, and only a listing overtaken by compaction (S < F) fails with
+  ``OutOfRange`` (the caller restarts the listing at the new head); so does one
+  in a room compacted before the stores kept bases (``bases`` false).
 
 Records are never removed from the records table (a delete leaves the row
 with no value), so every record that existed at S has a row to be found by.
@@ -58,6 +65,11 @@ class RecordReader(Protocol):
     @property
     def floor(self) -> int: ...
 
+    @property
+    def bases(self) -> bool:
+        """Whether the room's record bases are complete (see the module's docstring)."""
+        ...
+
     async def rows(
         self, collection: str | None, after: RecordKey | None, limit: int
     ) -> list[StoredRecord]:
@@ -69,6 +81,11 @@ class RecordReader(Protocol):
 
     async def history(self, keys: Sequence[RecordKey], until: int) -> list[LoggedChange]:
         """The log's changes to ``keys`` with ``seq <= until``, in seq order."""
+        ...
+
+    async def base_states(self, keys: Sequence[RecordKey]) -> dict[RecordKey, str]:
+        """The stored states as of the floor (``record_bases``) of those of ``keys`` that
+        have one."""
         ...
 
 
@@ -102,15 +119,38 @@ def op_from_json(text: str) -> merge.Op:
     raise ValueError(f"unknown logged op kind {kind!r}")
 
 
-def rebuild(changes: Sequence[LoggedChange]) -> str | None:
-    """The visible value (JSON) of a record made of ``changes`` (its whole history, in
-    seq order); None when that leaves no record."""
-    state = merge.RecordState()
+def _replay(base: str | None, changes: Sequence[LoggedChange]) -> merge.RecordState:
+    state = merge.load_state(base)
     for change in changes:
         clock = (change.ts, change.client_id, change.user_id, change.client_seq)
         state, _ = merge.merge(state, clock, op_from_json(change.op_json), change.seq)
-    shown = merge.visible(state)
+    return state
+
+
+def rebuild(changes: Sequence[LoggedChange], base: str | None = None) -> str | None:
+    """The visible value (JSON) of a record made of ``changes`` (in seq order) merged into
+    ``base`` (its stored state before them; None: its whole history); None when that
+    leaves no record."""
+    shown = merge.visible(_replay(base, changes))
     return None if shown is None else compact_json(shown)
+
+
+def advance_bases(
+    changes: Sequence[Sequence[Any]], bases: dict[RecordKey, str]
+) -> list[tuple[str, str, str]]:
+    """A compaction's new bases: ``changes`` are the compacted changes (``FOLD_COLUMNS`` of
+    ``accord.sync.records_sql``, in seq order) of the records changed after the new floor,
+    ``bases`` those records' bases at the old floor (none: it did not exist then); the
+    result is each record's (collection, key, state) at the new floor."""
+    states: dict[RecordKey, merge.RecordState] = {}
+    for collection, key, seq, user_id, client_id, client_seq, ts, op in changes:
+        name = (str(collection), str(key))
+        state = states.get(name)
+        if state is None:
+            state = merge.load_state(bases.get(name))
+        clock = (int(ts), str(client_id), str(user_id), int(client_seq))
+        states[name], _ = merge.merge(state, clock, op_from_json(str(op)), int(seq))
+    return [(c, k, merge.dump_state(state)) for (c, k), state in states.items()]
 
 
 async def _as_of(reader: RecordReader, rows: list[StoredRecord], seq: int) -> list[RecordValue]:
@@ -118,7 +158,8 @@ async def _as_of(reader: RecordReader, rows: list[StoredRecord], seq: int) -> li
     changed = [(r.collection, r.key) for r in rows if r.seq > seq]
     rebuilt: dict[RecordKey, str | None] = {}
     if changed:
-        if reader.floor > 0:
+        floor = reader.floor
+        if seq < floor or (floor > 0 and not reader.bases):
             raise OutOfRange(
                 f"records changed after seq {seq} can no longer be read as of it "
                 "(the log was compacted): restart paging"
@@ -126,7 +167,8 @@ async def _as_of(reader: RecordReader, rows: list[StoredRecord], seq: int) -> li
         history: dict[RecordKey, list[LoggedChange]] = {key: [] for key in changed}
         for change in await reader.history(changed, seq):
             history[(change.collection, change.key)].append(change)
-        rebuilt = {key: rebuild(changes) for key, changes in history.items()}
+        bases = await reader.base_states(changed) if floor > 0 else {}
+        rebuilt = {key: rebuild(changes, bases.get(key)) for key, changes in history.items()}
     values = []
     for row in rows:
         value = row.value_json if row.seq <= seq else rebuilt[(row.collection, row.key)]

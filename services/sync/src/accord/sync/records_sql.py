@@ -15,6 +15,9 @@ from accord.sync.store_rows import change_of
 
 _HISTORY_COLUMNS = "seq, user_id, client_id, client_seq, collection, key, ts, op"
 _IN_LIMIT = 200
+FOLD_COLUMNS = "c.collection, c.key, c.seq, c.user_id, c.client_id, c.client_seq, c.ts, c.op"
+"""A compaction's changes of the log ``c`` to fold into the record bases
+(``accord.sync.records.advance_bases``)."""
 
 
 def _stored(row: Sequence[Any]) -> StoredRecord:
@@ -23,10 +26,11 @@ def _stored(row: Sequence[Any]) -> StoredRecord:
 
 
 class _Reader:
-    def __init__(self, room: str, head: int, floor: int) -> None:
+    def __init__(self, room: str, head: int, floor: int, bases: bool) -> None:
         self._room = room
         self._head = head
         self._floor = floor
+        self._bases = bases
 
     @property
     def head(self) -> int:
@@ -36,10 +40,16 @@ class _Reader:
     def floor(self) -> int:
         return self._floor
 
+    @property
+    def bases(self) -> bool:
+        return self._bases
+
 
 class SqliteReader(_Reader):
-    def __init__(self, db: aiosqlite.Connection, room: str, head: int, floor: int) -> None:
-        super().__init__(room, head, floor)
+    def __init__(
+        self, db: aiosqlite.Connection, room: str, head: int, floor: int, bases: bool
+    ) -> None:
+        super().__init__(room, head, floor, bases)
         self._db = db
 
     async def _fetch(self, sql: str, args: Sequence[Any]) -> list[Sequence[Any]]:
@@ -84,10 +94,15 @@ class SqliteReader(_Reader):
             found.extend(change_of(r) for r in rows)
         return sorted(found, key=lambda c: c.seq)
 
+    async def base_states(self, keys: Sequence[RecordKey]) -> dict[RecordKey, str]:
+        return await sqlite_bases(self._db, self._room, keys)
+
 
 class PostgresReader(_Reader):
-    def __init__(self, conn: asyncpg.Connection, room: str, head: int, floor: int) -> None:
-        super().__init__(room, head, floor)
+    def __init__(
+        self, conn: asyncpg.Connection, room: str, head: int, floor: int, bases: bool
+    ) -> None:
+        super().__init__(room, head, floor, bases)
         self._conn = conn
 
     async def rows(
@@ -129,3 +144,37 @@ class PostgresReader(_Reader):
             [k for _, k in keys],
         )
         return [change_of(tuple(r)) for r in rows]
+
+    async def base_states(self, keys: Sequence[RecordKey]) -> dict[RecordKey, str]:
+        return await postgres_bases(self._conn, self._room, keys)
+
+
+async def sqlite_bases(
+    db: aiosqlite.Connection, room: str, keys: Sequence[RecordKey]
+) -> dict[RecordKey, str]:
+    """The record bases (``accord.sync.records``) of those of ``keys`` that have one."""
+    found: dict[RecordKey, str] = {}
+    for start in range(0, len(keys), _IN_LIMIT):
+        part = keys[start : start + _IN_LIMIT]
+        pairs = ",".join("(?, ?)" for _ in part)
+        async with db.execute(
+            "SELECT collection, key, state FROM record_bases WHERE room = ? "
+            f"AND (collection, key) IN (VALUES {pairs})",
+            [room, *(name for pair in part for name in pair)],
+        ) as cursor:
+            found.update({(str(r[0]), str(r[1])): str(r[2]) for r in await cursor.fetchall()})
+    return found
+
+
+async def postgres_bases(
+    conn: asyncpg.Connection, room: str, keys: Sequence[RecordKey]
+) -> dict[RecordKey, str]:
+    """The record bases (``accord.sync.records``) of those of ``keys`` that have one."""
+    rows = await conn.fetch(
+        "SELECT collection, key, state FROM record_bases WHERE room = $1 "
+        "AND (collection, key) IN (SELECT * FROM unnest($2::text[], $3::text[]))",
+        room,
+        [c for c, _ in keys],
+        [k for _, k in keys],
+    )
+    return {(str(r[0]), str(r[1])): str(r[2]) for r in rows}

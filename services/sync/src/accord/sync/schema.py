@@ -129,6 +129,25 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX IF NOT EXISTS extension_cursors_room ON extension_cursors (room);
         """,
     ),
+    (
+        6,
+        # Record bases (accord.sync.records): each record's state as of its room's floor,
+        # for records changed after the floor that existed at it, so that a listing at a
+        # seq at or above the floor can rebuild a record changed since. rooms.bases is 1
+        # where they are complete; a room compacted before this version has none (0), and
+        # rebuilding there stays refused as before.
+        """
+        CREATE TABLE record_bases (
+            room TEXT NOT NULL,
+            collection TEXT NOT NULL,
+            key TEXT NOT NULL,
+            state TEXT NOT NULL,
+            PRIMARY KEY (room, collection, key)
+        );
+        ALTER TABLE rooms ADD COLUMN bases INTEGER NOT NULL DEFAULT 1;
+        UPDATE rooms SET bases = 0 WHERE floor > 0;
+        """,
+    ),
 )
 
 

@@ -44,7 +44,8 @@ from accord.sync.model import (
 )
 from accord.sync.outbox_postgres import PostgresOutbox, outbox_args
 from accord.sync.pg_cluster import Cluster
-from accord.sync.records_sql import PostgresReader
+from accord.sync.records import advance_bases
+from accord.sync.records_sql import FOLD_COLUMNS, PostgresReader, postgres_bases
 from accord.sync.snapshot_postgres import PostgresSnapshot
 from accord.sync.store import Contended
 from accord.sync.store_postgres_sql import (
@@ -77,9 +78,19 @@ log = logging.getLogger(__name__)
 class _Transaction(LockedTransaction):
     """Locked: the rooms' rows are held from the start (their heads known then)."""
 
-    def __init__(self, conn: asyncpg.Connection, heads: dict[str, int], basis: Basis) -> None:
+    def __init__(
+        self,
+        conn: asyncpg.Connection,
+        heads: dict[str, int],
+        basis: Basis,
+        floored: set[str],
+    ) -> None:
         super().__init__(heads, basis)
         self._conn = conn
+        self._floored = floored
+        """Rooms known to keep record bases (compacted, ``rooms.bases``): their saves do.
+        Locked, the rooms' rows told; checked, learnt from saves and compactions (a room's
+        floor never falls), and shared by the store's transactions."""
 
     async def load(
         self, clients: Sequence[RoomClient], keys: Sequence[RoomRecord]
@@ -101,24 +112,55 @@ class _Transaction(LockedTransaction):
         # of pushes to any number of rooms costs the same few round trips.
         heads, conflicts, args = _save_args(writes)
         owed = outbox_args(writes, int(time.time() * 1000))
-        await self._conn.execute(_SAVE[(False, conflicts, bool(owed))], *args, *owed)
+        based = any(w.room in self._floored for w in writes)
+        await self._conn.execute(_SAVE[(False, conflicts, bool(owed), based)], *args, *owed)
         for room, head in heads:
             self._heads[room] = head
 
     async def compact(self, room: str, floor: int, keep_conflicts: int) -> None:
+        # The room's row stays locked to the end of the transaction: a save to the room
+        # commits before (its records are then folded) or after (it reads the new floor).
         conn = self._conn
-        raised = await conn.fetchval(
-            "UPDATE rooms SET floor = $2 WHERE room = $1 AND floor < $2 RETURNING floor",
-            room,
-            floor,
-        )
-        if raised is not None:
+        row = await conn.fetchrow("SELECT floor, bases FROM rooms WHERE room = $1 FOR UPDATE", room)
+        if row is not None and int(row["floor"]) < floor:
+            await conn.execute("UPDATE rooms SET floor = $2 WHERE room = $1", room, floor)
+            if row["bases"]:
+                self._floored.add(room)
+                await self._advance_bases(room, int(row["floor"]), floor)
             await conn.execute("DELETE FROM changes WHERE room = $1 AND seq <= $2", room, floor)
         await conn.execute(
             "DELETE FROM conflicts WHERE room = $1 AND seq < (SELECT min(seq) FROM "
             "(SELECT seq FROM conflicts WHERE room = $1 ORDER BY seq DESC LIMIT $2) AS newest)",
             room,
             keep_conflicts,
+        )
+
+    async def _advance_bases(self, room: str, floor: int, new_floor: int) -> None:
+        """The room's record bases from ``floor`` to ``new_floor`` (accord.sync.records)."""
+        conn = self._conn
+        rows = await conn.fetch(
+            f"SELECT {FOLD_COLUMNS} FROM changes c JOIN records r ON r.room = c.room "
+            "AND r.collection = c.collection AND r.key = c.key "
+            "WHERE c.room = $1 AND c.seq > $2 AND c.seq <= $3 AND r.seq > $3 ORDER BY c.seq",
+            room,
+            floor,
+            new_floor,
+        )
+        keys = list(dict.fromkeys((str(r[0]), str(r[1])) for r in rows))
+        bases = advance_bases(rows, await postgres_bases(conn, room, keys) if keys else {})
+        if bases:
+            await conn.execute(
+                "INSERT INTO record_bases (room, collection, key, state) SELECT $1, * FROM "
+                "unnest($2::text[], $3::text[], $4::text[]) ON CONFLICT (room, collection, key) "
+                "DO UPDATE SET state = EXCLUDED.state",
+                room,
+                *_columns(bases, 3),
+            )
+        await conn.execute(
+            "DELETE FROM record_bases b USING records r WHERE b.room = $1 AND r.room = $1 "
+            "AND r.collection = b.collection AND r.key = b.key AND r.seq <= $2",
+            room,
+            new_floor,
         )
 
     async def cursor_floor(self, room: str, extensions: Sequence[str]) -> int:
@@ -129,8 +171,10 @@ class _CheckedTransaction(_Transaction):
     """Optimistic: no transaction around the group; ``save`` checks the heads ``load``
     read and writes only if none moved (see the module's docstring)."""
 
-    def __init__(self, conn: asyncpg.Connection, rooms: Sequence[str], cluster: Cluster) -> None:
-        super().__init__(conn, {}, Basis(cluster.value, ""))
+    def __init__(
+        self, conn: asyncpg.Connection, rooms: Sequence[str], cluster: Cluster, floored: set[str]
+    ) -> None:
+        super().__init__(conn, {}, Basis(cluster.value, ""), floored)
         self._cluster = cluster
         self._rooms = list(dict.fromkeys(rooms))
         self._read: dict[str, int] = {}
@@ -164,17 +208,23 @@ class _CheckedTransaction(_Transaction):
         checked = self._checked
         if checked is not None and checked.cluster != self._cluster.value:
             raise Contended("the database's cluster changed since the group's rooms were read")
+        based = any(w.room in self._floored for w in writes)
+        was = [self._read[room] for room, _ in heads]
+        incarnation = None if checked is None else checked.incarnation
         try:
-            ok = await self._conn.fetchval(
-                _SAVE[(True, conflicts, bool(owed))],
-                *args,
-                [self._read[room] for room, _ in heads],
-                None if checked is None else checked.incarnation,
-                *owed,
+            answer = await self._conn.fetchrow(
+                _SAVE[(True, conflicts, bool(owed), based)], *args, was, incarnation, *owed
             )
+            if answer is not None and not answer["ok"] and answer["floored"] and not based:
+                # A room was compacted (by another replica, or before this one started):
+                # nothing was written, and the group is saved again keeping record bases.
+                self._floored.update(w.room for w in writes)
+                answer = await self._conn.fetchrow(
+                    _SAVE[(True, conflicts, bool(owed), True)], *args, was, incarnation, *owed
+                )
         except (asyncpg.UniqueViolationError, asyncpg.DeadlockDetectedError) as error:
             raise Contended(str(error)) from error
-        if not ok:
+        if answer is None or not answer["ok"]:
             raise Contended("a room moved on since the group read it")
         for room, head in heads:
             self._heads[room] = head
@@ -182,7 +232,8 @@ class _CheckedTransaction(_Transaction):
     async def compact(self, room: str, floor: int, keep_conflicts: int) -> None:
         # The group is committed already: a failed compaction is retried by a later one.
         try:
-            await super().compact(room, floor, keep_conflicts)
+            async with self._conn.transaction():
+                await super().compact(room, floor, keep_conflicts)
         except (*_LOST, asyncpg.PostgresError) as error:
             log.warning("compaction of room %s failed: %s", room, error)
 
@@ -199,6 +250,8 @@ class PostgresStore:
     def __init__(self, pool: asyncpg.Pool, cluster: Cluster | None = None) -> None:
         self._pool = pool
         self._cluster = cluster or Cluster()
+        self._floored: set[str] = set()
+        """Rooms known to keep record bases (see ``_Transaction``)."""
         self._kept: asyncpg.Connection | None = None
         """A pooled connection kept out of the pool between optimistic groups."""
         self._kept_busy = False
@@ -289,7 +342,7 @@ class PostgresStore:
     ) -> AsyncIterator[_Transaction]:
         if optimistic:
             async with self._group_connection() as conn:
-                yield _CheckedTransaction(conn, rooms, self._cluster)
+                yield _CheckedTransaction(conn, rooms, self._cluster, self._floored)
             return
         async with self._connection() as conn, conn.transaction():
             # Rows are locked in name order, so two replicas' groups never deadlock; a new
@@ -297,11 +350,14 @@ class PostgresStore:
             rows = await conn.fetch(
                 "INSERT INTO rooms (room, head, epoch) SELECT r, 0, random()::text "
                 "FROM unnest($1::text[]) AS r ON CONFLICT (room) DO UPDATE SET head = rooms.head "
-                f"RETURNING room, head, {_INCARNATION} AS incarnation",
+                f"RETURNING room, head, floor > 0 AND bases = 1 AS based, "
+                f"{_INCARNATION} AS incarnation",
                 sorted(set(rooms)),
             )
             basis = Basis(self._cluster.value, (rows[0]["incarnation"] or "") if rows else "")
-            yield _Transaction(conn, {r["room"]: int(r["head"]) for r in rows}, basis)
+            self._floored.update(r["room"] for r in rows if r["based"])
+            heads = {r["room"]: int(r["head"]) for r in rows}
+            yield _Transaction(conn, heads, basis, self._floored)
 
     @asynccontextmanager
     async def snapshot(self, room: str) -> AsyncIterator[PostgresSnapshot]:
@@ -326,9 +382,12 @@ class PostgresStore:
             self._connection() as conn,
             conn.transaction(isolation="repeatable_read", readonly=True),
         ):
-            row = await conn.fetchrow("SELECT head, floor FROM rooms WHERE room = $1", room)
-            head, floor = (int(row["head"]), int(row["floor"])) if row else (0, 0)
-            yield PostgresReader(conn, room, head, floor)
+            row = await conn.fetchrow("SELECT head, floor, bases FROM rooms WHERE room = $1", room)
+            if row is None:
+                yield PostgresReader(conn, room, 0, 0, True)
+            else:
+                head, floor, bases = int(row["head"]), int(row["floor"]), bool(row["bases"])
+                yield PostgresReader(conn, room, head, floor, bases)
 
     async def head(self, room: str) -> int:
         async with self._connection() as conn:

@@ -38,7 +38,7 @@ def _unavailable() -> Iterator[None]:
         raise Unavailable(f"database unavailable: {error}") from error
 
 
-def _save_sql(checked: bool, conflicts: bool, outbox: bool = False) -> str:
+def _save_sql(checked: bool, conflicts: bool, outbox: bool = False, based: bool = True) -> str:
     """One statement (data-modifying CTEs, each batched with ``unnest``) that appends the
     changes ($1-$10), upserts the records ($11-$16), raises the heads ($17, $18), the
     clients' high-water marks ($19-$22) and, with ``conflicts``, records the conflicts
@@ -54,23 +54,61 @@ def _save_sql(checked: bool, conflicts: bool, outbox: bool = False) -> str:
 
     ``outbox``: the group owes webhook endpoints changes; the six parameters after all
     the others append its outbox rows (``accord.sync.outbox_postgres.outbox_cte``).
+
+    ``based``: a written room may have been compacted (its floor above 0), so a record
+    changed for the first time since the floor passed it keeps its state as of the floor
+    (``accord.sync.records``). Without it (no room of the group known to be compacted:
+    the usual case, and a CTE less for PostgreSQL to run), the checked statement writes
+    nothing if a room's floor is above 0 after all, and returns ``floored`` true besides
+    ``ok``; the unchecked one is used only where the locked rows said so.
     """
     was, incarnation = ("$36", "$37") if conflicts else ("$23", "$24")
     only = "\n    WHERE (SELECT ok FROM ok)" if checked else ""
     also = " AND (SELECT ok FROM ok)" if checked else ""
     parts = []
+    unfloored = (
+        ""
+        if based
+        else "\n        AND NOT EXISTS (SELECT 1 FROM locked WHERE floor > 0 AND bases = 1)"
+    )
     if checked:
         parts += [
             """locked AS (
-    SELECT room, head FROM rooms WHERE room = ANY($17::text[]) ORDER BY room FOR UPDATE
+    SELECT room, head, floor, bases FROM rooms WHERE room = ANY($17::text[])
+    ORDER BY room FOR UPDATE
 )""",
             f"""ok AS (
     SELECT count(*) = cardinality($17::text[]) AND ({incarnation}::text IS NULL
-        OR {incarnation}::text = (SELECT value FROM incarnation WHERE id = 1)) AS ok
+        OR {incarnation}::text = (SELECT value FROM incarnation WHERE id = 1)){unfloored} AS ok
     FROM unnest($17::text[], {was}::bigint[]) AS w(room, was) LEFT JOIN locked l USING (room)
     WHERE l.head = w.was OR (w.was = -1 AND l.room IS NULL)
 )""",
         ]
+    # A record changed for the first time since its room's floor passed it keeps its state
+    # as of the floor (``accord.sync.records``). Read from the statement's snapshot, that
+    # is the row before ``stored`` changes it; the floor is the locked row's (the latest:
+    # a compaction committed meanwhile counts), or, locked since the transaction began,
+    # the room's own.
+    floors = (
+        "locked f ON f.room = k.room"
+        if checked
+        # Kept a lookup by key by its LIMIT (see _LOAD).
+        else "LATERAL (SELECT floor, bases FROM rooms WHERE room = k.room LIMIT 1) AS f ON true"
+    )
+    if based:
+        parts.append(
+            f"""based AS (
+    INSERT INTO record_bases (room, collection, key, state)
+    SELECT r.room, r.collection, r.key, r.state
+    FROM unnest($11::text[], $12::text[], $13::text[]) AS k(room, collection, key)
+    JOIN {floors} AND f.floor > 0 AND f.bases = 1,
+    LATERAL (SELECT r.room, r.collection, r.key, r.state, r.seq FROM records r
+             WHERE r.room = k.room AND r.collection = k.collection AND r.key = k.key
+             LIMIT 1) AS r
+    WHERE r.seq <= f.floor{also}
+    ON CONFLICT (room, collection, key) DO UPDATE SET state = EXCLUDED.state
+)"""
+        )
     parts += [
         f"""logged AS (
     INSERT INTO changes (room, {CHANGE_COLUMNS}) SELECT * FROM unnest(
@@ -121,16 +159,19 @@ def _save_sql(checked: bool, conflicts: bool, outbox: bool = False) -> str:
         )
     if outbox:
         parts.append(outbox_cte((35 if conflicts else 22) + (2 if checked else 0) + 1, only))
-    return "WITH " + ",\n".join(parts) + ("\nSELECT ok FROM ok" if checked else "\nSELECT 1")
+    floored = "(SELECT coalesce(bool_or(floor > 0 AND bases = 1), false) FROM locked)"
+    answer = f"\nSELECT ok, {floored} AS floored FROM ok" if checked else "\nSELECT 1"
+    return "WITH " + ",\n".join(parts) + answer
 
 
 _SAVE = {
-    (checked, conflicts, outbox): _save_sql(checked, conflicts, outbox)
+    (checked, conflicts, outbox, based): _save_sql(checked, conflicts, outbox, based)
     for checked in (False, True)
     for conflicts in (False, True)
     for outbox in (False, True)
+    for based in (False, True)
 }
-"""The save statement by (checked, with conflicts, with outbox rows)."""
+"""The save statement by (checked, with conflicts, with outbox rows, keeping record bases)."""
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:

@@ -25,7 +25,8 @@ from accord.sync.model import (
     RoomWrite,
 )
 from accord.sync.outbox_sqlite import SqliteOutbox, save_outbox
-from accord.sync.records_sql import SqliteReader
+from accord.sync.records import advance_bases
+from accord.sync.records_sql import FOLD_COLUMNS, SqliteReader, sqlite_bases
 from accord.sync.settings import MEMORY
 from accord.sync.snapshot_sqlite import LoadedSnapshot, SqliteSnapshot
 from accord.sync.store_rows import (
@@ -104,6 +105,15 @@ class _Transaction(LockedTransaction):
             f"INSERT INTO changes (room, {CHANGE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
             [change_values(w.room, c) for w in writes for c in w.changes],
         )
+        # A record changed for the first time since its room's floor passed it keeps its
+        # state as of the floor (accord.sync.records): the row before it is replaced.
+        await db.executemany(
+            "INSERT OR REPLACE INTO record_bases (room, collection, key, state) "
+            "SELECT r.room, r.collection, r.key, r.state FROM records r "
+            "JOIN rooms m ON m.room = r.room WHERE r.room = ? AND r.collection = ? "
+            "AND r.key = ? AND m.bases = 1 AND r.seq <= m.floor",
+            [(w.room, r.collection, r.key) for w in writes for r in w.records],
+        )
         await db.executemany(
             "INSERT INTO records (room, collection, key, state, value, seq) VALUES (?,?,?,?,?,?) "
             "ON CONFLICT (room, collection, key) DO UPDATE SET state = excluded.state, "
@@ -132,16 +142,40 @@ class _Transaction(LockedTransaction):
         self._heads.update(heads)
 
     async def compact(self, room: str, floor: int, keep_conflicts: int) -> None:
-        async with self._db.execute(
-            "UPDATE rooms SET floor = ? WHERE room = ? AND floor < ?", (floor, room, floor)
-        ) as cursor:
-            raised = cursor.rowcount > 0
-        if raised:
-            await self._db.execute("DELETE FROM changes WHERE room = ? AND seq <= ?", (room, floor))
+        db = self._db
+        async with db.execute("SELECT floor, bases FROM rooms WHERE room = ?", (room,)) as cursor:
+            row = await cursor.fetchone()
+        if row is not None and int(row[0]) < floor:
+            await db.execute("UPDATE rooms SET floor = ? WHERE room = ?", (floor, room))
+            if row[1]:
+                await self._advance_bases(room, int(row[0]), floor)
+            await db.execute("DELETE FROM changes WHERE room = ? AND seq <= ?", (room, floor))
         await self._db.execute(
             "DELETE FROM conflicts WHERE room = ? AND seq < (SELECT min(seq) FROM "
             "(SELECT seq FROM conflicts WHERE room = ? ORDER BY seq DESC LIMIT ?))",
             (room, room, keep_conflicts),
+        )
+
+    async def _advance_bases(self, room: str, floor: int, new_floor: int) -> None:
+        """The room's record bases from ``floor`` to ``new_floor`` (accord.sync.records)."""
+        db = self._db
+        async with db.execute(
+            f"SELECT {FOLD_COLUMNS} FROM changes c JOIN records r ON r.room = c.room "
+            "AND r.collection = c.collection AND r.key = c.key "
+            "WHERE c.room = ? AND c.seq > ? AND c.seq <= ? AND r.seq > ? ORDER BY c.seq",
+            (room, floor, new_floor, new_floor),
+        ) as cursor:
+            rows = list(await cursor.fetchall())
+        keys = list(dict.fromkeys((str(r[0]), str(r[1])) for r in rows))
+        bases = advance_bases(rows, await sqlite_bases(db, room, keys))
+        await db.executemany(
+            "INSERT OR REPLACE INTO record_bases (room, collection, key, state) VALUES (?,?,?,?)",
+            [(room, *base) for base in bases],
+        )
+        await db.execute(
+            "DELETE FROM record_bases WHERE room = ? AND (collection, key) IN (SELECT "
+            "collection, key FROM records WHERE room = ? AND seq <= ?)",
+            (room, room, new_floor),
         )
 
     async def cursor_floor(self, room: str, extensions: Sequence[str]) -> int:
@@ -257,7 +291,12 @@ class SqliteStore:
                 await self._reader.execute("BEGIN")
                 try:
                     head, floor, _ = await _room_row(self._reader, room)
-                    yield SqliteReader(self._reader, room, head, floor)
+                    async with self._reader.execute(
+                        "SELECT bases FROM rooms WHERE room = ?", (room,)
+                    ) as cursor:
+                        row = await cursor.fetchone()
+                    bases = row is None or bool(row[0])
+                    yield SqliteReader(self._reader, room, head, floor, bases)
                 finally:
                     await self._reader.execute("COMMIT")
 

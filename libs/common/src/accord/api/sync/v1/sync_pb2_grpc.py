@@ -147,8 +147,9 @@ class SyncServicer:
     def ReadRecords(self, request, context):
         """A page of the room's records, in (collection, key) order, as of one seq:
         the head when `as_of` is 0, else `as_of` (a later page of the same
-        listing). Records changed after that seq are rebuilt from the log; when
-        the log no longer holds what that needs, fails with OUT_OF_RANGE.
+        listing). Records changed after that seq are rebuilt from their state as
+        of the room's floor and the log; when the seq is below the floor (the
+        listing was overtaken by compaction), fails with OUT_OF_RANGE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
