@@ -71,3 +71,47 @@ async def test_a_loop_waiting_for_its_event_stops_when_cancelled_as_the_event_is
     done, _ = await asyncio.wait([task], timeout=2)
     assert done == {task}
     assert task.cancelled()
+
+
+async def test_a_caller_cancelled_while_stopping_a_task_ends_and_the_task_ends_later() -> None:
+    let_go = asyncio.Event()
+    reached = asyncio.Event()
+
+    async def stubborn() -> None:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            await let_go.wait()  # refuses to end until let go
+            raise
+
+    task = asyncio.create_task(stubborn())
+    await asyncio.sleep(0)
+
+    async def caller() -> None:
+        await stop(task)
+        reached.set()
+
+    stopping = asyncio.create_task(caller())
+    await asyncio.sleep(0.01)
+    stopping.cancel()
+    # The caller's own cancel is not passed into the task nor swallowed as its ending.
+    done, _ = await asyncio.wait([stopping], timeout=1)
+    assert stopping in done and stopping.cancelled()
+    assert not reached.is_set()
+    assert not task.done()
+    let_go.set()
+    await asyncio.wait([task], timeout=1)
+    assert task.cancelled()
+
+
+async def test_stop_raises_what_the_task_failed_with() -> None:
+    async def failing() -> None:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            raise RuntimeError("failed while stopping") from None
+
+    task = asyncio.create_task(failing())
+    await asyncio.sleep(0)
+    with pytest.raises(RuntimeError, match="failed while stopping"):
+        await stop(task)

@@ -5,7 +5,6 @@ an event with a timeout."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -30,12 +29,19 @@ def spawn(coro: Coroutine[Any, Any, Any], name: str | None = None) -> asyncio.Ta
 
 
 async def stop(task: asyncio.Task[Any] | None) -> None:
-    """Cancel ``task`` (if any) and wait until it has ended."""
+    """Cancel ``task`` (if any) and wait until it has ended; raises what it failed with.
+
+    A cancel of the caller while it waits is the caller's own: it is raised at once (the
+    task, cancelled already, is not waited for any longer), never swallowed as if it were
+    the task's. Awaiting the task itself would do both wrong: the caller's cancel would be
+    passed into the task, and its CancelledError taken for the task's ending.
+    """
     if task is None:
         return
     task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await asyncio.wait([task])
+    if not task.cancelled():
+        task.result()
 
 
 @asynccontextmanager
