@@ -36,7 +36,12 @@ UNNAMED_HOST = "127.0.0.2"
 """An address the server listens on too (Linux routes all of 127/8 to loopback) but its
 certificate does not name: where ``verify-full`` must fail on the host name."""
 
+CLIENT_CERT_USER = "accord_cert"
+"""A user the server takes only with a client certificate from the test CA naming it
+(``cert`` authentication); the tests create the role."""
+
 HBA = f"""\
+hostssl   all {CLIENT_CERT_USER} 0.0.0.0/0 cert
 hostssl   all all 127.0.0.1/32 trust
 hostssl   all all {UNNAMED_HOST}/32 trust
 hostnossl all all 0.0.0.0/0 reject
@@ -65,12 +70,20 @@ class TlsPostgres:
 
     port: int
     ca_file: str
+    authority: Authority
     host: str = "127.0.0.1"
 
-    def url(self, database: str = "postgres", *, host: str | None = None, **params: str) -> str:
-        """A ``postgresql://`` URL as user ``postgres``; ``params`` become its query."""
+    def url(
+        self,
+        database: str = "postgres",
+        *,
+        host: str | None = None,
+        user: str = OS_USER,
+        **params: str,
+    ) -> str:
+        """A ``postgresql://`` URL as ``user``; ``params`` become its query."""
         query = f"?{urlencode(params, safe='/')}" if params else ""
-        return f"postgresql://{OS_USER}@{host or self.host}:{self.port}/{database}{query}"
+        return f"postgresql://{user}@{host or self.host}:{self.port}/{database}{query}"
 
     def verified_url(self, database: str = "postgres") -> str:
         return self.url(database, sslmode="verify-full", sslrootcert=self.ca_file)
@@ -162,6 +175,7 @@ class _Server:
             "port": str(self.port),
             "ssl_cert_file": leaf.cert_file,
             "ssl_key_file": leaf.key_file,
+            "ssl_ca_file": self.authority.ca_file,
         }
         options = [arg for name, value in settings.items() for arg in ("-c", f"{name}={value}")]
         with self.log_file.open("wb") as log:
@@ -217,4 +231,4 @@ def tls_postgres(tools: Tools) -> Iterator[TlsPostgres]:
         stack.callback(server.stop)
         server.start()
         server.wait_ready()
-        yield TlsPostgres(port=server.port, ca_file=authority.ca_file)
+        yield TlsPostgres(port=server.port, ca_file=authority.ca_file, authority=authority)

@@ -20,10 +20,18 @@ from accord.api.sync.v1.sync_pb2_grpc import SyncStub
 from accord.common.grpcutil import create_channel
 from accord.sync.app import serve
 from accord.sync.errors import Unavailable
+from accord.sync.schema import MIGRATIONS
 from accord.sync.settings import PostgresTarget, Settings
 
 from tests.integration.sync.sync_helpers import push, set_change
-from tests.support.pg_tls import UNNAMED_HOST, TlsPostgres, Unsupported, find_tools, tls_postgres
+from tests.support.pg_tls import (
+    CLIENT_CERT_USER,
+    UNNAMED_HOST,
+    TlsPostgres,
+    Unsupported,
+    find_tools,
+    tls_postgres,
+)
 from tests.support.pki import Authority
 from tests.support.suite import UNPROTECTED_GRPC
 
@@ -193,3 +201,69 @@ async def test_plaintext_is_refused_and_sync_exits_with_one_clear_line(
     last = text.strip().splitlines()[-1]
     assert last.startswith("sync: cannot start: cannot connect to PostgreSQL: "), text
     assert f'database "{tls_database}", no encryption' in last, text
+
+
+async def test_a_client_certificate_authenticates_sync_where_the_server_asks_for_one(
+    tls_server: TlsPostgres, tls_database: str, tmp_path: Path
+) -> None:
+    # The server takes CLIENT_CERT_USER only with a certificate from its CA naming the user.
+    admin = await asyncpg.connect(tls_server.verified_url())
+    try:
+        if not await admin.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", CLIENT_CERT_USER):
+            await admin.execute(f"CREATE ROLE {CLIENT_CERT_USER} LOGIN SUPERUSER")
+    finally:
+        await admin.close()
+    client = tls_server.authority.issue(CLIENT_CERT_USER, server=False)
+    stranger = Authority(tmp_path, name="stranger-ca").issue(CLIENT_CERT_USER, server=False)
+    other_user = tls_server.authority.issue("somebody-else", server=False)
+
+    def url(**params: str) -> str:
+        return tls_server.url(
+            tls_database,
+            user=CLIENT_CERT_USER,
+            sslmode="verify-full",
+            sslrootcert=tls_server.ca_file,
+            **params,
+        )
+
+    async with serve(
+        sync_settings(url(sslcert=client.cert_file, sslkey=client.key_file)), grace=1.0
+    ) as running:
+        await push_and_read_back(running.port, "client-cert-room")
+        assert_encrypted(await sync_connections(tls_server, tls_database))
+    # Without one, with one from another CA, or naming another user: refused at start, why.
+    for refused, reason in [
+        (url(), "connection requires a valid client certificate"),
+        (
+            url(sslcert=stranger.cert_file, sslkey=stranger.key_file),
+            f"does it trust the client certificate sslcert={stranger.cert_file}?",
+        ),
+        (
+            url(sslcert=other_user.cert_file, sslkey=other_user.key_file),
+            f'certificate authentication failed for user "{CLIENT_CERT_USER}"',
+        ),
+    ]:
+        async with asyncio.timeout(START_DEADLINE):
+            with pytest.raises(Unavailable) as error:
+                async with serve(sync_settings(refused), grace=1.0):
+                    pass
+        assert str(error.value).startswith("cannot connect to PostgreSQL: ")
+        assert reason in str(error.value)
+
+
+async def test_migrate_runs_over_a_verified_connection(
+    tls_server: TlsPostgres, tls_database: str
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env["DATABASE_URL"] = tls_server.verified_url(tls_database)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "accord.sync", "migrate", env=env, stderr=asyncio.subprocess.PIPE
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), START_DEADLINE)
+    assert process.returncode == 0, stderr.decode()
+    conn = await asyncpg.connect(tls_server.verified_url(tls_database))
+    try:
+        versions = [r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")]
+    finally:
+        await conn.close()
+    assert versions == [version for version, _ in MIGRATIONS]

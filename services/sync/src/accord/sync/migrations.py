@@ -57,9 +57,16 @@ _TLS_FILES = ("sslrootcert", "sslcert", "sslkey")
 
 def connect_failure(url: str, error: BaseException) -> Unavailable:
     """Why PostgreSQL could not be reached, as one line: a TLS file the URL names that does
-    not exist is named (asyncpg's error says only "No such file or directory")."""
+    not exist is named (asyncpg's error says only "No such file or directory"), and so is
+    the client certificate when the server hung up while the connection was set up (as it
+    does in the TLS handshake with a certificate from a CA it does not trust)."""
+    query = dict(parse_qsl(urlsplit(url).query))
+    if isinstance(error, asyncpg.ConnectionDoesNotExistError) and query.get("sslcert"):
+        return Unavailable(
+            "cannot connect to PostgreSQL: the server closed the connection while it was "
+            f"set up: does it trust the client certificate sslcert={query['sslcert']}? ({error})"
+        )
     if isinstance(error, FileNotFoundError) and not error.filename:
-        query = dict(parse_qsl(urlsplit(url).query))
         missing = [
             f"{name}={query[name]}"
             for name in _TLS_FILES
