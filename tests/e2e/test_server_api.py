@@ -369,6 +369,7 @@ async def test_since_older_than_the_retained_log_is_gone(tmp_path: Path) -> None
             await api.call("POST", "/api/v1/rooms/todo-o/changes", BILLING, push_body(change))
         overtaken = await api.call("GET", "/api/v1/rooms/todo-o/records", BILLING, params=params)
         assert (overtaken.status, overtaken.body["code"]) == (410, "GONE")
+        assert "restart paging" in overtaken.body["message"]
 
 
 async def test_limits_size_batch_rate_and_origin(tmp_path: Path) -> None:

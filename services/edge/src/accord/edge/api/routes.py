@@ -40,7 +40,10 @@ MAX_SEQ = 2**63 - 1
 MAX_CURSOR = 256
 RESPONSE_BYTES = 4 * 1024 * 1024
 """A changes answer stops adding changes past this size (the caller pages on)."""
-GONE_RECORDS = "the log no longer holds what this page needs: restart paging (without after)"
+GONE_RECORDS = (
+    "this page can no longer be read at its listing's seq (compaction has passed it, or the "
+    "room's history is not the one it was read from): restart paging (without after)"
+)
 GONE_CHANGES = "since is older than the retained log: read the records instead"
 
 
