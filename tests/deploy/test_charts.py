@@ -427,6 +427,25 @@ def test_the_umbrella_gives_the_edge_the_redis_sync_uses(values: dict[str, Any],
     assert secret_value(objects, edge_ref) == url
 
 
+def test_one_global_redis_prefix_reaches_every_service_and_a_service_s_own_wins() -> None:
+    objects = render("accord", {"global": {"redisPrefix": "tenant-a"}})
+    found = deployments(objects)
+    assert {
+        name: configmap_env(objects, container(found[name])).get("REDIS_PREFIX")
+        for name in ("sync", "presence", "edge")
+    } == dict.fromkeys(("sync", "presence", "edge"), "tenant-a")
+    own = {"global": {"redisPrefix": "tenant-a"}, "edge": {"config": {"REDIS_PREFIX": "mine"}}}
+    objects = render("accord", own)
+    found = deployments(objects)
+    assert configmap_env(objects, container(found["edge"]))["REDIS_PREFIX"] == "mine"
+    assert configmap_env(objects, container(found["sync"]))["REDIS_PREFIX"] == "tenant-a"
+    # Without it, no service is given one (each takes its default, `accord`).
+    objects = render("accord")
+    found = deployments(objects)
+    for name in ("sync", "presence", "edge"):
+        assert "REDIS_PREFIX" not in configmap_env(objects, container(found[name]))
+
+
 def test_the_edge_chart_passes_redis_url_from_its_secret_or_the_existing_one() -> None:
     objects = render("accord-edge", {"secrets": {"REDIS_URL": REDIS_URL}})
     ref = env_of(container(deployments(objects)["edge"]))["REDIS_URL"]["valueFrom"]["secretKeyRef"]
@@ -667,6 +686,7 @@ def test_config_changes_roll_the_pods() -> None:
         ("accord-edge", {"secrets": {"REDIS_URL": "http://redis:6379"}}, "/secrets/REDIS_URL"),
         ("accord", {"edge": {"secrets": {"REDIS_URL": "redis.internal"}}}, "/secrets/REDIS_URL"),
         ("accord-edge", {"config": {"REDIS_PREFIX": "two words"}}, "REDIS_PREFIX"),
+        ("accord", {"global": {"redisPrefix": "two words"}}, "redisPrefix"),
         ("accord-edge", {"config": {"TLS_RELOAD_INTERVAL": 0}}, "TLS_RELOAD_INTERVAL"),
         # The Ingress's list form, given for the edge's own certificate.
         ("accord-edge", {"tls": [{"secretName": "edge-tls", "hosts": ["a"]}]}, "at '/tls'"),

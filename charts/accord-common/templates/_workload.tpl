@@ -151,6 +151,11 @@ spec:
 {{- end }}
 {{- end }}
 {{- end }}
+{{- /* The umbrella's global.redisPrefix, where the service's own config.REDIS_PREFIX is empty. */}}
+{{- $prefix := toString ((.Values.global).redisPrefix | default "") }}
+{{- if and (ne $prefix "") (eq (toString (.Values.config.REDIS_PREFIX | default "")) "") }}
+REDIS_PREFIX: {{ $prefix | quote }}
+{{- end }}
 {{- end -}}
 
 {{- define "accord.configmap" -}}
