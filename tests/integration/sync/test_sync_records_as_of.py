@@ -315,3 +315,38 @@ async def test_a_replica_that_did_not_see_the_compaction_keeps_the_base_too(
                 ("y-old", {"n": 0}),
                 ("z-old", {"n": 0}),
             ]
+
+
+async def _bases_of(url: str, room: str) -> list[str]:
+    sql = "SELECT key FROM record_bases WHERE room = {} ORDER BY key"
+    if url.startswith("sqlite"):
+        db = sqlite3.connect(url.removeprefix("sqlite:///"))
+        try:
+            return [str(r[0]) for r in db.execute(sql.format("?"), (room,))]
+        finally:
+            db.close()
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        return [str(r[0]) for r in await conn.fetch(sql.format("$1"), room)]
+    finally:
+        await conn.close()
+
+
+async def test_a_base_is_dropped_once_the_floor_passes_its_record_s_last_change(
+    sync_database_url: str, reopen: OpenStore
+) -> None:
+    async with reopen() as store:
+        engine = Engine(store, HybridClock(60_000_000), LIMITS, Retention(log_changes=10))
+        for client_seq in range(1, 25):  # "quiet" changes once more at 20, then stops
+            key = "quiet" if client_seq in (1, 20) else "hot"
+            request = push("r", set_change(client_seq, key, n=client_seq))
+            await engine.push(wire.push_batch(request, LIMITS))
+        # The floor is 14: both records changed after it, and existed at it.
+        assert await _bases_of(sync_database_url, "r") == ["hot", "quiet"]
+        for client_seq in range(25, 40):
+            request = push("r", set_change(client_seq, "hot", n=client_seq))
+            await engine.push(wire.push_batch(request, LIMITS))
+        # The floor (29) passed "quiet"'s last change: its row is its state at the floor.
+        assert await _bases_of(sync_database_url, "r") == ["hot"]

@@ -156,10 +156,15 @@ class _Transaction(LockedTransaction):
                 room,
                 *_columns(bases, 3),
             )
+        # A base goes stale once the floor passes its record's seq, in the compaction whose
+        # changes hold that seq: only those records are looked at.
         await conn.execute(
-            "DELETE FROM record_bases b USING records r WHERE b.room = $1 AND r.room = $1 "
-            "AND r.collection = b.collection AND r.key = b.key AND r.seq <= $2",
+            "DELETE FROM record_bases b USING changes c, records r WHERE b.room = $1 "
+            "AND c.room = $1 AND c.seq > $2 AND c.seq <= $3 AND r.room = $1 "
+            "AND r.collection = c.collection AND r.key = c.key AND r.seq <= $3 "
+            "AND b.collection = c.collection AND b.key = c.key",
             room,
+            floor,
             new_floor,
         )
 

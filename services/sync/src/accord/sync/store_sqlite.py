@@ -172,10 +172,14 @@ class _Transaction(LockedTransaction):
             "INSERT OR REPLACE INTO record_bases (room, collection, key, state) VALUES (?,?,?,?)",
             [(room, *base) for base in bases],
         )
+        # A base goes stale once the floor passes its record's seq, in the compaction whose
+        # changes hold that seq: only those records are looked at.
         await db.execute(
             "DELETE FROM record_bases WHERE room = ? AND (collection, key) IN (SELECT "
-            "collection, key FROM records WHERE room = ? AND seq <= ?)",
-            (room, room, new_floor),
+            "r.collection, r.key FROM changes c JOIN records r ON r.room = c.room "
+            "AND r.collection = c.collection AND r.key = c.key "
+            "WHERE c.room = ? AND c.seq > ? AND c.seq <= ? AND r.seq <= ?)",
+            (room, room, floor, new_floor, new_floor),
         )
 
     async def cursor_floor(self, room: str, extensions: Sequence[str]) -> int:
