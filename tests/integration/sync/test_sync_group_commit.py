@@ -17,8 +17,8 @@ from accord.sync.committer import Committer
 from accord.sync.engine import Engine, SnapshotPage
 from accord.sync.errors import BadRequest, SyncError, TooLarge
 from accord.sync.hlc import HybridClock
-from accord.sync.model import Limits, PushBatch, PushOutcome
-from accord.sync.store import Store
+from accord.sync.model import Limits, PushBatch, PushOutcome, Retention
+from accord.sync.store import RoomTransaction, Store
 
 from tests.integration.sync.sync_helpers import insert_change, push, set_change
 
@@ -232,3 +232,33 @@ async def test_room_memory_can_be_turned_off(store: Store) -> None:
         assert (await engine.push(batch(push("r", set_change(n, "a", x=n))))).results[0].seq == n
     assert metrics.READS_SKIPPED._value.get() == skipped
     assert await values(engine, "r") == {"a": {"x": 3}}
+
+
+async def test_the_committer_answers_a_group_before_it_compacts_the_room(store: Store) -> None:
+    engine = Engine(store, HybridClock(60_000_000), LIMITS, Retention(log_changes=2))
+    committer = Committer(engine, MemoryBus())
+    for n in range(1, 4):
+        await committer.push(batch(push("r", set_change(n, "a", n=n))))
+    started, release = asyncio.Event(), asyncio.Event()
+    compact = engine._compact
+
+    async def slow_compact(tx: RoomTransaction, room: str, before: int, head: int) -> None:
+        if head == 4:  # the compaction push 4 owes (push 3's may still be running)
+            started.set()
+            await release.wait()
+        await compact(tx, room, before, head)
+
+    engine._compact = slow_compact  # type: ignore[method-assign]
+    answered = await asyncio.wait_for(committer.push(batch(push("r", set_change(4, "a")))), 5)
+    assert answered.results[0].seq == 4
+    # Answered, and the compaction it owes runs now.
+    await asyncio.wait_for(started.wait(), 5)
+    release.set()
+    await asyncio.wait_for(committer.push(batch(push("r", set_change(5, "a", n=5)))), 5)
+    # Push 5's compaction (floor 3) follows its answer too: the log keeps 4 and 5.
+    for _ in range(250):
+        logged = [c.seq for c in await engine.changes("r", 0, 5, 100)]
+        if logged == [4, 5]:
+            break
+        await asyncio.sleep(0.02)
+    assert logged == [4, 5]

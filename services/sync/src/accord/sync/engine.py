@@ -83,6 +83,8 @@ class Engine(Reads):
         self._retention = retention or Retention()
         self._locked_until = 0.0
         """After a contended optimistic group, groups run locked until then."""
+        self._compactions: dict[str, tuple[int, int]] = {}
+        """Rooms owed a compaction (``compact_owed``): the head before and after."""
         self._memory = _RoomMemory(memory_bytes)
         self._remember = memory_bytes > 0
         """False when turned off, or once the store has shown it cannot take rooms from
@@ -102,7 +104,9 @@ class Engine(Reads):
             raise outcome
         return outcome
 
-    async def push_group(self, batches: Sequence[PushBatch]) -> list[PushOutcome | Exception]:
+    async def push_group(
+        self, batches: Sequence[PushBatch], *, compact: bool = True
+    ) -> list[PushOutcome | Exception]:
         """Merge ``batches`` (to any rooms) in order and commit them in one transaction.
 
         Each batch is judged on its own, exactly as if it had been pushed alone
@@ -112,7 +116,16 @@ class Engine(Reads):
         group. Should the database refuse the group's statements for any other
         reason (input validation missed), the batches are committed one at a time,
         so only the batch at fault gets that error.
+
+        Compactions the group owes (``compact_owed``) run before it returns, unless
+        ``compact`` is false: the committer answers the pushes first.
         """
+        outcomes = await self._grouped(batches)
+        if compact:
+            await self.compact_owed()
+        return outcomes
+
+    async def _grouped(self, batches: Sequence[PushBatch]) -> list[PushOutcome | Exception]:
         try:
             return list(await self._push_group(batches))
         except SyncError:
@@ -243,8 +256,8 @@ class Engine(Reads):
                     if known is not None:
                         raise _Stale from None
                     raise
-                for write in writes:
-                    await self._compact(tx, write.room, heads[write.room], groups[write.room].head)
+        for write in writes:
+            self._owe_compaction(write.room, heads[write.room], groups[write.room].head)
         if self._remember:
             self._memory.remember(groups, heads)
         if self._webhooks is not None and any(w.outbox for w in writes):
@@ -348,6 +361,28 @@ class Engine(Reads):
             ((batch.user_id, batch.client_id, c.client_seq), c.seq) for c in run.committed
         )
         return run.committed
+
+    def _owe_compaction(self, room: str, before: int, head: int) -> None:
+        """A committed group took ``room``'s head from ``before`` to ``head``: owed a
+        compaction when that crossed a multiple of ``retention.every``."""
+        every = self._retention.every
+        if before // every == head // every:
+            return
+        earlier = self._compactions.get(room)
+        self._compactions[room] = (earlier[0] if earlier else before, head)
+
+    async def compact_owed(self) -> None:
+        """Run the compactions committed groups owe, each in a locked transaction of its own
+        (a room's compaction folds its record bases: tens of milliseconds in a busy room, so
+        the committer runs this after answering the group). A failed one is logged; the next
+        group that crosses a multiple compacts the room again."""
+        while self._compactions:
+            room, (before, head) = self._compactions.popitem()
+            try:
+                async with self._store.transaction([room]) as tx:
+                    await self._compact(tx, room, before, head)
+            except Exception as error:
+                log.warning("compaction of room %s failed: %s", room, error)
 
     async def _compact(self, tx: RoomTransaction, room: str, before: int, head: int) -> None:
         """Every ``retention.every`` seqs: cut the log to its tail, prune old conflicts."""

@@ -234,14 +234,6 @@ class _CheckedTransaction(_Transaction):
         for room, head in heads:
             self._heads[room] = head
 
-    async def compact(self, room: str, floor: int, keep_conflicts: int) -> None:
-        # The group is committed already: a failed compaction is retried by a later one.
-        try:
-            async with self._conn.transaction():
-                await super().compact(room, floor, keep_conflicts)
-        except (*_LOST, asyncpg.PostgresError) as error:
-            log.warning("compaction of room %s failed: %s", room, error)
-
 
 def _open(conn: asyncpg.Connection) -> bool:
     """Whether a connection taken from the pool is still open (and still taken)."""
