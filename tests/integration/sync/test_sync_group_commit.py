@@ -242,11 +242,11 @@ async def test_the_committer_answers_a_group_before_it_compacts_the_room(store: 
     started, release = asyncio.Event(), asyncio.Event()
     compact = engine._compact
 
-    async def slow_compact(tx: RoomTransaction, room: str, before: int, head: int) -> None:
+    async def slow_compact(tx: RoomTransaction, room: str, head: int) -> None:
         if head == 4:  # the compaction push 4 owes (push 3's may still be running)
             started.set()
             await release.wait()
-        await compact(tx, room, before, head)
+        await compact(tx, room, head)
 
     engine._compact = slow_compact  # type: ignore[method-assign]
     answered = await asyncio.wait_for(committer.push(batch(push("r", set_change(4, "a")))), 5)

@@ -83,8 +83,8 @@ class Engine(Reads):
         self._retention = retention or Retention()
         self._locked_until = 0.0
         """After a contended optimistic group, groups run locked until then."""
-        self._compactions: dict[str, tuple[int, int]] = {}
-        """Rooms owed a compaction (``compact_owed``): the head before and after."""
+        self._compactions: dict[str, int] = {}
+        """Rooms owed a compaction (``compact_owed``), by the head the last one reached."""
         self._memory = _RoomMemory(memory_bytes)
         self._remember = memory_bytes > 0
         """False when turned off, or once the store has shown it cannot take rooms from
@@ -366,10 +366,8 @@ class Engine(Reads):
         """A committed group took ``room``'s head from ``before`` to ``head``: owed a
         compaction when that crossed a multiple of ``retention.every``."""
         every = self._retention.every
-        if before // every == head // every:
-            return
-        earlier = self._compactions.get(room)
-        self._compactions[room] = (earlier[0] if earlier else before, head)
+        if before // every != head // every:
+            self._compactions[room] = head
 
     async def compact_owed(self) -> None:
         """Run the compactions committed groups owe, each in a locked transaction of its own
@@ -377,18 +375,15 @@ class Engine(Reads):
         the committer runs this after answering the group). A failed one is logged; the next
         group that crosses a multiple compacts the room again."""
         while self._compactions:
-            room, (before, head) = self._compactions.popitem()
+            room, head = self._compactions.popitem()
             try:
                 async with self._store.transaction([room]) as tx:
-                    await self._compact(tx, room, before, head)
+                    await self._compact(tx, room, head)
             except Exception as error:
                 log.warning("compaction of room %s failed: %s", room, error)
 
-    async def _compact(self, tx: RoomTransaction, room: str, before: int, head: int) -> None:
-        """Every ``retention.every`` seqs: cut the log to its tail, prune old conflicts."""
-        every = self._retention.every
-        if before // every == head // every:
-            return
+    async def _compact(self, tx: RoomTransaction, room: str, head: int) -> None:
+        """Cut the log to its tail behind ``head``, prune old conflicts."""
         keep = self._retention.log_changes
         floor = head - keep if keep else 0
         if self._holds is not None and floor > 0:
