@@ -90,25 +90,41 @@ async def read_all(
 
 
 @pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize(
+    ("retention", "before", "between", "limits"),
+    [
+        # The whole log kept: every record changed meanwhile is rebuilt from its history.
+        (0, 60, 7, [1, 2, 5]),
+        # The log keeps 60 changes (compaction every 6): the listing starts with the floor
+        # near 90 and ends with it still below the listing's seq, so every record changed
+        # meanwhile is rebuilt from its base at the floor (captured by a push or folded by
+        # a compaction).
+        (60, 150, 3, [1, 2]),
+    ],
+    ids=["whole-log", "compacted"],
+)
 async def test_pages_read_while_writes_go_on_equal_the_snapshot_at_their_seq(
-    store: Store, seed: int
+    store: Store, seed: int, retention: int, before: int, between: int, limits: list[int]
 ) -> None:
-    engine = Engine(store, HybridClock(60_000_000), LIMITS, Retention(log_changes=0))
-    rng = random.Random(seed)
-    room = f"r-{seed}"
-    next_seq = await write(engine, rng, room, 1, 60)
+    engine = Engine(store, HybridClock(60_000_000), LIMITS, Retention(log_changes=retention))
+    # Seeds 100-103 in the compacted case: each listing there meets a folded base.
+    rng = random.Random(seed + (100 if retention else 0))
+    room = f"r-{retention}-{seed}"
+    next_seq = await write(engine, rng, room, 1, before)
     head, expected = await snapshot(engine, room)
 
     async def more_writes() -> None:
         nonlocal next_seq
-        next_seq = await write(engine, rng, room, next_seq, 7)
+        next_seq = await write(engine, rng, room, next_seq, between)
 
-    seq, paged = await read_all(engine, room, 0, rng.choice([1, 2, 5]), more_writes)
+    seq, paged = await read_all(engine, room, 0, rng.choice(limits), more_writes)
     assert seq == head
     assert paged == expected
-    # The state now, rebuilt from the log, is what the records table holds.
+    # The state now, rebuilt from the log (and bases), is what the records table holds.
     now_head, now = await snapshot(engine, room)
     assert now_head > head
+    if retention:
+        assert now_head - retention > 90  # compacted on the way
     assert (await read_all(engine, room, now_head, 1000))[1] == now
 
 
@@ -140,31 +156,6 @@ async def test_a_record_created_after_the_seq_is_left_out_and_a_deleted_one_kept
     assert not page.more
     only = await engine.records_page("r", 0, "todos", ("todos", "a"), 1)
     assert (only.seq, [r.key for r in only.records], only.more) == (4, ["b"], True)
-
-
-@pytest.mark.parametrize("seed", range(4))
-async def test_pages_of_a_compacted_room_read_while_writes_go_on_equal_its_snapshot(
-    store: Store, seed: int
-) -> None:
-    # The log keeps 60 changes (compaction every 6): the listing starts with the floor near
-    # 90 and ends with it below the listing's seq, so every record changed meanwhile is
-    # rebuilt from its base at the floor (captured by a push or folded by a compaction).
-    engine = Engine(store, HybridClock(60_000_000), LIMITS, Retention(log_changes=60))
-    rng = random.Random(100 + seed)
-    room = f"c-{seed}"
-    next_seq = await write(engine, rng, room, 1, 150)
-    head, expected = await snapshot(engine, room)
-
-    async def more_writes() -> None:
-        nonlocal next_seq
-        next_seq = await write(engine, rng, room, next_seq, 3)
-
-    seq, paged = await read_all(engine, room, 0, rng.choice([1, 2]), more_writes)
-    assert seq == head
-    assert paged == expected
-    now_head, now = await snapshot(engine, room)
-    assert now_head - 60 > 90  # compacted on the way
-    assert (await read_all(engine, room, now_head, 1000))[1] == now
 
 
 async def test_a_record_untouched_since_before_the_floor_reads_as_of_a_listing(
