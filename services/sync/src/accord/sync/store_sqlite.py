@@ -294,13 +294,15 @@ class SqliteStore:
             with _unavailable():
                 await self._reader.execute("BEGIN")
                 try:
-                    head, floor, _ = await _room_row(self._reader, room)
                     async with self._reader.execute(
-                        "SELECT bases FROM rooms WHERE room = ?", (room,)
+                        "SELECT head, floor, bases FROM rooms WHERE room = ?", (room,)
                     ) as cursor:
                         row = await cursor.fetchone()
-                    bases = row is None or bool(row[0])
-                    yield SqliteReader(self._reader, room, head, floor, bases)
+                    if row is None:
+                        yield SqliteReader(self._reader, room, 0, 0, True)
+                    else:
+                        head, floor, bases = int(row[0]), int(row[1]), bool(row[2])
+                        yield SqliteReader(self._reader, room, head, floor, bases)
                 finally:
                     await self._reader.execute("COMMIT")
 
