@@ -193,7 +193,7 @@ class RedisStore(_Base):
                     yield store
             finally:
                 with contextlib.suppress(RedisError, OSError):
-                    await store._pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await store._pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]  # typed from redis 8.2
         finally:
             await client.aclose()
 

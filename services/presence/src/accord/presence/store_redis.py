@@ -105,7 +105,7 @@ class _Channels:
             await asyncio.gather(self._reader, return_exceptions=True)
         try:
             async with asyncio.timeout(COMMAND_TIMEOUT):
-                await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+                await self._pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]  # typed from redis 8.2
         except TimeoutError:
             log.warning("presence pub/sub connection did not close in time")
 

@@ -451,7 +451,7 @@ class RedisBus:
         await stop(self._announcing)
         await stop(self._reader)
         with suppress(RedisError, OSError):
-            await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+            await self._pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]  # typed from redis 8.2
 
 
 def _count(answer: object) -> int:
