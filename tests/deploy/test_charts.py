@@ -29,7 +29,28 @@ from tests.support.wsclient import SECRET, make_token
 SERVICE_CHARTS = ("accord-sync", "accord-presence", "accord-edge")
 ALL_CHARTS = (*SERVICE_CHARTS, "accord")
 KUBERNETES_VERSIONS = ("1.29.0", "1.37.0")
-CUSTOM_KINDS = {"ServiceMonitor", "PrometheusRule"}
+# Kinds from operators' CRDs, which kubernetes-validate does not know: their apiVersion.
+CUSTOM_KINDS = {
+    "ServiceMonitor": "monitoring.coreos.com/v1",
+    "PrometheusRule": "monitoring.coreos.com/v1",
+    "ServersTransport": "traefik.io/v1alpha1",
+}
+# The spec fields of Traefik's ServersTransport CRD (traefik.io/v1alpha1, Traefik v3).
+SERVERS_TRANSPORT_FIELDS = {
+    "serverName",
+    "insecureSkipVerify",
+    "rootCAs",
+    "rootCAsSecrets",
+    "certificatesSecrets",
+    "maxIdleConnsPerHost",
+    "forwardingTimeouts",
+    "disableHTTP2",
+    "peerCertURI",
+    "spiffe",
+    "cipherSuites",
+    "minVersion",
+    "maxVersion",
+}
 DATABASE_URL = "postgresql://accord:pw@db.example:5432/accord"
 REDIS_URL = "redis://:pw@redis.example:6379/0"
 
@@ -159,6 +180,16 @@ VALUE_SETS: list[tuple[str, str, dict[str, Any]]] = [
             "ingress": {"enabled": True, "className": "nginx"},
         },
     ),
+    (
+        "accord-edge",
+        "tls-traefik",
+        {
+            "tls": EDGE_TLS,
+            "secrets": {"JWT_SECRET": SECRET},
+            "ingress": {"enabled": True, "className": "traefik"},
+            "traefik": {"serversTransport": {"enabled": True}},
+        },
+    ),
     ("accord-edge", "existing-secret", {"existingSecret": "edge-prod"}),
     (
         "accord",
@@ -207,8 +238,10 @@ def test_every_manifest_is_valid_kubernetes(
     assert objects
     for obj in objects:
         if obj["kind"] in CUSTOM_KINDS:
-            assert obj["apiVersion"] == "monitoring.coreos.com/v1"
+            assert obj["apiVersion"] == CUSTOM_KINDS[obj["kind"]]
             assert obj["metadata"]["name"] and obj["spec"]
+            if obj["kind"] == "ServersTransport":
+                assert set(obj["spec"]) <= SERVERS_TRANSPORT_FIELDS, obj["spec"]
             continue
         for version in KUBERNETES_VERSIONS:
             try:
@@ -698,6 +731,26 @@ def test_config_changes_roll_the_pods() -> None:
             {"tls": EDGE_TLS, "extraEnv": [{"name": "TLS_KEY_FILE", "value": "/x/tls.key"}]},
             "extraEnv sets TLS_KEY_FILE, which tls.secretName sets",
         ),
+        (
+            "accord-edge",
+            {"traefik": {"serversTransport": {"enabled": True}}},
+            "traefik.serversTransport.enabled needs tls.secretName",
+        ),
+        (
+            "accord",
+            {"edge": {"traefik": {"serversTransport": {"enabled": True}}}},
+            "traefik.serversTransport.enabled needs tls.secretName",
+        ),
+        (
+            "accord-edge",
+            {"tls": EDGE_TLS, "traefik": {"serversTransport": {"enabled": "yes"}}},
+            "/traefik/serversTransport/enabled",
+        ),
+        (
+            "accord-edge",
+            {"tls": EDGE_TLS, "traefik": {"serversTransport": {"caSecretName": "Edge CA"}}},
+            "/traefik/serversTransport/caSecretName",
+        ),
     ],
 )
 def test_bad_values_are_refused(chart: str, values: dict[str, Any], message: str) -> None:
@@ -745,6 +798,82 @@ def test_a_traefik_ingress_needs_no_annotations() -> None:
     ingress = one(render("accord", values), "Ingress", "rel-edge")
     assert not [k for k in ingress["metadata"].get("annotations", {}) if k.startswith(NGINX)]
     assert ingress["spec"]["ingressClassName"] == "traefik"
+
+
+TRAEFIK = "traefik.ingress.kubernetes.io/"
+
+
+def test_a_traefik_servers_transport_trusts_the_tls_edge_and_its_service_names_it() -> None:
+    values = dict(VALUE_SETS[IDS.index("accord-edge-tls-traefik")][2])
+    objects = render("accord-edge", values)
+    transport = one(objects, "ServersTransport", "rel-edge")
+    assert transport["apiVersion"] == "traefik.io/v1alpha1"
+    # By default: the Service's in-cluster name, checked against the edge's own Secret's ca.crt.
+    assert transport["spec"] == {
+        "serverName": "rel-edge.accord.svc",
+        "rootCAs": [{"secret": "rel-edge-tls"}],
+    }
+    service = one(objects, "Service", "rel-edge")
+    assert transport["metadata"]["labels"] == service["metadata"]["labels"]
+    assert service["metadata"]["annotations"] == {
+        f"{TRAEFIK}service.serversscheme": "https",
+        f"{TRAEFIK}service.serverstransport": "accord-rel-edge@kubernetescrd",
+    }
+    (port,) = service["spec"]["ports"]
+    assert port["appProtocol"] == "https"
+    # The Ingress itself needs nothing more.
+    assert "annotations" not in one(objects, "Ingress", "rel-edge")["metadata"]
+    # Through the umbrella, with a CA Secret of its own and the clients' host name.
+    transport_values = {
+        "enabled": True,
+        "caSecretName": "{{ .Release.Name }}-edge-ca",
+        "serverName": "accord.example.com",
+    }
+    edge = {"tls": EDGE_TLS, "traefik": {"serversTransport": transport_values}}
+    objects = render("accord", {"edge": edge}, release="prod")
+    assert one(objects, "ServersTransport", "prod-edge")["spec"] == {
+        "serverName": "accord.example.com",
+        "rootCAs": [{"secret": "prod-edge-ca"}],
+    }
+    annotations = one(objects, "Service", "prod-edge")["metadata"]["annotations"]
+    assert annotations[f"{TRAEFIK}service.serverstransport"] == "accord-prod-edge@kubernetescrd"
+    # Only the edge's Service is annotated.
+    for name in ("prod-sync", "prod-presence"):
+        assert "annotations" not in one(objects, "Service", name)["metadata"]
+
+
+def test_service_annotations_given_by_the_user_win_over_the_traefik_ones() -> None:
+    values = dict(VALUE_SETS[IDS.index("accord-edge-tls-traefik")][2])
+    mine = {
+        f"{TRAEFIK}service.serverstransport": "accord-mine@kubernetescrd",
+        "example.com/owner": "team-a",
+    }
+    values["service"] = {"annotations": mine}
+    objects = render("accord-edge", values)
+    assert one(objects, "Service", "rel-edge")["metadata"]["annotations"] == {
+        f"{TRAEFIK}service.serversscheme": "https",
+        **mine,
+    }
+    # The chart's transport is still rendered (the user's names another one).
+    one(objects, "ServersTransport", "rel-edge")
+
+
+def test_the_traefik_servers_transport_is_off_by_default() -> None:
+    for chart, values in (
+        ("accord-edge", {}),
+        ("accord-edge", dict(VALUE_SETS[IDS.index("accord-edge-tls")][2])),
+        ("accord", dict(VALUE_SETS[IDS.index("accord-edge-ingress-traefik")][2])),
+        ("accord", dict(VALUE_SETS[IDS.index("accord-edge-own-tls")][2])),
+    ):
+        objects = render(chart, values)
+        assert not kinds(objects, "ServersTransport"), (chart, values)
+        for service in kinds(objects, "Service"):
+            annotations = service["metadata"].get("annotations", {})
+            assert not [k for k in annotations if k.startswith(TRAEFIK)], (chart, values)
+    # service.annotations alone pass through as before.
+    given = {"example.com/owner": "team-a"}
+    service = one(render("accord-edge", {"service": {"annotations": given}}), "Service", "rel-edge")
+    assert service["metadata"]["annotations"] == given
 
 
 def helm_test_pod(values: dict[str, Any]) -> Manifest:
