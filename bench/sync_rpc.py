@@ -1,7 +1,7 @@
 """The sync service alone, through gRPC: CPU per commit group and per push.
 
     python -m bench.sync_rpc [--groups 1,10,100] [--calls 300] [--no-redis] [--no-subscriber]
-                             [--unary] [--keys 50] [--inline]
+                             [--unary] [--keys 50] [--inline] [--socket]
 
 Starts ``python -m accord.sync`` on PostgreSQL (a fresh ``accord_bench``
 database) and Redis, pinned to core 0, and from core 1 sends ``PushMany``
@@ -15,7 +15,9 @@ not included). It also prints this process's own CPU per call (the client's side
 every gRPC event, the Subscribe reads included) and the Subscribe messages and
 answered batches per call. ``--inline``: the Subscribe stream names itself and the
 pushes name it (``PushManyRequest.subscriber``, as the edge sends them), so the
-batches come in the answers and the stream writes none.
+batches come in the answers and the stream writes none. ``--socket``: the requests go
+to sync's push socket (``SYNC_PUSH_SOCKET``, a same-host edge's transport) instead of the
+``PushStream``; the Subscribe stream stays on gRPC.
 """
 
 from __future__ import annotations
@@ -24,14 +26,17 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator
 
 import grpc
 from accord.api.sync.v1 import sync_pb2 as pb
 from accord.api.sync.v1 import sync_pb2_grpc as rpc
+from accord.common.push_socket import frame, read_frame
 
 from bench.systems import (
     PG_URL,
@@ -98,6 +103,7 @@ async def measure(
     unary: bool,
     keys: int = 50,
     inline: bool = False,
+    socket: str | None = None,
 ) -> list[tuple[int, float, float, float, float, float, float]]:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         await asyncio.wait_for(channel.channel_ready(), 30)
@@ -130,11 +136,18 @@ async def measure(
             await asyncio.sleep(1.0)
         pushes = Pushes(keys)
         pushing = stub.PushStream()
+        if socket is not None:
+            socket_reader, socket_writer = await asyncio.open_unix_connection(socket)
 
         async def send(request: pb.PushManyRequest) -> None:
             nonlocal delivered, answered
             request.subscriber = name
-            if unary:
+            if socket is not None:
+                socket_writer.write(frame(request.SerializeToString()))
+                data = await read_frame(socket_reader)
+                assert data is not None, "sync closed the push socket"
+                response = pb.PushManyResponse.FromString(data)
+            elif unary:
                 response = await stub.PushMany(request, timeout=30)
             else:
                 await pushing.write(request)
@@ -183,6 +196,9 @@ def main() -> None:
     ap.add_argument("--no-subscriber", action="store_true", help="no Subscribe stream")
     ap.add_argument("--unary", action="store_true", help="PushMany calls, not a PushStream")
     ap.add_argument(
+        "--socket", action="store_true", help="requests on sync's push socket, not a PushStream"
+    )
+    ap.add_argument(
         "--inline",
         action="store_true",
         help="pushes name the Subscribe stream: batches in the answers, none on the stream",
@@ -209,6 +225,10 @@ def main() -> None:
     )
     if not args.no_redis:
         env.update(REDIS_URL=REDIS_URL, REDIS_PREFIX=f"bench-rpc-{os.getpid()}")
+    socket_dir = tempfile.mkdtemp(prefix="accord-bench-") if args.socket else None
+    socket = os.path.join(socket_dir, "push.sock") if socket_dir else None
+    if socket is not None:
+        env.update(SYNC_PUSH_SOCKET=socket)
     server = subprocess.Popen([str(VENV_BIN / "python"), "-m", "accord.sync"], env=env)
     try:
         cores = os.sched_getaffinity(0)
@@ -225,16 +245,21 @@ def main() -> None:
                 args.unary,
                 max(1, args.keys),
                 args.inline,
+                socket,
             )
         )
     finally:
         server.terminate()
         server.wait(30)
+        if socket_dir is not None:
+            shutil.rmtree(socket_dir, ignore_errors=True)
     bus = "in-process bus" if args.no_redis else "Redis bus"
     subscribed = "no subscriber" if args.no_subscriber else "one batched Subscribe stream"
     if args.inline and not args.no_subscriber:
         subscribed += " named by the pushes (inline batches)"
     how = "PushMany calls" if args.unary else "PushStream requests"
+    if args.socket:
+        how = "requests on the push socket"
     print(
         f"sync CPU through gRPC ({how}, {bus}, {subscribed}, {args.keys} records per room, "
         f"{args.calls} per row)"

@@ -92,10 +92,35 @@ async def after_restart(process: DevProcess) -> None:
         }
 
 
+async def pushes_over_the_socket(process: DevProcess) -> float:
+    """sync's ``accord_sync_push_socket_requests_total``, from its metrics port."""
+    url = f"http://{process.env['SYNC_METRICS_ADDR']}/metrics"
+    async with aiohttp.ClientSession() as http, http.get(url) as response:
+        text = await response.text()
+    (line,) = [
+        x for x in text.splitlines() if x.startswith("accord_sync_push_socket_requests_total ")
+    ]
+    return float(line.split()[-1])
+
+
+def socket_of(process: DevProcess) -> Path:
+    """The push socket sync said it listens on."""
+    marker = "sync push socket: "
+    (line,) = {x for x in process.log().splitlines() if marker in x}
+    return Path(line.split(marker, 1)[1].strip())
+
+
 async def test_dev_embedded_end_to_end(dev: Callable[..., DevProcess]) -> None:
     process = await started(dev())
     await scenario(process)
+    # The edge pushed to sync over the push socket, in a directory of accord dev's own.
+    assert await pushes_over_the_socket(process) >= 4
+    path = socket_of(process)
+    assert (
+        path.parent.name.startswith("accord-dev-") and oct(path.parent.stat().st_mode)[-3:] == "700"
+    )
     assert process.stop() == 0
+    assert not path.parent.exists(), "accord dev left its socket directory behind"
     restarted = await started(DevProcess(process.env, process.log_path))
     try:
         await after_restart(restarted)
@@ -109,9 +134,16 @@ async def test_dev_on_postgres_and_redis_end_to_end(
     dev: Callable[..., DevProcess], database_url: str, redis_url: str, redis_prefix: str
 ) -> None:
     process = await started(
-        dev(DATABASE_URL=database_url, REDIS_URL=redis_url, REDIS_PREFIX=redis_prefix)
+        dev(
+            DATABASE_URL=database_url,
+            REDIS_URL=redis_url,
+            REDIS_PREFIX=redis_prefix,
+            SYNC_PUSH_SOCKET="",  # set empty: the pushes go over gRPC
+        )
     )
     await scenario(process)
+    assert await pushes_over_the_socket(process) == 0
+    assert "sync push socket" not in process.log()
     assert process.stop() == 0
     restarted = await started(DevProcess(process.env, process.log_path))
     try:

@@ -109,6 +109,9 @@ def test_database_urls(url: str, target: object) -> None:
         ("ROOM_MEMORY_BYTES", str(2**37), "ROOM_MEMORY_BYTES"),
         ("RECHECK_INTERVAL", "often", "RECHECK_INTERVAL"),
         ("RECHECK_INTERVAL", "-5", "RECHECK_INTERVAL"),
+        ("SYNC_PUSH_SOCKET", "run/push.sock", "SYNC_PUSH_SOCKET"),
+        ("SYNC_PUSH_SOCKET", "/run/accord/", "SYNC_PUSH_SOCKET"),
+        ("SYNC_PUSH_SOCKET", "/" + "s" * 107, "SYNC_PUSH_SOCKET"),
     ],
 )
 def test_bad_values_name_the_variable_in_one_line(name: str, value: str, mentions: str) -> None:

@@ -8,13 +8,17 @@ naming the setting to change, exit code 2. Ctrl-C or SIGTERM stops the edge firs
 a second Ctrl-C kills them. If a child dies later, the rest are stopped and
 ``accord dev`` exits non-zero, naming the child. On loopback, without TLS files or
 service tokens, gRPC between the three is allowed plaintext and unauthenticated (and
-said so); bound elsewhere, the services' own refusal stands.
+said so); bound elsewhere, the services' own refusal stands. The edge sends its
+pushes to sync over a Unix socket in a private temporary directory
+(``SYNC_PUSH_SOCKET``, docs/operations.md) unless that is set; set empty, over gRPC.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -38,6 +42,9 @@ from accord.common.grpc_security import (
 )
 from accord.common.grpc_tls import CA, CERT, KEY, channel_credentials
 from accord.common.grpc_tokens import SETTING as TOKENS_FILE
+from accord.common.push_socket import MAX_PATH_BYTES
+
+PUSH_SOCKET = "SYNC_PUSH_SOCKET"
 
 SERVICES = ("sync", "presence", "edge")
 START_TIMEOUT = 60.0
@@ -170,10 +177,33 @@ def _grpc_target(env: Mapping[str, str], setting: str, default: str) -> str:
     return config.format_addr(_local(host), port)
 
 
+@contextmanager
+def _push_socket(env: Mapping[str, str]) -> Iterator[dict[str, str]]:
+    """``env``, with ``SYNC_PUSH_SOCKET`` in a private directory of its own unless set
+    (set empty: pushes go over gRPC); the directory is removed afterwards."""
+    if PUSH_SOCKET in env:
+        yield dict(env)
+        return
+    directory = tempfile.mkdtemp(prefix="accord-dev-")  # mode 0700: ours alone
+    path = os.path.join(directory, "push.sock")
+    try:
+        if len(path.encode()) > MAX_PATH_BYTES:  # a long TMPDIR: gRPC, as before
+            yield dict(env)
+        else:
+            yield {**env, PUSH_SOCKET: path}
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def run(env: Mapping[str, str] | None = None) -> int:
     source = os.environ if env is None else env
     for warning in settings_warnings(source):
         _say(f"warning: {warning}")
+    with _push_socket(source) as chosen:
+        return _run(chosen)
+
+
+def _run(source: Mapping[str, str]) -> int:
     notes: list[str] = []
     try:
         envs = child_environments(source, notes)

@@ -93,7 +93,8 @@ async def serve(settings: Settings) -> AsyncIterator[Running]:
         stack.push_async_callback(sync_channel.close)
         presence_channel = grpcutil.create_channel(settings.presence_target, settings.grpc)
         stack.push_async_callback(presence_channel.close)
-        sync = SyncClient(sync_channel, settings.rpc_timeout)
+        sync = SyncClient(sync_channel, settings.rpc_timeout, settings.push_socket)
+        stack.callback(sync.close)
         presence = PresenceClient(presence_channel, settings.rpc_timeout, settings.edge_id)
         hub = await stack.enter_async_context(Hub(sync, settings.rpc_timeout))
         sync.inline = hub  # pushes name the hub's Subscribe call: batches in their answers

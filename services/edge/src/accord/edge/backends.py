@@ -18,6 +18,7 @@ from accord.common.rules import RETRY_AFTER_KEY
 from accord.common.tasks import spawn
 from accord.edge import metrics
 from accord.edge.protocol import ProtocolError
+from accord.edge.push_socket import SocketPushes
 
 # gRPC status -> client protocol code, when the server gave no reason.
 _CODES = {
@@ -246,14 +247,19 @@ class InlineBatches(Protocol):
 
 
 class SyncClient:
-    def __init__(self, channel: grpc.aio.Channel, timeout: float) -> None:
+    def __init__(
+        self, channel: grpc.aio.Channel, timeout: float, push_socket: str | None = None
+    ) -> None:
         self.channel = channel
         self.stub = sync_pb2_grpc.SyncStub(channel)  # type: ignore[no-untyped-call]
         self.timeout = timeout
         self.inline: InlineBatches | None = None
         """Set: pushes name its Subscribe call, and sync may answer them with the batches
         that stream would have sent (``PushManyResponse.batches``)."""
-        self._stream = PushStream(self.stub, timeout)
+        stream = PushStream(self.stub, timeout)
+        self._stream: PushStream | SocketPushes = (
+            stream if push_socket is None else SocketPushes(push_socket, stream, timeout)
+        )
         self._pushes: Batcher[spb.PushRequest, spb.PushResponse] = Batcher(
             "PushStream", self._push_many
         )
@@ -284,6 +290,11 @@ class SyncClient:
             else reason_error(result.error.reason, result.error.message, push.room)
             for push, result in zip(pushes, response.results, strict=False)
         ]
+
+    def close(self) -> None:
+        """Close the push socket's connection, if any (the channel is closed apart)."""
+        if isinstance(self._stream, SocketPushes):
+            self._stream.close()
 
     async def push(self, request: spb.PushRequest) -> spb.PushResponse:
         """Push through the batcher; raises ``ProtocolError``."""

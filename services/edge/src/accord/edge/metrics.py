@@ -34,6 +34,11 @@ GRPC_CLIENT = Histogram(
     ["method"],
     buckets=CALL_SECONDS,
 )
+PUSH_SOCKET_FALLBACKS = Counter(
+    "accord_edge_push_socket_fallbacks_total",
+    "Push exchanges sent on the gRPC stream because sync's push socket (SYNC_PUSH_SOCKET) "
+    "could not be reached",
+)
 BATCHED_ITEMS = Histogram(
     "accord_edge_batched_call_items",
     "Client pushes or presence updates carried by one PushMany or UpdateMany call, by method",

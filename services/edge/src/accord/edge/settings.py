@@ -11,6 +11,7 @@ from accord.common import config, rules
 from accord.common.audit import AuditSettings
 from accord.common.config import ConfigError, Env
 from accord.common.grpc_security import ClientSecurity
+from accord.common.push_socket import socket_path
 from accord.edge.api.settings import ApiSettings
 from accord.edge.auth import IdentitySettings
 from accord.edge.tls import TlsSettings
@@ -24,6 +25,8 @@ class Settings:
     ws_addr: tuple[str, int] = ("0.0.0.0", 8080)  # noqa: S104 - a gateway in a container listens on all interfaces
     sync_target: str = "127.0.0.1:50051"
     presence_target: str = "127.0.0.1:50052"
+    push_socket: str | None = None
+    """``SYNC_PUSH_SOCKET``: sync's same-host push socket (None: pushes go over gRPC)."""
     grpc: ClientSecurity = field(default_factory=ClientSecurity)
     """TLS and the service token for calls to sync and presence (default: none, refused)."""
     identity: IdentitySettings = field(default_factory=IdentitySettings)
@@ -92,6 +95,7 @@ class Settings:
             ws_addr=(host, port),
             sync_target=_target(sync_host, sync_port, "SYNC_ADDR"),
             presence_target=_target(pres_host, pres_port, "PRESENCE_ADDR"),
+            push_socket=socket_path(env.get("SYNC_PUSH_SOCKET")),
             grpc=ClientSecurity.from_env(env),
             identity=identity,
             api=ApiSettings.from_env(env),

@@ -26,6 +26,7 @@ from accord.sync.hlc import HybridClock
 from accord.sync.metrics import GRPC_AUTH_REFUSED, GRPC_HANDLING, WEBHOOK_RELOADS
 from accord.sync.model import Limits, Retention
 from accord.sync.outbox import Outbox
+from accord.sync.push_socket import PushSocket
 from accord.sync.recheck import Rechecker
 from accord.sync.schemas import SchemaWatcher
 from accord.sync.servicer import SyncServicer
@@ -163,6 +164,11 @@ async def serve(settings: Settings, *, grace: float = SHUTDOWN_GRACE) -> AsyncIt
             grace=grace,
             before_stop=servicer.close_streams,
         )
+        if settings.push_socket is not None:
+            pushes = PushSocket(settings.push_socket, servicer.push_many)
+            await pushes.start()
+            stack.push_async_callback(pushes.stop, grace)  # before gRPC's stop
+            log.info("sync push socket: %s", settings.push_socket)
         log.info("sync gRPC: %s", settings.grpc.describe())
         log.info("sync hot modules: %s", native.describe())
         log.info("sync listening on %s", format_addr(host, bound))

@@ -57,6 +57,10 @@ INLINE_BATCHES = Counter(
     "Committed room batches answered in a push's response (PushManyResponse.batches) "
     "instead of sent on the caller's Subscribe stream",
 )
+PUSH_SOCKET_REQUESTS = Counter(
+    "accord_sync_push_socket_requests_total",
+    "PushManyRequests read from the same-host push socket (SYNC_PUSH_SOCKET)",
+)
 BACKFILLS = Counter(
     "accord_sync_backfills_total", "Subscribe gaps filled from the log (a missed bus message)"
 )

@@ -66,6 +66,17 @@ async def _fail(context: grpc.aio.ServicerContext, error: Exception) -> None:
     await abort(context, *_failure(error))
 
 
+def _too_many() -> BadRequest:
+    return BadRequest(f"more than {MAX_PUSH_MANY} pushes in one PushMany request")
+
+
+def refused_pushes(request: pb.PushManyRequest) -> pb.PushManyResponse:
+    """The answer to a request of more than ``MAX_PUSH_MANY`` pushes where no call can
+    fail (the push socket): every push refused, none committed."""
+    error = _push_error(_too_many())
+    return pb.PushManyResponse(results=[pb.PushResult(error=error) for _ in request.pushes])
+
+
 def _push_error(error: BaseException) -> pb.PushError:
     _, reason, message = _failure(error)
     return pb.PushError(reason=reason, message=message)
@@ -171,9 +182,12 @@ class SyncServicer(sync_pb2_grpc.SyncServicer):
         self, request: pb.PushManyRequest, context: grpc.aio.ServicerContext
     ) -> pb.PushManyResponse:
         if len(request.pushes) > MAX_PUSH_MANY:
-            await _fail(
-                context, BadRequest(f"more than {MAX_PUSH_MANY} pushes in one PushMany request")
-            )
+            await _fail(context, _too_many())
+        return await self.push_many(request)
+
+    async def push_many(self, request: pb.PushManyRequest) -> pb.PushManyResponse:
+        """The answer to ``request`` (of at most ``MAX_PUSH_MANY`` pushes), from any
+        transport: the gRPC calls and the push socket (``accord.sync.push_socket``)."""
         answer = None
         if request.subscriber:
             stream = self._subscribers.get(request.subscriber)

@@ -10,6 +10,7 @@ from accord.common.audit import AuditSettings
 from accord.common.config import ConfigError
 from accord.common.grpc_security import ServerSecurity
 from accord.common.grpcutil import MAX_GRPC_MESSAGE
+from accord.common.push_socket import socket_path
 from accord.extensions import parse_specs
 from accord.sync.webhooks import EndpointDefaults, WebhookConfig, WebhookSettings
 
@@ -57,6 +58,8 @@ class Settings:
     sync_addr: tuple[str, int] = ("127.0.0.1", 50051)
     grpc: ServerSecurity = field(default_factory=ServerSecurity)
     """TLS and caller authentication; the default (neither, nor allowed) refuses to serve."""
+    push_socket: str | None = None
+    """``SYNC_PUSH_SOCKET``: a Unix socket for a same-host edge's pushes (None: none)."""
     metrics_addr: tuple[str, int] | None = ("127.0.0.1", 9101)
     database: DatabaseTarget = SqliteTarget("data/accord.db")
     redis_url: str | None = None
@@ -116,6 +119,7 @@ class Settings:
         return cls(
             sync_addr=config.get_addr(env, "SYNC_ADDR", "127.0.0.1:50051"),
             grpc=ServerSecurity.from_env(env),
+            push_socket=socket_path(env.get("SYNC_PUSH_SOCKET")),
             metrics_addr=metrics_addr,
             database=parse_database_url(
                 config.get_str(env, "DATABASE_URL", "sqlite:///data/accord.db").strip()
