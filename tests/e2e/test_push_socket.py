@@ -275,3 +275,25 @@ async def test_a_connection_lost_in_an_exchange_fails_it_and_the_next_reconnects
         pushes.close()
         server.close()
         await server.wait_closed()
+
+
+async def test_a_connection_sync_ended_between_exchanges_is_replaced_first(
+    socket_dir: Path, tmp_path: Path
+) -> None:
+    """A sync replica that stops ends its idle connections; the edge's next exchange goes to
+    the replica that took its place, not into the closed connection."""
+    path = socket_dir / "push.sock"
+    fallback = Recorded()
+    pushes = SocketPushes(str(path), fallback, timeout=5)
+    try:
+        async with AsyncExitStack() as stack:
+            await start_sync(stack, f"sqlite:///{tmp_path}/a.db", path)
+            first = await pushes.exchange(push_request(ROOM))
+            assert first.results[0].response.results[0].seq == 1
+        async with AsyncExitStack() as stack:
+            await start_sync(stack, f"sqlite:///{tmp_path}/a.db", path)
+            again = await pushes.exchange(push_request(ROOM, client_seq=2))
+            assert again.results[0].response.results[0].seq == 2
+        assert fallback.requests == []
+    finally:
+        pushes.close()

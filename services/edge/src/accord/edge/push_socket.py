@@ -6,8 +6,9 @@ in ``SyncClient``: one request at a time on one connection, answered in order. W
 the socket cannot be reached (sync not started yet, restarting, or on another host)
 each exchange goes to the gRPC stream instead, and the socket is tried again after
 ``RETRY_SECONDS``; exchanges never overlap, so a session's pushes keep their order
-across the switch. A connection that fails during an exchange is dropped and the
-exchange fails ``UNAVAILABLE``, as a failed gRPC stream does: what it carried was
+across the switch. A connection sync ended between two exchanges (it stops so) is
+replaced before the next one is sent. A connection that fails during an exchange is
+dropped and the exchange fails ``UNAVAILABLE``, as a failed gRPC stream does: what it carried was
 committed or not, and clients retry with the same ``client_seq``.
 """
 
@@ -51,6 +52,8 @@ class SocketPushes:
         """The response to ``request``; raises ``ProtocolError`` (UNAVAILABLE) when the
         socket fails during the exchange, or what the gRPC stream raises."""
         async with self._lock:
+            if self._reader is not None and self._reader.at_eof():
+                self._drop()  # sync ended it between exchanges (it is stopping): not this one
             if self._writer is None and time.monotonic() >= self._retry_at:
                 await self._connect()
             reader, writer = self._reader, self._writer
