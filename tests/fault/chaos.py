@@ -44,6 +44,8 @@ class Config:
     """Seconds every subscriber gets, after the last push, to reach its room's head."""
     push_deadline: float = 120.0
     """Seconds one change may take, retries included, before it is abandoned."""
+    push_sockets: bool = False
+    """Edges push to their sync over its push socket (``SYNC_PUSH_SOCKET``), not gRPC."""
 
     def __post_init__(self) -> None:
         unknown = set(self.kinds) - set(FAULTS)
@@ -137,7 +139,9 @@ async def _settle(client: FaultClient, head: int, timeout: float) -> None:
 async def run(config: Config, logs: Path) -> Report:
     started = time.monotonic()
     await asyncio.to_thread(logs.mkdir, parents=True, exist_ok=True)
-    async with running(logs, syncs=config.syncs, edges=config.edges) as cluster:
+    async with running(
+        logs, syncs=config.syncs, edges=config.edges, push_sockets=config.push_sockets
+    ) as cluster:
         clients = [
             FaultClient(
                 f"c{i}",

@@ -3,7 +3,8 @@
 ``Cluster`` starts ``syncs`` sync replicas, one presence and ``edges`` edges (edge i
 talks to sync i mod ``syncs``), all on loopback ports, and ``inject`` applies one fault
 and waits until the faulted part serves again. ``close`` stops everything it started,
-whatever happened.
+whatever happened. With ``push_sockets`` each sync also listens on a push socket of its
+own (``SYNC_PUSH_SOCKET``) and each edge pushes to its sync's.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -48,8 +51,16 @@ def base_env(**extra: str) -> dict[str, str]:
 
 
 class Cluster:
-    def __init__(self, logs: Path, *, syncs: int = 1, edges: int = 1) -> None:
+    def __init__(
+        self, logs: Path, *, syncs: int = 1, edges: int = 1, push_sockets: bool = False
+    ) -> None:
         self.logs = logs
+        # A short directory: a Unix socket's path is at most 107 bytes.
+        self.socket_dir = tempfile.mkdtemp(prefix="accord-f-") if push_sockets else None
+        self.sockets = [
+            os.path.join(self.socket_dir, f"sync-{i}.sock") if self.socket_dir else ""
+            for i in range(syncs)
+        ]
         # Chosen together, so that no two of them are the same (nothing listens yet).
         ports = iter(free_ports(3 + syncs + edges))
         self.redis_port = next(ports)
@@ -69,6 +80,7 @@ class Cluster:
                     SYNC_ADDR=addr,
                     DATABASE_URL=self.postgres.url,
                     LOG_RETENTION="0",  # the whole log stays readable for the accounting
+                    SYNC_PUSH_SOCKET=self.sockets[i],
                 ),
                 logs,
             )
@@ -86,6 +98,7 @@ class Cluster:
                 base_env(
                     WS_ADDR=addr,
                     SYNC_ADDR=self.sync_addrs[i % syncs],
+                    SYNC_PUSH_SOCKET=self.sockets[i % syncs],
                     PRESENCE_ADDR=self.presence_addr,
                     JWT_SECRET=SECRET,
                     CONNECT_RATE="1000",
@@ -118,6 +131,8 @@ class Cluster:
         for service in reversed(self.services):
             service.stop()
         self.postgres.destroy()
+        if self.socket_dir is not None:
+            shutil.rmtree(self.socket_dir, ignore_errors=True)
 
     def logs_tail(self) -> str:
         return "\n".join(f"== {s.name}\n{s.log_tail()}" for s in self.services)
@@ -181,8 +196,10 @@ class Cluster:
 
 
 @asynccontextmanager
-async def running(logs: Path, *, syncs: int = 1, edges: int = 1) -> AsyncIterator[Cluster]:
-    cluster = Cluster(logs, syncs=syncs, edges=edges)
+async def running(
+    logs: Path, *, syncs: int = 1, edges: int = 1, push_sockets: bool = False
+) -> AsyncIterator[Cluster]:
+    cluster = Cluster(logs, syncs=syncs, edges=edges, push_sockets=push_sockets)
     try:
         await cluster.start()
         yield cluster

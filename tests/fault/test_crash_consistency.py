@@ -27,14 +27,15 @@ pytestmark = [
 
 
 @pytest.mark.parametrize(
-    ("syncs", "edges", "clients", "changes"),
+    ("syncs", "edges", "clients", "changes", "sockets"),
     [
-        pytest.param(1, 1, 8, 1200, id="one-of-each"),
-        pytest.param(2, 2, 10, 1500, id="production-two-syncs-two-edges"),
+        pytest.param(1, 1, 8, 1200, False, id="one-of-each"),
+        pytest.param(2, 2, 10, 1500, False, id="production-two-syncs-two-edges"),
+        pytest.param(1, 1, 8, 1200, True, id="one-of-each-over-the-push-socket"),
     ],
 )
 async def test_no_acknowledged_change_is_lost_duplicated_or_reordered(
-    tmp_path: Path, syncs: int, edges: int, clients: int, changes: int
+    tmp_path: Path, syncs: int, edges: int, clients: int, changes: int, sockets: bool
 ) -> None:
     config = Config(
         clients=clients,
@@ -44,6 +45,7 @@ async def test_no_acknowledged_change_is_lost_duplicated_or_reordered(
         syncs=syncs,
         edges=edges,
         rooms=3,
+        push_sockets=sockets,
     )
     report = await run(config, tmp_path)
     details = "\n".join([report.summary(), *report.faults, *report.problems[:30]])
@@ -54,3 +56,11 @@ async def test_no_acknowledged_change_is_lost_duplicated_or_reordered(
     assert report.ok, details
     # The faults hit the writers: some pushes had to be sent again.
     assert report.retries > 0, details
+    if sockets:
+        # sync listened on its push socket after every start (the SIGKILLed one left its
+        # file behind), and the edge, falling back to gRPC while it was gone, came back to it.
+        sync_log = (tmp_path / "sync-0.log").read_text(errors="replace")
+        assert sync_log.count("sync push socket:") >= 2, details
+        edge_log = (tmp_path / "edge-0.log").read_text(errors="replace")
+        lost, back = edge_log.rfind("cannot be reached"), edge_log.rfind("reached again")
+        assert lost == -1 or lost < back, "the edge did not return to the push socket"
