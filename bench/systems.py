@@ -269,7 +269,12 @@ class Accord(System):
                 self.external["redis"] = redis
 
     def command(self) -> list[str]:
-        return [str(VENV_BIN / "accord"), "dev"]
+        # BENCH_ACCORD_DEV_ARGS=--one-process: the three services in one process.
+        return [
+            str(VENV_BIN / "accord"),
+            "dev",
+            *os.environ.get("BENCH_ACCORD_DEV_ARGS", "").split(),
+        ]
 
     def env(self) -> dict[str, str]:
         env = {

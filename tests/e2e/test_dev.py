@@ -129,6 +129,48 @@ async def test_dev_embedded_end_to_end(dev: Callable[..., DevProcess]) -> None:
     assert "stopping" in process.log()
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process started by ``pid``, from /proc (each of its threads' children)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            found += [int(child), *descendants(int(child))]
+    return found
+
+
+async def test_dev_in_one_process_end_to_end(dev: Callable[..., DevProcess]) -> None:
+    process = await started(dev("--one-process"))
+    assert process.proc is not None
+    assert descendants(process.proc.pid) == [], "--one-process started child processes"
+    await scenario(process)
+    # The edge's /metrics serves the one process's registry: sync's counters are in it,
+    # and the pushes went over the push socket inside the process.
+    async with aiohttp.ClientSession() as http, http.get(f"{process.http_url}/metrics") as got:
+        text = await got.text()
+    (line,) = [
+        x for x in text.splitlines() if x.startswith("accord_sync_push_socket_requests_total ")
+    ]
+    assert float(line.split()[-1]) >= 4
+    assert process.stop() == 0
+    restarted = await started(DevProcess(process.env, process.log_path, process.args))
+    try:
+        await after_restart(restarted)
+    finally:
+        assert restarted.stop() == 0
+    log = process.log()
+    assert "running in one process: ws://127.0.0.1:" in log and "accord dev: stopping" in log
+
+
+def test_one_process_refuses_a_bad_setting_in_one_line(tmp_path: Path) -> None:
+    env = dev_env(tmp_path, MAX_CONNECTIONS="lots")
+    result = subprocess.run(
+        [ACCORD, "dev", "--one-process"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    lines = [x for x in result.stderr.splitlines() if "MAX_CONNECTIONS" in x]
+    assert len(lines) == 1 and "configuration error" in lines[0], result.stderr
+
+
 @pytest.mark.integration
 async def test_dev_on_postgres_and_redis_end_to_end(
     dev: Callable[..., DevProcess], database_url: str, redis_url: str, redis_prefix: str

@@ -172,9 +172,11 @@ async def make_suite(
 class DevProcess:
     """`accord dev` as a child process on free ports."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, args: tuple[str, ...] = ()) -> None:
         self.env = env
         self.log_path = log_path
+        self.args = args
+        """Arguments after ``accord dev`` (``--one-process``)."""
         self.proc: subprocess.Popen[bytes] | None = None
         port = env["WS_ADDR"].rsplit(":", 1)[1]
         self.ws_url = f"ws://127.0.0.1:{port}/ws"
@@ -183,7 +185,7 @@ class DevProcess:
     def start(self) -> None:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [ACCORD, "dev"],
+            [ACCORD, "dev", *self.args],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -239,8 +241,10 @@ def dev_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
 def dev(tmp_path: Path) -> Iterator[Callable[..., DevProcess]]:
     started: list[DevProcess] = []
 
-    def make(**overrides: str) -> DevProcess:
-        process = DevProcess(dev_env(tmp_path, **overrides), tmp_path / f"dev-{len(started)}.log")
+    def make(*args: str, **overrides: str) -> DevProcess:
+        process = DevProcess(
+            dev_env(tmp_path, **overrides), tmp_path / f"dev-{len(started)}.log", args
+        )
         started.append(process)
         return process
 

@@ -11,6 +11,7 @@ service tokens, gRPC between the three is allowed plaintext and unauthenticated 
 said so); bound elsewhere, the services' own refusal stands. The edge sends its
 pushes to sync over a Unix socket in a private temporary directory
 (``SYNC_PUSH_SOCKET``, docs/operations.md) unless that is set; set empty, over gRPC.
+``--one-process`` runs the three in this process instead (``accord.cli.one_process``).
 """
 
 from __future__ import annotations
@@ -117,13 +118,18 @@ def child_environments(
     return envs
 
 
-def listeners(envs: Mapping[str, Mapping[str, str]]) -> list[tuple[str, tuple[str, int]]]:
-    """Every address the children will listen on, by the setting that names it."""
+def listeners(
+    envs: Mapping[str, Mapping[str, str]], one_process: bool = False
+) -> list[tuple[str, tuple[str, int]]]:
+    """Every address the children will listen on, by the setting that names it (in one
+    process, no metrics port but the edge's)."""
     found = [
         ("WS_ADDR", config.get_addr(envs["edge"], "WS_ADDR", "0.0.0.0:8080")),
         ("SYNC_ADDR", config.get_addr(envs["sync"], "SYNC_ADDR", "127.0.0.1:50051")),
         ("PRESENCE_ADDR", config.get_addr(envs["presence"], "PRESENCE_ADDR", "127.0.0.1:50052")),
     ]
+    if one_process:
+        return found
     for name, setting in (("sync", "SYNC_METRICS_ADDR"), ("presence", "PRESENCE_METRICS_ADDR")):
         if envs[name]["METRICS_ADDR"].strip():
             found.append((setting, config.get_addr(envs[name], "METRICS_ADDR", "")))
@@ -195,15 +201,15 @@ def _push_socket(env: Mapping[str, str]) -> Iterator[dict[str, str]]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def run(env: Mapping[str, str] | None = None) -> int:
+def run(env: Mapping[str, str] | None = None, *, one_process: bool = False) -> int:
     source = os.environ if env is None else env
     for warning in settings_warnings(source):
         _say(f"warning: {warning}")
     with _push_socket(source) as chosen:
-        return _run(chosen)
+        return _run(chosen, one_process)
 
 
-def _run(source: Mapping[str, str]) -> int:
+def _run(source: Mapping[str, str], one_process: bool) -> int:
     notes: list[str] = []
     try:
         envs = child_environments(source, notes)
@@ -211,12 +217,16 @@ def _run(source: Mapping[str, str]) -> int:
         _say(f"configuration error: {error}")
         return 2
 
-    busy = unavailable_listener(listeners(envs))
+    busy = unavailable_listener(listeners(envs, one_process))
     if busy is not None:
         _say(busy)
         return 2
     for note in notes:
         _say(note)
+    if one_process:
+        from accord.cli import one_process as single
+
+        return single.run(envs)
 
     from accord.edge.settings import Settings as EdgeSettings
 

@@ -30,7 +30,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--version", action="version", version=f"accord {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    commands.add_parser("dev", help="run edge, sync and presence together on this machine")
+    dev_parser = commands.add_parser(
+        "dev", help="run edge, sync and presence together on this machine"
+    )
+    dev_parser.add_argument(
+        "--one-process",
+        action="store_true",
+        help="all three in this one process (one core, fewer wake-ups), not as children",
+    )
     commands.add_parser("edge", help="run the WebSocket gateway")
     commands.add_parser("sync", help="run the sync service")
     commands.add_parser("presence", help="run the presence service")
@@ -50,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
 
     if args.command == "dev":
-        sys.exit(dev.run())
+        sys.exit(dev.run(one_process=args.one_process))
     if args.command == "epoch":
         sys.exit(epoch.run(args.action))
     if args.command == "token":
