@@ -288,8 +288,7 @@ def _serve(envs: dict[str, dict[str, str]], children: dict[str, Child], stop: St
 
     for child in children.values():
         child.go_live()
-    shown = "localhost" if host in ("0.0.0.0", "::", "") else host
-    _say(f"running: ws://{config.format_addr(shown, port)}/ws  (Ctrl-C stops all three)")
+    _say(f"running: ws://{config.address_shown(host, port)}/ws  (Ctrl-C stops all three)")
     while not stop.requested:
         for name, child in children.items():
             exited = child.exit_code

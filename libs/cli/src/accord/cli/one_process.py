@@ -52,9 +52,8 @@ def run(envs: Mapping[str, Mapping[str, str]]) -> int:
     async def until_stopped(stopping: lifecycle.Stopping) -> None:
         async with serve_all(envs) as port:
             stopping.started()
-            shown = "localhost" if host in ("0.0.0.0", "::", "") else host
             print(
-                f"accord dev: running in one process: ws://{config.format_addr(shown, port)}/ws"
+                f"accord dev: running in one process: ws://{config.address_shown(host, port)}/ws"
                 "  (Ctrl-C stops it)",
                 file=sys.stderr,
                 flush=True,

@@ -112,6 +112,12 @@ def format_addr(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def address_shown(host: str, port: int) -> str:
+    """``host:port`` as a user would type it: a bind-all host as ``localhost``."""
+    shown = "localhost" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 (shown, not bound)
+    return format_addr(shown, port)
+
+
 def is_loopback(host: str) -> bool:
     """``localhost`` or a loopback address (127.0.0.0/8, ::1); a name is not resolved."""
     if host == "localhost":
