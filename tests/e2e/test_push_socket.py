@@ -297,3 +297,33 @@ async def test_a_connection_sync_ended_between_exchanges_is_replaced_first(
         assert fallback.requests == []
     finally:
         pushes.close()
+
+
+async def test_the_edge_returns_to_the_socket_once_it_is_back(
+    socket_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from accord.edge import push_socket as edge_socket
+
+    monkeypatch.setattr(edge_socket, "RETRY_SECONDS", 0.05)
+    path = socket_dir / "push.sock"
+    fallback = Recorded()
+    pushes = SocketPushes(str(path), fallback, timeout=5)
+    try:
+        with caplog.at_level(logging.INFO, logger="accord.edge.push_socket"):
+            await pushes.exchange(push_request(ROOM))  # nobody listens yet: over "gRPC"
+            assert len(fallback.requests) == 1
+            async with AsyncExitStack() as stack:
+                await start_sync(stack, f"sqlite:///{tmp_path}/a.db", path)
+                await asyncio.sleep(0.1)  # past the retry time
+                answered = await pushes.exchange(push_request(ROOM))
+                assert answered.results[0].response.results[0].seq == 1
+        assert len(fallback.requests) == 1, "the second exchange did not use the socket"
+        said = [r.getMessage() for r in caplog.records]
+        assert any("cannot be reached" in m for m in said) and any(
+            "reached again" in m for m in said
+        )
+    finally:
+        pushes.close()

@@ -57,10 +57,8 @@ async def test_no_acknowledged_change_is_lost_duplicated_or_reordered(
     # The faults hit the writers: some pushes had to be sent again.
     assert report.retries > 0, details
     if sockets:
-        # sync listened on its push socket after every start (the SIGKILLed one left its
-        # file behind), and the edge, falling back to gRPC while it was gone, came back to it.
+        # sync listened on its push socket again after being SIGKILLed (which left its file
+        # behind). Whether the edge was back on it by the end depends on a push coming after
+        # the restart; tests/e2e/test_push_socket.py checks that it comes back.
         sync_log = (tmp_path / "sync-0.log").read_text(errors="replace")
         assert sync_log.count("sync push socket:") >= 2, details
-        edge_log = (tmp_path / "edge-0.log").read_text(errors="replace")
-        lost, back = edge_log.rfind("cannot be reached"), edge_log.rfind("reached again")
-        assert lost == -1 or lost < back, "the edge did not return to the push socket"

@@ -203,11 +203,20 @@ class DevProcess:
             self.proc.wait()
             raise
 
-    def kill_group(self) -> None:
+    def kill_group(self, timeout: float = 30.0) -> None:
+        """SIGKILL ``accord dev`` and its children; return once every one of them is gone
+        (a child in uninterruptible I/O dies late and holds its ports until then)."""
         if self.proc is not None and self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                try:
+                    os.killpg(self.proc.pid, 0)
+                except ProcessLookupError:
+                    return
+                time.sleep(0.02)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
