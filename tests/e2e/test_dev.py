@@ -11,7 +11,6 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -21,17 +20,9 @@ from accord.cli.supervise import Child
 from tests.support.ports import free_port
 from tests.support.suite import ACCORD, UNPROTECTED_GRPC, DevProcess, dev_env, wait_ready
 from tests.support.wsclient import Client, Replica, make_token, sync_until
+from tests.support.wsclient import set_change as change
 
 pytestmark = pytest.mark.e2e
-
-
-def change(client_seq: int, key: str, **fields: Any) -> dict[str, Any]:
-    return {
-        "client_seq": client_seq,
-        "collection": "todos",
-        "key": key,
-        "op": {"kind": "set", "fields": fields},
-    }
 
 
 async def started(process: DevProcess) -> DevProcess:

@@ -15,7 +15,7 @@ from accord.edge import metrics as edge_metrics
 
 from tests.support.epochs import EpochSuite, store_url  # noqa: F401 (a fixture)
 from tests.support.suite import Suite
-from tests.support.wsclient import Client, Replica, make_token, sync_until
+from tests.support.wsclient import Client, Replica, make_token, set_change, sync_until
 
 pytestmark = pytest.mark.e2e
 
@@ -29,11 +29,6 @@ async def epoch_suite(request: pytest.FixtureRequest, store_url: str) -> AsyncIt
     async with EpochSuite(store_url) as suite:
         suite.encoding = request.param
         yield suite
-
-
-def set_change(client_seq: int, key: str, **fields: Any) -> dict[str, Any]:
-    op = {"kind": "set", "fields": fields}
-    return {"client_seq": client_seq, "collection": "todos", "key": key, "op": op}
 
 
 async def connected(suite: Suite, client_id: str) -> Client:

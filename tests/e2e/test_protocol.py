@@ -20,18 +20,9 @@ from accord.api.edge.v1 import frames_pb2 as pb
 from accord.edge import metrics as edge_metrics
 
 from tests.support.suite import MAKE_OVER_BOTH, OVER_BOTH, UNPROTECTED_GRPC, Suite
-from tests.support.wsclient import Client, Replica, make_token, sync_until
+from tests.support.wsclient import Client, Replica, make_token, set_change, sync_until
 
 pytestmark = pytest.mark.e2e
-
-
-def set_change(client_seq: int, key: str, **fields: Any) -> dict[str, Any]:
-    return {
-        "client_seq": client_seq,
-        "collection": "todos",
-        "key": key,
-        "op": {"kind": "set", "fields": fields},
-    }
 
 
 async def connected(

@@ -31,7 +31,7 @@ from accord.sync.settings import Settings as SyncSettings
 from tests.support.epochs import store_url  # noqa: F401 (a fixture)
 from tests.support.ports import free_ports
 from tests.support.suite import UNPROTECTED_GRPC, Suite, start_in_process
-from tests.support.wsclient import Client, make_token
+from tests.support.wsclient import Client, make_token, set_change
 
 pytestmark = pytest.mark.e2e
 
@@ -48,15 +48,6 @@ def socket_dir() -> Iterator[Path]:
 
 def counter(metric: Any) -> Callable[[], float]:
     return lambda: float(metric._value.get())
-
-
-def set_change(client_seq: int, key: str, **fields: Any) -> dict[str, Any]:
-    return {
-        "client_seq": client_seq,
-        "collection": "todos",
-        "key": key,
-        "op": {"kind": "set", "fields": fields},
-    }
 
 
 async def joined(suite: Suite, client_id: str) -> Client:
@@ -92,10 +83,8 @@ async def exchange(path: Path, request: pb.PushManyRequest) -> pb.PushManyRespon
         writer.close()
 
 
-async def start_sync(
-    stack: AsyncExitStack, database_url: str, path: Path, port: int | None = None
-) -> Any:
-    (sync_port,) = free_ports(1) if port is None else (port,)
+async def start_sync(stack: AsyncExitStack, database_url: str, path: Path) -> Any:
+    (sync_port,) = free_ports(1)
     settings = SyncSettings.from_env(
         {
             **UNPROTECTED_GRPC,

@@ -15,20 +15,11 @@ import pytest
 
 from tests.support.apiclient import ApiClient
 from tests.support.suite import UNPROTECTED_GRPC, Suite, start_in_process
-from tests.support.wsclient import Client, make_token
+from tests.support.wsclient import Client, make_token, set_change
 
 pytestmark = pytest.mark.e2e
 
 BILLING = make_token("billing", rooms=["todo-*"])
-
-
-def set_change(client_seq: int, key: str, **fields: Any) -> dict[str, Any]:
-    return {
-        "client_seq": client_seq,
-        "collection": "todos",
-        "key": key,
-        "op": {"kind": "set", "fields": fields},
-    }
 
 
 def push_body(*changes: dict[str, Any], client_id: str = "billing-svc") -> dict[str, Any]:

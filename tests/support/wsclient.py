@@ -18,6 +18,16 @@ SECRET = "test-secret-0123456789abcdef-0123456789"
 DEFAULT_TIMEOUT = 10.0
 
 
+def set_change(client_seq: int, key: str, **fields: Any) -> dict[str, Any]:
+    """A client ``set`` change of ``fields`` to record ``key`` of collection ``todos``."""
+    return {
+        "client_seq": client_seq,
+        "collection": "todos",
+        "key": key,
+        "op": {"kind": "set", "fields": fields},
+    }
+
+
 def make_token(
     sub: str = "u-1",
     *,
