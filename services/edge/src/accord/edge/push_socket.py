@@ -8,8 +8,8 @@ each exchange goes to the gRPC stream instead, and the socket is tried again aft
 ``RETRY_SECONDS``; exchanges never overlap, so a session's pushes keep their order
 across the switch. A connection sync ended between two exchanges (it stops so) is
 replaced before the next one is sent. A connection that fails during an exchange is
-dropped and the exchange fails ``UNAVAILABLE``, as a failed gRPC stream does: what it carried was
-committed or not, and clients retry with the same ``client_seq``.
+dropped and the exchange fails ``UNAVAILABLE``, as a failed gRPC stream does: what it
+carried was committed or not, and clients retry with the same ``client_seq``.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@ why: ``accord.common.push_socket``).
 
 Each connection reads a ``PushManyRequest``, answers it with the servicer's
 ``push_many`` (the gRPC ``PushStream``'s path: the same committer, dedupe, inline
-batches), writes the ``PushManyResponse`` and reads the next. A request of more
-than ``MAX_PUSH_MANY`` pushes is answered with every push refused. A frame that
+batches), writes the ``PushManyResponse`` and reads the next (a request of too many
+pushes is answered with every push refused, as ``push_many`` does). A frame that
 cannot be read (too large, cut short) or parsed ends its connection with a warning
 naming why: the edge reports its pushes ``UNAVAILABLE`` and its clients retry,
 deduplicated by their ``client_seq``.
@@ -27,7 +27,6 @@ from accord.api.sync.v1 import sync_pb2 as pb
 from accord.common.lifecycle import BindError
 from accord.common.push_socket import FrameError, frame, read_frame
 from accord.sync import metrics
-from accord.sync.servicer import MAX_PUSH_MANY, refused_pushes
 from google.protobuf.message import DecodeError
 
 log = logging.getLogger(__name__)
@@ -94,10 +93,7 @@ class PushSocket:
                 self._idle[task] = False
                 request = pb.PushManyRequest.FromString(data)
                 metrics.PUSH_SOCKET_REQUESTS.inc()
-                if len(request.pushes) > MAX_PUSH_MANY:
-                    response = refused_pushes(request)
-                else:
-                    response = await self._answer(request)
+                response = await self._answer(request)
                 writer.write(frame(response.SerializeToString()))
                 await writer.drain()
         except (FrameError, DecodeError) as error:

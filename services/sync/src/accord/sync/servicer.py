@@ -70,13 +70,6 @@ def _too_many() -> BadRequest:
     return BadRequest(f"more than {MAX_PUSH_MANY} pushes in one PushMany request")
 
 
-def refused_pushes(request: pb.PushManyRequest) -> pb.PushManyResponse:
-    """The answer to a request of more than ``MAX_PUSH_MANY`` pushes where no call can
-    fail (the push socket): every push refused, none committed."""
-    error = _push_error(_too_many())
-    return pb.PushManyResponse(results=[pb.PushResult(error=error) for _ in request.pushes])
-
-
 def _push_error(error: BaseException) -> pb.PushError:
     _, reason, message = _failure(error)
     return pb.PushError(reason=reason, message=message)
@@ -186,8 +179,12 @@ class SyncServicer(sync_pb2_grpc.SyncServicer):
         return await self.push_many(request)
 
     async def push_many(self, request: pb.PushManyRequest) -> pb.PushManyResponse:
-        """The answer to ``request`` (of at most ``MAX_PUSH_MANY`` pushes), from any
-        transport: the gRPC calls and the push socket (``accord.sync.push_socket``)."""
+        """The answer to ``request``, from any transport: the gRPC calls (which fail a
+        request of more than ``MAX_PUSH_MANY`` pushes before this) and the push socket
+        (``accord.sync.push_socket``), where such a request gets every push refused."""
+        if len(request.pushes) > MAX_PUSH_MANY:
+            error = _push_error(_too_many())
+            return pb.PushManyResponse(results=[pb.PushResult(error=error) for _ in request.pushes])
         answer = None
         if request.subscriber:
             stream = self._subscribers.get(request.subscriber)
