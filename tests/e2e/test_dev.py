@@ -95,10 +95,15 @@ async def pushes_over_the_socket(process: DevProcess) -> float:
 
 
 def socket_of(process: DevProcess) -> Path:
-    """The push socket sync said it listens on."""
-    marker = "sync push socket: "
-    (line,) = {x for x in process.log().splitlines() if marker in x}
-    return Path(line.split(marker, 1)[1].strip())
+    """The push socket ``accord dev`` gave its sync child (from the child's environment:
+    the children's log lines reach the log file a moment after they are written)."""
+    assert process.proc is not None
+    for pid in descendants(process.proc.pid):
+        if "accord.sync" in Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " "):
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            (value,) = [e for e in environ if e.startswith(b"SYNC_PUSH_SOCKET=")]
+            return Path(value.split(b"=", 1)[1].decode())
+    raise AssertionError("accord dev has no sync child")
 
 
 async def test_dev_embedded_end_to_end(dev: Callable[..., DevProcess]) -> None:
@@ -107,6 +112,7 @@ async def test_dev_embedded_end_to_end(dev: Callable[..., DevProcess]) -> None:
     # The edge pushed to sync over the push socket, in a directory of accord dev's own.
     assert await pushes_over_the_socket(process) >= 4
     path = socket_of(process)
+    assert path.is_socket(), path
     assert (
         path.parent.name.startswith("accord-dev-") and oct(path.parent.stat().st_mode)[-3:] == "700"
     )
